@@ -1,0 +1,91 @@
+// Compiled with baseline flags only: this code runs before we know what the CPU can do.
+#include "dispatch.h"
+
+#include <atomic>
+
+namespace pyoptk {
+namespace {
+
+bool cpu_supports(Isa isa) {
+#if defined(__x86_64__) || defined(__i386__)
+  switch (isa) {
+    case Isa::kScalar:
+      return true;
+    case Isa::kAvx2:
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    case Isa::kAvx512:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+             __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("fma");
+  }
+  return false;
+#else
+  return isa == Isa::kScalar;
+#endif
+}
+
+bool compiled(Isa isa) {
+  switch (isa) {
+    case Isa::kScalar:
+      return true;
+    case Isa::kAvx2:
+#ifdef PYOPTK_HAVE_AVX2
+      return true;
+#else
+      return false;
+#endif
+    case Isa::kAvx512:
+#ifdef PYOPTK_HAVE_AVX512
+      return true;
+#else
+      return false;
+#endif
+  }
+  return false;
+}
+
+std::atomic<int> g_active{-1};
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+  static const char* const kNames[kNumIsas] = {"scalar", "avx2", "avx512"};
+  return kNames[static_cast<int>(isa)];
+}
+
+bool isa_available(Isa isa) { return compiled(isa) && cpu_supports(isa); }
+
+Isa best_isa() {
+  for (int i = kNumIsas - 1; i > 0; --i) {
+    if (isa_available(static_cast<Isa>(i))) return static_cast<Isa>(i);
+  }
+  return Isa::kScalar;
+}
+
+Isa active_isa() {
+  int a = g_active.load(std::memory_order_relaxed);
+  if (a < 0) {
+    a = static_cast<int>(best_isa());
+    g_active.store(a, std::memory_order_relaxed);
+  }
+  return static_cast<Isa>(a);
+}
+
+void set_active_isa(Isa isa) { g_active.store(static_cast<int>(isa), std::memory_order_relaxed); }
+
+SpanFn lookup(int op, int dtype, int mode) {
+  switch (active_isa()) {
+#ifdef PYOPTK_HAVE_AVX512
+    case Isa::kAvx512:
+      return lookup_avx512(op, dtype, mode);
+#endif
+#ifdef PYOPTK_HAVE_AVX2
+    case Isa::kAvx2:
+      return lookup_avx2(op, dtype, mode);
+#endif
+    default:
+      return lookup_scalar(op, dtype, mode);
+  }
+}
+
+}  // namespace pyoptk

@@ -1,0 +1,72 @@
+#include "multi_tensor.h"
+
+#include <algorithm>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace pyoptk {
+namespace {
+
+// Elements per scheduling block: a multiple of every lane count and of a 64-byte cache line for
+// float32 and float64, so two threads never split a vector or (for aligned arrays) a line.
+constexpr int64_t kBlock = 128;
+
+#ifdef _OPENMP
+int g_num_threads = omp_get_max_threads();  // honours OMP_NUM_THREADS
+#else
+int g_num_threads = 1;
+#endif
+
+// Below this many elements a step runs on the calling thread: a fork/join costs more than it saves.
+int64_t g_min_parallel = int64_t{1} << 16;
+
+void run_serial(const Task* tasks, int64_t count) {
+  for (int64_t k = 0; k < count; ++k) {
+    if (tasks[k].numel > 0) tasks[k].fn(tasks[k].ptrs, 0, tasks[k].numel, tasks[k].coeffs);
+  }
+}
+
+}  // namespace
+
+int get_num_threads() { return g_num_threads; }
+void set_num_threads(int n) { g_num_threads = std::max(1, n); }
+int64_t get_min_parallel() { return g_min_parallel; }
+void set_min_parallel(int64_t elements) { g_min_parallel = std::max<int64_t>(0, elements); }
+
+void run_tasks(const Task* tasks, int64_t count) {
+  int64_t total = 0;
+  for (int64_t k = 0; k < count; ++k) total += tasks[k].numel;
+  const int threads = g_num_threads;
+  if (threads <= 1 || total < g_min_parallel || total <= kBlock) {
+    run_serial(tasks, count);
+    return;
+  }
+#ifdef _OPENMP
+  // first_block[k]: index of task k's first block in the concatenation of all tasks.
+  std::vector<int64_t> first_block(count + 1);
+  first_block[0] = 0;
+  for (int64_t k = 0; k < count; ++k) {
+    first_block[k + 1] = first_block[k] + (tasks[k].numel + kBlock - 1) / kBlock;
+  }
+  const int64_t blocks = first_block[count];
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    const int64_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
+    int64_t k = std::upper_bound(first_block.begin(), first_block.end(), b0) - first_block.begin() - 1;
+    for (; k < count && first_block[k] < b1; ++k) {
+      const Task& task = tasks[k];
+      const int64_t lo = (std::max(b0, first_block[k]) - first_block[k]) * kBlock;
+      const int64_t hi = std::min((std::min(b1, first_block[k + 1]) - first_block[k]) * kBlock, task.numel);
+      if (hi > lo) task.fn(task.ptrs, lo, hi - lo, task.coeffs);
+    }
+  }
+#else
+  run_serial(tasks, count);
+#endif
+}
+
+}  // namespace pyoptk

@@ -1,0 +1,27 @@
+// The multi-tensor driver: one call updates every tensor of a step inside one OpenMP region.
+#pragma once
+#include <cstdint>
+
+#include "pyoptk/kernel_table.h"
+
+namespace pyoptk {
+
+// One tensor's update: its span function, pointers {param, grad, states...}, size and coefficients.
+struct Task {
+  SpanFn fn;
+  char* ptrs[2 + kMaxStates];
+  int64_t numel;
+  const void* coeffs;
+};
+
+// Splits all tasks' elements into equal, block-aligned ranges, one per thread (each element is
+// updated independently, so the split never changes the result). Runs serially below the
+// threshold, so small steps pay no fork/join.
+void run_tasks(const Task* tasks, int64_t count);
+
+int get_num_threads();
+void set_num_threads(int n);
+int64_t get_min_parallel();
+void set_min_parallel(int64_t elements);
+
+}  // namespace pyoptk

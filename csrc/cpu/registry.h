@@ -1,0 +1,36 @@
+// Run-time description of every op (names of flags, states and coefficients), taken from the op
+// structs themselves: C++ is the single source of truth for these names.
+#pragma once
+
+#include "pyoptk/ops/all.h"
+
+namespace pyoptk {
+
+struct OpInfo {
+  const char* name;
+  int num_flags;
+  const char* const* flag_names;  // nullptr where a bit is unused by the op
+  int num_states;
+  const char* const* state_names;
+  const int* state_flags;  // state k exists only when (mode & state_flags[k]) or state_flags[k]==0
+  int num_coeffs;
+  const char* const* coeff_names;
+};
+
+template <class Op>
+constexpr OpInfo op_info() {
+  return {Op::kName,        Op::kNumFlags,    Op::kFlagNames,  Op::kNumStates,
+          Op::kStateNames,  Op::kStateFlags,  Op::kNumCoeffs,  Op::kCoeffNames};
+}
+
+constexpr OpInfo kOpInfo[kNumOps] = {
+#define PYOPTK_OP_INFO(Op) op_info<Op>(),
+    PYOPTK_FOR_EACH_OP(PYOPTK_OP_INFO)
+#undef PYOPTK_OP_INFO
+};
+
+inline bool state_present(const OpInfo& op, int k, int mode) {
+  return op.state_flags[k] == 0 || (mode & op.state_flags[k]) != 0;
+}
+
+}  // namespace pyoptk

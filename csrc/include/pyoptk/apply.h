@@ -1,0 +1,75 @@
+// The only loop in the CPU code: runs an op's formula over a contiguous span, a full vector at a
+// time, and the remainder with masked loads/stores through the same formula (no scalar copy).
+#pragma once
+#include <cstdint>
+
+#include "pyoptk/ops/common.h"
+#include "pyoptk/simd/vec.h"
+
+namespace pyoptk {
+inline namespace PYOPTK_ISA_NS {
+
+template <class Op, int kMode>
+constexpr bool has_state(int k) {
+  return Op::kStateFlags[k] == 0 || (kMode & Op::kStateFlags[k]) != 0;
+}
+
+template <bool kTail, class T>
+PYOPTK_HD Vec<T> load_lanes(const T* p, int n) {
+  if constexpr (Lanes<Vec<T>>::kCount == 1) {
+    return *p;
+  } else if constexpr (kTail) {
+    return Vec<T>::load_n(p, n);
+  } else {
+    return Vec<T>::load(p);
+  }
+}
+
+template <bool kTail, class T>
+PYOPTK_HD void store_lanes(T* p, Vec<T> v, int n) {
+  if constexpr (Lanes<Vec<T>>::kCount == 1) {
+    *p = v;
+  } else if constexpr (kTail) {
+    v.store_n(p, n);
+  } else {
+    v.store(p);
+  }
+}
+
+template <class Op, int kMode, bool kTail, class T>
+PYOPTK_HD void update_lanes(T* p, const T* g, T* const* s, const T* c, int64_t i, int n) {
+  constexpr int kSlots = Op::kNumStates > 0 ? Op::kNumStates : 1;
+  Vec<T> pv = load_lanes<kTail>(p + i, n);
+  Vec<T> sv[kSlots];
+  for (int k = 0; k < Op::kNumStates; ++k) {
+    if (has_state<Op, kMode>(k)) sv[k] = load_lanes<kTail>(s[k] + i, n);
+  }
+  Op::template apply<kMode>(pv, load_lanes<kTail>(g + i, n), sv, c);
+  store_lanes<kTail>(p + i, pv, n);
+  for (int k = 0; k < Op::kNumStates; ++k) {
+    if (has_state<Op, kMode>(k)) store_lanes<kTail>(s[k] + i, sv[k], n);
+  }
+}
+
+template <class Op, int kMode, class T>
+void update_span(char* const* ptrs, int64_t begin, int64_t n, const void* coeffs) {
+  constexpr int kWidth = Lanes<Vec<T>>::kCount;
+  constexpr int kSlots = Op::kNumStates > 0 ? Op::kNumStates : 1;
+  // A local copy of the coefficients: stores through p cannot alias it, so they stay in registers.
+  T c[Op::kNumCoeffs];
+  for (int k = 0; k < Op::kNumCoeffs; ++k) c[k] = static_cast<const T*>(coeffs)[k];
+  T* PYOPTK_RESTRICT p = reinterpret_cast<T*>(ptrs[0]) + begin;
+  const T* PYOPTK_RESTRICT g = reinterpret_cast<const T*>(ptrs[1]) + begin;
+  T* s[kSlots];
+  for (int k = 0; k < Op::kNumStates; ++k) {
+    s[k] = has_state<Op, kMode>(k) ? reinterpret_cast<T*>(ptrs[2 + k]) + begin : nullptr;
+  }
+  int64_t i = 0;
+  for (; i + kWidth <= n; i += kWidth) update_lanes<Op, kMode, false>(p, g, s, c, i, kWidth);
+  if constexpr (kWidth > 1) {
+    if (i < n) update_lanes<Op, kMode, true>(p, g, s, c, i, static_cast<int>(n - i));
+  }
+}
+
+}  // namespace PYOPTK_ISA_NS
+}  // namespace pyoptk

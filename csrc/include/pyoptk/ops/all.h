@@ -1,0 +1,21 @@
+// The list of ops. Adding an algorithm = one header in ops/ + one line here.
+#pragma once
+
+#include "pyoptk/ops/adam.h"
+#include "pyoptk/ops/sgd.h"
+
+// X(Type) for every op, in a fixed order: the order defines the op ids.
+#define PYOPTK_FOR_EACH_OP(X) \
+  X(Sgd)                      \
+  X(Adam)
+
+namespace pyoptk {
+
+enum OpId : int {
+#define PYOPTK_OP_ID(T) kOp##T,
+  PYOPTK_FOR_EACH_OP(PYOPTK_OP_ID)
+#undef PYOPTK_OP_ID
+  kNumOps
+};
+
+}  // namespace pyoptk

@@ -1,0 +1,49 @@
+// Shared vocabulary of the per-element update formulas (ops/*.h).
+//
+// An op is a struct with
+//   kName, kFlagNames[kNumFlags]      formula-changing switches; bit i of the mode is flag i
+//   kStateNames[kNumStates], kStateFlags   per-element state arrays; a state exists only when its
+//                                          flag bit is set in the mode (0 = always)
+//   kCoeffNames[kNumCoeffs]           per-step scalars, computed in double by the Python layer
+//   valid(mode)                       which flag combinations are instantiated
+//   apply<kMode>(p, g, s, c)          THE formula, for one lane type V (float, double, Vec<T>)
+// The mode is a template parameter, so every `if (kMode & flag)` is resolved at compile time.
+#pragma once
+
+#include "pyoptk/macros.h"
+#include "pyoptk/simd/vec.h"
+
+namespace pyoptk {
+
+// Flags every op that has them places at the same bits, so the Python layer shares their logic.
+enum CommonFlag : int {
+  kMaximize = 1 << 0,
+  kWeightDecay = 1 << 1,           // L2: g += wd * p
+  kDecoupledWeightDecay = 1 << 2,  // p *= 1 - lr * wd
+  kFirstOpFlag = 1 << 3,           // op-specific flags start here
+};
+
+constexpr int kMaxStates = 4;
+constexpr int kMaxCoeffs = 16;
+constexpr int kMaxFlags = 6;
+constexpr int kMaxModes = 1 << kMaxFlags;
+
+inline namespace PYOPTK_ISA_NS {
+
+// torch's lerp: a + w(b - a) for |w| < 0.5, else b - (b - a)(1 - w); both branches as one fma.
+// The weight is the same for every lane, so the branch is uniform (and hoisted out of the loop).
+template <class V, class T>
+PYOPTK_HD V lerp(V a, V b, T w) {
+  return (abs(w) < T(0.5)) ? fma(V(w), b - a, a) : fma(V(w - T(1)), b - a, b);
+}
+
+// g <- -g (maximize), then L2 weight decay, in torch's order; shared by every op with these flags.
+template <int kMode, class V, class T>
+PYOPTK_HD V adjust_grad(V g, V p, T weight_decay) {
+  if constexpr ((kMode & kMaximize) != 0) g = -g;
+  if constexpr ((kMode & kWeightDecay) != 0) g = fma(p, V(weight_decay), g);
+  return g;
+}
+
+}  // namespace PYOPTK_ISA_NS
+}  // namespace pyoptk

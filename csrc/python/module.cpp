@@ -1,0 +1,53 @@
+// pyoptk._core: thin bindings, no math.
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <string>
+#include <vector>
+
+#include "../cpu/dispatch.h"
+#include "../cpu/multi_tensor.h"
+#include "step.h"
+
+namespace py = pybind11;
+using namespace pyoptk;
+
+namespace {
+
+Isa parse_isa(const std::string& name) {
+  for (int i = 0; i < kNumIsas; ++i) {
+    if (name == isa_name(static_cast<Isa>(i))) return static_cast<Isa>(i);
+  }
+  throw py::value_error("unknown ISA '" + name + "'; expected one of scalar, avx2, avx512");
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+  m.doc() = "pyoptk's compiled kernels";
+  m.def("step", &pyoptk::step, py::arg("op"), py::arg("items"), py::arg("coeffs"),
+        "Validate and run one fused, multi-tensor update in place (internal; use the optimizers).");
+  m.def("registry", &pyoptk::registry, "Names of every op's flags, states and coefficients.");
+  m.def("isa", [] { return std::string(isa_name(active_isa())); }, "The ISA the kernels run on now.");
+  m.def("best_isa", [] { return std::string(isa_name(best_isa())); });
+  m.def("available_isas", [] {
+    std::vector<std::string> out;
+    for (int i = 0; i < kNumIsas; ++i) {
+      if (isa_available(static_cast<Isa>(i))) out.push_back(isa_name(static_cast<Isa>(i)));
+    }
+    return out;
+  }, "ISAs compiled into this build that this CPU can run, lowest first.");
+  m.def("set_isa", [](const std::string& name) {
+    Isa isa = parse_isa(name);
+    if (!isa_available(isa)) throw py::value_error("ISA '" + name + "' is not available on this CPU/build");
+    set_active_isa(isa);
+  }, py::arg("name"));
+  m.def("get_num_threads", &get_num_threads);
+  m.def("set_num_threads", [](int n) {
+    if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    set_num_threads(n);
+  }, py::arg("n"));
+  m.def("_get_min_parallel", &get_min_parallel);
+  m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
+        "Elements below which a step runs on one thread (tests lower it to exercise the split).");
+}

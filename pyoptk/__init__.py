@@ -1,0 +1,42 @@
+"""pyoptk: fused, vectorised, multi-threaded optimizer steps for NumPy arrays, torch.optim-compatible."""
+from __future__ import annotations
+
+import os as _os
+import warnings as _warnings
+
+from . import _core, functional
+from ._core import available_isas, get_num_threads, set_num_threads
+from .optim import SGD, Adam, AdamW
+from .optimizer import Optimizer, required
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Optimizer", "required", "SGD", "Adam", "AdamW", "functional",
+    "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads",
+]
+
+
+def isa() -> str:
+    """The instruction set the kernels run on now: 'avx512', 'avx2' or 'scalar'."""
+    return _core.isa()
+
+
+def set_isa(name: str) -> None:
+    """Run the kernels on ``name`` (one of ``available_isas()``); results are bit-identical on all."""
+    _core.set_isa(name)
+
+
+def _apply_isa_env() -> None:
+    # PYOPTK_ISA may lower the ISA (like ATEN_CPU_CAPABILITY); it never raises it past the CPU.
+    wanted = _os.environ.get("PYOPTK_ISA", "").strip().lower()
+    if not wanted:
+        return
+    if wanted in available_isas():
+        set_isa(wanted)
+    else:
+        _warnings.warn(f"PYOPTK_ISA={wanted!r} is not one of {available_isas()}; using {isa()!r}",
+                       RuntimeWarning, stacklevel=3)
+
+
+_apply_isa_env()

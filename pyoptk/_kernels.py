@@ -1,0 +1,59 @@
+"""The bridge to the compiled ops: names come from ``_core.registry()``, never restated here."""
+from __future__ import annotations
+
+from typing import Callable, Hashable, Mapping
+
+import numpy as np
+
+from . import _core
+
+_REGISTRY = _core.registry()
+
+
+class Kernel:
+    """One compiled op: its flag bits, state names and coefficient names."""
+
+    def __init__(self, name: str):
+        info = _REGISTRY[name]
+        self.name = name
+        self.flag_bits: dict[str, int] = dict(info["flags"])
+        self.states: list[tuple[str, int]] = [tuple(s) for s in info["states"]]
+        self.coeff_names: list[str] = list(info["coeffs"])
+
+    def mode(self, **flags: bool) -> int:
+        """Mode bits for the given flags (unknown flag names are a programming error)."""
+        return sum(self.flag_bits[name] for name, on in flags.items() if on)
+
+    def state_names(self, mode: int) -> list[str]:
+        """The per-element states the op keeps in this mode, in kernel order."""
+        return [name for name, bits in self.states if bits == 0 or mode & bits]
+
+
+class FusedStep:
+    """One fused update being assembled: an item per param, coefficient sets shared by key.
+
+    ``run`` hands everything to one C++ call, which checks every array before it writes any.
+    """
+
+    def __init__(self, kernel: Kernel):
+        self.kernel = kernel
+        self.items: list[tuple] = []
+        self.coeffs: list[tuple[float, ...]] = []
+        self._slots: dict[Hashable, int] = {}
+
+    def slot(self, key: Hashable, make: Callable[[], Mapping[str, float]]) -> int:
+        """Index of the coefficient set for ``key``; ``make()`` computes it the first time."""
+        slot = self._slots.get(key)
+        if slot is None:
+            values = make()
+            slot = self._slots[key] = len(self.coeffs)
+            self.coeffs.append(tuple(float(values[name]) for name in self.kernel.coeff_names))
+        return slot
+
+    def add(self, index: int, mode: int, slot: int, param, grad, states: Mapping[str, np.ndarray]) -> None:
+        arrays = (states[name] if bits == 0 or mode & bits else None for name, bits in self.kernel.states)
+        self.items.append((index, mode, slot, param, grad, *arrays))
+
+    def run(self) -> None:
+        if self.items:
+            _core.step(self.kernel.name, self.items, self.coeffs)

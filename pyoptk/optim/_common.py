@@ -1,0 +1,72 @@
+"""Checks and helpers shared by the algorithm modules."""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .._kernels import FusedStep, Kernel
+
+
+def check_torch_impl_args(foreach: Any, fused: Any, capturable: bool, differentiable: bool) -> None:
+    """torch's implementation switches: accepted so torch code ports unchanged. pyoptk is always
+    one fused kernel, so foreach/fused change nothing; capturable/differentiable do not exist."""
+    if capturable:
+        raise ValueError("capturable=True is not supported: pyoptk has no CUDA-graph capture mode")
+    if differentiable:
+        raise ValueError("differentiable=True is not supported: pyoptk updates arrays in place, without autograd")
+
+
+def check_nonneg(value: Any, what: str) -> None:
+    """torch's `if not 0.0 <= x: raise ValueError(f"Invalid {what}: {x}")` (NaN fails too)."""
+    if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
+        raise ValueError(f"Invalid {what}: {value!r} (expected a real number)")
+    if not 0.0 <= value:
+        raise ValueError(f"Invalid {what}: {value}")
+
+
+def check_betas(betas: Any) -> None:
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"Invalid betas: {betas!r} (expected a pair of numbers)")
+    for i, beta in enumerate(betas):
+        check_nonneg(beta, f"beta parameter at index {i}")
+        if not beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+
+
+def check_bool(value: Any, name: str) -> None:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"Invalid {name}: {value!r} (expected True or False)")
+
+
+def functional_step(kernel: Kernel, mode: int, coeffs: Callable[[int], Mapping[str, float]],
+                    params: Sequence, grads: Sequence, states: Mapping[str, Sequence | None],
+                    state_steps: list | None = None, fresh: tuple[str, str] | None = None) -> None:
+    """The functional API's one path: update ``params[i]`` with ``grads[i]`` and the i-th entry of
+    each state list, in one fused call.
+
+    ``state_steps`` (a list of ints) is incremented in place, as torch increments its step tensors;
+    ``coeffs(t)`` gives the coefficients for step t. ``fresh = (state name, flag)``: entries of that
+    state list that are None get a new buffer and the flag (SGD's first momentum step); they are
+    written back only if the step ran.
+    """
+    n = len(params)
+    lists = {name: lst for name, lst in states.items() if lst is not None}
+    for what, seq in [("grads", grads), *lists.items()] + ([("state_steps", state_steps)] if state_steps is not None else []):
+        if len(seq) != n:
+            raise ValueError(f"{what} has {len(seq)} entries for {len(params)} params")
+    steps = [int(t) + 1 for t in state_steps] if state_steps is not None else [0] * n
+    fresh_buffers = {}
+    fused = FusedStep(kernel)
+    for i in range(n):
+        item_mode, item_states = mode, {name: lst[i] for name, lst in lists.items()}
+        if fresh is not None and fresh[0] in lists and item_states[fresh[0]] is None:
+            item_states[fresh[0]] = fresh_buffers[i] = np.empty_like(params[i]) if isinstance(params[i], np.ndarray) else None
+            item_mode |= kernel.flag_bits[fresh[1]]
+        t = steps[i]
+        fused.add(i, item_mode, fused.slot(t, lambda: coeffs(t)), params[i], grads[i], item_states)
+    fused.run()
+    if state_steps is not None:
+        state_steps[:] = steps
+    for i, buffer in fresh_buffers.items():
+        lists[fresh[0]][i] = buffer

@@ -1,0 +1,105 @@
+"""Adam and AdamW: torch.optim's names, defaults and update, as one fused kernel."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .._kernels import Kernel
+from ..optimizer import Optimizer
+from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, functional_step
+
+__all__ = ["Adam", "AdamW", "adam", "adamw"]
+
+KERNEL = Kernel("adam")
+
+
+def _check(h: dict[str, Any]) -> None:
+    check_nonneg(h["lr"], "learning rate")
+    check_nonneg(h["eps"], "epsilon value")
+    check_betas(h["betas"])
+    check_nonneg(h["weight_decay"], "weight_decay value")
+    for name in ("amsgrad", "maximize", "decoupled_weight_decay"):
+        check_bool(h[name], name)
+
+
+def _mode(h: dict[str, Any]) -> int:
+    decay = h["weight_decay"] != 0
+    return KERNEL.mode(maximize=h["maximize"], amsgrad=h["amsgrad"],
+                       weight_decay=decay and not h["decoupled_weight_decay"],
+                       decoupled_weight_decay=decay and h["decoupled_weight_decay"])
+
+
+def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
+    # As torch: bias corrections in double from the float step; sqrt as ** 0.5.
+    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
+    return {"neg_step_size": -(lr / (1 - beta1 ** step)), "one_minus_beta1": 1 - beta1,
+            "beta2": beta2, "one_minus_beta2": 1 - beta2,
+            "bias_correction2_sqrt": (1 - beta2 ** step) ** 0.5, "eps": h["eps"],
+            "weight_decay": wd, "decay": 1 - lr * wd}
+
+
+class Adam(Optimizer):
+    r"""Adam, as ``torch.optim.Adam`` (torch 2.13), including AMSGrad, maximize and decoupled weight decay.
+
+    .. math::
+        m \leftarrow \mathrm{lerp}(m, g, 1-\beta_1);\quad v \leftarrow \beta_2 v + (1-\beta_2) g^2;\quad
+        p \leftarrow p - \frac{\gamma}{1-\beta_1^t}\,\frac{m}{\sqrt{v}/\sqrt{1-\beta_2^t} + \epsilon}
+
+    with ``g += weight_decay * p`` first (L2), or ``p *= 1 - lr * weight_decay`` (decoupled).
+    AMSGrad uses ``max_exp_avg_sq = max(max_exp_avg_sq, v)`` in place of v.
+    State: ``step`` (int), ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
+    ``foreach``/``fused`` are accepted for torch compatibility and ignored (always fused).
+    """
+
+    kernel = KERNEL
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, amsgrad: bool = False, *, foreach: Optional[bool] = None,
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False,
+                 fused: Optional[bool] = None, decoupled_weight_decay: bool = False):
+        check_torch_impl_args(foreach, fused, capturable, differentiable)
+        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
+                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
+                        decoupled_weight_decay=decoupled_weight_decay)
+        _check(defaults)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check(group)
+
+    def _group_mode(self, group):
+        return _mode(group)
+
+    def _group_coeffs(self, group, state):
+        return _coeffs(group, state["step"])
+
+
+class AdamW(Adam):
+    """AdamW: Adam with decoupled weight decay (default 1e-2), as ``torch.optim.AdamW``."""
+
+    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
+                 foreach: Optional[bool] = None, capturable: bool = False, differentiable: bool = False,
+                 fused: Optional[bool] = None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused,
+                         decoupled_weight_decay=True)
+
+
+def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *, amsgrad: bool,
+         beta1: float, beta2: float, lr: float, weight_decay: float, eps: float, maximize: bool,
+         decoupled_weight_decay: bool = False) -> None:
+    """Functional Adam (torch.optim.adam's signature). ``state_steps`` is a list of ints, incremented
+    in place as torch increments its step tensors; ``max_exp_avg_sqs`` may be None unless amsgrad."""
+    h = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+             maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+    _check(h)
+    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h, t), params, grads,
+                    {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs,
+                     "max_exp_avg_sq": max_exp_avg_sqs if amsgrad else None}, state_steps)
+
+
+def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *, amsgrad: bool,
+          beta1: float, beta2: float, lr: float, weight_decay: float, eps: float, maximize: bool) -> None:
+    """Functional AdamW: ``adam`` with decoupled weight decay."""
+    adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, amsgrad=amsgrad, beta1=beta1,
+         beta2=beta2, lr=lr, weight_decay=weight_decay, eps=eps, maximize=maximize, decoupled_weight_decay=True)

@@ -1,0 +1,85 @@
+"""SGD: torch.optim.SGD's names, defaults and update, as one fused kernel."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .._kernels import Kernel
+from ..optimizer import Optimizer
+from ._common import check_bool, check_nonneg, check_torch_impl_args, functional_step
+
+__all__ = ["SGD", "sgd"]
+
+KERNEL = Kernel("sgd")
+
+
+def _check(h: dict[str, Any]) -> None:
+    check_nonneg(h["lr"], "learning rate")
+    check_nonneg(h["momentum"], "momentum value")
+    check_nonneg(h["dampening"], "dampening value")
+    check_nonneg(h["weight_decay"], "weight_decay value")
+    check_bool(h["nesterov"], "nesterov")
+    check_bool(h["maximize"], "maximize")
+    if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
+        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+
+
+def _mode(h: dict[str, Any]) -> int:
+    return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0,
+                       momentum=h["momentum"] != 0, nesterov=h["nesterov"])
+
+
+def _coeffs(h: dict[str, Any]) -> dict[str, float]:
+    return {"neg_lr": -h["lr"], "weight_decay": h["weight_decay"], "momentum": h["momentum"],
+            "one_minus_dampening": 1 - h["dampening"]}
+
+
+class SGD(Optimizer):
+    r"""Stochastic gradient descent with momentum, as ``torch.optim.SGD`` (torch 2.13).
+
+    .. math::
+        g \leftarrow \pm g + \lambda p;\quad
+        b \leftarrow \begin{cases} g & \text{first step} \\ \mu b + (1-\tau) g \end{cases};\quad
+        p \leftarrow p - \gamma\,(g + \mu b \text{ if nesterov else } b)
+
+    State: ``momentum_buffer`` (only when momentum != 0); no step counter, as in torch.
+    ``foreach``/``fused`` are accepted for torch compatibility and ignored (always fused).
+    """
+
+    kernel = KERNEL
+    has_step = False
+    fresh_state_flag = "first_step"
+
+    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+                 weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
+                 foreach: Optional[bool] = None, differentiable: bool = False, fused: Optional[bool] = None):
+        check_torch_impl_args(foreach, fused, False, differentiable)
+        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                        nesterov=nesterov, maximize=maximize)
+        _check(defaults)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check(group)
+
+    def _group_mode(self, group):
+        return _mode(group)
+
+    def _group_coeffs(self, group, state):
+        return _coeffs(group)
+
+    def _new_state(self, name, param, group):
+        return np.empty_like(param)  # the first step writes b = g over all of it
+
+
+def sgd(params, d_p_list, momentum_buffer_list, *, weight_decay: float, momentum: float, lr: float,
+        dampening: float, nesterov: bool, maximize: bool) -> None:
+    """Functional SGD (torch.optim.sgd's signature). ``None`` entries of momentum_buffer_list
+    get a buffer, written into the list, as torch does."""
+    h = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+             nesterov=nesterov, maximize=maximize)
+    _check(h)
+    buffers = momentum_buffer_list if momentum != 0 else None
+    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h), params, d_p_list,
+                    {"momentum_buffer": buffers}, fresh=("momentum_buffer", "first_step"))

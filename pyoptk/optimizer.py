@@ -1,0 +1,292 @@
+"""The Optimizer base: torch.optim's param groups, per-param state and state_dict, over NumPy arrays.
+
+A subclass names its compiled kernel and says three things about a param group: its mode (the
+formula-changing flags), its coefficients for a step count, and how a new state array starts.
+Everything else (grads bookkeeping, state lifecycle, checkpoints) lives here, once.
+"""
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from ._kernels import FusedStep, Kernel
+
+__all__ = ["Optimizer", "required"]
+
+# Keys torch puts in param groups to pick an implementation; pyoptk is always fused, so a torch
+# checkpoint's values for them carry no meaning here and are dropped on load.
+_TORCH_IMPL_KEYS = ("foreach", "fused", "capturable", "differentiable")
+
+
+class _Required:
+    def __repr__(self) -> str:
+        return "<required parameter>"
+
+
+required = _Required()
+
+
+class ParamState(MutableMapping):
+    """``state[param] -> dict``, keyed by array identity (NumPy arrays are not hashable)."""
+
+    def __init__(self) -> None:
+        self._data: dict[int, tuple[np.ndarray, dict]] = {}
+
+    def __getitem__(self, param: np.ndarray) -> dict:
+        return self._data[id(param)][1]
+
+    def __setitem__(self, param: np.ndarray, value: dict) -> None:
+        self._data[id(param)] = (param, value)
+
+    def __delitem__(self, param: np.ndarray) -> None:
+        del self._data[id(param)]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return (param for param, _ in self._data.values())
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, param: object) -> bool:
+        return id(param) in self._data
+
+
+def _check_param(p: Any, where: str) -> None:
+    if not isinstance(p, np.ndarray):
+        raise TypeError(f"{where} is a {type(p).__name__}, expected a numpy.ndarray")
+    if p.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{where} has dtype {p.dtype}; pyoptk updates float32 and float64 arrays")
+    if not p.flags.c_contiguous:
+        raise ValueError(f"{where} is not C-contiguous; pyoptk updates arrays in place and never through a copy")
+    if not p.flags.writeable:
+        raise ValueError(f"{where} is read-only")
+
+
+def _extent(a: np.ndarray) -> tuple[int, int]:
+    start = a.__array_interface__["data"][0]
+    return start, start + a.nbytes
+
+
+class Optimizer:
+    """Base class. Subclasses set ``kernel`` and implement ``_check_group``, ``_group_mode`` and
+    ``_group_coeffs``; they may override ``_new_state`` and ``_coeff_key``."""
+
+    kernel: Kernel
+    has_step: bool = True  # keeps state["step"] (torch's SGD does not)
+    fresh_state_flag: str | None = None  # mode flag set on the step that creates a param's state
+
+    def __init__(self, params: Iterable, defaults: dict[str, Any]):
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict[str, Any]] = []
+        self.state = ParamState()
+        if isinstance(params, np.ndarray):
+            raise TypeError("params should be an iterable of arrays or dicts, but got a numpy.ndarray")
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        if not isinstance(params[0], dict):
+            params = [{"params": params}]
+        for group in params:
+            self.add_param_group(group)
+
+    # ----- subclass hooks -------------------------------------------------------------------
+    def _check_group(self, group: dict[str, Any]) -> None:
+        """Raise ValueError for an invalid hyper-parameter (torch's checks and messages)."""
+        raise NotImplementedError
+
+    def _group_mode(self, group: dict[str, Any]) -> int:
+        raise NotImplementedError
+
+    def _group_coeffs(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
+        """Kernel coefficients, in double, for a param whose state is already advanced."""
+        raise NotImplementedError
+
+    def _coeff_key(self, state: dict[str, Any]) -> Any:
+        """Params of a group whose keys are equal share one coefficient set."""
+        return state.get("step")
+
+    def _new_state(self, name: str, param: np.ndarray, group: dict[str, Any]) -> np.ndarray:
+        # np.zeros maps untouched pages: the kernel's threads touch them first.
+        return np.zeros(param.shape, param.dtype)
+
+    def _advance(self, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """Update the scalar state (step counter...) before the kernel runs."""
+        if self.has_step:
+            state["step"] = state.get("step", 0) + 1
+
+    # ----- param groups -----------------------------------------------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        if not isinstance(param_group, dict):
+            raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        params = param_group["params"]
+        if isinstance(params, np.ndarray):
+            params = [params]
+        elif isinstance(params, set):
+            raise TypeError("optimizer parameters need to be organized in ordered collections, not sets")
+        else:
+            params = list(params)
+        for i, p in enumerate(params):
+            _check_param(p, f"param {i} of the new group")
+        group = dict(param_group, params=params)
+        for name, default in self.defaults.items():
+            if default is required and name not in group:
+                raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
+            group.setdefault(name, default)
+        self._check_group(group)
+        self._refuse_shared_params(params)
+        self.param_groups.append(group)
+
+    def _refuse_shared_params(self, new: list[np.ndarray]) -> None:
+        old = [p for g in self.param_groups for p in g["params"]]
+        extents = sorted((*_extent(p), i) for i, p in enumerate(old + new) if p.nbytes)
+        seen = {id(p) for p in old}
+        repeated = len(seen) + len({id(p) for p in new}) < len(old) + len(new) or any(id(p) in seen for p in new)
+        overlapping = any(b[0] < a[1] for a, b in zip(extents, extents[1:]))
+        if repeated or overlapping:
+            raise ValueError("some parameters appear in more than one parameter group, or share memory")
+
+    def _params(self) -> list[np.ndarray]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    # ----- the step ---------------------------------------------------------------------
+    def step(self, grads: list | None = None, closure: Callable | None = None) -> Any:
+        """Update every param in place. ``grads`` align with the params in group order (None =
+        no grad: the param is skipped and its state left alone); or ``closure() -> (loss, grads)``.
+        Returns the closure's loss (or None). A refused step changes nothing."""
+        loss = None
+        if closure is not None:
+            if grads is not None:
+                raise ValueError("pass grads or a closure to step(), not both")
+            loss, grads = closure()
+        if grads is None:
+            raise ValueError("step() needs grads (one per param, None to skip) or a closure returning (loss, grads)")
+        if isinstance(grads, np.ndarray):
+            raise TypeError("grads must be a list with one array (or None) per param, not a single ndarray")
+        grads = list(grads)
+        count = sum(len(g["params"]) for g in self.param_groups)
+        if len(grads) != count:
+            raise ValueError(f"step() got {len(grads)} grads for {count} params")
+        for gi, group in enumerate(self.param_groups):
+            try:
+                self._check_group(group)
+            except ValueError as e:
+                raise ValueError(f"param_groups[{gi}]: {e}") from None
+
+        fused = FusedStep(self.kernel)
+        pending: list[tuple[np.ndarray, dict]] = []
+        index = 0
+        for gi, group in enumerate(self.param_groups):
+            mode = self._group_mode(group)
+            names = self.kernel.state_names(mode)
+            for p in group["params"]:
+                g = grads[index]
+                if g is not None:
+                    # Work on a copy of the state dict: it replaces the real one only after the
+                    # kernel accepted the whole step.
+                    state = dict(self.state[p]) if p in self.state else {}
+                    pmode = mode
+                    for name in names:
+                        if name not in state:
+                            state[name] = self._new_state(name, p, group)
+                            if self.fresh_state_flag:
+                                pmode |= self.kernel.flag_bits[self.fresh_state_flag]
+                    self._advance(state, group)
+                    slot = fused.slot((gi, self._coeff_key(state)), lambda: self._group_coeffs(group, state))
+                    fused.add(index, pmode, slot, p, g, state)
+                    pending.append((p, state))
+                index += 1
+        fused.run()
+        for p, state in pending:
+            self.state[p] = state
+        return loss
+
+    # ----- checkpoints ------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """torch's layout: params replaced by their index in group order. Arrays are references
+        to the live state (as in torch): copy.deepcopy the result to snapshot it."""
+        index = {id(p): i for i, p in enumerate(self._params())}
+        groups, start = [], 0
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = list(range(start, start + len(group["params"])))
+            start += len(group["params"])
+            groups.append(packed)
+        state = {index[id(p)]: dict(s) for p, s in self.state.items()}
+        return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a checkpoint of this optimizer class (or torch's, with tensors made arrays).
+        Everything is checked before anything is replaced."""
+        if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
+            raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"loaded state dict has {len(saved_groups)} parameter groups, the optimizer has {len(self.param_groups)}")
+        groups, by_index = [], {}
+        for gi, (saved, current) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(current["params"]):
+                raise ValueError(f"param_groups[{gi}] has {len(saved['params'])} params in the state dict, "
+                                 f"{len(current['params'])} in the optimizer")
+            group = {k: v for k, v in saved.items() if k not in _TORCH_IMPL_KEYS}
+            missing = [k for k in self.defaults if k not in group]
+            if missing:
+                raise ValueError(f"param_groups[{gi}] of the state dict lacks {missing} "
+                                 f"(is it from another optimizer than {type(self).__name__}?)")
+            group["params"] = current["params"]
+            try:
+                self._check_group(group)
+            except ValueError as e:
+                raise ValueError(f"param_groups[{gi}] of the state dict: {e}") from None
+            groups.append(group)
+            for saved_index, p in zip(saved["params"], current["params"]):
+                by_index[saved_index] = (p, group)
+        new_state = ParamState()
+        for key, saved in state_dict["state"].items():
+            if key not in by_index:
+                raise ValueError(f"state dict has state for param {key}, which no param group lists")
+            p, group = by_index[key]
+            new_state[p] = self._load_param_state(key, p, group, saved)
+        self.param_groups[:] = groups
+        self.state = new_state
+
+    def _load_param_state(self, key: Any, p: np.ndarray, group: dict, saved: dict) -> dict[str, Any]:
+        arrays = self.kernel.state_names(self._group_mode(group))
+        scalars = self._scalar_state_names()
+        expected = set(arrays) | set(scalars)
+        unknown = sorted(set(saved) - expected)
+        missing = sorted(expected - set(saved))
+        if unknown or missing:
+            raise ValueError(f"state of param {key}: " + "; ".join(
+                ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else []))
+                + f" ({type(self).__name__} with these settings keeps {sorted(expected)})")
+        out: dict[str, Any] = {}
+        for name in scalars:
+            out[name] = self._load_scalar_state(key, name, saved[name])
+        for name in arrays:
+            value = np.asarray(saved[name])
+            if value.shape != p.shape:
+                raise ValueError(f"state of param {key}: '{name}' has shape {value.shape}, the param {p.shape}")
+            if not np.issubdtype(value.dtype, np.floating):
+                raise ValueError(f"state of param {key}: '{name}' has dtype {value.dtype}, expected floating point")
+            out[name] = np.array(value, dtype=p.dtype, order="C", copy=True)
+        return out
+
+    def _scalar_state_names(self) -> list[str]:
+        return ["step"] if self.has_step else []
+
+    def _load_scalar_state(self, key: Any, name: str, value: Any) -> Any:
+        """``step`` may come as an int or (from torch) a 0-d float array."""
+        number = float(np.asarray(value))
+        if name == "step" and (not number.is_integer() or number < 0):
+            raise ValueError(f"state of param {key}: 'step' must be a non-negative whole number, got {value!r}")
+        return int(number) if name == "step" else number
+
+    def __repr__(self) -> str:
+        lines = [type(self).__name__ + " ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines += [f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params"]
+        return "\n".join(lines + [")"])
