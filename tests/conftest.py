@@ -1,0 +1,30 @@
+"""Shared fixtures: every test that runs kernels can be repeated on each ISA and thread count."""
+import numpy as np
+import pytest
+
+import pyoptk
+from pyoptk import _core
+
+ISAS = pyoptk.available_isas()
+THREADS = [1, 2]
+DTYPES = [np.float32, np.float64]
+# 0 and 1; below, at and past the AVX2 and AVX-512 widths; odd sizes past the 128-element
+# scheduling block; and one large enough to be split across threads.
+SIZES = [0, 1, 7, 15, 16, 17, 1023, 100003]
+
+
+@pytest.fixture
+def kernel_config():
+    """Returns a context setter: config(isa, threads) -> applies it; restores the defaults after.
+    With 2 threads the parallel threshold is dropped to 0 so even small steps are split."""
+    saved = (_core.isa(), _core.get_num_threads(), _core._get_min_parallel())
+
+    def apply(isa, threads):
+        pyoptk.set_isa(isa)
+        pyoptk.set_num_threads(threads)
+        _core._set_min_parallel(0 if threads > 1 else saved[2])
+
+    yield apply
+    pyoptk.set_isa(saved[0])
+    pyoptk.set_num_threads(saved[1])
+    _core._set_min_parallel(saved[2])
