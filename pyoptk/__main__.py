@@ -1,4 +1,4 @@
-"""`python -m pyoptk`: a quick demo — train a tiny least-squares model with AdamW, then time the
+"""`pyoptk` (or `python -m pyoptk` outside the source tree): a quick demo — train a tiny least-squares model with AdamW, then time the
 fused step against its peers on built-in defaults."""
 import numpy as np
 
@@ -21,9 +21,13 @@ def demo_training(steps: int = 300) -> None:
     print(f"  recovered weights within {np.abs(w - w_true).max():.1e} of the truth")
 
 
-if __name__ == "__main__":
+def main() -> None:
     print(f"pyoptk {pyoptk.__version__}: ISA {pyoptk.isa()} (available {pyoptk.available_isas()}), "
           f"{pyoptk.get_num_threads()} threads\n\nLeast squares with AdamW:")
     demo_training()
     print()
     bench.main(["--sizes", "1e6,1e7", "--layouts", "one,200", "--reps", "5"])
+
+
+if __name__ == "__main__":
+    main()

@@ -40,6 +40,7 @@ class FusedStep:
         self.items: list[tuple] = []
         self.coeffs: list[tuple[float, ...]] = []
         self._slots: dict[Hashable, int] = {}
+        self._layouts: dict[int, tuple] = {}  # mode -> state name per kernel slot (None = absent)
 
     def slot(self, key: Hashable, make: Callable[[], Mapping[str, float]]) -> int:
         """Index of the coefficient set for ``key``; ``make()`` computes it the first time."""
@@ -51,8 +52,11 @@ class FusedStep:
         return slot
 
     def add(self, index: int, mode: int, slot: int, param, grad, states: Mapping[str, np.ndarray]) -> None:
-        arrays = (states[name] if bits == 0 or mode & bits else None for name, bits in self.kernel.states)
-        self.items.append((index, mode, slot, param, grad, *arrays))
+        layout = self._layouts.get(mode)
+        if layout is None:
+            layout = self._layouts[mode] = tuple(
+                name if bits == 0 or mode & bits else None for name, bits in self.kernel.states)
+        self.items.append((index, mode, slot, param, grad, *[states[n] if n else None for n in layout]))
 
     def run(self) -> None:
         if self.items:

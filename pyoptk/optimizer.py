@@ -176,6 +176,8 @@ class Optimizer:
 
         fused = FusedStep(self.kernel)
         pending: list[tuple[np.ndarray, dict]] = []
+        live = self.state._data
+        fresh_bit = self.kernel.flag_bits[self.fresh_state_flag] if self.fresh_state_flag else 0
         index = 0
         for gi, group in enumerate(self.param_groups):
             mode = self._group_mode(group)
@@ -185,13 +187,13 @@ class Optimizer:
                 if g is not None:
                     # Work on a copy of the state dict: it replaces the real one only after the
                     # kernel accepted the whole step.
-                    state = dict(self.state[p]) if p in self.state else {}
+                    entry = live.get(id(p))
+                    state = dict(entry[1]) if entry is not None else {}
                     pmode = mode
                     for name in names:
                         if name not in state:
                             state[name] = self._new_state(name, p, group)
-                            if self.fresh_state_flag:
-                                pmode |= self.kernel.flag_bits[self.fresh_state_flag]
+                            pmode |= fresh_bit
                     self._advance(state, group)
                     slot = fused.slot((gi, self._coeff_key(state)), lambda: self._group_coeffs(group, state))
                     fused.add(index, pmode, slot, p, g, state)
@@ -199,7 +201,7 @@ class Optimizer:
                 index += 1
         fused.run()
         for p, state in pending:
-            self.state[p] = state
+            live[id(p)] = (p, state)
         return loss
 
     # ----- checkpoints ------------------------------------------------------------------

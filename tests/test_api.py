@@ -4,6 +4,7 @@ import copy
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -282,7 +283,8 @@ def test_isa_reporting_and_forcing():
 def _isa_in_subprocess(value):
     env = dict(os.environ, PYOPTK_ISA=value)
     code = "import warnings, pyoptk; print(pyoptk.isa())"
-    out = subprocess.run([sys.executable, "-W", "default", "-c", code], env=env, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-W", "default", "-c", code], env=env, capture_output=True, text=True,
+                         cwd=tempfile.gettempdir())  # not the repo root, whose pyoptk/ is the uncompiled source
     assert out.returncode == 0, out.stderr
     return out.stdout.strip(), out.stderr
 
@@ -307,5 +309,5 @@ def test_num_threads():
 def test_default_threads_honour_omp_num_threads():
     env = dict(os.environ, OMP_NUM_THREADS="1")
     out = subprocess.run([sys.executable, "-c", "import pyoptk; print(pyoptk.get_num_threads())"], env=env,
-                         capture_output=True, text=True)
+                         capture_output=True, text=True, cwd=tempfile.gettempdir())
     assert out.stdout.strip() == "1"
