@@ -352,3 +352,24 @@ def test_rprop_lr_only_seeds_step_size():
     # step 1: prev = 0, so the factor is 1; step 2: same sign, factor eta+ (the new lr is ignored)
     assert np.array_equal(opt.state[p]["step_size"], np.full(3, 0.1 * 1.2))
     assert np.array_equal(p, np.full(3, -0.1 - 0.1 * 1.2))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", sorted(STEPS))
+def test_special_values_like_torch(name, dtype):
+    """NaN, ±inf, ±0 and products that underflow (Rprop's sign of g * prev) give torch's results."""
+    torch = pytest.importorskip("torch")
+    tiny = 1e-30 if dtype == np.float32 else 1e-200
+    vals = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, tiny, -tiny, 1.0, -2.0] * 3, dtype)
+    p = np.linspace(-1, 1, vals.size).astype(dtype)
+    mine, tp = p.copy(), torch.tensor(p.copy())
+    opt, topt = getattr(pyoptk, name)([mine]), getattr(torch.optim, name)([tp], foreach=False)
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        g = vals[rng.permutation(vals.size)] if k % 2 else (rng.standard_normal(vals.size) * tiny).astype(dtype)
+        tp.grad = torch.tensor(g)
+        topt.step()
+        opt.step([g])
+    theirs = tp.detach().numpy()
+    assert np.array_equal(np.isnan(mine), np.isnan(theirs))
+    np.testing.assert_allclose(mine, theirs, rtol=TORCH_TOL[dtype]["rtol"], atol=0, equal_nan=True)
