@@ -6,13 +6,14 @@ import warnings as _warnings
 
 from . import _core, functional
 from ._core import available_isas, get_num_threads, set_num_threads
-from .optim import SGD, Adam, AdamW
+from .optim import ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop, Rprop
 from .optimizer import Optimizer, required
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Optimizer", "required", "SGD", "Adam", "AdamW", "functional",
+    "Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
+    "Adadelta", "Rprop", "ASGD", "functional",
     "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads",
 ]
 

@@ -34,6 +34,19 @@ def check_betas(betas: Any) -> None:
             raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
 
 
+def check_pair(value: Any, what: str) -> None:
+    """A (tuple or list) pair of real numbers, such as Rprop's etas and step_sizes."""
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(
+            isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) for v in value):
+        raise ValueError(f"Invalid {what}: {value!r} (expected a pair of numbers)")
+
+
+def f32(x: float) -> float:
+    """Round to float32 and back: torch keeps some scalar states (step, NAdam's mu_product,
+    ASGD's eta and mu) in 0-d float32 tensors and re-rounds them every step."""
+    return float(np.float32(x))
+
+
 def check_bool(value: Any, name: str) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"Invalid {name}: {value!r} (expected True or False)")
@@ -41,14 +54,17 @@ def check_bool(value: Any, name: str) -> None:
 
 def functional_step(kernel: Kernel, mode: int, coeffs: Callable[[int], Mapping[str, float]],
                     params: Sequence, grads: Sequence, states: Mapping[str, Sequence | None],
-                    state_steps: list | None = None, fresh: tuple[str, str] | None = None) -> None:
+                    state_steps: list | None = None, fresh: tuple[str, str] | None = None,
+                    item_key: Callable[[int, int], Any] | None = None) -> None:
     """The functional API's one path: update ``params[i]`` with ``grads[i]`` and the i-th entry of
     each state list, in one fused call.
 
     ``state_steps`` (a list of ints) is incremented in place, as torch increments its step tensors;
     ``coeffs(t)`` gives the coefficients for step t. ``fresh = (state name, flag)``: entries of that
     state list that are None get a new buffer and the flag (SGD's first momentum step); they are
-    written back only if the step ran.
+    written back only if the step ran. ``item_key(i, t)``: for algorithms whose coefficients also
+    depend on per-param scalar state (NAdam's mu_product, ASGD's eta and mu); then ``coeffs`` is
+    called as ``coeffs(i, t)`` and items with equal keys share one coefficient set.
     """
     n = len(params)
     lists = {name: lst for name, lst in states.items() if lst is not None}
@@ -64,7 +80,11 @@ def functional_step(kernel: Kernel, mode: int, coeffs: Callable[[int], Mapping[s
             item_states[fresh[0]] = fresh_buffers[i] = np.empty_like(params[i]) if isinstance(params[i], np.ndarray) else None
             item_mode |= kernel.flag_bits[fresh[1]]
         t = steps[i]
-        fused.add(i, item_mode, fused.slot(t, lambda: coeffs(t)), params[i], grads[i], item_states)
+        if item_key is None:
+            slot = fused.slot(t, lambda: coeffs(t))
+        else:
+            slot = fused.slot(item_key(i, t), lambda: coeffs(i, t))
+        fused.add(i, item_mode, slot, params[i], grads[i], item_states)
     fused.run()
     if state_steps is not None:
         state_steps[:] = steps

@@ -1,13 +1,29 @@
 // The list of ops. Adding an algorithm = one header in ops/ + one line here.
 #pragma once
 
+#include "pyoptk/ops/adadelta.h"
+#include "pyoptk/ops/adagrad.h"
 #include "pyoptk/ops/adam.h"
+#include "pyoptk/ops/adamax.h"
+#include "pyoptk/ops/asgd.h"
+#include "pyoptk/ops/nadam.h"
+#include "pyoptk/ops/radam.h"
+#include "pyoptk/ops/rmsprop.h"
+#include "pyoptk/ops/rprop.h"
 #include "pyoptk/ops/sgd.h"
 
 // X(Type) for every op, in a fixed order: the order defines the op ids.
 #define PYOPTK_FOR_EACH_OP(X) \
   X(Sgd)                      \
-  X(Adam)
+  X(Adam)                     \
+  X(RmsProp)                  \
+  X(Adagrad)                  \
+  X(Adamax)                   \
+  X(NAdam)                    \
+  X(RAdam)                    \
+  X(Adadelta)                 \
+  X(Rprop)                    \
+  X(Asgd)
 
 namespace pyoptk {
 

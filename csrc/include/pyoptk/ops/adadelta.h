@@ -1,0 +1,40 @@
+// Adadelta (torch.optim.Adadelta) with L2 weight decay and maximize.
+#pragma once
+
+#include "pyoptk/ops/common.h"
+
+namespace pyoptk {
+inline namespace PYOPTK_ISA_NS {
+
+struct Adadelta {
+  static constexpr const char* kName = "adadelta";
+
+  static constexpr int kNumFlags = 2;
+  static constexpr const char* kFlagNames[kNumFlags] = {"maximize", "weight_decay"};
+
+  enum State : int { kSquareAvg, kAccDelta, kNumStates };
+  static constexpr const char* kStateNames[kNumStates] = {"square_avg", "acc_delta"};
+  static constexpr int kStateFlags[kNumStates] = {0, 0};
+
+  enum Coeff : int { kRho, kOneMinusRho, kEps, kWeightDecayCoeff, kNegLr, kNumCoeffs };
+  static constexpr const char* kCoeffNames[kNumCoeffs] = {"rho", "one_minus_rho", "eps", "weight_decay", "neg_lr"};
+
+  static constexpr bool valid(int mode) { return mode < (1 << kNumFlags); }
+
+  // a = rho a + (1 - rho) g^2;  delta = sqrt(d + eps) / sqrt(a + eps) * g;
+  // d = rho d + (1 - rho) delta^2;  p = p - lr delta
+  template <int kMode, class V, class T>
+  PYOPTK_HD static void apply(V& p, V g, V* s, const T* c) {
+    g = adjust_grad<kMode>(g, p, c[kWeightDecayCoeff]);
+    V& a = s[kSquareAvg];
+    V& d = s[kAccDelta];
+    a = a * V(c[kRho]) + V(c[kOneMinusRho]) * g * g;
+    V std_ = sqrt(a + V(c[kEps]));
+    V delta = (sqrt(d + V(c[kEps])) / std_) * g;
+    d = d * V(c[kRho]) + V(c[kOneMinusRho]) * delta * delta;
+    p = fma(delta, V(c[kNegLr]), p);
+  }
+};
+
+}  // namespace PYOPTK_ISA_NS
+}  // namespace pyoptk

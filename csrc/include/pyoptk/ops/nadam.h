@@ -1,0 +1,50 @@
+// NAdam (torch.optim.NAdam) with momentum decay, L2 or decoupled weight decay and maximize.
+#pragma once
+
+#include "pyoptk/ops/common.h"
+
+namespace pyoptk {
+inline namespace PYOPTK_ISA_NS {
+
+struct NAdam {
+  static constexpr const char* kName = "nadam";
+
+  static constexpr int kNumFlags = 3;
+  static constexpr const char* kFlagNames[kNumFlags] = {"maximize", "weight_decay", "decoupled_weight_decay"};
+
+  enum State : int { kExpAvg, kExpAvgSq, kNumStates };
+  static constexpr const char* kStateNames[kNumStates] = {"exp_avg", "exp_avg_sq"};
+  static constexpr int kStateFlags[kNumStates] = {0, 0};
+
+  // The host keeps mu_product (fp32-rounded, as torch's 0-d float32 tensor) and computes, in double,
+  // grad_coeff = -lr (1 - mu_t) / (1 - mu_product) and exp_avg_coeff = -lr mu_{t+1} / (1 - mu_product mu_{t+1}).
+  enum Coeff : int {
+    kOneMinusBeta1, kBeta2, kOneMinusBeta2, kBiasCorrection2, kEps, kWeightDecayCoeff, kDecay,
+    kGradCoeff, kExpAvgCoeff, kNumCoeffs
+  };
+  static constexpr const char* kCoeffNames[kNumCoeffs] = {
+      "one_minus_beta1", "beta2", "one_minus_beta2", "bias_correction2", "eps", "weight_decay", "decay",
+      "grad_coeff", "exp_avg_coeff"};
+
+  static constexpr bool valid(int mode) {
+    return mode < (1 << kNumFlags) && ((mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0);
+  }
+
+  // m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2;  denom = sqrt(v / bc2) + eps  (sqrt AFTER the
+  // division, unlike Adam);  p += grad_coeff g / denom;  p += exp_avg_coeff m / denom  (two addcdiv_).
+  template <int kMode, class V, class T>
+  PYOPTK_HD static void apply(V& p, V g, V* s, const T* c) {
+    g = adjust_grad<kMode>(g, p, c[kWeightDecayCoeff]);
+    if constexpr ((kMode & kDecoupledWeightDecay) != 0) p = p * V(c[kDecay]);
+    V& m = s[kExpAvg];
+    V& v = s[kExpAvgSq];
+    m = lerp(m, g, c[kOneMinusBeta1]);
+    v = v * V(c[kBeta2]) + V(c[kOneMinusBeta2]) * g * g;
+    V denom = sqrt(v / V(c[kBiasCorrection2])) + V(c[kEps]);
+    p = p + V(c[kGradCoeff]) * g / denom;
+    p = p + V(c[kExpAvgCoeff]) * m / denom;
+  }
+};
+
+}  // namespace PYOPTK_ISA_NS
+}  // namespace pyoptk

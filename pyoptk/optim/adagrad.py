@@ -1,0 +1,80 @@
+"""Adagrad: torch.optim.Adagrad's names, defaults and (dense) update, as one fused kernel."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .._kernels import Kernel
+from ..optimizer import Optimizer
+from ._common import check_bool, check_nonneg, check_torch_impl_args, functional_step
+
+__all__ = ["Adagrad", "adagrad"]
+
+KERNEL = Kernel("adagrad")
+
+
+def _check(h: dict[str, Any]) -> None:
+    check_nonneg(h["lr"], "learning rate")
+    check_nonneg(h["lr_decay"], "lr_decay value")
+    check_nonneg(h["weight_decay"], "weight_decay value")
+    check_nonneg(h["initial_accumulator_value"], "initial_accumulator_value value")
+    check_nonneg(h["eps"], "epsilon value")
+    check_bool(h["maximize"], "maximize")
+
+
+def _mode(h: dict[str, Any]) -> int:
+    return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0)
+
+
+def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
+    clr = h["lr"] / (1 + (step - 1) * h["lr_decay"])  # torch's expression, in double
+    return {"neg_clr": -clr, "eps": h["eps"], "weight_decay": h["weight_decay"]}
+
+
+class Adagrad(Optimizer):
+    r"""Adagrad, as ``torch.optim.Adagrad`` (torch 2.13), for dense gradients.
+
+    .. math::
+        s \leftarrow s + g^2;\quad p \leftarrow p - \frac{\gamma}{1 + (t-1)\,\eta_{decay}}\,\frac{g}{\sqrt{s} + \epsilon}
+
+    with ``g = ±g + weight_decay * p`` first. As in torch, the state (``step`` = 0 and ``sum`` =
+    initial_accumulator_value) is created at construction for every param.
+    """
+
+    kernel = KERNEL
+
+    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+                 initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: Optional[bool] = None, *,
+                 maximize: bool = False, differentiable: bool = False, fused: Optional[bool] = None):
+        check_torch_impl_args(foreach, fused, False, differentiable)
+        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
+        _check(defaults)
+        super().__init__(params, defaults)
+        for group in self.param_groups:
+            for p in group["params"]:
+                self.state[p] = {"step": 0, "sum": self._new_state("sum", p, group)}
+
+    def _check_group(self, group):
+        _check(group)
+
+    def _group_mode(self, group):
+        return _mode(group)
+
+    def _group_coeffs(self, group, state):
+        return _coeffs(group, state["step"])
+
+    def _new_state(self, name, param, group):
+        # Also used for params added later with add_param_group (torch would fail on them).
+        return np.full(param.shape, group["initial_accumulator_value"], param.dtype)
+
+
+def adagrad(params, grads, state_sums, state_steps, *, lr: float, weight_decay: float, lr_decay: float,
+            eps: float, maximize: bool = False) -> None:
+    """Functional Adagrad (torch.optim.adagrad's keyword arguments, dense grads). ``state_steps``
+    is a list of ints, incremented in place."""
+    h = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=0, eps=eps,
+             maximize=maximize)
+    _check(h)
+    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h, t), params, grads, {"sum": state_sums}, state_steps)

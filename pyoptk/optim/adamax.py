@@ -1,0 +1,70 @@
+"""Adamax: torch.optim.Adamax's names, defaults and update, as one fused kernel."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .._kernels import Kernel
+from ..optimizer import Optimizer
+from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, functional_step
+
+__all__ = ["Adamax", "adamax"]
+
+KERNEL = Kernel("adamax")
+
+
+def _check(h: dict[str, Any]) -> None:
+    check_nonneg(h["lr"], "learning rate")
+    check_nonneg(h["eps"], "epsilon value")
+    check_betas(h["betas"])
+    check_nonneg(h["weight_decay"], "weight_decay value")
+    check_bool(h["maximize"], "maximize")
+
+
+def _mode(h: dict[str, Any]) -> int:
+    return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0)
+
+
+def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
+    lr, (beta1, beta2) = h["lr"], h["betas"]
+    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "eps": h["eps"], "weight_decay": h["weight_decay"],
+            "neg_clr": -(lr / (1 - beta1 ** step))}
+
+
+class Adamax(Optimizer):
+    r"""Adamax, as ``torch.optim.Adamax`` (torch 2.13).
+
+    .. math::
+        m \leftarrow \mathrm{lerp}(m, g, 1-\beta_1);\quad u \leftarrow \max(\beta_2 u, |g| + \epsilon);\quad
+        p \leftarrow p - \frac{\gamma}{1-\beta_1^t}\,\frac{m}{u}
+
+    with ``g = ±g + weight_decay * p`` first. State: ``step`` (int), ``exp_avg``, ``exp_inf``.
+    """
+
+    kernel = KERNEL
+
+    def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, foreach: Optional[bool] = None, *, maximize: bool = False,
+                 differentiable: bool = False, capturable: bool = False):
+        check_torch_impl_args(foreach, None, capturable, differentiable)
+        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
+                        weight_decay=weight_decay, maximize=maximize)
+        _check(defaults)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check(group)
+
+    def _group_mode(self, group):
+        return _mode(group)
+
+    def _group_coeffs(self, group, state):
+        return _coeffs(group, state["step"])
+
+
+def adamax(params, grads, exp_avgs, exp_infs, state_steps, *, eps: float, beta1: float, beta2: float, lr: float,
+           weight_decay: float, maximize: bool = False) -> None:
+    """Functional Adamax (torch.optim.adamax's keyword arguments); ``state_steps`` are ints."""
+    h = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, maximize=maximize)
+    _check(h)
+    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h, t), params, grads,
+                    {"exp_avg": exp_avgs, "exp_inf": exp_infs}, state_steps)

@@ -1,0 +1,113 @@
+"""ASGD: torch.optim.ASGD's names, defaults and update, as one fused kernel."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .._kernels import Kernel
+from ..optimizer import Optimizer
+from ._common import check_bool, check_nonneg, check_torch_impl_args, f32, functional_step
+
+__all__ = ["ASGD", "asgd"]
+
+KERNEL = Kernel("asgd")
+
+_REAL = (int, float)
+
+
+def _check(h: dict[str, Any]) -> None:
+    check_nonneg(h["lr"], "learning rate")
+    check_nonneg(h["weight_decay"], "weight_decay value")
+    for name in ("lambd", "alpha", "t0"):
+        if not isinstance(h[name], _REAL) or isinstance(h[name], bool):
+            raise ValueError(f"Invalid {name}: {h[name]!r} (expected a real number)")
+    check_bool(h["maximize"], "maximize")
+
+
+def _mode(h: dict[str, Any]) -> int:
+    return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0)
+
+
+def _coeffs(h: dict[str, Any], eta: float, mu: float) -> dict[str, float]:
+    """Coefficients of a step that uses the previous step's eta and mu (lr and 1 at step 1)."""
+    return {"decay": 1 - h["lambd"] * eta, "neg_eta": -eta, "mu": mu, "weight_decay": h["weight_decay"]}
+
+
+def _next_eta_mu(h: dict[str, Any], step: int) -> tuple[float, float]:
+    """eta and mu after step ``step``, rounded to float32 as torch's 0-d float32 tensors."""
+    lr, lambd = h["lr"], h["lambd"]
+    return f32(lr / ((1 + lambd * lr * step) ** h["alpha"])), f32(1 / max(1, step - h["t0"]))
+
+
+class ASGD(Optimizer):
+    r"""Averaged SGD, as ``torch.optim.ASGD`` (torch 2.13).
+
+    .. math::
+        p \leftarrow p(1 - \lambda\eta) - \eta g;\quad
+        a_x \leftarrow a_x + \mu(p - a_x) \text{ if } \mu \ne 1 \text{ else } p;\quad
+        \eta \leftarrow \frac{\gamma}{(1 + \lambda\gamma t)^\alpha};\quad \mu \leftarrow \frac{1}{\max(1, t - t_0)}
+
+    with ``g = ±g + weight_decay * p`` first; eta and mu are used by the next step. State:
+    ``step`` (int), ``eta`` and ``mu`` (floats kept rounded to float32, as torch's 0-d float32
+    tensors; eta starts at lr, mu at 1), ``ax`` (the average, not copied into the params).
+    """
+
+    kernel = KERNEL
+
+    def __init__(self, params, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
+                 weight_decay: float = 0, foreach: Optional[bool] = None, maximize: bool = False,
+                 differentiable: bool = False, capturable: bool = False):
+        check_torch_impl_args(foreach, None, capturable, differentiable)
+        defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
+        _check(defaults)
+        super().__init__(params, defaults)
+        self._stepped: list[tuple[dict, dict]] = []
+
+    def _check_group(self, group):
+        _check(group)
+
+    def _group_mode(self, group):
+        return _mode(group)
+
+    def _advance(self, state, group):
+        state["step"] = state.get("step", 0) + 1
+        state.setdefault("eta", f32(group["lr"]))
+        state.setdefault("mu", 1.0)
+        self._stepped.append((state, group))
+
+    def _coeff_key(self, state):
+        return state["eta"], state["mu"]
+
+    def _group_coeffs(self, group, state):
+        return _coeffs(group, state["eta"], state["mu"])
+
+    def step(self, grads=None, closure=None):
+        # eta and mu of a param are replaced only after the kernel accepted the whole step, and
+        # only in the state dicts that step installed (a refused step leaves them alone).
+        self._stepped = []
+        try:
+            loss = super().step(grads, closure)
+            for state, group in self._stepped:
+                state["eta"], state["mu"] = _next_eta_mu(group, state["step"])
+        finally:
+            self._stepped = []
+        return loss
+
+    def _scalar_state_names(self):
+        return ["step", "eta", "mu"]
+
+
+def asgd(params, grads, axs, mus, etas, state_steps, *, lambd: float, lr: float, t0: float, alpha: float,
+         weight_decay: float, maximize: bool = False) -> None:
+    """Functional ASGD (torch.optim.asgd's keyword arguments). ``state_steps`` (ints), ``etas`` and
+    ``mus`` (floats, kept float32-rounded) are updated in place, as torch updates its tensors."""
+    h = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
+    _check(h)
+    for what, seq in (("mus", mus), ("etas", etas)):
+        if len(seq) != len(params):
+            raise ValueError(f"{what} has {len(seq)} entries for {len(params)} params")
+    old = [(float(e), float(m)) for e, m in zip(etas, mus)]
+    functional_step(KERNEL, _mode(h), lambda i, t: _coeffs(h, *old[i]), params, grads, {"ax": axs}, state_steps,
+                    item_key=lambda i, t: old[i])
+    new = [_next_eta_mu(h, t) for t in state_steps]
+    etas[:] = [e for e, _ in new]
+    mus[:] = [m for _, m in new]

@@ -1,0 +1,110 @@
+"""NAdam: torch.optim.NAdam's names, defaults and update, as one fused kernel."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from .._kernels import Kernel
+from ..optimizer import Optimizer
+from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, f32, functional_step
+
+__all__ = ["NAdam", "nadam"]
+
+KERNEL = Kernel("nadam")
+
+
+def _check(h: dict[str, Any]) -> None:
+    check_nonneg(h["lr"], "learning rate")
+    check_nonneg(h["eps"], "epsilon value")
+    check_betas(h["betas"])
+    check_nonneg(h["weight_decay"], "weight_decay value")
+    check_nonneg(h["momentum_decay"], "momentum_decay value")
+    for name in ("decoupled_weight_decay", "maximize"):
+        check_bool(h[name], name)
+
+
+def _mode(h: dict[str, Any]) -> int:
+    decay = h["weight_decay"] != 0
+    return KERNEL.mode(maximize=h["maximize"], weight_decay=decay and not h["decoupled_weight_decay"],
+                       decoupled_weight_decay=decay and h["decoupled_weight_decay"])
+
+
+def _mu(h: dict[str, Any], step: int) -> float:
+    return h["betas"][0] * (1.0 - 0.5 * (0.96 ** (step * h["momentum_decay"])))
+
+
+def _next_mu_product(h: dict[str, Any], mu_product: float, step: int) -> float:
+    # torch: `mu_product *= mu` on a 0-d float32 tensor: both factors are rounded to float32 first.
+    return f32(f32(mu_product) * f32(_mu(h, step)))
+
+
+def _coeffs(h: dict[str, Any], step: int, mu_product: float) -> dict[str, float]:
+    """Coefficients for step ``step``, with ``mu_product`` already including mu_step."""
+    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
+    mu, mu_next = _mu(h, step), _mu(h, step + 1)
+    mu_product_next = mu_product * mu_next
+    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
+            "bias_correction2": 1 - beta2 ** step, "eps": h["eps"], "weight_decay": wd, "decay": 1 - lr * wd,
+            "grad_coeff": -lr * (1.0 - mu) / (1.0 - mu_product),
+            "exp_avg_coeff": (-lr * mu_next) / (1.0 - mu_product_next)}
+
+
+class NAdam(Optimizer):
+    r"""NAdam, as ``torch.optim.NAdam`` (torch 2.13).
+
+    .. math::
+        \mu_t = \beta_1(1 - \tfrac12 0.96^{t\psi});\quad \Pi \leftarrow \Pi\mu_t;\quad
+        m, v \text{ as Adam};\quad d = \sqrt{v/(1-\beta_2^t)} + \epsilon;\quad
+        p \leftarrow p - \gamma\frac{1-\mu_t}{1-\Pi}\frac{g}{d} - \gamma\frac{\mu_{t+1}}{1-\Pi\mu_{t+1}}\frac{m}{d}
+
+    Weight decay as Adam (L2, or decoupled). State: ``step`` (int), ``mu_product`` (a float kept
+    rounded to float32, as torch's 0-d float32 tensor), ``exp_avg``, ``exp_avg_sq``.
+    """
+
+    kernel = KERNEL
+
+    def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *,
+                 foreach: Optional[bool] = None, maximize: bool = False, capturable: bool = False,
+                 differentiable: bool = False):
+        check_torch_impl_args(foreach, None, capturable, differentiable)
+        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
+                        weight_decay=weight_decay, momentum_decay=momentum_decay,
+                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+        _check(defaults)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check(group)
+
+    def _group_mode(self, group):
+        return _mode(group)
+
+    def _advance(self, state, group):
+        state["step"] = step = state.get("step", 0) + 1
+        state["mu_product"] = _next_mu_product(group, state.get("mu_product", 1.0), step)
+
+    def _coeff_key(self, state):
+        return state["step"], state["mu_product"]
+
+    def _group_coeffs(self, group, state):
+        return _coeffs(group, state["step"], state["mu_product"])
+
+    def _scalar_state_names(self):
+        return ["step", "mu_product"]
+
+
+def nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps, *, beta1: float, beta2: float,
+          lr: float, weight_decay: float, momentum_decay: float, eps: float, decoupled_weight_decay: bool = False,
+          maximize: bool = False) -> None:
+    """Functional NAdam (torch.optim.nadam's keyword arguments). ``state_steps`` (ints) and
+    ``mu_products`` (floats, kept float32-rounded) are updated in place, as torch updates its tensors."""
+    h = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, momentum_decay=momentum_decay,
+             decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
+    _check(h)
+    if len(mu_products) != len(params):
+        raise ValueError(f"mu_products has {len(mu_products)} entries for {len(params)} params")
+    new = [_next_mu_product(h, float(mp), int(t) + 1) for mp, t in zip(mu_products, state_steps)]
+    functional_step(KERNEL, _mode(h), lambda i, t: _coeffs(h, t, new[i]), params, grads,
+                    {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs}, state_steps,
+                    item_key=lambda i, t: (t, new[i]))
+    mu_products[:] = new

@@ -1,0 +1,85 @@
+"""Rprop: torch.optim.Rprop's names, defaults and update, as one fused kernel."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .._kernels import Kernel
+from ..optimizer import Optimizer
+from ._common import check_bool, check_nonneg, check_pair, check_torch_impl_args, functional_step
+
+__all__ = ["Rprop", "rprop"]
+
+KERNEL = Kernel("rprop")
+
+
+def _check(h: dict[str, Any]) -> None:
+    check_nonneg(h["lr"], "learning rate")
+    check_pair(h["etas"], "etas")
+    check_pair(h["step_sizes"], "step_sizes")
+    etaminus, etaplus = h["etas"]
+    if not 0.0 < etaminus < 1.0 < etaplus:
+        raise ValueError(f"Invalid eta values: {etaminus}, {etaplus}")
+    check_bool(h["maximize"], "maximize")
+
+
+def _mode(h: dict[str, Any]) -> int:
+    return KERNEL.mode(maximize=h["maximize"])
+
+
+def _coeffs(h: dict[str, Any]) -> dict[str, float]:
+    (etaminus, etaplus), (step_size_min, step_size_max) = h["etas"], h["step_sizes"]
+    return {"etaminus": etaminus, "etaplus": etaplus, "step_size_min": step_size_min,
+            "step_size_max": step_size_max}
+
+
+class Rprop(Optimizer):
+    r"""Rprop, as ``torch.optim.Rprop`` (torch 2.13).
+
+    .. math::
+        s = \mathrm{sign}(g\,g_{prev});\quad
+        \delta \leftarrow \mathrm{clamp}(\delta\cdot\{\eta_+, \eta_-, 1\}_{s>0, s<0, s=0}, \delta_{min}, \delta_{max});\quad
+        g' = 0 \text{ where } s<0;\quad p \leftarrow p - \mathrm{sign}(g')\,\delta;\quad g_{prev} \leftarrow g'
+
+    ``lr`` only seeds ``step_size`` when a param's state is created; later lr changes have no
+    effect, as in torch. No weight decay. State: ``step`` (int), ``prev``, ``step_size``.
+    """
+
+    kernel = KERNEL
+
+    def __init__(self, params, lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
+                 step_sizes: tuple[float, float] = (1e-6, 50), *, capturable: bool = False,
+                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False):
+        check_torch_impl_args(foreach, None, capturable, differentiable)
+        defaults = dict(lr=lr, etas=tuple(etas) if isinstance(etas, list) else etas,
+                        step_sizes=tuple(step_sizes) if isinstance(step_sizes, list) else step_sizes,
+                        maximize=maximize)
+        _check(defaults)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check(group)
+
+    def _group_mode(self, group):
+        return _mode(group)
+
+    def _group_coeffs(self, group, state):
+        return _coeffs(group)
+
+    def _coeff_key(self, state):
+        return None  # the coefficients do not depend on the step
+
+    def _new_state(self, name, param, group):
+        if name == "step_size":
+            return np.full(param.shape, group["lr"], param.dtype)
+        return np.zeros(param.shape, param.dtype)
+
+
+def rprop(params, grads, prevs, step_sizes, state_steps, *, step_size_min: float, step_size_max: float,
+          etaminus: float, etaplus: float, maximize: bool = False) -> None:
+    """Functional Rprop (torch.optim.rprop's keyword arguments); ``state_steps`` are ints."""
+    h = dict(lr=0.0, etas=(etaminus, etaplus), step_sizes=(step_size_min, step_size_max), maximize=maximize)
+    _check(h)
+    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h), params, grads,
+                    {"prev": prevs, "step_size": step_sizes}, state_steps)
