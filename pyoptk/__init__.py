@@ -8,12 +8,13 @@ from . import _core, functional
 from ._core import available_isas, get_num_threads, set_num_threads
 from .optim import ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop, Rprop
 from .optimizer import Optimizer, required
+from . import lr_scheduler, schedules, swa_utils
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
-    "Adadelta", "Rprop", "ASGD", "functional",
+    "Adadelta", "Rprop", "ASGD", "functional", "lr_scheduler", "schedules", "swa_utils",
     "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads",
 ]
 
