@@ -40,23 +40,27 @@ class FusedStep:
         self.items: list[tuple] = []
         self.coeffs: list[tuple[float, ...]] = []
         self._slots: dict[Hashable, int] = {}
-        self._layouts: dict[int, tuple] = {}  # mode -> state name per kernel slot (None = absent)
+
+    @staticmethod
+    def coeff_tuple(kernel: Kernel, values: Mapping[str, float]) -> tuple[float, ...]:
+        return tuple(float(values[name]) for name in kernel.coeff_names)
+
+    @staticmethod
+    def item(kernel: Kernel, index: int, mode: int, slot: int, param, grad, states: Mapping[str, np.ndarray]) -> tuple:
+        """The tuple _core expects: (index, mode, slot, param, grad, each kernel state or None)."""
+        arrays = (states[name] if bits == 0 or mode & bits else None for name, bits in kernel.states)
+        return (index, mode, slot, param, grad, *arrays)
 
     def slot(self, key: Hashable, make: Callable[[], Mapping[str, float]]) -> int:
         """Index of the coefficient set for ``key``; ``make()`` computes it the first time."""
         slot = self._slots.get(key)
         if slot is None:
-            values = make()
             slot = self._slots[key] = len(self.coeffs)
-            self.coeffs.append(tuple(float(values[name]) for name in self.kernel.coeff_names))
+            self.coeffs.append(self.coeff_tuple(self.kernel, make()))
         return slot
 
     def add(self, index: int, mode: int, slot: int, param, grad, states: Mapping[str, np.ndarray]) -> None:
-        layout = self._layouts.get(mode)
-        if layout is None:
-            layout = self._layouts[mode] = tuple(
-                name if bits == 0 or mode & bits else None for name, bits in self.kernel.states)
-        self.items.append((index, mode, slot, param, grad, *[states[n] if n else None for n in layout]))
+        self.items.append(self.item(self.kernel, index, mode, slot, param, grad, states))
 
     def run(self) -> None:
         if self.items:

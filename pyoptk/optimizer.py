@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
+from . import _core
 from ._kernels import FusedStep, Kernel
 
 __all__ = ["Optimizer", "required"]
@@ -33,15 +34,18 @@ class ParamState(MutableMapping):
 
     def __init__(self) -> None:
         self._data: dict[int, tuple[np.ndarray, dict]] = {}
+        self.version = 0  # bumped when a param's state dict is replaced or removed
 
     def __getitem__(self, param: np.ndarray) -> dict:
         return self._data[id(param)][1]
 
     def __setitem__(self, param: np.ndarray, value: dict) -> None:
         self._data[id(param)] = (param, value)
+        self.version += 1
 
     def __delitem__(self, param: np.ndarray) -> None:
         del self._data[id(param)]
+        self.version += 1
 
     def __iter__(self) -> Iterator[np.ndarray]:
         return (param for param, _ in self._data.values())
@@ -69,9 +73,44 @@ def _extent(a: np.ndarray) -> tuple[int, int]:
     return start, start + a.nbytes
 
 
+def _arena_span(params: list[np.ndarray]) -> np.ndarray | None:
+    """A flat view over ``params`` when they are consecutive views of one buffer (an arena):
+    the first starts it, each next one starts where the previous ended, all of one dtype."""
+    if len(params) < 2 or any(p.dtype != params[0].dtype for p in params):
+        return None
+    extents = [_extent(p) for p in params]
+    if any(a[1] != b[0] for a, b in zip(extents, extents[1:])):
+        return None
+    root = params[0]
+    while isinstance(root.base, np.ndarray):
+        root = root.base
+    if not root.flags.c_contiguous or any(_root_of(p) is not root for p in params[1:]):
+        return None
+    offset = extents[0][0] - _extent(root)[0]
+    return root.reshape(-1).view(np.uint8)[offset:extents[-1][1] - _extent(root)[0]].view(params[0].dtype)
+
+
+def _root_of(a: np.ndarray) -> np.ndarray:
+    while isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+class _Plan:
+    """What the fast path needs: the checked C++ plan (which also holds the state dicts) and, per
+    group, its mode and the scalar state all its params share (they are in lockstep)."""
+
+    def __init__(self, core, state, groups, modes, scalars):
+        self.core, self.state, self.groups = core, state, groups
+        self.version = state.version
+        self.modes, self.scalars = modes, scalars
+        self.spans = None  # contiguous spans the last fast step ran as
+
+
 class Optimizer:
     """Base class. Subclasses set ``kernel`` and implement ``_check_group``, ``_group_mode`` and
-    ``_group_coeffs``; they may override ``_new_state`` and ``_coeff_key``."""
+    ``_group_coeffs``; they may override ``_new_state``, ``_advance``, ``_after_step`` and
+    ``_coeff_key``."""
 
     kernel: Kernel
     has_step: bool = True  # keeps state["step"] (torch's SGD does not)
@@ -81,6 +120,7 @@ class Optimizer:
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState()
+        self._plan: _Plan | None = None
         if isinstance(params, np.ndarray):
             raise TypeError("params should be an iterable of arrays or dicts, but got a numpy.ndarray")
         params = list(params)
@@ -111,10 +151,28 @@ class Optimizer:
         # np.zeros maps untouched pages: the kernel's threads touch them first.
         return np.zeros(param.shape, param.dtype)
 
+    def _new_states(self, names: list[str], params: list[np.ndarray], group: dict[str, Any]) -> list[dict]:
+        """New state arrays for ``params``. When the params are an arena (consecutive views of one
+        buffer), each state is one flat buffer handed out as views in the same layout, so a step
+        over the group runs as one contiguous span."""
+        span = _arena_span(params)
+        if span is None:
+            return [{name: self._new_state(name, p, group) for name in names} for p in params]
+        bounds = np.cumsum([p.size for p in params])[:-1]
+        out: list[dict] = [{} for _ in params]
+        for name in names:
+            flat = self._new_state(name, span, group)
+            for state, piece, p in zip(out, np.split(flat, bounds), params):
+                state[name] = piece.reshape(p.shape)
+        return out
+
     def _advance(self, state: dict[str, Any], group: dict[str, Any]) -> None:
         """Update the scalar state (step counter...) before the kernel runs."""
         if self.has_step:
             state["step"] = state.get("step", 0) + 1
+
+    def _after_step(self, state: dict[str, Any], group: dict[str, Any]) -> None:
+        """Update the scalar state once the kernel has run (ASGD's eta and mu)."""
 
     # ----- param groups -----------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -137,6 +195,7 @@ class Optimizer:
         self._check_group(group)
         self._refuse_shared_params(params)
         self.param_groups.append(group)
+        self._plan = None
 
     def _refuse_shared_params(self, new: list[np.ndarray]) -> None:
         old = [p for g in self.param_groups for p in g["params"]]
@@ -174,35 +233,88 @@ class Optimizer:
             except ValueError as e:
                 raise ValueError(f"param_groups[{gi}]: {e}") from None
 
+        if self._plan is not None and self._fast_step(grads):
+            return loss
+
         fused = FusedStep(self.kernel)
-        pending: list[tuple[np.ndarray, dict]] = []
+        pending: list[tuple[np.ndarray, dict, dict]] = []
         live = self.state._data
         fresh_bit = self.kernel.flag_bits[self.fresh_state_flag] if self.fresh_state_flag else 0
         index = 0
         for gi, group in enumerate(self.param_groups):
             mode = self._group_mode(group)
             names = self.kernel.state_names(mode)
+            stateless = [p for p, g in zip(group["params"], grads[index:]) if g is not None and id(p) not in live]
+            created = dict(zip(map(id, stateless), self._new_states(names, stateless, group)))
             for p in group["params"]:
                 g = grads[index]
                 if g is not None:
                     # Work on a copy of the state dict: it replaces the real one only after the
                     # kernel accepted the whole step.
                     entry = live.get(id(p))
-                    state = dict(entry[1]) if entry is not None else {}
+                    state = dict(entry[1]) if entry is not None else created[id(p)]
                     pmode = mode
                     for name in names:
                         if name not in state:
                             state[name] = self._new_state(name, p, group)
                             pmode |= fresh_bit
+                    if entry is None and names:
+                        pmode |= fresh_bit
                     self._advance(state, group)
                     slot = fused.slot((gi, self._coeff_key(state)), lambda: self._group_coeffs(group, state))
                     fused.add(index, pmode, slot, p, g, state)
-                    pending.append((p, state))
+                    pending.append((p, state, group))
                 index += 1
         fused.run()
-        for p, state in pending:
+        for p, state, group in pending:
+            self._after_step(state, group)
             live[id(p)] = (p, state)
+        self._plan = self._make_plan(grads) if len(pending) == len(grads) else None
         return loss
+
+    # ----- the fast path: steady-state steps through a cached plan ----------------------
+    # Once every param has state and the params of each group are in lockstep (equal scalar
+    # state), a step needs per group one mode check and one coefficient set, and per param only
+    # its grad (checked in C++) and a scalar-state update.
+    def _make_plan(self, grads: list) -> _Plan | None:
+        scalar_names = self._scalar_state_names()
+        items, dicts, modes, scalars = [], [], [], []
+        index = 0
+        for gi, group in enumerate(self.param_groups):
+            mode = self._group_mode(group)
+            states = [self.state._data[id(p)][1] for p in group["params"]]
+            shared = {name: states[0][name] for name in scalar_names} if states else {}
+            if any(any(s[name] != shared[name] for name in scalar_names) for s in states[1:]):
+                return None
+            for p, s in zip(group["params"], states):
+                items.append(FusedStep.item(self.kernel, index, mode, gi, p, None, s))
+                index += 1
+            dicts += states
+            modes.append(mode)
+            scalars.append(shared)
+        core = _core.Plan(self.kernel.name, items, dicts)
+        return _Plan(core, self.state, list(self.param_groups), modes, scalars)
+
+    def _fast_step(self, grads: list) -> bool:
+        """Run the step through the plan; False (nothing changed) when the plan no longer fits."""
+        plan = self._plan
+        if plan.state is not self.state or plan.version != self.state.version or plan.groups != self.param_groups:
+            return False
+        coeffs, advanced = [], []
+        for group, mode, shared in zip(self.param_groups, plan.modes, plan.scalars):
+            if self._group_mode(group) != mode:
+                return False
+            new = dict(shared)
+            self._advance(new, group)
+            coeffs.append(FusedStep.coeff_tuple(self.kernel, self._group_coeffs(group, new)))
+            self._after_step(new, group)
+            advanced.append(new)
+        try:  # C++ merges `advanced` into every param's state dict once the update has run
+            plan.spans = plan.core.run(grads, coeffs, [g["params"] for g in self.param_groups], advanced)
+        except _core.StalePlan:
+            return False
+        plan.scalars = advanced
+        return True
 
     # ----- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -253,6 +365,7 @@ class Optimizer:
             new_state[p] = self._load_param_state(key, p, group, saved)
         self.param_groups[:] = groups
         self.state = new_state
+        self._plan = None
 
     def _load_param_state(self, key: Any, p: np.ndarray, group: dict, saved: dict) -> dict[str, Any]:
         arrays = self.kernel.state_names(self._group_mode(group))

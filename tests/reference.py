@@ -64,7 +64,7 @@ def adam_step(p, g, state, *, lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0
     v = state["exp_avg_sq"] = state["exp_avg_sq"] * dt(beta2) + dt(1 - beta2) * g * g
     if amsgrad:
         v = state["max_exp_avg_sq"] = np.maximum(state["max_exp_avg_sq"], v)
-    denom = np.sqrt(v) / dt(math.sqrt(1 - beta2 ** t)) + dt(eps)
+    denom = np.sqrt(v) * dt(1 / math.sqrt(1 - beta2 ** t)) + dt(eps)  # torch divides; same math
     p[...] = p + dt(-(lr / (1 - beta1 ** t))) * m / denom
 
 

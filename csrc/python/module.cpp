@@ -7,7 +7,7 @@
 
 #include "../cpu/dispatch.h"
 #include "../cpu/multi_tensor.h"
-#include "step.h"
+#include "plan.h"
 
 namespace py = pybind11;
 using namespace pyoptk;
@@ -25,6 +25,13 @@ Isa parse_isa(const std::string& name) {
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "pyoptk's compiled kernels";
+  py::class_<Plan>(m, "Plan", "A fused step whose params and states are checked once (internal).")
+      .def(py::init<const std::string&, py::sequence, py::object>(), py::arg("op"), py::arg("items"),
+           py::arg("state_dicts") = py::none())
+      .def("run", &Plan::run, py::arg("grads"), py::arg("coeffs"), py::arg("param_lists") = py::none(),
+           py::arg("scalars") = py::none())
+      .def("__len__", &Plan::size);
+  py::register_exception<StalePlan>(m, "StalePlan");
   m.def("step", &pyoptk::step, py::arg("op"), py::arg("items"), py::arg("coeffs"),
         "Validate and run one fused, multi-tensor update in place (internal; use the optimizers).");
   m.def("registry", &pyoptk::registry, "Names of every op's flags, states and coefficients.");

@@ -33,7 +33,7 @@ def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
     lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
     return {"neg_step_size": -(lr / (1 - beta1 ** step)), "one_minus_beta1": 1 - beta1,
             "beta2": beta2, "one_minus_beta2": 1 - beta2,
-            "bias_correction2_sqrt": (1 - beta2 ** step) ** 0.5, "eps": h["eps"],
+            "inv_bias_correction2_sqrt": 1 / (1 - beta2 ** step) ** 0.5, "eps": h["eps"],
             "weight_decay": wd, "decay": 1 - lr * wd}
 
 

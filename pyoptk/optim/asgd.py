@@ -60,7 +60,6 @@ class ASGD(Optimizer):
         defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
         _check(defaults)
         super().__init__(params, defaults)
-        self._stepped: list[tuple[dict, dict]] = []
 
     def _check_group(self, group):
         _check(group)
@@ -72,7 +71,6 @@ class ASGD(Optimizer):
         state["step"] = state.get("step", 0) + 1
         state.setdefault("eta", f32(group["lr"]))
         state.setdefault("mu", 1.0)
-        self._stepped.append((state, group))
 
     def _coeff_key(self, state):
         return state["eta"], state["mu"]
@@ -80,17 +78,9 @@ class ASGD(Optimizer):
     def _group_coeffs(self, group, state):
         return _coeffs(group, state["eta"], state["mu"])
 
-    def step(self, grads=None, closure=None):
-        # eta and mu of a param are replaced only after the kernel accepted the whole step, and
-        # only in the state dicts that step installed (a refused step leaves them alone).
-        self._stepped = []
-        try:
-            loss = super().step(grads, closure)
-            for state, group in self._stepped:
-                state["eta"], state["mu"] = _next_eta_mu(group, state["step"])
-        finally:
-            self._stepped = []
-        return loss
+    def _after_step(self, state, group):
+        # The step used the previous eta and mu; these are the next step's.
+        state["eta"], state["mu"] = _next_eta_mu(group, state["step"])
 
     def _scalar_state_names(self):
         return ["step", "eta", "mu"]

@@ -11,9 +11,11 @@
 #include "pyoptk/ops/rmsprop.h"
 #include "pyoptk/ops/rprop.h"
 #include "pyoptk/ops/sgd.h"
+#include "pyoptk/ops/stream.h"
 
 // X(Type) for every op, in a fixed order: the order defines the op ids.
 #define PYOPTK_FOR_EACH_OP(X) \
+  X(Stream)                   \
   X(Sgd)                      \
   X(Adam)                     \
   X(RmsProp)                  \

@@ -1,0 +1,282 @@
+#include "plan.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "../cpu/dispatch.h"
+#include "../cpu/registry.h"
+
+namespace py = pybind11;
+
+namespace pyoptk {
+namespace {
+
+struct CoeffBlock {
+  double f64[kMaxCoeffs];
+  float f32[kMaxCoeffs];
+};
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+std::string who(int64_t index, const char* role) {
+  return std::string("param ") + std::to_string(index) +
+         (std::strcmp(role, "param") == 0 ? "" : std::string(" ") + role);
+}
+
+int dtype_of(const py::array& a) {
+  if (a.dtype().equal(py::dtype::of<float>())) return kFloat32;
+  if (a.dtype().equal(py::dtype::of<double>())) return kFloat64;
+  return -1;
+}
+
+// The common case first: both arrays share NumPy's builtin descriptor object.
+bool same_dtype(const py::array& a, const py::array& b) {
+  return py::detail::array_proxy(a.ptr())->descr == py::detail::array_proxy(b.ptr())->descr ||
+         a.dtype().equal(b.dtype());
+}
+
+bool same_shape(const py::array& a, const py::array& b) {
+  if (a.ndim() != b.ndim()) return false;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) != b.shape(d)) return false;
+  }
+  return true;
+}
+
+// Checks one array against the param (nullptr: it is the param) and returns it.
+py::array checked(py::handle obj, int64_t index, const char* role, const py::array* param, bool written) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(who(index, role) + " is a " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))) + ", expected a numpy.ndarray");
+  }
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (param == nullptr) {
+    if (dtype_of(a) < 0) {
+      throw py::type_error(who(index, role) + " has dtype " + dtype_str(a) +
+                           "; pyoptk updates float32 and float64 arrays");
+    }
+  } else {
+    if (!same_dtype(a, *param)) {
+      throw py::type_error(who(index, role) + " has dtype " + dtype_str(a) + ", expected " + dtype_str(*param) +
+                           " (the param's dtype)");
+    }
+    if (!same_shape(a, *param)) {
+      throw py::value_error(who(index, role) + " has shape " + shape_str(a) + ", expected " + shape_str(*param) +
+                            " (the param's shape)");
+    }
+  }
+  if (!(a.flags() & py::array::c_style)) {
+    throw py::value_error(who(index, role) +
+                          " is not C-contiguous; pyoptk updates arrays in place and never through a copy");
+  }
+  if (written && !a.writeable()) throw py::value_error(who(index, role) + " is read-only");
+  return a;
+}
+
+Extent extent_of(const py::array& a, int64_t index, const char* role, bool written) {
+  const char* data = static_cast<const char*>(a.data());
+  return {data, data + a.nbytes(), written, index, role};
+}
+
+[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b) {
+  throw py::value_error(who(a.index, a.role) + " and " + who(b.index, b.role) +
+                        " share memory; an array that is updated in place must not overlap any other");
+}
+
+int op_id(const std::string& name) {
+  for (int i = 0; i < kNumOps; ++i) {
+    if (name == kOpInfo[i].name) return i;
+  }
+  throw py::value_error("unknown op '" + name + "'");
+}
+
+// Merges runs of tasks that continue each other in memory (same span function and coefficients,
+// every array starting where the previous one ended): a group whose params, grads and states
+// are views into flat buffers ("arena") runs as one long span. Element-wise math: same result.
+// Tasks with the same span function have the same dtype, hence the same item size.
+void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
+  size_t out = 0;
+  for (size_t k = 0; k < tasks.size(); ++k) {
+    if (out > 0) {
+      Task& last = tasks[out - 1];
+      const Task& next = tasks[k];
+      bool joins = last.fn == next.fn && last.coeffs == next.coeffs;
+      const int64_t bytes = last.numel * itemsizes[k];
+      for (int j = 0; joins && j < 2 + kMaxStates; ++j) {
+        joins = (last.ptrs[j] == nullptr && next.ptrs[j] == nullptr) ||
+                (last.ptrs[j] != nullptr && last.ptrs[j] + bytes == next.ptrs[j]);
+      }
+      if (joins) {
+        last.numel += next.numel;
+        continue;
+      }
+    }
+    tasks[out++] = tasks[k];
+  }
+  tasks.resize(out);
+}
+
+}  // namespace
+
+Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dicts) : op_(op_id(op_name)) {
+  const OpInfo& info = kOpInfo[op_];
+  for (int k = 0; k < info.num_states; ++k) {
+    state_keys_.push_back(py::reinterpret_steal<py::object>(PyUnicode_InternFromString(info.state_names[k])));
+  }
+  const size_t count = py::len(items);
+  const size_t arity = 5 + info.num_states;  // index, mode, coeff slot, param, grad, states...
+  entries_.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    py::tuple item = items[i];
+    if (item.size() != arity) {
+      throw py::value_error("a " + std::string(info.name) + " item has " + std::to_string(arity) + " fields");
+    }
+    Entry e;
+    e.index = item[0].cast<int64_t>();
+    e.mode = item[1].cast<int>();
+    e.slot = item[2].cast<int64_t>();
+    e.param = checked(item[3], e.index, "param", nullptr, true);
+    e.dtype = dtype_of(e.param);
+    if (lookup(op_, e.dtype, e.mode) == nullptr) {
+      throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(e.mode));
+    }
+    std::fill(std::begin(e.ptrs), std::end(e.ptrs), nullptr);
+    e.ptrs[0] = static_cast<char*>(e.param.mutable_data());
+    if (e.param.nbytes() > 0) written_.push_back(extent_of(e.param, e.index, "param", true));
+    for (int k = 0; k < info.num_states; ++k) {
+      py::handle s = item[5 + k];
+      const bool present = state_present(info, k, e.mode);
+      if (present == s.is_none()) {
+        throw py::value_error(who(e.index, info.state_names[k]) + (present ? " is missing" : " is not used in this mode"));
+      }
+      if (!present) continue;
+      e.states.push_back(checked(s, e.index, info.state_names[k], &e.param, true));
+      e.state_ids.push_back(k);
+      e.ptrs[2 + k] = static_cast<char*>(e.states.back().mutable_data());
+      if (e.param.nbytes() > 0) written_.push_back(extent_of(e.states.back(), e.index, info.state_names[k], true));
+    }
+    e.state_dict = state_dicts.is_none() ? py::object(py::none()) : py::object(py::sequence(state_dicts)[i]);
+    entries_.push_back(std::move(e));
+  }
+  std::sort(written_.begin(), written_.end(), [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
+  for (size_t k = 1; k < written_.size(); ++k) {
+    if (written_[k].begin < written_[k - 1].end) refuse_overlap(written_[k - 1], written_[k]);
+  }
+}
+
+size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_lists, py::object scalars) {
+  const OpInfo& info = kOpInfo[op_];
+  if (!param_lists.is_none()) {
+    size_t i = 0;
+    for (py::handle list : py::sequence(param_lists)) {
+      for (py::handle p : py::sequence(py::reinterpret_borrow<py::object>(list))) {
+        if (i >= entries_.size() || !p.is(entries_[i].param)) throw StalePlan("params changed");
+        if (grads[i].is_none()) throw StalePlan("a param has no grad");
+        ++i;
+      }
+    }
+    if (i != entries_.size()) throw StalePlan("params changed");
+  }
+  for (const Entry& e : entries_) {
+    if (e.state_dict.is_none()) continue;
+    for (size_t k = 0; k < e.states.size(); ++k) {
+      PyObject* now = PyDict_GetItem(e.state_dict.ptr(), state_keys_[e.state_ids[k]].ptr());
+      if (now != e.states[k].ptr()) throw StalePlan("a state array was replaced");
+    }
+  }
+  if (py::len(grads) != entries_.size()) {
+    throw py::value_error("got " + std::to_string(py::len(grads)) + " grads for " + std::to_string(entries_.size()) +
+                          " params");
+  }
+  std::vector<CoeffBlock> coeffs(py::len(coeff_sets));
+  for (size_t j = 0; j < coeffs.size(); ++j) {
+    py::sequence values = coeff_sets[j];
+    if (static_cast<int>(py::len(values)) != info.num_coeffs) {
+      throw py::value_error(std::string(info.name) + " takes " + std::to_string(info.num_coeffs) + " coefficients");
+    }
+    for (int k = 0; k < info.num_coeffs; ++k) {
+      coeffs[j].f64[k] = values[k].cast<double>();
+      coeffs[j].f32[k] = static_cast<float>(coeffs[j].f64[k]);
+    }
+  }
+
+  std::vector<Task> tasks(entries_.size());
+  std::vector<int> itemsizes(entries_.size());
+  std::vector<py::array> grad_refs;  // keeps the grads alive while the GIL is released
+  grad_refs.reserve(entries_.size());
+  for (size_t i = 0; i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    if (e.slot < 0 || e.slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
+    // Flags can change after the plan was made (arr.flags.writeable = False): check each run.
+    if (!e.param.writeable()) throw py::value_error(who(e.index, "param") + " is read-only");
+    for (size_t k = 0; k < e.states.size(); ++k) {
+      if (!e.states[k].writeable()) throw py::value_error(who(e.index, info.state_names[e.state_ids[k]]) + " is read-only");
+    }
+    grad_refs.push_back(checked(grads[i], e.index, "grad", &e.param, false));
+    const py::array& g = grad_refs.back();
+    if (g.nbytes() > 0) {
+      // A grad may alias other grads, never a written array.
+      const Extent ge = extent_of(g, e.index, "grad", false);
+      auto it = std::upper_bound(written_.begin(), written_.end(), ge.begin,
+                                 [](const char* p, const Extent& x) { return p < x.begin; });
+      if (it != written_.end() && it->begin < ge.end) refuse_overlap(*it, ge);
+      if (it != written_.begin() && std::prev(it)->end > ge.begin) refuse_overlap(*std::prev(it), ge);
+    }
+    Task& task = tasks[i];
+    std::copy(std::begin(e.ptrs), std::end(e.ptrs), task.ptrs);
+    task.ptrs[1] = const_cast<char*>(static_cast<const char*>(g.data()));
+    task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
+    task.numel = e.param.size();
+    task.coeffs = e.dtype == kFloat32 ? static_cast<const void*>(coeffs[e.slot].f32) : coeffs[e.slot].f64;
+    itemsizes[i] = static_cast<int>(e.param.itemsize());
+  }
+  coalesce(tasks, itemsizes);
+
+  {
+    py::gil_scoped_release release;
+    run_tasks(tasks.data(), static_cast<int64_t>(tasks.size()));
+  }
+  if (!scalars.is_none()) {
+    py::sequence per_slot(scalars);
+    for (const Entry& e : entries_) {
+      if (!e.state_dict.is_none() && PyDict_Update(e.state_dict.ptr(), py::object(per_slot[e.slot]).ptr()) != 0) {
+        throw py::error_already_set();
+      }
+    }
+  }
+  return tasks.size();
+}
+
+size_t step(const std::string& op, py::sequence items, py::sequence coeff_sets) {
+  Plan plan(op, items);
+  py::list grads;
+  for (size_t i = 0; i < py::len(items); ++i) grads.append(py::tuple(items[i])[4]);
+  return plan.run(grads, coeff_sets);
+}
+
+py::dict registry() {
+  py::dict out;
+  for (const OpInfo& op : kOpInfo) {
+    py::dict flags;
+    for (int b = 0; b < op.num_flags; ++b) {
+      if (op.flag_names[b] != nullptr) flags[op.flag_names[b]] = 1 << b;
+    }
+    py::list state_list, coeff_list;
+    for (int k = 0; k < op.num_states; ++k) state_list.append(py::make_tuple(op.state_names[k], op.state_flags[k]));
+    for (int k = 0; k < op.num_coeffs; ++k) coeff_list.append(op.coeff_names[k]);
+    py::dict entry;
+    entry["flags"] = flags;
+    entry["states"] = state_list;
+    entry["coeffs"] = coeff_list;
+    out[op.name] = entry;
+  }
+  return out;
+}
+
+}  // namespace pyoptk
