@@ -10,6 +10,12 @@ namespace pyoptk {
 // coeff_sets: one sequence of the op's coefficients per slot, in double.
 void step(const std::string& op_name, pybind11::sequence items, pybind11::sequence coeff_sets);
 
+// One op over a list of rows of one param: row rows[i] of the param and of each state is updated
+// with row i of values (the grad's rows). rows: strictly increasing int64. Untouched rows are not
+// read or written. One Task per row, run by the multi-tensor driver.
+void step_rows(const std::string& op_name, int mode, pybind11::sequence coeffs, pybind11::handle param,
+               pybind11::handle values, pybind11::sequence states, pybind11::handle rows);
+
 // {op name: {"flags": {name: bit}, "states": [(name, required flag bits)], "coeffs": [names]}}
 pybind11::dict registry();
 
