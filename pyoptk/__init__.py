@@ -6,7 +6,8 @@ import warnings as _warnings
 
 from . import _core, functional
 from ._core import available_isas, get_num_threads, set_num_threads
-from .optim import ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop, Rprop
+from .optim import (ASGD, LBFGS, SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax, AdamW, Muon, NAdam, RAdam, RMSprop,
+                    Rprop, SparseAdam, SparseGrad)
 from .optimizer import Optimizer, required
 from . import lr_scheduler, schedules, swa_utils
 
@@ -14,7 +15,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
-    "Adadelta", "Rprop", "ASGD", "functional", "lr_scheduler", "schedules", "swa_utils",
+    "Adadelta", "Rprop", "ASGD", "SparseAdam", "SparseGrad", "Adafactor", "Muon", "LBFGS", "functional", "lr_scheduler", "schedules", "swa_utils",
     "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads",
 ]
 

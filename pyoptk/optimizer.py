@@ -209,11 +209,8 @@ class Optimizer:
     def _params(self) -> list[np.ndarray]:
         return [p for group in self.param_groups for p in group["params"]]
 
-    # ----- the step ---------------------------------------------------------------------
-    def step(self, grads: list | None = None, closure: Callable | None = None) -> Any:
-        """Update every param in place. ``grads`` align with the params in group order (None =
-        no grad: the param is skipped and its state left alone); or ``closure() -> (loss, grads)``.
-        Returns the closure's loss (or None). A refused step changes nothing."""
+    def _collect_grads(self, grads: list | None, closure: Callable | None) -> tuple[Any, list]:
+        """The step's grads (from ``grads`` or the closure), one per param, with every group checked."""
         loss = None
         if closure is not None:
             if grads is not None:
@@ -232,6 +229,14 @@ class Optimizer:
                 self._check_group(group)
             except ValueError as e:
                 raise ValueError(f"param_groups[{gi}]: {e}") from None
+        return loss, grads
+
+    # ----- the step ---------------------------------------------------------------------
+    def step(self, grads: list | None = None, closure: Callable | None = None) -> Any:
+        """Update every param in place. ``grads`` align with the params in group order (None =
+        no grad: the param is skipped and its state left alone); or ``closure() -> (loss, grads)``.
+        Returns the closure's loss (or None). A refused step changes nothing."""
+        loss, grads = self._collect_grads(grads, closure)
 
         if self._plan is not None and self._fast_step(grads):
             return loss

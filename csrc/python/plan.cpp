@@ -5,100 +5,13 @@
 
 #include "../cpu/dispatch.h"
 #include "../cpu/registry.h"
+#include "checks.h"
 
 namespace py = pybind11;
 
 namespace pyoptk {
 namespace {
 
-struct CoeffBlock {
-  double f64[kMaxCoeffs];
-  float f32[kMaxCoeffs];
-};
-
-std::string shape_str(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
-
-std::string who(int64_t index, const char* role) {
-  return std::string("param ") + std::to_string(index) +
-         (std::strcmp(role, "param") == 0 ? "" : std::string(" ") + role);
-}
-
-int dtype_of(const py::array& a) {
-  if (a.dtype().equal(py::dtype::of<float>())) return kFloat32;
-  if (a.dtype().equal(py::dtype::of<double>())) return kFloat64;
-  return -1;
-}
-
-// The common case first: both arrays share NumPy's builtin descriptor object.
-bool same_dtype(const py::array& a, const py::array& b) {
-  return py::detail::array_proxy(a.ptr())->descr == py::detail::array_proxy(b.ptr())->descr ||
-         a.dtype().equal(b.dtype());
-}
-
-bool same_shape(const py::array& a, const py::array& b) {
-  if (a.ndim() != b.ndim()) return false;
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
-    if (a.shape(d) != b.shape(d)) return false;
-  }
-  return true;
-}
-
-// Checks one array against the param (nullptr: it is the param) and returns it.
-py::array checked(py::handle obj, int64_t index, const char* role, const py::array* param, bool written) {
-  if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(who(index, role) + " is a " +
-                         std::string(py::str(py::type::of(obj).attr("__name__"))) + ", expected a numpy.ndarray");
-  }
-  py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (param == nullptr) {
-    if (dtype_of(a) < 0) {
-      throw py::type_error(who(index, role) + " has dtype " + dtype_str(a) +
-                           "; pyoptk updates float32 and float64 arrays");
-    }
-  } else {
-    if (!same_dtype(a, *param)) {
-      throw py::type_error(who(index, role) + " has dtype " + dtype_str(a) + ", expected " + dtype_str(*param) +
-                           " (the param's dtype)");
-    }
-    if (!same_shape(a, *param)) {
-      throw py::value_error(who(index, role) + " has shape " + shape_str(a) + ", expected " + shape_str(*param) +
-                            " (the param's shape)");
-    }
-  }
-  if (!(a.flags() & py::array::c_style)) {
-    throw py::value_error(who(index, role) +
-                          " is not C-contiguous; pyoptk updates arrays in place and never through a copy");
-  }
-  if (written && !a.writeable()) throw py::value_error(who(index, role) + " is read-only");
-  return a;
-}
-
-Extent extent_of(const py::array& a, int64_t index, const char* role, bool written) {
-  const char* data = static_cast<const char*>(a.data());
-  return {data, data + a.nbytes(), written, index, role};
-}
-
-[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b) {
-  throw py::value_error(who(a.index, a.role) + " and " + who(b.index, b.role) +
-                        " share memory; an array that is updated in place must not overlap any other");
-}
-
-int op_id(const std::string& name) {
-  for (int i = 0; i < kNumOps; ++i) {
-    if (name == kOpInfo[i].name) return i;
-  }
-  throw py::value_error("unknown op '" + name + "'");
-}
-
-// Merges runs of tasks that continue each other in memory (same span function and coefficients,
-// every array starting where the previous one ended): a group whose params, grads and states
-// are views into flat buffers ("arena") runs as one long span. Element-wise math: same result.
 // Tasks with the same span function have the same dtype, hence the same item size.
 void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
   size_t out = 0;
@@ -164,10 +77,7 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     e.state_dict = state_dicts.is_none() ? py::object(py::none()) : py::object(py::sequence(state_dicts)[i]);
     entries_.push_back(std::move(e));
   }
-  std::sort(written_.begin(), written_.end(), [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
-  for (size_t k = 1; k < written_.size(); ++k) {
-    if (written_[k].begin < written_[k - 1].end) refuse_overlap(written_[k - 1], written_[k]);
-  }
+  refuse_overlaps(written_);  // leaves them sorted: run() binary-searches them
 }
 
 size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_lists, py::object scalars) {
@@ -194,17 +104,8 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
     throw py::value_error("got " + std::to_string(py::len(grads)) + " grads for " + std::to_string(entries_.size()) +
                           " params");
   }
-  std::vector<CoeffBlock> coeffs(py::len(coeff_sets));
-  for (size_t j = 0; j < coeffs.size(); ++j) {
-    py::sequence values = coeff_sets[j];
-    if (static_cast<int>(py::len(values)) != info.num_coeffs) {
-      throw py::value_error(std::string(info.name) + " takes " + std::to_string(info.num_coeffs) + " coefficients");
-    }
-    for (int k = 0; k < info.num_coeffs; ++k) {
-      coeffs[j].f64[k] = values[k].cast<double>();
-      coeffs[j].f32[k] = static_cast<float>(coeffs[j].f64[k]);
-    }
-  }
+  std::vector<CoeffBlock> coeffs;
+  for (py::handle values : coeff_sets) coeffs.push_back(read_coeffs(info, values));
 
   std::vector<Task> tasks(entries_.size());
   std::vector<int> itemsizes(entries_.size());

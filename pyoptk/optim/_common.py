@@ -90,3 +90,16 @@ def functional_step(kernel: Kernel, mode: int, coeffs: Callable[[int], Mapping[s
         state_steps[:] = steps
     for i, buffer in fresh_buffers.items():
         lists[fresh[0]][i] = buffer
+
+
+def check_dense_grad(p: np.ndarray, g: Any, where: str) -> None:
+    """A dense grad the NumPy parts of a step can use before the kernel sees it: checked up front,
+    so that a refused step changes nothing."""
+    if not isinstance(g, np.ndarray):
+        raise TypeError(f"{where} grad is a {type(g).__name__}, expected a numpy.ndarray")
+    if g.dtype != p.dtype:
+        raise TypeError(f"{where} grad has dtype {g.dtype}, expected {p.dtype} (the param's dtype)")
+    if g.shape != p.shape:
+        raise ValueError(f"{where} grad has shape {g.shape}, expected {p.shape} (the param's shape)")
+    if not g.flags.c_contiguous:
+        raise ValueError(f"{where} grad is not C-contiguous; pyoptk updates arrays in place and never through a copy")

@@ -2,15 +2,18 @@
 #pragma once
 
 #include "pyoptk/ops/adadelta.h"
+#include "pyoptk/ops/adafactor.h"
 #include "pyoptk/ops/adagrad.h"
 #include "pyoptk/ops/adam.h"
 #include "pyoptk/ops/adamax.h"
 #include "pyoptk/ops/asgd.h"
+#include "pyoptk/ops/muon.h"
 #include "pyoptk/ops/nadam.h"
 #include "pyoptk/ops/radam.h"
 #include "pyoptk/ops/rmsprop.h"
 #include "pyoptk/ops/rprop.h"
 #include "pyoptk/ops/sgd.h"
+#include "pyoptk/ops/sparse_adam.h"
 #include "pyoptk/ops/stream.h"
 
 // X(Type) for every op, in a fixed order: the order defines the op ids.
@@ -25,7 +28,11 @@
   X(RAdam)                    \
   X(Adadelta)                 \
   X(Rprop)                    \
-  X(Asgd)
+  X(Asgd)                     \
+  X(SparseAdam)               \
+  X(Adafactor)                \
+  X(MuonMomentum)             \
+  X(DecayedAdd)
 
 namespace pyoptk {
 

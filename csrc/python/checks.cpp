@@ -1,0 +1,118 @@
+#include "checks.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace py = pybind11;
+
+namespace pyoptk {
+
+std::string shape_str(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
+
+std::string who(int64_t index, const char* role) {
+  return std::string("param ") + std::to_string(index) +
+         (std::strcmp(role, "param") == 0 ? "" : std::string(" ") + role);
+}
+
+int dtype_of(const py::array& a) {
+  if (a.dtype().equal(py::dtype::of<float>())) return kFloat32;
+  if (a.dtype().equal(py::dtype::of<double>())) return kFloat64;
+  return -1;
+}
+
+// The common case first: both arrays share NumPy's builtin descriptor object.
+bool same_dtype(const py::array& a, const py::array& b) {
+  return py::detail::array_proxy(a.ptr())->descr == py::detail::array_proxy(b.ptr())->descr ||
+         a.dtype().equal(b.dtype());
+}
+
+bool same_shape(const py::array& a, const py::array& b) {
+  if (a.ndim() != b.ndim()) return false;
+  for (py::ssize_t d = 0; d < a.ndim(); ++d) {
+    if (a.shape(d) != b.shape(d)) return false;
+  }
+  return true;
+}
+
+// Checks one array against the param (nullptr: it is the param) and returns it.
+py::array checked(py::handle obj, int64_t index, const char* role, const py::array* param, bool written) {
+  if (!py::isinstance<py::array>(obj)) {
+    throw py::type_error(who(index, role) + " is a " +
+                         std::string(py::str(py::type::of(obj).attr("__name__"))) + ", expected a numpy.ndarray");
+  }
+  py::array a = py::reinterpret_borrow<py::array>(obj);
+  if (param == nullptr) {
+    if (dtype_of(a) < 0) {
+      throw py::type_error(who(index, role) + " has dtype " + dtype_str(a) +
+                           "; pyoptk updates float32 and float64 arrays");
+    }
+  } else {
+    if (!same_dtype(a, *param)) {
+      throw py::type_error(who(index, role) + " has dtype " + dtype_str(a) + ", expected " + dtype_str(*param) +
+                           " (the param's dtype)");
+    }
+    if (!same_shape(a, *param)) {
+      throw py::value_error(who(index, role) + " has shape " + shape_str(a) + ", expected " + shape_str(*param) +
+                            " (the param's shape)");
+    }
+  }
+  if (!(a.flags() & py::array::c_style)) {
+    throw py::value_error(who(index, role) +
+                          " is not C-contiguous; pyoptk updates arrays in place and never through a copy");
+  }
+  if (written && !a.writeable()) throw py::value_error(who(index, role) + " is read-only");
+  return a;
+}
+
+Extent extent_of(const py::array& a, int64_t index, const char* role, bool written) {
+  const char* data = static_cast<const char*>(a.data());
+  return {data, data + a.nbytes(), written, index, role};
+}
+
+[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b) {
+  throw py::value_error(who(a.index, a.role) + " and " + who(b.index, b.role) +
+                        " share memory; an array that is updated in place must not overlap any other");
+}
+
+int op_id(const std::string& name) {
+  for (int i = 0; i < kNumOps; ++i) {
+    if (name == kOpInfo[i].name) return i;
+  }
+  throw py::value_error("unknown op '" + name + "'");
+}
+
+// Merges runs of tasks that continue each other in memory (same span function and coefficients,
+// every array starting where the previous one ended): a group whose params, grads and states
+// are views into flat buffers ("arena") runs as one long span. Element-wise math: same result.
+CoeffBlock read_coeffs(const OpInfo& op, py::handle values_obj) {
+  py::sequence values = py::reinterpret_borrow<py::sequence>(values_obj);
+  if (static_cast<int>(py::len(values)) != op.num_coeffs) {
+    throw py::value_error(std::string(op.name) + " takes " + std::to_string(op.num_coeffs) + " coefficients");
+  }
+  CoeffBlock block;
+  for (int k = 0; k < op.num_coeffs; ++k) {
+    block.f64[k] = values[k].cast<double>();
+    block.f32[k] = static_cast<float>(block.f64[k]);
+  }
+  return block;
+}
+
+void refuse_overlaps(std::vector<Extent>& extents) {
+  std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
+  const Extent* reach_any = nullptr;      // earlier extent reaching furthest
+  const Extent* reach_written = nullptr;  // earlier written extent reaching furthest
+  for (const Extent& e : extents) {
+    if (e.written && reach_any && e.begin < reach_any->end) refuse_overlap(*reach_any, e);
+    if (reach_written && e.begin < reach_written->end) refuse_overlap(*reach_written, e);
+    if (!reach_any || e.end > reach_any->end) reach_any = &e;
+    if (e.written && (!reach_written || e.end > reach_written->end)) reach_written = &e;
+  }
+}
+
+}  // namespace pyoptk

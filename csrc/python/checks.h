@@ -1,0 +1,43 @@
+// Checks shared by every entry point that takes arrays from Python: each failure is a clear
+// TypeError/ValueError naming the param and the array, raised before anything is written.
+#pragma once
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+
+#include "../cpu/registry.h"
+#include "plan.h"
+
+namespace pyoptk {
+
+// An op's coefficients for one slot, in double and converted once to float.
+struct CoeffBlock {
+  double f64[kMaxCoeffs];
+  float f32[kMaxCoeffs];
+};
+
+// Reads one coefficient set (a sequence of the op's num_coeffs floats).
+CoeffBlock read_coeffs(const OpInfo& op, pybind11::handle values);
+
+std::string shape_str(const pybind11::array& a);
+std::string dtype_str(const pybind11::array& a);
+std::string who(int64_t index, const char* role);  // "param 3", "param 3 grad", ...
+int dtype_of(const pybind11::array& a);            // kFloat32, kFloat64 or -1
+bool same_dtype(const pybind11::array& a, const pybind11::array& b);
+bool same_shape(const pybind11::array& a, const pybind11::array& b);
+
+// obj must be a C-contiguous ndarray (writeable if written) of a float dtype, or of the param's
+// dtype and shape when param is given.
+pybind11::array checked(pybind11::handle obj, int64_t index, const char* role, const pybind11::array* param,
+                        bool written);
+
+Extent extent_of(const pybind11::array& a, int64_t index, const char* role, bool written);
+[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b);
+// Sorts the extents and refuses any overlap that involves a written array.
+void refuse_overlaps(std::vector<Extent>& extents);
+
+int op_id(const std::string& name);
+
+}  // namespace pyoptk

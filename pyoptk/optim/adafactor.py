@@ -1,0 +1,207 @@
+"""Adafactor: torch.optim.Adafactor's names, defaults and update. The per-element passes (variance
+EMAs, the preconditioned update, the param update) are fused kernels over all params of a group;
+the row/col means and RMS norms are NumPy reductions."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+
+from .._kernels import FusedStep, Kernel
+from ..optimizer import Optimizer
+from ._common import check_bool, check_dense_grad
+
+__all__ = ["Adafactor", "adafactor"]
+
+KERNEL = Kernel("adafactor")
+LERP = Kernel("muon_momentum")  # plain lerp (no nesterov): row_var / col_var EMAs
+UPDATE = Kernel("decayed_add")
+
+_REAL = (int, float, np.floating, np.integer)
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, _REAL) and not isinstance(v, bool)
+
+
+def _check(h: dict[str, Any]) -> None:
+    lr, eps = h["lr"], h["eps"]
+    for name in ("lr", "beta2_decay", "d", "weight_decay"):
+        if not _real(h[name]):
+            raise ValueError(f"Invalid {name}: {h[name]!r} (expected a real number)")
+    if not 0.0 <= lr:
+        raise ValueError(f"Learning rate should be >= 0 but is: {lr}")
+    if not 0.0 >= h["beta2_decay"]:
+        raise ValueError(f"beta2_decay should be <= 0 but is: {h['beta2_decay']}")
+    if not isinstance(eps, (tuple, list)) or len(eps) != 2 or not (eps[0] is None or _real(eps[0])) \
+            or not _real(eps[1]):
+        raise ValueError(f"Invalid eps: {eps!r} (expected a pair (eps1 or None, eps2))")
+    if eps[0] is not None and not 0.0 <= eps[0]:
+        raise ValueError(f"epsilon1 should be >= 0 but is: {eps[0]}")
+    if not 0.0 <= eps[1]:
+        raise ValueError(f"epsilon2 should be >= 0 but is: {eps[1]}")
+    if not 1.0 <= h["d"]:
+        raise ValueError(f"Clipping threshold d should be >= 1 but is: {h['d']}")
+    if not 0.0 <= h["weight_decay"]:
+        raise ValueError(f"weight_decay should be >= 0 but is: {h['weight_decay']}")
+    check_bool(h["maximize"], "maximize")
+
+
+def _sq_norm_mean(g: np.ndarray, axis: int) -> np.ndarray:
+    """torch.norm(g, dim=axis, keepdim=True).square_().div_(n): the norm is rounded before squaring."""
+    return np.square(np.sqrt(np.sum(np.square(g), axis=axis, keepdims=True))) / g.shape[axis]
+
+
+def _norm(a: np.ndarray) -> float:
+    flat = a.reshape(-1)
+    return float(np.sqrt(np.dot(flat, flat)))
+
+
+def adafactor(params, grads, row_vars, col_vars, variances, state_steps, *, d: float, lr: float,
+              beta2_decay: float, weight_decay: float, eps1: Optional[float], eps2: float, maximize: bool) -> None:
+    """Functional Adafactor (torch.optim._adafactor.adafactor's keyword arguments). ``state_steps``
+    (ints) are incremented in place, as torch increments its step tensors. Params with ndim >= 2
+    use ``row_vars[i]``/``col_vars[i]`` (shapes ``[..., R, 1]`` / ``[..., 1, C]``); others ``variances[i]``.
+    Everything is checked before anything changes."""
+    _check(dict(lr=lr, beta2_decay=beta2_decay, eps=(eps1, eps2), d=d, weight_decay=weight_decay,
+                maximize=maximize))
+    n = len(params)
+    for what, seq in (("grads", grads), ("row_vars", row_vars), ("col_vars", col_vars),
+                      ("variances", variances), ("state_steps", state_steps)):
+        if len(seq) != n:
+            raise ValueError(f"{what} has {len(seq)} entries for {n} params")
+    for i, (p, g) in enumerate(zip(params, grads)):
+        check_dense_grad(p, g, f"param {i}")
+        if p.ndim > 1:
+            rs, cs = p.shape[:-1] + (1,), p.shape[:-2] + (1, p.shape[-1])
+            for what, s, shape in (("row_var", row_vars[i], rs), ("col_var", col_vars[i], cs)):
+                if not isinstance(s, np.ndarray) or s.shape != shape or s.dtype != p.dtype:
+                    raise ValueError(f"param {i} {what} must be a {p.dtype} array of shape {shape}")
+        elif not isinstance(variances[i], np.ndarray) or variances[i].shape != p.shape \
+                or variances[i].dtype != p.dtype:
+            raise ValueError(f"param {i} variance must be an array of the param's shape and dtype")
+    if n == 0:
+        return
+    # As torch: a None eps1 becomes finfo(dtype).eps of the first param, for the whole call.
+    if eps1 is None:
+        eps1 = float(np.finfo(params[0].dtype).eps)
+    steps = [int(t) + 1 for t in state_steps]
+    lerps, pre = FusedStep(LERP), FusedStep(KERNEL)
+    alphas, updates, var_estimates = [], [], []
+    for i, (p, g) in enumerate(zip(params, grads)):
+        t = float(steps[i])
+        w = t ** beta2_decay
+        rho = min(lr, 1 / (t ** 0.5))
+        alphas.append(max(eps2, _norm(p) / (p.size ** 0.5) if p.size else 0.0) * rho)  # before weight decay, as torch
+        slot_lerp = lerps.slot(w, lambda: {"one_minus_momentum": w, "momentum": 1 - w})
+        slot_pre = pre.slot(w, lambda: {"one_minus_beta2": w, "eps1_sq": eps1 * eps1})
+        updates.append(np.empty_like(p))
+        if p.ndim > 1:
+            lerps.add(i, 0, slot_lerp, row_vars[i], _sq_norm_mean(g, -1), {})
+            lerps.add(i, 0, slot_lerp, col_vars[i], _sq_norm_mean(g, -2), {})
+            var_estimates.append(i)
+        else:
+            pre.add(i, KERNEL.mode(maximize=maximize, full_variance=True), slot_pre, updates[i], g,
+                    {"variance": variances[i]})
+    lerps.run()
+    for i in var_estimates:
+        est = np.multiply(row_vars[i], col_vars[i])  # row_var @ col_var: one exact product each
+        est /= np.maximum(row_vars[i].mean(axis=-2, keepdims=True), eps1)
+        w = float(steps[i]) ** beta2_decay
+        pre.add(i, KERNEL.mode(maximize=maximize), pre.slot(w, lambda: {"one_minus_beta2": w, "eps1_sq": eps1 * eps1}),
+                updates[i], grads[i], {"variance": est})
+    pre.run()
+    final = FusedStep(UPDATE)
+    mode = UPDATE.mode(decoupled_weight_decay=weight_decay != 0)
+    for i, p in enumerate(params):
+        denom = max(1.0, _norm(updates[i]) / ((updates[i].size ** 0.5) * d)) if p.size else 1.0
+        alpha = -alphas[i] / denom
+        final.add(i, mode, final.slot(alpha, lambda: {"alpha": alpha, "decay": 1 - lr * weight_decay}),
+                  p, updates[i], {})
+    final.run()
+    state_steps[:] = steps
+
+
+class Adafactor(Optimizer):
+    r"""Adafactor, as ``torch.optim.Adafactor`` (torch 2.13).
+
+    .. math::
+        \hat\beta_{2,t} = 1 - t^{\tau};\quad \rho_t = \min(\gamma, 1/\sqrt t);\quad
+        \alpha_t = \max(\epsilon_2, \mathrm{RMS}(p))\,\rho_t;\quad p \leftarrow p(1-\gamma\lambda)
+
+    ndim >= 2: ``row_var``/``col_var`` (means of g^2 over the last / second-to-last dim) are EMAs and
+    ``V = row_var col_var / max(mean(row_var), eps1)``; otherwise ``variance`` is an EMA of g^2.
+    ``U = g / sqrt(max(V, eps1^2))``; ``p -= alpha_t / max(1, RMS(U)/d) U``. eps1=None means
+    ``finfo(dtype).eps`` (of the group's first param with a grad, as torch). State: ``step`` (int),
+    ``row_var`` and ``col_var`` or ``variance``. ``foreach`` is accepted and ignored.
+    """
+
+    kernel = KERNEL
+
+    def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8,
+                 eps: tuple[Optional[float], float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,
+                 foreach: Optional[bool] = None, maximize: bool = False):
+        defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=tuple(eps) if isinstance(eps, list) else eps, d=d,
+                        weight_decay=weight_decay, maximize=maximize)
+        _check(defaults)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check(group)
+
+    def _group_mode(self, group):
+        return 0
+
+    def step(self, grads=None, closure=None):
+        """Update every param with a grad. Returns the closure's loss (or None). A refused step
+        changes nothing."""
+        loss, grads = self._collect_grads(grads, closure)
+        index, batches = 0, []
+        for group in self.param_groups:
+            batch = []
+            for p in group["params"]:
+                g = grads[index]
+                if g is not None:
+                    check_dense_grad(p, g, f"param {index}")
+                    batch.append((p, g))
+                index += 1
+            batches.append(batch)
+        for group, batch in zip(self.param_groups, batches):
+            if not batch:
+                continue
+            states = []
+            for p, _ in batch:
+                state = dict(self.state[p]) if p in self.state else {"step": 0}
+                if "row_var" not in state and "variance" not in state:
+                    if p.ndim > 1:
+                        state["row_var"] = np.zeros(p.shape[:-1] + (1,), p.dtype)
+                        state["col_var"] = np.zeros(p.shape[:-2] + (1, p.shape[-1]), p.dtype)
+                    else:
+                        state["variance"] = np.zeros_like(p)
+                states.append(state)
+            steps = [s["step"] for s in states]
+            eps1, eps2 = group["eps"]
+            adafactor([p for p, _ in batch], [g for _, g in batch], [s.get("row_var") for s in states],
+                      [s.get("col_var") for s in states], [s.get("variance") for s in states], steps,
+                      d=group["d"], lr=group["lr"], beta2_decay=group["beta2_decay"],
+                      weight_decay=group["weight_decay"], eps1=eps1, eps2=eps2, maximize=group["maximize"])
+            for (p, _), state, t in zip(batch, states, steps):
+                state["step"] = t
+                self.state[p] = state
+        return loss
+
+    def _load_param_state(self, key, p, group, saved):
+        names = {"step", "row_var", "col_var"} if p.ndim > 1 else {"step", "variance"}
+        if set(saved) != names:
+            raise ValueError(f"state of param {key}: keys {sorted(saved)}, expected {sorted(names)} "
+                             f"(Adafactor keeps these for a {p.ndim}-d param)")
+        out = {"step": self._load_scalar_state(key, "step", saved["step"])}
+        shapes = ({"row_var": p.shape[:-1] + (1,), "col_var": p.shape[:-2] + (1, p.shape[-1])} if p.ndim > 1
+                  else {"variance": p.shape})
+        for name, shape in shapes.items():
+            value = np.asarray(saved[name])
+            if value.shape != shape or not np.issubdtype(value.dtype, np.floating):
+                raise ValueError(f"state of param {key}: '{name}' has shape {value.shape} and dtype {value.dtype}, "
+                                 f"expected floating point of shape {shape}")
+            out[name] = np.array(value, dtype=p.dtype, order="C", copy=True)
+        return out

@@ -1,0 +1,186 @@
+"""Muon: torch.optim.Muon's names, defaults and update. The momentum pass and the param update are
+fused kernels over all params of a group; the Newton–Schulz iteration is NumPy matmul (BLAS)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+
+from .._kernels import FusedStep, Kernel
+from ..optimizer import Optimizer
+from ._common import check_bool, check_dense_grad
+
+__all__ = ["Muon", "muon", "zeropower_via_newtonschulz"]
+
+KERNEL = Kernel("muon_momentum")
+UPDATE = Kernel("decayed_add")
+
+EPS = 1e-7
+DEFAULT_A, DEFAULT_B, DEFAULT_C = 3.4445, -4.7750, 2.0315
+DEFAULT_NS_STEPS = 5
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
+
+
+def _check(h: dict[str, Any]) -> None:
+    for name in ("lr", "momentum", "weight_decay", "eps"):
+        if not _real(h[name]):
+            raise ValueError(f"Invalid {name}: {h[name]!r} (expected a real number)")
+    if not 0.0 <= h["lr"]:
+        raise ValueError(f"Learning rate should be >= 0 but is: {h['lr']}")
+    if not 0.0 <= h["momentum"]:
+        raise ValueError(f"momentum should be >= 0 but is: {h['momentum']}")
+    if not 0.0 <= h["weight_decay"]:
+        raise ValueError(f"weight decay should be >= 0 but is: {h['weight_decay']}")
+    if h["adjust_lr_fn"] is not None and h["adjust_lr_fn"] not in ("original", "match_rms_adamw"):
+        raise ValueError(f"Adjust learning rate function {h['adjust_lr_fn']} is not supported")
+    check_bool(h["nesterov"], "nesterov")
+    ns = h["ns_steps"]
+    if not isinstance(ns, (int, np.integer)) or isinstance(ns, bool) or ns < 0:
+        raise ValueError(f"Invalid ns_steps: {ns!r} (expected a non-negative int)")
+    if ns >= 100:
+        raise ValueError("Number of steps must be less than 100 for computational efficiency")
+    coeffs = h["ns_coefficients"]
+    if not isinstance(coeffs, (tuple, list)) or len(coeffs) != 3 or not all(_real(c) for c in coeffs):
+        raise ValueError("Coefficients must be a tuple of exactly 3 values")
+
+
+def _check_2d(params) -> None:
+    for p in params:
+        if p.ndim != 2:
+            raise ValueError(f"Muon only supports 2D parameters whereas we found a parameter with size: {p.shape}")
+
+
+def zeropower_via_newtonschulz(update: np.ndarray, ns_coefficients, ns_steps: int, eps: float) -> np.ndarray:
+    """torch's ``_zeropower_via_newtonschulz``, in the array's own dtype (torch runs it in bfloat16;
+    NumPy has no bfloat16 matmul). Returns a new C-contiguous array."""
+    a, b, c = ns_coefficients
+    x = update.T if update.shape[0] > update.shape[1] else update
+    x = x / max(float(np.sqrt(np.sum(np.square(x, dtype=x.dtype)))), eps)
+    for _ in range(ns_steps):
+        gram = x @ x.T
+        gram_update = b * gram + c * (gram @ gram)   # addmm(gram, gram, gram, beta=b, alpha=c)
+        x = a * x + gram_update @ x                  # addmm(x, gram_update, x, beta=a)
+    if update.shape[0] > update.shape[1]:
+        x = x.T
+    return np.ascontiguousarray(x, dtype=update.dtype)
+
+
+def _adjust_lr(lr: float, adjust_lr_fn: Optional[str], shape: tuple[int, ...]) -> float:
+    A, B = shape[:2]
+    if adjust_lr_fn is None or adjust_lr_fn == "original":
+        ratio = math.sqrt(max(1, A / B))
+    elif adjust_lr_fn == "match_rms_adamw":
+        ratio = 0.2 * math.sqrt(max(A, B))
+    else:
+        ratio = 1.0
+    return lr * ratio
+
+
+def muon(params, grads, muon_momentum_bufs, *, foreach: Optional[bool] = None, lr: float, weight_decay: float,
+         momentum: float, nesterov: bool, ns_coefficients, ns_steps: int, eps: float,
+         adjust_lr_fn: Optional[str], has_complex: bool = False) -> None:
+    """Functional Muon (torch.optim._muon.muon's keyword arguments). Everything is checked before
+    anything changes."""
+    _check(dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
+    n = len(params)
+    for what, seq in (("grads", grads), ("muon_momentum_bufs", muon_momentum_bufs)):
+        if len(seq) != n:
+            raise ValueError(f"{what} has {len(seq)} entries for {n} params")
+    _check_2d(params)
+    for i, (p, g, b) in enumerate(zip(params, grads, muon_momentum_bufs)):
+        check_dense_grad(p, g, f"param {i}")
+        if not isinstance(b, np.ndarray) or b.shape != p.shape or b.dtype != p.dtype or not b.flags.c_contiguous:
+            raise ValueError(f"param {i} momentum_buffer must be a C-contiguous array of the param's shape and dtype")
+    if n == 0:
+        return
+    fused = FusedStep(KERNEL)
+    slot = fused.slot(0, lambda: {"one_minus_momentum": 1 - momentum, "momentum": momentum})
+    mode = KERNEL.mode(nesterov=nesterov)
+    updates = []
+    for i, (g, b) in enumerate(zip(grads, muon_momentum_bufs)):
+        u = np.empty_like(g) if nesterov else b
+        updates.append(u)
+        fused.add(i, mode, slot, b, g, {"update": u} if nesterov else {})
+    fused.run()  # b = lerp(b, g, 1 - momentum); u = lerp(g, b, momentum) (nesterov) or b
+    final = FusedStep(UPDATE)
+    umode = UPDATE.mode(decoupled_weight_decay=weight_decay != 0)
+    for i, p in enumerate(params):
+        ortho = zeropower_via_newtonschulz(updates[i], ns_coefficients, ns_steps, eps)
+        alpha = -_adjust_lr(lr, adjust_lr_fn, p.shape)
+        final.add(i, umode, final.slot(alpha, lambda: {"alpha": alpha, "decay": 1 - lr * weight_decay}),
+                  p, ortho, {})
+    final.run()  # p = p (1 - lr wd); p += -adjusted_lr * ortho
+
+
+class Muon(Optimizer):
+    r"""Muon, as ``torch.optim.Muon`` (torch 2.13), for 2-D params.
+
+    .. math::
+        B \leftarrow \mathrm{lerp}(B, g, 1-\mu);\quad \tilde B = \mathrm{lerp}(g, B, \mu)\ \text{(nesterov) or } B;
+        \quad O = \mathrm{NS}^{(a,b,c)}_k(\tilde B; \epsilon);\quad p \leftarrow p(1-\gamma\lambda) - \gamma' O
+
+    with ``gamma' = lr * sqrt(max(1, A/B))`` ("original", the default) or ``0.2 * sqrt(max(A, B)) * lr``
+    ("match_rms_adamw"). Deviation: torch runs the Newton–Schulz iteration in bfloat16; pyoptk runs it
+    in the param's dtype (NumPy has no bfloat16 matmul), so results differ from torch by about
+    bfloat16's precision (~1e-2 relative on each update). State: ``momentum_buffer``.
+    """
+
+    kernel = KERNEL
+    has_step = False
+
+    def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
+                 nesterov: bool = True, ns_coefficients: tuple[float, float, float] = (DEFAULT_A, DEFAULT_B, DEFAULT_C),
+                 eps: float = EPS, ns_steps: int = DEFAULT_NS_STEPS, adjust_lr_fn: Optional[str] = None):
+        defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
+                        ns_coefficients=tuple(ns_coefficients) if isinstance(ns_coefficients, list) else ns_coefficients,
+                        eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn)
+        _check(defaults)
+        super().__init__(params, defaults)
+
+    def _check_group(self, group):
+        _check(group)
+        _check_2d(group["params"])
+
+    def _group_mode(self, group):
+        return 0
+
+    def step(self, grads=None, closure=None):
+        """Update every param with a grad. Returns the closure's loss (or None). A refused step
+        changes nothing."""
+        loss, grads = self._collect_grads(grads, closure)
+        index, batches = 0, []
+        for group in self.param_groups:
+            batch = []
+            for p in group["params"]:
+                g = grads[index]
+                if g is not None:
+                    check_dense_grad(p, g, f"param {index}")
+                    batch.append((p, g))
+                index += 1
+            batches.append(batch)
+        for group, batch in zip(self.param_groups, batches):
+            if not batch:
+                continue
+            fresh = {id(p): {"momentum_buffer": np.zeros_like(p)} for p, _ in batch if p not in self.state}
+            bufs = [(fresh[id(p)] if id(p) in fresh else self.state[p])["momentum_buffer"] for p, _ in batch]
+            muon([p for p, _ in batch], [g for _, g in batch], bufs, lr=group["lr"],
+                 weight_decay=group["weight_decay"], momentum=group["momentum"], nesterov=group["nesterov"],
+                 ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"], eps=group["eps"],
+                 adjust_lr_fn=group["adjust_lr_fn"])
+            for p, _ in batch:  # new buffers are kept only once the step ran
+                if id(p) in fresh:
+                    self.state[p] = fresh[id(p)]
+        return loss
+
+    def _load_param_state(self, key, p, group, saved):
+        if set(saved) != {"momentum_buffer"}:
+            raise ValueError(f"state of param {key}: keys {sorted(saved)}, expected ['momentum_buffer']")
+        value = np.asarray(saved["momentum_buffer"])
+        if value.shape != p.shape or not np.issubdtype(value.dtype, np.floating):
+            raise ValueError(f"state of param {key}: 'momentum_buffer' has shape {value.shape}, the param {p.shape}")
+        return {"momentum_buffer": np.array(value, dtype=p.dtype, order="C", copy=True)}
