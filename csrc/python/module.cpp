@@ -7,6 +7,7 @@
 
 #include "../cpu/dispatch.h"
 #include "../cpu/multi_tensor.h"
+#include "reduce.h"
 #include "step.h"
 
 namespace py = pybind11;
@@ -50,4 +51,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("_get_min_parallel", &get_min_parallel);
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
+  bind_reductions(m);
 }

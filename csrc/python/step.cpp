@@ -38,8 +38,14 @@ std::string shape_str(const py::array& a) {
 
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
+// How error messages name an item's arrays ("param 3", "param 3 exp_avg", "grad 2"): set once per
+// call from the op's kItemName / kSlotNames.
+const char* g_item = "param";
+const char* g_first_slot = "param";
+
 std::string who(int64_t index, const char* role) {
-  return std::string("param ") + std::to_string(index) + (std::strcmp(role, "param") == 0 ? "" : std::string(" ") + role);
+  const bool bare = std::strcmp(role, g_item) == 0 || std::strcmp(role, g_first_slot) == 0;
+  return std::string(g_item) + " " + std::to_string(index) + (bare ? "" : std::string(" ") + role);
 }
 
 int dtype_of(const py::array& a) {
@@ -64,13 +70,13 @@ char* checked(py::handle obj, int64_t index, const char* role, const py::array* 
   } else {
     if (!a.dtype().equal(param->dtype())) {
       throw py::type_error(who(index, role) + " has dtype " + dtype_str(a) + ", expected " + dtype_str(*param) +
-                           " (the param's dtype)");
+                           " (the " + g_first_slot + "'s dtype)");
     }
     bool same_shape = a.ndim() == param->ndim();
     for (py::ssize_t d = 0; same_shape && d < a.ndim(); ++d) same_shape = a.shape(d) == param->shape(d);
     if (!same_shape) {
       throw py::value_error(who(index, role) + " has shape " + shape_str(a) + ", expected " + shape_str(*param) +
-                            " (the param's shape)");
+                            " (the " + g_first_slot + "'s shape)");
     }
   }
   if (!(a.flags() & py::array::c_style)) {
@@ -112,6 +118,8 @@ int op_id(const std::string& name) {
 void step(const std::string& op_name, py::sequence items, py::sequence coeff_sets) {
   const int op = op_id(op_name);
   const OpInfo& info = kOpInfo[op];
+  g_item = info.item_name;
+  g_first_slot = info.slot_names[0];
 
   std::vector<CoeffBlock> coeffs(py::len(coeff_sets));
   for (size_t j = 0; j < coeffs.size(); ++j) {
@@ -138,12 +146,18 @@ void step(const std::string& op_name, py::sequence items, py::sequence coeff_set
     const int64_t slot = item[2].cast<int64_t>();
     if (slot < 0 || slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
     Task& task = tasks[i];
-    task.ptrs[0] = checked(item[3], index, "param", nullptr, true, extents);
+    task.ptrs[0] = checked(item[3], index, info.slot_names[0], nullptr, true, extents);
     py::array param = item[3].cast<py::array>();
     const int dtype = dtype_of(param);
     task.fn = lookup(op, dtype, mode);
     if (task.fn == nullptr) throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(mode));
-    task.ptrs[1] = checked(item[4], index, "grad", &param, false, extents);
+    if (info.reads_grad) {
+      task.ptrs[1] = checked(item[4], index, info.slot_names[1], &param, false, extents);
+    } else if (!item[4].is_none()) {
+      throw py::value_error(std::string(info.name) + " takes no second array (pass None)");
+    } else {
+      task.ptrs[1] = nullptr;
+    }
     for (int k = 0; k < info.num_states; ++k) {
       py::handle s = item[5 + k];
       const bool present = state_present(info, k, mode);

@@ -6,6 +6,8 @@
 #include "pyoptk/ops/adam.h"
 #include "pyoptk/ops/adamax.h"
 #include "pyoptk/ops/asgd.h"
+#include "pyoptk/ops/average.h"
+#include "pyoptk/ops/grad_clip.h"
 #include "pyoptk/ops/nadam.h"
 #include "pyoptk/ops/radam.h"
 #include "pyoptk/ops/rmsprop.h"
@@ -23,7 +25,9 @@
   X(RAdam)                    \
   X(Adadelta)                 \
   X(Rprop)                    \
-  X(Asgd)
+  X(Asgd)                     \
+  X(Average)                  \
+  X(GradClip)
 
 namespace pyoptk {
 
