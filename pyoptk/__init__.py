@@ -8,13 +8,15 @@ from . import _core, functional
 from ._core import available_isas, get_num_threads, set_num_threads
 from .optim import ASGD, SGD, Adadelta, Adagrad, Adam, Adamax, AdamW, NAdam, RAdam, RMSprop, Rprop
 from .optimizer import Optimizer, required
-from . import lr_scheduler, schedules, swa_utils
+from . import clip, lr_scheduler, schedules, swa_utils
+from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
-    "Adadelta", "Rprop", "ASGD", "functional", "lr_scheduler", "schedules", "swa_utils",
+    "Adadelta", "Rprop", "ASGD", "functional", "lr_scheduler", "schedules", "swa_utils", "clip",
+    "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
     "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads",
 ]
 
