@@ -88,4 +88,19 @@ SpanFn lookup(int op, int dtype, int mode) {
   }
 }
 
+ReduceFn reduce_lookup(int kind, int dtype) {
+  switch (active_isa()) {
+#ifdef PYOPTK_HAVE_AVX512
+    case Isa::kAvx512:
+      return reduce_lookup_avx512(kind, dtype);
+#endif
+#ifdef PYOPTK_HAVE_AVX2
+    case Isa::kAvx2:
+      return reduce_lookup_avx2(kind, dtype);
+#endif
+    default:
+      return reduce_lookup_scalar(kind, dtype);
+  }
+}
+
 }  // namespace pyoptk

@@ -1,11 +1,13 @@
 // Compiled once per ISA (CMake: PYOPTK_ISA_LEVEL, PYOPTK_ISA_NS, PYOPTK_LOOKUP and the -m flags).
-// Instantiates update_span for every op x valid mode x dtype and exports a lookup over them.
+// Instantiates update_span for every op x valid mode x dtype and reduce_block for every reduction
+// kind x dtype, and exports a lookup over each.
 // No static initializers and no STL code here: everything below is constant data.
 #include <utility>
 
 #include "pyoptk/apply.h"
 #include "pyoptk/kernel_table.h"
 #include "pyoptk/ops/all.h"
+#include "pyoptk/reduce.h"
 
 namespace pyoptk {
 inline namespace PYOPTK_ISA_NS {
@@ -38,6 +40,15 @@ constexpr const ModeTable* kTables[kNumOps][kNumDtypes] = {
 #undef PYOPTK_OP_TABLES
 };
 
+// Same order as ReduceKind.
+constexpr ReduceFn kReduceTable[kNumReduceKinds][kNumDtypes] = {
+#define PYOPTK_REDUCE_ENTRY(R) {&reduce_block<R, float>, &reduce_block<R, double>},
+    PYOPTK_REDUCE_ENTRY(SumSquares) PYOPTK_REDUCE_ENTRY(Dot) PYOPTK_REDUCE_ENTRY(SumAbs)
+    PYOPTK_REDUCE_ENTRY(MaxAbs) PYOPTK_REDUCE_ENTRY(MinAbs) PYOPTK_REDUCE_ENTRY(SumPow)
+    PYOPTK_REDUCE_ENTRY(CountNonzero)
+#undef PYOPTK_REDUCE_ENTRY
+};
+
 }  // namespace
 }  // namespace PYOPTK_ISA_NS
 
@@ -46,6 +57,11 @@ SpanFn PYOPTK_LOOKUP(int op, int dtype, int mode) {
     return nullptr;
   }
   return kTables[op][dtype]->fn[mode];
+}
+
+ReduceFn PYOPTK_REDUCE_LOOKUP(int kind, int dtype) {
+  if (kind < 0 || kind >= kNumReduceKinds || dtype < 0 || dtype >= kNumDtypes) return nullptr;
+  return kReduceTable[kind][dtype];
 }
 
 }  // namespace pyoptk

@@ -15,12 +15,16 @@ struct OpInfo {
   const int* state_flags;  // state k exists only when (mode & state_flags[k]) or state_flags[k]==0
   int num_coeffs;
   const char* const* coeff_names;
+  bool reads_grad;                // false: the grad slot is None
+  const char* item_name;          // error messages: "<item> <index> <slot>"
+  const char* const* slot_names;  // {param slot, grad slot}
 };
 
 template <class Op>
 constexpr OpInfo op_info() {
   return {Op::kName,        Op::kNumFlags,    Op::kFlagNames,  Op::kNumStates,
-          Op::kStateNames,  Op::kStateFlags,  Op::kNumCoeffs,  Op::kCoeffNames};
+          Op::kStateNames,  Op::kStateFlags,  Op::kNumCoeffs,  Op::kCoeffNames,
+          OpReadsGrad<Op>::value, OpNames<Op>::kItem, OpNames<Op>::kSlots};
 }
 
 constexpr OpInfo kOpInfo[kNumOps] = {

@@ -15,9 +15,11 @@ std::string shape_str(const py::array& a) {
 
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
 
-std::string who(int64_t index, const char* role) {
-  return std::string("param ") + std::to_string(index) +
-         (std::strcmp(role, "param") == 0 ? "" : std::string(" ") + role);
+std::string who(int64_t index, const char* role, const OpInfo* op) {
+  const char* item = op ? op->item_name : "param";
+  const char* first = op ? op->slot_names[0] : "param";
+  const bool bare = std::strcmp(role, item) == 0 || std::strcmp(role, first) == 0;
+  return std::string(item) + " " + std::to_string(index) + (bare ? "" : std::string(" ") + role);
 }
 
 int dtype_of(const py::array& a) {
@@ -41,32 +43,34 @@ bool same_shape(const py::array& a, const py::array& b) {
 }
 
 // Checks one array against the param (nullptr: it is the param) and returns it.
-py::array checked(py::handle obj, int64_t index, const char* role, const py::array* param, bool written) {
+py::array checked(py::handle obj, int64_t index, const char* role, const py::array* param, bool written,
+                  const OpInfo* op) {
+  const std::string first = op ? op->slot_names[0] : "param";
   if (!py::isinstance<py::array>(obj)) {
-    throw py::type_error(who(index, role) + " is a " +
+    throw py::type_error(who(index, role, op) + " is a " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))) + ", expected a numpy.ndarray");
   }
   py::array a = py::reinterpret_borrow<py::array>(obj);
   if (param == nullptr) {
     if (dtype_of(a) < 0) {
-      throw py::type_error(who(index, role) + " has dtype " + dtype_str(a) +
+      throw py::type_error(who(index, role, op) + " has dtype " + dtype_str(a) +
                            "; pyoptk updates float32 and float64 arrays");
     }
   } else {
     if (!same_dtype(a, *param)) {
-      throw py::type_error(who(index, role) + " has dtype " + dtype_str(a) + ", expected " + dtype_str(*param) +
-                           " (the param's dtype)");
+      throw py::type_error(who(index, role, op) + " has dtype " + dtype_str(a) + ", expected " + dtype_str(*param) +
+                           " (the " + first + "'s dtype)");
     }
     if (!same_shape(a, *param)) {
-      throw py::value_error(who(index, role) + " has shape " + shape_str(a) + ", expected " + shape_str(*param) +
-                            " (the param's shape)");
+      throw py::value_error(who(index, role, op) + " has shape " + shape_str(a) + ", expected " + shape_str(*param) +
+                            " (the " + first + "'s shape)");
     }
   }
   if (!(a.flags() & py::array::c_style)) {
-    throw py::value_error(who(index, role) +
+    throw py::value_error(who(index, role, op) +
                           " is not C-contiguous; pyoptk updates arrays in place and never through a copy");
   }
-  if (written && !a.writeable()) throw py::value_error(who(index, role) + " is read-only");
+  if (written && !a.writeable()) throw py::value_error(who(index, role, op) + " is read-only");
   return a;
 }
 
@@ -75,8 +79,8 @@ Extent extent_of(const py::array& a, int64_t index, const char* role, bool writt
   return {data, data + a.nbytes(), written, index, role};
 }
 
-[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b) {
-  throw py::value_error(who(a.index, a.role) + " and " + who(b.index, b.role) +
+[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b, const OpInfo* op) {
+  throw py::value_error(who(a.index, a.role, op) + " and " + who(b.index, b.role, op) +
                         " share memory; an array that is updated in place must not overlap any other");
 }
 
@@ -103,13 +107,13 @@ CoeffBlock read_coeffs(const OpInfo& op, py::handle values_obj) {
   return block;
 }
 
-void refuse_overlaps(std::vector<Extent>& extents) {
+void refuse_overlaps(std::vector<Extent>& extents, const OpInfo* op) {
   std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
   const Extent* reach_any = nullptr;      // earlier extent reaching furthest
   const Extent* reach_written = nullptr;  // earlier written extent reaching furthest
   for (const Extent& e : extents) {
-    if (e.written && reach_any && e.begin < reach_any->end) refuse_overlap(*reach_any, e);
-    if (reach_written && e.begin < reach_written->end) refuse_overlap(*reach_written, e);
+    if (e.written && reach_any && e.begin < reach_any->end) refuse_overlap(*reach_any, e, op);
+    if (reach_written && e.begin < reach_written->end) refuse_overlap(*reach_written, e, op);
     if (!reach_any || e.end > reach_any->end) reach_any = &e;
     if (e.written && (!reach_written || e.end > reach_written->end)) reach_written = &e;
   }

@@ -23,7 +23,9 @@ CoeffBlock read_coeffs(const OpInfo& op, pybind11::handle values);
 
 std::string shape_str(const pybind11::array& a);
 std::string dtype_str(const pybind11::array& a);
-std::string who(int64_t index, const char* role);  // "param 3", "param 3 grad", ...
+// "param 3", "param 3 grad", ...: ops may name their items and first two slots otherwise
+// (kItemName / kSlotNames, e.g. "grad 2" for the clip op); nullptr = an optimizer's names.
+std::string who(int64_t index, const char* role, const OpInfo* op = nullptr);
 int dtype_of(const pybind11::array& a);            // kFloat32, kFloat64 or -1
 bool same_dtype(const pybind11::array& a, const pybind11::array& b);
 bool same_shape(const pybind11::array& a, const pybind11::array& b);
@@ -31,12 +33,12 @@ bool same_shape(const pybind11::array& a, const pybind11::array& b);
 // obj must be a C-contiguous ndarray (writeable if written) of a float dtype, or of the param's
 // dtype and shape when param is given.
 pybind11::array checked(pybind11::handle obj, int64_t index, const char* role, const pybind11::array* param,
-                        bool written);
+                        bool written, const OpInfo* op = nullptr);
 
 Extent extent_of(const pybind11::array& a, int64_t index, const char* role, bool written);
-[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b);
+[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b, const OpInfo* op = nullptr);
 // Sorts the extents and refuses any overlap that involves a written array.
-void refuse_overlaps(std::vector<Extent>& extents);
+void refuse_overlaps(std::vector<Extent>& extents, const OpInfo* op = nullptr);
 
 int op_id(const std::string& name);
 

@@ -9,6 +9,7 @@
 #include "../cpu/multi_tensor.h"
 #include "plan.h"
 #include "rows.h"
+#include "reduce.h"
 
 namespace py = pybind11;
 using namespace pyoptk;
@@ -61,4 +62,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("_get_min_parallel", &get_min_parallel);
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
+  bind_reductions(m);
 }

@@ -54,22 +54,23 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     e.index = item[0].cast<int64_t>();
     e.mode = item[1].cast<int>();
     e.slot = item[2].cast<int64_t>();
-    e.param = checked(item[3], e.index, "param", nullptr, true);
+    e.param = checked(item[3], e.index, info.slot_names[0], nullptr, true, &info);
     e.dtype = dtype_of(e.param);
     if (lookup(op_, e.dtype, e.mode) == nullptr) {
       throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(e.mode));
     }
     std::fill(std::begin(e.ptrs), std::end(e.ptrs), nullptr);
     e.ptrs[0] = static_cast<char*>(e.param.mutable_data());
-    if (e.param.nbytes() > 0) written_.push_back(extent_of(e.param, e.index, "param", true));
+    if (e.param.nbytes() > 0) written_.push_back(extent_of(e.param, e.index, info.slot_names[0], true));
     for (int k = 0; k < info.num_states; ++k) {
       py::handle s = item[5 + k];
       const bool present = state_present(info, k, e.mode);
       if (present == s.is_none()) {
-        throw py::value_error(who(e.index, info.state_names[k]) + (present ? " is missing" : " is not used in this mode"));
+        throw py::value_error(who(e.index, info.state_names[k], &info) +
+                              (present ? " is missing" : " is not used in this mode"));
       }
       if (!present) continue;
-      e.states.push_back(checked(s, e.index, info.state_names[k], &e.param, true));
+      e.states.push_back(checked(s, e.index, info.state_names[k], &e.param, true, &info));
       e.state_ids.push_back(k);
       e.ptrs[2 + k] = static_cast<char*>(e.states.back().mutable_data());
       if (e.param.nbytes() > 0) written_.push_back(extent_of(e.states.back(), e.index, info.state_names[k], true));
@@ -77,7 +78,7 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     e.state_dict = state_dicts.is_none() ? py::object(py::none()) : py::object(py::sequence(state_dicts)[i]);
     entries_.push_back(std::move(e));
   }
-  refuse_overlaps(written_);  // leaves them sorted: run() binary-searches them
+  refuse_overlaps(written_, &info);  // leaves them sorted: run() binary-searches them
 }
 
 size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_lists, py::object scalars) {
@@ -87,7 +88,7 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
     for (py::handle list : py::sequence(param_lists)) {
       for (py::handle p : py::sequence(py::reinterpret_borrow<py::object>(list))) {
         if (i >= entries_.size() || !p.is(entries_[i].param)) throw StalePlan("params changed");
-        if (grads[i].is_none()) throw StalePlan("a param has no grad");
+        if (info.reads_grad && grads[i].is_none()) throw StalePlan("a param has no grad");
         ++i;
       }
     }
@@ -115,23 +116,31 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
     const Entry& e = entries_[i];
     if (e.slot < 0 || e.slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
     // Flags can change after the plan was made (arr.flags.writeable = False): check each run.
-    if (!e.param.writeable()) throw py::value_error(who(e.index, "param") + " is read-only");
+    if (!e.param.writeable()) throw py::value_error(who(e.index, info.slot_names[0], &info) + " is read-only");
     for (size_t k = 0; k < e.states.size(); ++k) {
-      if (!e.states[k].writeable()) throw py::value_error(who(e.index, info.state_names[e.state_ids[k]]) + " is read-only");
+      if (!e.states[k].writeable()) {
+        throw py::value_error(who(e.index, info.state_names[e.state_ids[k]], &info) + " is read-only");
+      }
     }
-    grad_refs.push_back(checked(grads[i], e.index, "grad", &e.param, false));
-    const py::array& g = grad_refs.back();
-    if (g.nbytes() > 0) {
-      // A grad may alias other grads, never a written array.
-      const Extent ge = extent_of(g, e.index, "grad", false);
-      auto it = std::upper_bound(written_.begin(), written_.end(), ge.begin,
-                                 [](const char* p, const Extent& x) { return p < x.begin; });
-      if (it != written_.end() && it->begin < ge.end) refuse_overlap(*it, ge);
-      if (it != written_.begin() && std::prev(it)->end > ge.begin) refuse_overlap(*std::prev(it), ge);
+    const char* data = nullptr;  // ops that read no grad take None in its slot
+    if (info.reads_grad) {
+      grad_refs.push_back(checked(grads[i], e.index, info.slot_names[1], &e.param, false, &info));
+      const py::array& g = grad_refs.back();
+      data = static_cast<const char*>(g.data());
+      if (g.nbytes() > 0) {
+        // A grad may alias other grads, never a written array.
+        const Extent ge = extent_of(g, e.index, info.slot_names[1], false);
+        auto it = std::upper_bound(written_.begin(), written_.end(), ge.begin,
+                                   [](const char* p, const Extent& x) { return p < x.begin; });
+        if (it != written_.end() && it->begin < ge.end) refuse_overlap(*it, ge, &info);
+        if (it != written_.begin() && std::prev(it)->end > ge.begin) refuse_overlap(*std::prev(it), ge, &info);
+      }
+    } else if (!grads[i].is_none()) {
+      throw py::value_error(std::string(info.name) + " takes no second array (pass None)");
     }
     Task& task = tasks[i];
     std::copy(std::begin(e.ptrs), std::end(e.ptrs), task.ptrs);
-    task.ptrs[1] = const_cast<char*>(static_cast<const char*>(g.data()));
+    task.ptrs[1] = const_cast<char*>(data);
     task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
     task.numel = e.param.size();
     task.coeffs = e.dtype == kFloat32 ? static_cast<const void*>(coeffs[e.slot].f32) : coeffs[e.slot].f64;

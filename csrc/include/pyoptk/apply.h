@@ -44,7 +44,13 @@ PYOPTK_HD void update_lanes(T* p, const T* g, T* const* s, const T* c, int64_t i
   for (int k = 0; k < Op::kNumStates; ++k) {
     if (has_state<Op, kMode>(k)) sv[k] = load_lanes<kTail>(s[k] + i, n);
   }
-  Op::template apply<kMode>(pv, load_lanes<kTail>(g + i, n), sv, c);
+  Vec<T> gv;
+  if constexpr (OpReadsGrad<Op>::value) {
+    gv = load_lanes<kTail>(g + i, n);
+  } else {
+    gv = Vec<T>(T(0));
+  }
+  Op::template apply<kMode>(pv, gv, sv, c);
   store_lanes<kTail>(p + i, pv, n);
   for (int k = 0; k < Op::kNumStates; ++k) {
     if (has_state<Op, kMode>(k)) store_lanes<kTail>(s[k] + i, sv[k], n);
@@ -59,7 +65,7 @@ void update_span(char* const* ptrs, int64_t begin, int64_t n, const void* coeffs
   T c[Op::kNumCoeffs];
   for (int k = 0; k < Op::kNumCoeffs; ++k) c[k] = static_cast<const T*>(coeffs)[k];
   T* PYOPTK_RESTRICT p = reinterpret_cast<T*>(ptrs[0]) + begin;
-  const T* PYOPTK_RESTRICT g = reinterpret_cast<const T*>(ptrs[1]) + begin;
+  const T* PYOPTK_RESTRICT g = OpReadsGrad<Op>::value ? reinterpret_cast<const T*>(ptrs[1]) + begin : nullptr;
   T* s[kSlots];
   for (int k = 0; k < Op::kNumStates; ++k) {
     s[k] = has_state<Op, kMode>(k) ? reinterpret_cast<T*>(ptrs[2 + k]) + begin : nullptr;

@@ -12,6 +12,45 @@ enum Dtype : int { kFloat32 = 0, kFloat64 = 1, kNumDtypes };
 // (absent states are null); coeffs points to the op's coefficients already converted to the dtype.
 using SpanFn = void (*)(char* const* ptrs, int64_t begin, int64_t n, const void* coeffs);
 
+// ----- Reductions (reduce.h): deterministic sums / maxima over many arrays -------------------
+
+enum ReduceKind : int {
+  kReduceSumSquares, kReduceDot, kReduceSumAbs, kReduceMaxAbs, kReduceMinAbs, kReduceSumPow,
+  kReduceCountNonzero, kNumReduceKinds
+};
+
+// Elements per partial, counted from each array's start (never from a thread's range), and the
+// number of virtual accumulators inside a block: the same for every ISA and thread count.
+constexpr int64_t kReduceBlock = 2048;
+constexpr int kReduceLanes = 16;
+
+// How two partial results fold. Used for the accumulators of a block (reduce.h) and for the
+// block partials and per-array values (csrc/cpu/reduce.cpp): one definition for both.
+enum class Combine : int { kSum, kMax, kMin };
+
+// In the ISA namespace: each build keeps its own copy (the linker must not pick an AVX-512 one
+// for the scalar path).
+inline namespace PYOPTK_ISA_NS {
+inline double combine(Combine how, double a, double b) {
+  switch (how) {
+    case Combine::kMax:
+      return (a != a || a > b) ? a : b;  // NaN-propagating, like the lane max
+    case Combine::kMin:
+      return (a != a || a < b) ? a : b;
+    default:
+      return a + b;
+  }
+}
+}  // namespace PYOPTK_ISA_NS
+
+// The partial of elements [begin, begin + n) (n <= kReduceBlock) of x, and of y for two-input
+// kinds (dot); param is the exponent of kReduceSumPow.
+using ReduceFn = double (*)(const char* x, const char* y, int64_t begin, int64_t n, double param);
+
+ReduceFn reduce_lookup_scalar(int kind, int dtype);
+ReduceFn reduce_lookup_avx2(int kind, int dtype);
+ReduceFn reduce_lookup_avx512(int kind, int dtype);
+
 // One lookup per compiled ISA (distinct names: each lives in its own translation unit).
 // Returns nullptr for a flag combination the op does not instantiate.
 SpanFn lookup_scalar(int op, int dtype, int mode);

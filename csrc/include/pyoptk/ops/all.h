@@ -7,6 +7,8 @@
 #include "pyoptk/ops/adam.h"
 #include "pyoptk/ops/adamax.h"
 #include "pyoptk/ops/asgd.h"
+#include "pyoptk/ops/average.h"
+#include "pyoptk/ops/grad_clip.h"
 #include "pyoptk/ops/muon.h"
 #include "pyoptk/ops/nadam.h"
 #include "pyoptk/ops/radam.h"
@@ -32,7 +34,9 @@
   X(SparseAdam)               \
   X(Adafactor)                \
   X(MuonMomentum)             \
-  X(DecayedAdd)
+  X(DecayedAdd)               \
+  X(Average)                  \
+  X(GradClip)
 
 namespace pyoptk {
 

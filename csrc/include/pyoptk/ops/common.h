@@ -7,8 +7,13 @@
 //   kCoeffNames[kNumCoeffs]           per-step scalars, computed in double by the Python layer
 //   valid(mode)                       which flag combinations are instantiated
 //   apply<kMode>(p, g, s, c)          THE formula, for one lane type V (float, double, Vec<T>)
+// and optionally
+//   kReadsGrad = false                the op has no second input (the grad slot is None)
+//   kItemName, kSlotNames[2]          how error messages name an item and its two slots
+//                                     (default "param", {"param", "grad"})
 // The mode is a template parameter, so every `if (kMode & flag)` is resolved at compile time.
 #pragma once
+#include <type_traits>
 
 #include "pyoptk/macros.h"
 #include "pyoptk/simd/vec.h"
@@ -27,6 +32,24 @@ constexpr int kMaxStates = 4;
 constexpr int kMaxCoeffs = 16;
 constexpr int kMaxFlags = 6;
 constexpr int kMaxModes = 1 << kMaxFlags;
+
+// Optional op members, with their defaults.
+template <class Op, class = void>
+struct OpReadsGrad : std::true_type {};
+template <class Op>
+struct OpReadsGrad<Op, std::void_t<decltype(Op::kReadsGrad)>> : std::bool_constant<Op::kReadsGrad> {};
+
+inline constexpr const char* kDefaultSlotNames[2] = {"param", "grad"};
+template <class Op, class = void>
+struct OpNames {
+  static constexpr const char* kItem = "param";
+  static constexpr const char* const* kSlots = kDefaultSlotNames;
+};
+template <class Op>
+struct OpNames<Op, std::void_t<decltype(Op::kItemName)>> {
+  static constexpr const char* kItem = Op::kItemName;
+  static constexpr const char* const* kSlots = Op::kSlotNames;
+};
 
 inline namespace PYOPTK_ISA_NS {
 

@@ -37,6 +37,7 @@ struct Vec<double> {
   Vec(__m256d x) : v(x) {}
   Vec(double x) : v(_mm256_set1_pd(x)) {}
   static Vec load(const double* p) { return _mm256_loadu_pd(p); }
+  static Vec load(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }  // exact widening
   static Vec load_n(const double* p, int n) { return _mm256_maskload_pd(p, tail_mask(n)); }
   void store(double* p) const { _mm256_storeu_pd(p, v); }
   void store_n(double* p, int n) const { _mm256_maskstore_pd(p, tail_mask(n), v); }

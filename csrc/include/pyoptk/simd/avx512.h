@@ -35,6 +35,7 @@ struct Vec<double> {
   Vec(__m512d x) : v(x) {}
   Vec(double x) : v(_mm512_set1_pd(x)) {}
   static Vec load(const double* p) { return _mm512_loadu_pd(p); }
+  static Vec load(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }  // exact widening
   static Vec load_n(const double* p, int n) { return _mm512_maskz_loadu_pd(tail_mask(n), p); }
   void store(double* p) const { _mm512_storeu_pd(p, v); }
   void store_n(double* p, int n) const { _mm512_mask_storeu_pd(p, tail_mask(n), v); }
