@@ -1,8 +1,13 @@
-"""Side-by-side timing of one optimizer step: pyoptk against torch (fused / foreach, when
-installed) and a hand-written in-place NumPy version, in one process, interleaved, medians.
+"""Side-by-side timing of one optimizer step: pyoptk against its peers in one process, interleaved
+round by round, medians with spread, and the memory-bandwidth roofline measured by the same
+binary (the ``stream`` op: the cheapest update with the algorithm's access pattern).
 
-    python -m pyoptk.bench                      # quick defaults
-    python -m pyoptk.bench --sizes 1e7 --layouts one,200 --threads 1,2 --reps 21 --json out.json
+    pyoptk-bench                                  # quick defaults
+    pyoptk-bench --algos all --sizes 1e6,1e8 --layouts one --threads 1,2 --reps 15 --json out.json
+    pyoptk-bench --algos adam --sizes 1e4,1e5,1e6,1e7 --plot adam.png
+
+Peers (when installed): torch fused / foreach / for-loop, DeepSpeed's CPU Adam, and a careful
+in-place NumPy Adam/SGD. Speedup = the peer's time / pyoptk's time (> 1: pyoptk is faster).
 """
 from __future__ import annotations
 
@@ -10,31 +15,87 @@ import argparse
 import json
 import platform
 import statistics
+import sys
 import time
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 import pyoptk
+from pyoptk import _core
 
-# Bytes moved per element per step (fp32): read p, g and each state; write p and each state.
-STATES = {"adam": 2, "adamw": 2, "sgd": 0, "sgd-momentum": 1}
-HYPER = {"adam": ("Adam", dict(lr=1e-3)), "adamw": ("AdamW", dict(lr=1e-3)),
-         "sgd": ("SGD", dict(lr=1e-3)), "sgd-momentum": ("SGD", dict(lr=1e-3, momentum=0.9))}
+
+@dataclass(frozen=True)
+class Algo:
+    cls: str                      # pyoptk and torch.optim class name
+    hyper: dict = field(default_factory=dict)
+    states: int = 0               # per-element state arrays: bytes/element = (3 + 2*states) * itemsize
+    torch_fused: bool = False     # torch has a fused CPU kernel for it
+
+
+ALGOS = {
+    "sgd": Algo("SGD", dict(lr=1e-3), 0, True),
+    "sgd-momentum": Algo("SGD", dict(lr=1e-3, momentum=0.9), 1, True),
+    "adam": Algo("Adam", dict(lr=1e-3), 2, True),
+    "adamw": Algo("AdamW", dict(lr=1e-3), 2, True),
+    "adagrad": Algo("Adagrad", dict(lr=1e-2), 1, True),
+    "rmsprop": Algo("RMSprop", dict(lr=1e-2), 1),
+    "adadelta": Algo("Adadelta", dict(), 2),
+    "adamax": Algo("Adamax", dict(lr=2e-3), 2),
+    "nadam": Algo("NAdam", dict(lr=2e-3), 2),
+    "radam": Algo("RAdam", dict(lr=1e-3), 2),
+    "rprop": Algo("Rprop", dict(lr=1e-2), 2),
+    "asgd": Algo("ASGD", dict(lr=1e-2), 1),
+    "adafactor": Algo("Adafactor", dict(lr=1e-2), 1),  # 1-D params: a full (unfactored) variance
+}
+PEERS = ("numpy", "torch-fused", "torch-foreach", "torch-forloop", "deepspeed")
 
 
 def bytes_per_element(algo: str, itemsize: int) -> int:
-    return (3 + 2 * STATES[algo]) * itemsize
+    return (3 + 2 * ALGOS[algo].states) * itemsize
 
 
-def _split(total: int, layout: str) -> list[int]:
-    if layout == "one":
-        return [total]
-    count = int(layout)
+def split_sizes(total: int, layout: str) -> list[int]:
+    """'one' array, 'N' arrays or 'arenaN' (N views of one buffer) sharing `total` elements."""
+    count = 1 if layout == "one" else int(layout.removeprefix("arena"))
     return [total // count + (1 if i < total % count else 0) for i in range(count)]
 
 
-def _numpy_adam(params, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
+def make_arrays(total: int, layout: str, dtype, seed: int) -> list[np.ndarray]:
+    sizes = split_sizes(total, layout)
+    rng = np.random.default_rng(seed)
+    if layout.startswith("arena"):
+        flat = rng.standard_normal(total).astype(dtype)
+        return np.split(flat, np.cumsum(sizes)[:-1])
+    return [rng.standard_normal(n).astype(dtype) for n in sizes]
+
+
+# ----- the implementations: each returns a zero-argument function doing one step -------------
+def _pyoptk(algo: Algo, params, grads):
+    opt = getattr(pyoptk, algo.cls)(params, **algo.hyper)
+    return lambda: opt.step(grads)
+
+
+def _stream(states: int, params, grads):
+    """The roofline probe: read param, grad and `states` arrays, write param and the states."""
+    extra = [[np.zeros_like(p) for _ in range(states)] + [None] * (3 - states) for p in params]
+    mode = sum(8 << k for k in range(states))
+    items = [(i, mode, 0, p, g, *s) for i, (p, g, s) in enumerate(zip(params, grads, extra))]
+    plan = _core.Plan("stream", items)
+    coeffs = [(0.0,)]
+    return lambda: plan.run(grads, coeffs)
+
+
+def _numpy(name: str, algo: Algo, params, grads):
+    if name.startswith("adam"):
+        return _numpy_adam(params, grads, decoupled=name == "adamw")
+    if name.startswith("sgd"):
+        return _numpy_sgd(params, grads, algo.hyper.get("momentum", 0.0))
+    return None
+
+
+def _numpy_adam(params, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8, wd=1e-2, decoupled=False):
     """A careful hand-written NumPy Adam: in place, with out= and one scratch buffer per array."""
     state = [(np.zeros_like(p), np.zeros_like(p), np.empty_like(p)) for p in params]
     t = [0]
@@ -43,8 +104,11 @@ def _numpy_adam(params, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
         t[0] += 1
         bc1, bc2 = 1 - b1 ** t[0], (1 - b2 ** t[0]) ** 0.5
         for p, g, (m, v, tmp) in zip(params, grads, state):
+            if decoupled:
+                p *= 1 - lr * wd
             m *= b1
-            m += (1 - b1) * g
+            np.multiply(g, 1 - b1, out=tmp)
+            m += tmp
             np.multiply(g, g, out=tmp)
             tmp *= 1 - b2
             v *= b2
@@ -59,52 +123,77 @@ def _numpy_adam(params, grads, lr=1e-3, b1=0.9, b2=0.999, eps=1e-8):
     return step
 
 
-def _numpy_sgd(params, grads, lr=1e-3, momentum=0.0):
+def _numpy_sgd(params, grads, momentum, lr=1e-3):
     bufs = [np.zeros_like(p) for p in params]
+    scratch = [np.empty_like(p) for p in params]
 
     def step():
-        for p, g, b in zip(params, grads, bufs):
+        for p, g, b, tmp in zip(params, grads, bufs, scratch):
             if momentum:
                 b *= momentum
                 b += g
-                p -= lr * b
+                np.multiply(b, -lr, out=tmp)
             else:
-                p -= lr * g
+                np.multiply(g, -lr, out=tmp)
+            p += tmp
 
     return step
 
 
-def make_steppers(algo: str, sizes: list[int], dtype, peers: list[str]) -> dict[str, Callable[[], None]]:
-    rng = np.random.default_rng(0)
-    fresh = lambda: [rng.standard_normal(n).astype(dtype) for n in sizes]
-    out: dict[str, Callable[[], None]] = {}
-    cls, hyper = HYPER[algo]
-    params, grads = fresh(), fresh()
-    opt = getattr(pyoptk, cls)(params, **hyper)
-    out["pyoptk"] = lambda: opt.step(grads)
-    if "numpy" in peers:
-        p, g = fresh(), fresh()
-        out["numpy"] = _numpy_adam(p, g) if algo.startswith("adam") else _numpy_sgd(p, g, **{k: v for k, v in hyper.items() if k == "momentum"})
+def _torch(impl: str, algo: Algo, params, grads):
     try:
         import torch
     except ImportError:
-        torch = None
-    if torch is not None:
-        for impl in ("fused", "foreach"):
-            if f"torch-{impl}" not in peers:
-                continue
-            tp = [torch.from_numpy(a).requires_grad_() for a in fresh()]
-            for t, g in zip(tp, fresh()):
-                t.grad = torch.from_numpy(g)
-            topt = getattr(torch.optim, cls)(tp, **hyper, **{impl: True})
-            out[f"torch-{impl}"] = topt.step
+        return None
+    if impl == "fused" and not algo.torch_fused:
+        return None
+    tparams = [torch.from_numpy(p).requires_grad_() for p in params]
+    for t, g in zip(tparams, grads):
+        t.grad = torch.from_numpy(g)
+    flag = {"fused": dict(fused=True), "foreach": dict(foreach=True), "forloop": dict(foreach=False)}[impl]
+    opt = getattr(torch.optim, algo.cls)(tparams, **algo.hyper, **flag)
+    return opt.step
+
+
+def _deepspeed(name: str, algo: Algo, params, grads):
+    if not name.startswith("adam"):
+        return None
+    try:
+        import torch
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+    except Exception:
+        return None
+    tparams = [torch.from_numpy(p).requires_grad_() for p in params]
+    for t, g in zip(tparams, grads):
+        t.grad = torch.from_numpy(g)
+    opt = DeepSpeedCPUAdam(tparams, adamw_mode=name == "adamw", **algo.hyper)
+    return opt.step
+
+
+def make_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[str, Callable[[], object]]:
+    """Every implementation gets its own copy of the same data."""
+    algo = ALGOS[name]
+    fresh = lambda: (make_arrays(total, layout, dtype, 0), make_arrays(total, layout, dtype, 1))
+    out: dict[str, Callable[[], object]] = {"pyoptk": _pyoptk(algo, *fresh()), "roofline": _stream(algo.states, *fresh())}
+    for peer in peers:
+        if peer == "numpy":
+            fn = _numpy(name, algo, *fresh())
+        elif peer.startswith("torch-"):
+            fn = _torch(peer.removeprefix("torch-"), algo, *fresh()) if dtype == np.float32 or peer != "torch-fused" else None
+        elif peer == "deepspeed":
+            fn = _deepspeed(name, algo, *fresh()) if dtype == np.float32 else None
+        else:
+            raise ValueError(f"unknown peer {peer!r}; choose from {PEERS}")
+        if fn is not None:
+            out[peer] = fn
     return out
 
 
-def time_steps(steppers: dict[str, Callable[[], None]], reps: int, min_time: float = 0.02) -> dict[str, list[float]]:
-    """Seconds per step, `reps` rounds; within a round every implementation runs back to back."""
+def time_steps(steppers: dict[str, Callable[[], object]], reps: int, min_time: float) -> dict[str, list[float]]:
+    """Seconds per step, `reps` rounds; within a round every implementation runs back to back
+    (so machine drift hits all of them alike)."""
     calls = {}
-    for name, fn in steppers.items():  # warm up (state allocation, page faults) and size the round
+    for name, fn in steppers.items():  # warm up (state allocation, page faults) and size a round
         fn()
         start, n = time.perf_counter(), 0
         while time.perf_counter() - start < min_time:
@@ -121,64 +210,109 @@ def time_steps(steppers: dict[str, Callable[[], None]], reps: int, min_time: flo
     return samples
 
 
-def run(algos, totals, layouts, threads, reps, dtype=np.float32, peers=("numpy", "torch-fused", "torch-foreach")):
-    rows = []
-    for algo in algos:
-        for total in totals:
-            for layout in layouts:
-                sizes = _split(total, layout)
-                steppers = make_steppers(algo, sizes, dtype, list(peers))
-                for nt in threads:
-                    pyoptk.set_num_threads(nt)
-                    try:
-                        import torch
-                        torch.set_num_threads(nt)
-                    except ImportError:
-                        pass
-                    samples = time_steps(steppers, reps)
-                    base = statistics.median(samples["pyoptk"])
-                    for name, s in samples.items():
-                        med = statistics.median(s)
-                        rows.append(dict(algo=algo, elements=total, layout=layout, arrays=len(sizes), threads=nt,
-                                         impl=name, ns_per_element=med / total * 1e9,
-                                         spread=(max(s) - min(s)) / med if med else 0.0,
-                                         gbytes_per_s=bytes_per_element(algo, np.dtype(dtype).itemsize) * total / med / 1e9,
-                                         speedup_of_pyoptk=med / base))
+def _set_threads(n: int) -> None:
+    pyoptk.set_num_threads(n)
+    try:
+        import torch
+        torch.set_num_threads(n)
+    except ImportError:
+        pass
+
+
+def run(algos, totals, layouts, threads, reps, dtype=np.float32, peers=PEERS[:3], min_time=0.05, progress=True):
+    configs = [(a, t, l) for a in algos for t in totals for l in layouts]
+    rows, done, count = [], 0, len(configs) * len(threads)
+    itemsize = np.dtype(dtype).itemsize
+    for name, total, layout in configs:
+        steppers = make_steppers(name, total, layout, dtype, peers)
+        for nt in threads:
+            done += 1
+            if progress:
+                print(f"\r[{done}/{count}] {name} {total:.0e} {layout} {nt} thread(s)".ljust(60), end="",
+                      file=sys.stderr, flush=True)
+            _set_threads(nt)
+            samples = time_steps(steppers, reps, min_time)
+            base, roof = statistics.median(samples["pyoptk"]), statistics.median(samples["roofline"])
+            for impl, s in samples.items():
+                med = statistics.median(s)
+                q = statistics.quantiles(s, n=4) if len(s) >= 2 else [med, med, med]
+                rows.append(dict(algo=name, elements=total, layout=layout, arrays=len(split_sizes(total, layout)),
+                                 threads=nt, dtype=np.dtype(dtype).name, impl=impl,
+                                 ns_per_element=med / total * 1e9, elements_per_s=total / med,
+                                 gbytes_per_s=bytes_per_element(name, itemsize) * total / med / 1e9,
+                                 pct_of_roofline=100 * roof / med, speedup_of_pyoptk=med / base,
+                                 iqr_pct=100 * (q[2] - q[0]) / med, samples=len(s)))
+    if progress:
+        print(file=sys.stderr)
     return rows
 
 
 def format_table(rows) -> str:
-    head = "| algo | elements | arrays | threads | impl | ns/element | GB/s | pyoptk speedup | spread |"
-    lines = [head, "|" + "---|" * 9]
+    lines = ["| algo | elements | layout | threads | impl | ns/element | GB/s | % roofline | pyoptk speedup | IQR |",
+             "|" + "---|" * 10]
     for r in rows:
-        lines.append(f"| {r['algo']} | {r['elements']:.0e} | {r['arrays']} | {r['threads']} | {r['impl']} | "
-                     f"{r['ns_per_element']:.3f} | {r['gbytes_per_s']:.1f} | {r['speedup_of_pyoptk']:.2f}x | "
-                     f"{100 * r['spread']:.0f}% |")
+        lines.append(f"| {r['algo']} | {r['elements']:.0e} | {r['layout']} | {r['threads']} | {r['impl']} | "
+                     f"{r['ns_per_element']:.3f} | {r['gbytes_per_s']:.1f} | {r['pct_of_roofline']:.0f}% | "
+                     f"{r['speedup_of_pyoptk']:.2f}x | {r['iqr_pct']:.0f}% |")
     return "\n".join(lines)
 
 
+def plot(rows, path: str) -> None:
+    """Throughput against size per implementation, with the measured roofline as a line."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise SystemExit("--plot needs matplotlib: pip install 'pyoptk[bench]'")
+    keys = sorted({(r["algo"], r["layout"], r["threads"]) for r in rows})
+    fig, axes = plt.subplots(len(keys), 1, figsize=(7, 3.2 * len(keys)), squeeze=False)
+    for ax, (algo, layout, threads) in zip(axes[:, 0], keys):
+        sel = [r for r in rows if (r["algo"], r["layout"], r["threads"]) == (algo, layout, threads)]
+        for impl in dict.fromkeys(r["impl"] for r in sel):
+            pts = sorted((r["elements"], r["gbytes_per_s"]) for r in sel if r["impl"] == impl)
+            style = dict(color="black", linestyle="--") if impl == "roofline" else dict(marker="o")
+            ax.plot(*zip(*pts), label=impl, **style)
+        ax.set(xscale="log", xlabel="elements", ylabel="GB/s", title=f"{algo}, {layout}, {threads} thread(s)")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main(argv=None) -> None:
-    ap = argparse.ArgumentParser(prog="pyoptk.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--algos", default="adam,sgd-momentum", help=f"comma list of {sorted(STATES)}")
+    ap = argparse.ArgumentParser(prog="pyoptk-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--algos", default="adam,sgd-momentum", help=f"comma list of {', '.join(ALGOS)}, or 'all'")
     ap.add_argument("--sizes", default="1e6,1e7", help="total elements per step, comma list")
-    ap.add_argument("--layouts", default="one,200", help="'one' array, or N arrays sharing the elements")
+    ap.add_argument("--layouts", default="one,200", help="'one' array, 'N' arrays, or 'arenaN' (N views of one buffer)")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--reps", type=int, default=9, help="rounds; the median is reported")
+    ap.add_argument("--min-time", type=float, default=0.05, help="seconds each implementation runs per round")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
-    ap.add_argument("--peers", default="numpy,torch-fused,torch-foreach")
+    ap.add_argument("--peers", default="numpy,torch-fused,torch-foreach", help=f"comma list of {', '.join(PEERS)}")
     ap.add_argument("--json", help="also write the rows to this file")
+    ap.add_argument("--plot", help="also draw GB/s against size, with the roofline, to this image file")
+    ap.add_argument("--quiet", action="store_true", help="no progress line")
     args = ap.parse_args(argv)
-    for a in args.algos.split(","):
-        if a not in STATES:
-            ap.error(f"unknown algo {a!r}; choose from {sorted(STATES)}")
-    rows = run(args.algos.split(","), [int(float(s)) for s in args.sizes.split(",")], args.layouts.split(","),
-               [int(t) for t in args.threads.split(",")], args.reps, np.dtype(args.dtype).type, args.peers.split(","))
-    print(f"pyoptk {pyoptk.__version__} on {platform.machine()} ({pyoptk.isa()}), {args.dtype}, "
-          f"median of {args.reps} rounds; speedup = impl time / pyoptk time\n")
+    algos = list(ALGOS) if args.algos == "all" else args.algos.split(",")
+    for a in algos:
+        if a not in ALGOS:
+            ap.error(f"unknown algo {a!r}; choose from {', '.join(ALGOS)}")
+    peers = [p for p in args.peers.split(",") if p]
+    for p in peers:
+        if p not in PEERS:
+            ap.error(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
+    rows = run(algos, [int(float(s)) for s in args.sizes.split(",")], args.layouts.split(","),
+               [int(t) for t in args.threads.split(",")], args.reps, np.dtype(args.dtype).type, peers,
+               args.min_time, not args.quiet)
+    print(f"pyoptk {pyoptk.__version__} on {platform.machine()} ({pyoptk.isa()}), {args.dtype}, median of "
+          f"{args.reps} rounds. roofline = the `stream` op with the same access pattern (same binary); "
+          f"speedup = impl time / pyoptk time\n")
     print(format_table(rows))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(isa=pyoptk.isa(), dtype=args.dtype, rows=rows), f, indent=1)
+            json.dump(dict(isa=pyoptk.isa(), machine=platform.machine(), args=vars(args), rows=rows), f, indent=1)
+    if args.plot:
+        plot(rows, args.plot)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,38 @@
+"""The benchmark harness runs end to end (tiny sizes: this checks wiring, not speed)."""
+import json
+
+import numpy as np
+import pytest
+
+from pyoptk import bench
+
+
+def test_every_algorithm_and_layout_runs_with_its_roofline():
+    rows = bench.run(list(bench.ALGOS), [300], ["one", "3", "arena3"], [1], reps=2, peers=["numpy"],
+                     min_time=0.0, progress=False)
+    seen = {(r["algo"], r["layout"], r["impl"]) for r in rows}
+    for algo in bench.ALGOS:
+        for layout in ("one", "3", "arena3"):
+            assert (algo, layout, "pyoptk") in seen and (algo, layout, "roofline") in seen
+    assert all(r["ns_per_element"] > 0 and np.isfinite(r["pct_of_roofline"]) for r in rows)
+    assert all(r["speedup_of_pyoptk"] == 1.0 for r in rows if r["impl"] == "pyoptk")
+
+
+def test_arena_layout_is_views_of_one_buffer():
+    arrays = bench.make_arrays(10, "arena3", np.float32, 0)
+    assert [a.size for a in arrays] == [4, 3, 3] and all(a.base is arrays[0].base for a in arrays)
+
+
+def test_cli_writes_json(tmp_path, capsys):
+    out = tmp_path / "rows.json"
+    bench.main(["--algos", "sgd", "--sizes", "100", "--layouts", "one", "--threads", "1", "--reps", "2",
+                "--min-time", "0", "--peers", "numpy", "--json", str(out), "--quiet"])
+    assert "| sgd |" in capsys.readouterr().out
+    assert {r["impl"] for r in json.loads(out.read_text())["rows"]} == {"pyoptk", "roofline", "numpy"}
+
+
+def test_cli_refuses_unknown_names():
+    with pytest.raises(SystemExit):
+        bench.main(["--algos", "adamz"])
+    with pytest.raises(SystemExit):
+        bench.main(["--peers", "jax"])
