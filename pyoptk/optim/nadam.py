@@ -43,7 +43,7 @@ def _coeffs(h: dict[str, Any], step: int, mu_product: float) -> dict[str, float]
     mu, mu_next = _mu(h, step), _mu(h, step + 1)
     mu_product_next = mu_product * mu_next
     return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
-            "bias_correction2": 1 - beta2 ** step, "eps": h["eps"], "weight_decay": wd, "decay": 1 - lr * wd,
+            "inv_bias_correction2": 1 / (1 - beta2 ** step), "eps": h["eps"], "weight_decay": wd, "decay": 1 - lr * wd,
             "grad_coeff": -lr * (1.0 - mu) / (1.0 - mu_product),
             "exp_avg_coeff": (-lr * mu_next) / (1.0 - mu_product_next)}
 

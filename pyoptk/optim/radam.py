@@ -38,7 +38,7 @@ def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
     if rho_t > 5.0:
         rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
     return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
-            "bias_correction1": bias_correction1, "lr": lr, "bias_correction2_sqrt": bias_correction2 ** 0.5,
+            "lr_over_bias_correction1": lr / bias_correction1, "bias_correction2_sqrt": bias_correction2 ** 0.5,
             "rect": rect, "eps": h["eps"], "weight_decay": wd, "decay": 1 - lr * wd}
 
 

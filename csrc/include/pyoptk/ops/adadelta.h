@@ -22,15 +22,16 @@ struct Adadelta {
   static constexpr bool valid(int mode) { return mode < (1 << kNumFlags); }
 
   // a = rho a + (1 - rho) g^2;  delta = sqrt(d + eps) / sqrt(a + eps) * g;
-  // d = rho d + (1 - rho) delta^2;  p = p - lr delta
+  // d = rho d + (1 - rho) delta^2;  p = p - lr delta.
+  // One square root of the quotient instead of a quotient of two roots (the same math within an
+  // ulp or two): square roots, not memory, bound this step when the arrays sit in cache.
   template <int kMode, class V, class T>
   PYOPTK_HD static void apply(V& p, V g, V* s, const T* c) {
     g = adjust_grad<kMode>(g, p, c[kWeightDecayCoeff]);
     V& a = s[kSquareAvg];
     V& d = s[kAccDelta];
     a = a * V(c[kRho]) + V(c[kOneMinusRho]) * g * g;
-    V std_ = sqrt(a + V(c[kEps]));
-    V delta = (sqrt(d + V(c[kEps])) / std_) * g;
+    V delta = sqrt((d + V(c[kEps])) / (a + V(c[kEps]))) * g;
     d = d * V(c[kRho]) + V(c[kOneMinusRho]) * delta * delta;
     p = fma(delta, V(c[kNegLr]), p);
   }

@@ -19,11 +19,11 @@ struct RAdam {
   // rect = r_t when rho_t > 5, else 0: the host decides rectification once per step (it depends on
   // t only), so the test below is uniform over the lanes, like lerp's weight test.
   enum Coeff : int {
-    kOneMinusBeta1, kBeta2, kOneMinusBeta2, kBiasCorrection1, kLr, kBiasCorrection2Sqrt, kRect, kEps,
+    kOneMinusBeta1, kBeta2, kOneMinusBeta2, kLrOverBiasCorrection1, kBiasCorrection2Sqrt, kRect, kEps,
     kWeightDecayCoeff, kDecay, kNumCoeffs
   };
   static constexpr const char* kCoeffNames[kNumCoeffs] = {
-      "one_minus_beta1", "beta2", "one_minus_beta2", "bias_correction1", "lr", "bias_correction2_sqrt",
+      "one_minus_beta1", "beta2", "one_minus_beta2", "lr_over_bias_correction1", "bias_correction2_sqrt",
       "rect", "eps", "weight_decay", "decay"};
 
   static constexpr bool valid(int mode) {
@@ -31,7 +31,8 @@ struct RAdam {
   }
 
   // m, v as Adam;  u = (m / bc1) lr;  rectified: u = u (sqrt(bc2) / (sqrt(v) + eps)) r_t;  p = p - u.
-  // torch evaluates `scalar / tensor` as tensor.reciprocal() * scalar, hence (1 / (..)) * sqrt(bc2).
+  // torch evaluates `scalar / tensor` as tensor.reciprocal() * scalar, hence (1 / (..)) * sqrt(bc2);
+  // m / bc1 * lr becomes m * (lr / bc1) from the host (same math within an ulp, one division less).
   template <int kMode, class V, class T>
   PYOPTK_HD static void apply(V& p, V g, V* s, const T* c) {
     g = adjust_grad<kMode>(g, p, c[kWeightDecayCoeff]);
@@ -40,7 +41,7 @@ struct RAdam {
     V& v = s[kExpAvgSq];
     m = lerp(m, g, c[kOneMinusBeta1]);
     v = v * V(c[kBeta2]) + V(c[kOneMinusBeta2]) * g * g;
-    V u = (m / V(c[kBiasCorrection1])) * V(c[kLr]);
+    V u = m * V(c[kLrOverBiasCorrection1]);
     if (c[kRect] != T(0)) {
       V adaptive = (V(T(1)) / (sqrt(v) + V(c[kEps]))) * V(c[kBiasCorrection2Sqrt]);
       u = (u * adaptive) * V(c[kRect]);
