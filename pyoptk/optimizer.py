@@ -231,6 +231,23 @@ class Optimizer:
                 raise ValueError(f"param_groups[{gi}]: {e}") from None
         return loss, grads
 
+    def _dense_batches(self, grads: list) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        """(param, grad) pairs per group, params without a grad left out, every grad checked first
+        (for optimizers that run their own multi-pass step: Adafactor, Muon)."""
+        from .optim._common import check_dense_grad  # here: pyoptk.optim imports this module
+
+        batches, index = [], 0
+        for group in self.param_groups:
+            batch = []
+            for p in group["params"]:
+                g = grads[index]
+                if g is not None:
+                    check_dense_grad(p, g, f"param {index}")
+                    batch.append((p, g))
+                index += 1
+            batches.append(batch)
+        return batches
+
     # ----- the step ---------------------------------------------------------------------
     def step(self, grads: list | None = None, closure: Callable | None = None) -> Any:
         """Update every param in place. ``grads`` align with the params in group order (None =

@@ -12,6 +12,26 @@ namespace py = pybind11;
 namespace pyoptk {
 namespace {
 
+// The common case of a grad check, read straight from NumPy's array struct (no wrapper objects):
+// an ndarray with the param's descriptor and shape, C-contiguous. Returns its data, or nullptr
+// when anything differs, and then the full check gives the verdict and the message.
+const char* plain_grad_data(PyObject* obj, const py::array& param) {
+  if (!py::isinstance<py::array>(obj)) return nullptr;
+  const auto* g = py::detail::array_proxy(obj);
+  const auto* p = py::detail::array_proxy(param.ptr());
+  if (g->descr != p->descr || g->nd != p->nd || !(g->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) {
+    return nullptr;
+  }
+  for (int d = 0; d < g->nd; ++d) {
+    if (g->dimensions[d] != p->dimensions[d]) return nullptr;
+  }
+  return g->data;
+}
+
+bool writeable(const py::array& a) {
+  return (py::detail::array_proxy(a.ptr())->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
+}
+
 // Tasks with the same span function have the same dtype, hence the same item size.
 void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
   size_t out = 0;
@@ -56,6 +76,8 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     e.slot = item[2].cast<int64_t>();
     e.param = checked(item[3], e.index, info.slot_names[0], nullptr, true, &info);
     e.dtype = dtype_of(e.param);
+    e.numel = e.param.size();
+    e.itemsize = static_cast<int>(e.param.itemsize());
     if (lookup(op_, e.dtype, e.mode) == nullptr) {
       throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(e.mode));
     }
@@ -110,26 +132,31 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
 
   std::vector<Task> tasks(entries_.size());
   std::vector<int> itemsizes(entries_.size());
-  std::vector<py::array> grad_refs;  // keeps the grads alive while the GIL is released
+  // References that keep the grads alive while the GIL is released, whatever happens to `grads`.
+  std::vector<py::object> grad_refs;
   grad_refs.reserve(entries_.size());
   for (size_t i = 0; i < entries_.size(); ++i) {
     const Entry& e = entries_[i];
     if (e.slot < 0 || e.slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
     // Flags can change after the plan was made (arr.flags.writeable = False): check each run.
-    if (!e.param.writeable()) throw py::value_error(who(e.index, info.slot_names[0], &info) + " is read-only");
+    if (!writeable(e.param)) throw py::value_error(who(e.index, info.slot_names[0], &info) + " is read-only");
     for (size_t k = 0; k < e.states.size(); ++k) {
-      if (!e.states[k].writeable()) {
+      if (!writeable(e.states[k])) {
         throw py::value_error(who(e.index, info.state_names[e.state_ids[k]], &info) + " is read-only");
       }
     }
     const char* data = nullptr;  // ops that read no grad take None in its slot
     if (info.reads_grad) {
-      grad_refs.push_back(checked(grads[i], e.index, info.slot_names[1], &e.param, false, &info));
-      const py::array& g = grad_refs.back();
-      data = static_cast<const char*>(g.data());
-      if (g.nbytes() > 0) {
+      grad_refs.push_back(grads[i]);
+      PyObject* g = grad_refs.back().ptr();
+      data = plain_grad_data(g, e.param);
+      if (data == nullptr) {
+        data = static_cast<const char*>(checked(g, e.index, info.slot_names[1], &e.param, false, &info).data());
+      }
+      const int64_t nbytes = static_cast<int64_t>(e.param.nbytes());
+      if (nbytes > 0) {
         // A grad may alias other grads, never a written array.
-        const Extent ge = extent_of(g, e.index, info.slot_names[1], false);
+        const Extent ge{data, data + nbytes, false, e.index, info.slot_names[1]};
         auto it = std::upper_bound(written_.begin(), written_.end(), ge.begin,
                                    [](const char* p, const Extent& x) { return p < x.begin; });
         if (it != written_.end() && it->begin < ge.end) refuse_overlap(*it, ge, &info);
@@ -142,9 +169,9 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
     std::copy(std::begin(e.ptrs), std::end(e.ptrs), task.ptrs);
     task.ptrs[1] = const_cast<char*>(data);
     task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
-    task.numel = e.param.size();
+    task.numel = e.numel;
     task.coeffs = e.dtype == kFloat32 ? static_cast<const void*>(coeffs[e.slot].f32) : coeffs[e.slot].f64;
-    itemsizes[i] = static_cast<int>(e.param.itemsize());
+    itemsizes[i] = e.itemsize;
   }
   coalesce(tasks, itemsizes);
 

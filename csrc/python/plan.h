@@ -54,6 +54,8 @@ class Plan {
     int mode;
     int64_t slot;
     int dtype;
+    int itemsize;
+    int64_t numel;
     pybind11::array param;
     std::vector<pybind11::array> states;  // present states only
     std::vector<int> state_ids;           // their op state index

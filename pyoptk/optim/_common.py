@@ -47,6 +47,13 @@ def f32(x: float) -> float:
     return float(np.float32(x))
 
 
+def weight_decay_flags(h: dict[str, Any]) -> dict[str, bool]:
+    """The kernel's L2 / decoupled weight-decay flags (neither when weight_decay is 0)."""
+    decay = h["weight_decay"] != 0
+    decoupled = bool(h.get("decoupled_weight_decay", False))
+    return {"weight_decay": decay and not decoupled, "decoupled_weight_decay": decay and decoupled}
+
+
 def check_bool(value: Any, name: str) -> None:
     if not isinstance(value, (bool, np.bool_)):
         raise ValueError(f"Invalid {name}: {value!r} (expected True or False)")

@@ -153,16 +153,7 @@ class Muon(Optimizer):
         """Update every param with a grad. Returns the closure's loss (or None). A refused step
         changes nothing."""
         loss, grads = self._collect_grads(grads, closure)
-        index, batches = 0, []
-        for group in self.param_groups:
-            batch = []
-            for p in group["params"]:
-                g = grads[index]
-                if g is not None:
-                    check_dense_grad(p, g, f"param {index}")
-                    batch.append((p, g))
-                index += 1
-            batches.append(batch)
+        batches = self._dense_batches(grads)
         for group, batch in zip(self.param_groups, batches):
             if not batch:
                 continue

@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 from .._kernels import Kernel
 from ..optimizer import Optimizer
-from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, f32, functional_step
+from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, f32, functional_step, weight_decay_flags
 
 __all__ = ["NAdam", "nadam"]
 
@@ -23,9 +23,7 @@ def _check(h: dict[str, Any]) -> None:
 
 
 def _mode(h: dict[str, Any]) -> int:
-    decay = h["weight_decay"] != 0
-    return KERNEL.mode(maximize=h["maximize"], weight_decay=decay and not h["decoupled_weight_decay"],
-                       decoupled_weight_decay=decay and h["decoupled_weight_decay"])
+    return KERNEL.mode(maximize=h["maximize"], **weight_decay_flags(h))
 
 
 def _mu(h: dict[str, Any], step: int) -> float:
