@@ -189,9 +189,12 @@ def make_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[str,
     return out
 
 
-def time_steps(steppers: dict[str, Callable[[], object]], reps: int, min_time: float) -> dict[str, list[float]]:
+def time_steps(steppers: dict[str, Callable[[], object]], reps: int, min_time: float,
+               settle: float = 0.01) -> dict[str, list[float]]:
     """Seconds per step, `reps` rounds; within a round every implementation runs back to back
-    (so machine drift hits all of them alike)."""
+    (so machine drift hits all of them alike). `settle` seconds of sleep before each one: torch
+    and DeepSpeed bring their own OpenMP runtime, whose idle workers spin for a while after a
+    parallel region and would steal the cores from whichever implementation runs next."""
     calls = {}
     for name, fn in steppers.items():  # warm up (state allocation, page faults) and size a round
         fn()
@@ -203,6 +206,7 @@ def time_steps(steppers: dict[str, Callable[[], object]], reps: int, min_time: f
     samples: dict[str, list[float]] = {name: [] for name in steppers}
     for _ in range(reps):
         for name, fn in steppers.items():
+            time.sleep(settle)
             start = time.perf_counter()
             for _ in range(calls[name]):
                 fn()
