@@ -1,6 +1,8 @@
 """L-BFGS: torch.optim.LBFGS's names, defaults, state and iteration, closure-driven, over NumPy
-vectors (the flattened params). The vector work is BLAS dot products, NumPy element-wise ops and
-the fused ``decayed_add`` kernel for ``x += alpha * y`` (one fma, as torch's ``add_(alpha=)``)."""
+vectors (the flattened params). The vector work is the deterministic ``_core.dot`` reduction (fixed
+summation order: for short vectors it gives torch's bits, where BLAS ddot does not), NumPy
+element-wise ops and the fused ``decayed_add`` kernel for ``x += alpha * y`` (one fma, as torch's
+``add_(alpha=)``)."""
 from __future__ import annotations
 
 import math
@@ -8,12 +10,19 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from .. import _core
 from .._kernels import FusedStep, Kernel
 from ..optimizer import Optimizer
 
 __all__ = ["LBFGS"]
 
 _AXPY = Kernel("decayed_add")
+
+
+def _dot(x: np.ndarray, y: np.ndarray) -> float:
+    """x . y through the deterministic reduction kernel (fixed summation order, float64
+    accumulation; the same bits for any thread count and ISA)."""
+    return _core.dot([x], [y])
 
 
 def _axpy(alpha: float, y: np.ndarray, x: np.ndarray) -> None:
@@ -51,7 +60,7 @@ def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_chang
     g = g.copy()
     f_new, g_new = obj_func(x, t, d)
     ls_func_evals = 1
-    gtd_new = float(np.dot(g_new, d))
+    gtd_new = _dot(g_new, d)
     t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
     done = False
     ls_iter = 0
@@ -75,7 +84,7 @@ def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_chang
         t_prev, f_prev, g_prev, gtd_prev = tmp, f_new, g_new.copy(), gtd_new
         f_new, g_new = obj_func(x, t, d)
         ls_func_evals += 1
-        gtd_new = float(np.dot(g_new, d))
+        gtd_new = _dot(g_new, d)
         ls_iter += 1
     if ls_iter == max_ls:
         bracket, bracket_f, bracket_g = [0, t], [f, f_new], [g, g_new]
@@ -100,7 +109,7 @@ def _strong_wolfe(obj_func, x, t, d, f, g, gtd, c1=1e-4, c2=0.9, tolerance_chang
             insuf_progress = False
         f_new, g_new = obj_func(x, t, d)
         ls_func_evals += 1
-        gtd_new = float(np.dot(g_new, d))
+        gtd_new = _dot(g_new, d)
         ls_iter += 1
         if f_new > (f + c1 * t * gtd) or f_new >= bracket_f[low_pos]:
             bracket[high_pos], bracket_f[high_pos] = t, f_new
@@ -254,7 +263,7 @@ class LBFGS(Optimizer):
             else:
                 y = np.subtract(flat_grad, prev_flat_grad)
                 s = np.multiply(d, t)
-                ys = float(np.dot(y, s))
+                ys = _dot(y, s)
                 if ys > 1e-10:
                     if len(old_dirs) == history_size:
                         old_dirs.pop(0)
@@ -263,7 +272,7 @@ class LBFGS(Optimizer):
                     old_dirs.append(y)
                     old_stps.append(s)
                     ro.append(1.0 / ys)
-                    H_diag = ys / float(np.dot(y, y))
+                    H_diag = ys / _dot(y, y)
                 num_old = len(old_dirs)
                 if "al" not in state:
                     state["al"] = [None] * history_size
@@ -271,11 +280,11 @@ class LBFGS(Optimizer):
                 # two-loop recursion
                 q = np.negative(flat_grad)
                 for i in range(num_old - 1, -1, -1):
-                    al[i] = float(np.dot(old_stps[i], q)) * ro[i]
+                    al[i] = _dot(old_stps[i], q) * ro[i]
                     _axpy(-al[i], old_dirs[i], q)
                 d = r = np.multiply(q, H_diag)
                 for i in range(num_old):
-                    be_i = float(np.dot(old_dirs[i], r)) * ro[i]
+                    be_i = _dot(old_dirs[i], r) * ro[i]
                     _axpy(al[i] - be_i, old_stps[i], r)
 
             if prev_flat_grad is None:
@@ -288,7 +297,7 @@ class LBFGS(Optimizer):
                 t = min(1.0, 1.0 / float(np.sum(np.abs(flat_grad)))) * lr
             else:
                 t = lr
-            gtd = float(np.dot(flat_grad, d))
+            gtd = _dot(flat_grad, d)
             if gtd > -tolerance_change:
                 break
 
