@@ -19,3 +19,6 @@ bench --algos all --sizes 1e6 --layouts one --threads 1,2 --reps 9 \
   --peers torch-fused,torch-foreach --json "$out/all_1e6.json" > "$out/all_1e6.md"
 bench --algos all --sizes 1e8 --layouts one --threads 1,2 --reps 5 --min-time 0.2 \
   --peers torch-fused,torch-foreach --json "$out/all_1e8.json" > "$out/all_1e8.md"
+# The algorithms that are not one dense stream: against torch's (only) implementation.
+bench --algos sparse_adam,muon,lbfgs --sizes 1e6 --layouts one,20 --threads 1,2 --reps 7 \
+  --peers torch-forloop --json "$out/special.json" > "$out/special.md"

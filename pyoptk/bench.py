@@ -51,9 +51,14 @@ ALGOS = {
 }
 PEERS = ("numpy", "torch-fused", "torch-foreach", "torch-forloop", "deepspeed")
 
+# Algorithms whose step is not one stream over dense arrays: no roofline probe describes them, so
+# they are timed against torch only. sparse_adam touches 10% of the rows of (rows, 64) params;
+# muon takes square-ish 2-D params; lbfgs runs one step (max_iter=5) on a quadratic closure.
+SPECIAL = ("sparse_adam", "muon", "lbfgs")
+
 
 def bytes_per_element(algo: str, itemsize: int) -> int:
-    return (3 + 2 * ALGOS[algo].states) * itemsize
+    return (3 + 2 * ALGOS[algo].states) * itemsize if algo in ALGOS else 0
 
 
 def split_sizes(total: int, layout: str) -> list[int]:
@@ -170,8 +175,67 @@ def _deepspeed(name: str, algo: Algo, params, grads):
     return opt.step
 
 
+def _special_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[str, Callable[[], object]]:
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    want_torch = torch is not None and any(p.startswith("torch") for p in peers)
+    rng = np.random.default_rng(0)
+    count = len(split_sizes(total, layout))
+    out: dict[str, Callable[[], object]] = {}
+    if name == "sparse_adam":
+        cols = 64
+        rows = [max(1, n // cols) for n in split_sizes(total, layout)]
+        params = [rng.standard_normal((r, cols)).astype(dtype) for r in rows]
+        picks = [rng.choice(r, max(1, r // 10), replace=False) for r in rows]
+        grads = [pyoptk.SparseGrad(i, rng.standard_normal((i.size, cols)).astype(dtype)) for i in picks]
+        opt = pyoptk.SparseAdam(params, lr=1e-3)
+        out["pyoptk"] = lambda: opt.step(grads)
+        if want_torch:
+            tparams = [torch.from_numpy(p.copy()) for p in params]
+            for t, g in zip(tparams, grads):
+                t.grad = torch.sparse_coo_tensor(torch.from_numpy(g.indices)[None], torch.from_numpy(g.values), t.shape,
+                                                 check_invariants=False)
+            topt = torch.optim.SparseAdam(tparams, lr=1e-3)
+            out["torch-forloop"] = topt.step
+    elif name == "muon":
+        side = [max(2, int(n ** 0.5)) for n in split_sizes(total, layout)]
+        params = [rng.standard_normal((k, k)).astype(dtype) for k in side]
+        grads = [rng.standard_normal(p.shape).astype(dtype) for p in params]
+        opt = pyoptk.Muon(params, lr=1e-3)
+        out["pyoptk"] = lambda: opt.step(grads)
+        if want_torch:
+            tparams = [torch.from_numpy(p.copy()) for p in params]
+            for t, g in zip(tparams, grads):
+                t.grad = torch.from_numpy(g)
+            topt = torch.optim.Muon(tparams, lr=1e-3)
+            out["torch-forloop"] = topt.step
+    elif name == "lbfgs":
+        sizes = split_sizes(total, layout)
+        target = [rng.standard_normal(n).astype(dtype) for n in sizes]
+        params = [np.zeros(n, dtype) for n in sizes]
+        opt = pyoptk.LBFGS(params, lr=1, max_iter=5, history_size=5)
+        closure = lambda: (0.0, [p - t for p, t in zip(params, target)])
+        out["pyoptk"] = lambda: opt.step(closure)
+        if want_torch:
+            tparams = [torch.zeros(n, dtype=torch.float32 if dtype == np.float32 else torch.float64) for n in sizes]
+            ttarget = [torch.from_numpy(t) for t in target]
+            topt = torch.optim.LBFGS(tparams, lr=1, max_iter=5, history_size=5)
+
+            def tclosure():
+                for p, t in zip(tparams, ttarget):
+                    p.grad = p - t
+                return torch.zeros(())
+
+            out["torch-forloop"] = lambda: topt.step(tclosure)
+    return out
+
+
 def make_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[str, Callable[[], object]]:
     """Every implementation gets its own copy of the same data."""
+    if name in SPECIAL:
+        return _special_steppers(name, total, layout.removeprefix("arena"), dtype, peers)
     algo = ALGOS[name]
     fresh = lambda: (make_arrays(total, layout, dtype, 0), make_arrays(total, layout, dtype, 1))
     out: dict[str, Callable[[], object]] = {"pyoptk": _pyoptk(algo, *fresh()), "roofline": _stream(algo.states, *fresh())}
@@ -236,15 +300,16 @@ def run(algos, totals, layouts, threads, reps, dtype=np.float32, peers=PEERS[:3]
                       file=sys.stderr, flush=True)
             _set_threads(nt)
             samples = time_steps(steppers, reps, min_time)
-            base, roof = statistics.median(samples["pyoptk"]), statistics.median(samples["roofline"])
+            base = statistics.median(samples["pyoptk"])
+            roof = statistics.median(samples["roofline"]) if "roofline" in samples else None
             for impl, s in samples.items():
                 med = statistics.median(s)
                 q = statistics.quantiles(s, n=4) if len(s) >= 2 else [med, med, med]
                 rows.append(dict(algo=name, elements=total, layout=layout, arrays=len(split_sizes(total, layout)),
                                  threads=nt, dtype=np.dtype(dtype).name, impl=impl,
                                  ns_per_element=med / total * 1e9, elements_per_s=total / med,
-                                 gbytes_per_s=bytes_per_element(name, itemsize) * total / med / 1e9,
-                                 pct_of_roofline=100 * roof / med, speedup_of_pyoptk=med / base,
+                                 gbytes_per_s=bytes_per_element(name, itemsize) * total / med / 1e9 if roof else None,
+                                 pct_of_roofline=100 * roof / med if roof else None, speedup_of_pyoptk=med / base,
                                  iqr_pct=100 * (q[2] - q[0]) / med, samples=len(s)))
     if progress:
         print(file=sys.stderr)
@@ -254,9 +319,11 @@ def run(algos, totals, layouts, threads, reps, dtype=np.float32, peers=PEERS[:3]
 def format_table(rows) -> str:
     lines = ["| algo | elements | layout | threads | impl | ns/element | GB/s | % roofline | pyoptk speedup | IQR |",
              "|" + "---|" * 10]
+    opt = lambda v, fmt: "–" if v is None else format(v, fmt)
     for r in rows:
         lines.append(f"| {r['algo']} | {r['elements']:.0e} | {r['layout']} | {r['threads']} | {r['impl']} | "
-                     f"{r['ns_per_element']:.3f} | {r['gbytes_per_s']:.1f} | {r['pct_of_roofline']:.0f}% | "
+                     f"{r['ns_per_element']:.3f} | {opt(r['gbytes_per_s'], '.1f')} | "
+                     f"{opt(r['pct_of_roofline'], '.0f')}{'' if r['pct_of_roofline'] is None else '%'} | "
                      f"{r['speedup_of_pyoptk']:.2f}x | {r['iqr_pct']:.0f}% |")
     return "\n".join(lines)
 
@@ -274,7 +341,9 @@ def plot(rows, path: str) -> None:
     for ax, (algo, layout, threads) in zip(axes[:, 0], keys):
         sel = [r for r in rows if (r["algo"], r["layout"], r["threads"]) == (algo, layout, threads)]
         for impl in dict.fromkeys(r["impl"] for r in sel):
-            pts = sorted((r["elements"], r["gbytes_per_s"]) for r in sel if r["impl"] == impl)
+            pts = sorted((r["elements"], r["gbytes_per_s"]) for r in sel if r["impl"] == impl and r["gbytes_per_s"])
+            if not pts:
+                continue
             style = dict(color="black", linestyle="--") if impl == "roofline" else dict(marker="o")
             ax.plot(*zip(*pts), label=impl, **style)
         ax.set(xscale="log", xlabel="elements", ylabel="GB/s", title=f"{algo}, {layout}, {threads} thread(s)")
@@ -285,7 +354,8 @@ def plot(rows, path: str) -> None:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(prog="pyoptk-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--algos", default="adam,sgd-momentum", help=f"comma list of {', '.join(ALGOS)}, or 'all'")
+    ap.add_argument("--algos", default="adam,sgd-momentum",
+                    help=f"comma list of {', '.join([*ALGOS, *SPECIAL])}; 'all' = the element-wise ones")
     ap.add_argument("--sizes", default="1e6,1e7", help="total elements per step, comma list")
     ap.add_argument("--layouts", default="one,200", help="'one' array, 'N' arrays, or 'arenaN' (N views of one buffer)")
     ap.add_argument("--threads", default="1,2")
@@ -299,8 +369,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     algos = list(ALGOS) if args.algos == "all" else args.algos.split(",")
     for a in algos:
-        if a not in ALGOS:
-            ap.error(f"unknown algo {a!r}; choose from {', '.join(ALGOS)}")
+        if a not in ALGOS and a not in SPECIAL:
+            ap.error(f"unknown algo {a!r}; choose from {', '.join([*ALGOS, *SPECIAL])}")
     peers = [p for p in args.peers.split(",") if p]
     for p in peers:
         if p not in PEERS:

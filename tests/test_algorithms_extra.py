@@ -463,3 +463,87 @@ def test_exports():
         assert getattr(pyoptk, name) is getattr(pyoptk.optim, name)
     for name in ("sparse_adam", "adafactor", "muon"):
         assert callable(getattr(pyoptk.functional, name))
+
+
+# ----- two param groups, an lr change mid-run, zero gradient entries, against torch -------------
+def _groups(params, lr):
+    return [{"params": params[:2]}, {"params": params[2:], "lr": lr * 3}]
+
+
+def _lockstep_with_torch(make_ours, make_theirs, params, grads, to_torch_grad, monkeypatch=None):
+    ours_params = [p.copy() for p in params]
+    theirs_params = [torch.tensor(p.copy()) for p in params]
+    ours, theirs = make_ours(ours_params), make_theirs(theirs_params)
+    for k, step in enumerate(grads):
+        if k == len(grads) // 2:
+            for opt in (ours, theirs):
+                opt.param_groups[0]["lr"] *= 0.5
+        ours.step(step)
+        for t, g in zip(theirs_params, step):
+            t.grad = to_torch_grad(g, t)
+        theirs.step()
+    return ours_params, [t.numpy() for t in theirs_params]
+
+
+def test_adafactor_groups_lr_change_zero_grads_like_torch():
+    rng = np.random.default_rng(11)
+    params, grads = _dense(rng, SHAPES, np.float64, steps=8)
+    for step in grads:
+        step[0][..., 0] = 0.0  # zero gradient entries
+    ours, theirs = _lockstep_with_torch(lambda ps: pyoptk.Adafactor(_groups(ps, 0.01), lr=0.01),
+                                        lambda ps: torch.optim.Adafactor(_groups(ps, 0.01), lr=0.01),
+                                        params, grads, lambda g, t: torch.tensor(g))
+    for a, b in zip(ours, theirs):
+        _close(a, b, 1e-12, 1e-14)  # float64: only reduction orders differ (see above)
+
+
+def test_muon_groups_lr_change_zero_grads_like_torch(monkeypatch):
+    monkeypatch.setattr(torch.optim._muon, "_zeropower_via_newtonschulz", _torch_ns_in_dtype)
+    rng = np.random.default_rng(12)
+    params, grads = _dense(rng, MUON_SHAPES, np.float64, steps=8)
+    for step in grads:
+        step[0][0, :] = 0.0
+    ours, theirs = _lockstep_with_torch(lambda ps: pyoptk.Muon(_groups(ps, 0.02), lr=0.02),
+                                        lambda ps: torch.optim.Muon(_groups(ps, 0.02), lr=0.02),
+                                        params, grads, lambda g, t: torch.tensor(g))
+    for a, b in zip(ours, theirs):
+        _close(a, b, 1e-12, 1e-13)  # torch's NS run in float64 too: only matmul orders differ
+
+
+def test_sparse_adam_groups_lr_change_zero_grads_like_torch():
+    rng = np.random.default_rng(13)
+    shapes = [(20, 6), (9, 4), (15, 3)]
+    params = [rng.standard_normal(s) for s in shapes]
+    grads = []
+    for _ in range(8):
+        step = []
+        for rows, cols in shapes:
+            idx = rng.integers(0, rows, 6)
+            values = rng.standard_normal((6, cols))
+            values[0] = 0.0  # a touched row whose gradient is zero
+            step.append(SparseGrad(idx, values))
+        grads.append(step)
+    ours, theirs = _lockstep_with_torch(lambda ps: pyoptk.SparseAdam(_groups(ps, 0.01), lr=0.01),
+                                        lambda ps: torch.optim.SparseAdam(_groups(ps, 0.01), lr=0.01),
+                                        params, grads, _torch_sparse)
+    for a, b in zip(ours, theirs):
+        _close(a, b, 1e-14, 1e-15)
+
+
+def test_lbfgs_lr_change_mid_run_like_torch():
+    kw = dict(lr=0.5, max_iter=5, history_size=5)
+    x = np.array([-1.2, 1.0])
+    tx = torch.tensor([-1.2, 1.0], dtype=torch.float64)
+    opt, topt = pyoptk.LBFGS([x], **kw), torch.optim.LBFGS([tx], **kw)
+
+    def tclosure():
+        v = tx.detach().numpy()
+        tx.grad = torch.tensor(_rosenbrock_grad(v))
+        return torch.tensor(_rosenbrock(v))
+
+    for k in range(8):
+        if k == 4:
+            opt.param_groups[0]["lr"] = topt.param_groups[0]["lr"] = 0.1
+        opt.step(lambda: (_rosenbrock(x), [_rosenbrock_grad(x)]))
+        topt.step(tclosure)
+        np.testing.assert_allclose(x, tx.numpy(), rtol=1e-12, atol=1e-15, err_msg=f"outer step {k}")

@@ -18,6 +18,17 @@ def test_every_algorithm_and_layout_runs_with_its_roofline():
     assert all(r["speedup_of_pyoptk"] == 1.0 for r in rows if r["impl"] == "pyoptk")
 
 
+def test_special_algorithms_run_against_torch_without_a_roofline():
+    pytest.importorskip("torch")
+    rows = bench.run(list(bench.SPECIAL), [4096], ["2"], [1], reps=2, peers=["torch-forloop"], min_time=0.0,
+                     progress=False)
+    for algo in bench.SPECIAL:
+        impls = {r["impl"]: r for r in rows if r["algo"] == algo}
+        assert set(impls) == {"pyoptk", "torch-forloop"}
+        assert impls["pyoptk"]["pct_of_roofline"] is None and impls["torch-forloop"]["speedup_of_pyoptk"] > 0
+    assert "| lbfgs |" in bench.format_table(rows)
+
+
 def test_arena_layout_is_views_of_one_buffer():
     arrays = bench.make_arrays(10, "arena3", np.float32, 0)
     assert [a.size for a in arrays] == [4, 3, 3] and all(a.base is arrays[0].base for a in arrays)
