@@ -332,7 +332,8 @@ class Optimizer:
             self._after_step(new, group)
             advanced.append(new)
         try:  # C++ merges `advanced` into every param's state dict once the update has run
-            plan.spans = plan.core.run(grads, coeffs, [g["params"] for g in self.param_groups], advanced)
+            plan.spans = plan.core.run(grads, coeffs, [g["params"] for g in self.param_groups],
+                                       advanced if any(advanced) else None)
         except _core.StalePlan:
             return False
         plan.scalars = advanced

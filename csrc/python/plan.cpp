@@ -136,7 +136,7 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
   std::vector<py::object> grad_refs;
   grad_refs.reserve(entries_.size());
   for (size_t i = 0; i < entries_.size(); ++i) {
-    const Entry& e = entries_[i];
+    Entry& e = entries_[i];
     if (e.slot < 0 || e.slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
     // Flags can change after the plan was made (arr.flags.writeable = False): check each run.
     if (!writeable(e.param)) throw py::value_error(who(e.index, info.slot_names[0], &info) + " is read-only");
@@ -154,13 +154,16 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
         data = static_cast<const char*>(checked(g, e.index, info.slot_names[1], &e.param, false, &info).data());
       }
       const int64_t nbytes = static_cast<int64_t>(e.param.nbytes());
-      if (nbytes > 0) {
+      // The written arrays are fixed for the plan's life, so a grad buffer found clear of them
+      // once (same address, same size: the param's) stays clear: frameworks reuse grad buffers.
+      if (nbytes > 0 && data != e.checked_grad) {
         // A grad may alias other grads, never a written array.
         const Extent ge{data, data + nbytes, false, e.index, info.slot_names[1]};
         auto it = std::upper_bound(written_.begin(), written_.end(), ge.begin,
                                    [](const char* p, const Extent& x) { return p < x.begin; });
         if (it != written_.end() && it->begin < ge.end) refuse_overlap(*it, ge, &info);
         if (it != written_.begin() && std::prev(it)->end > ge.begin) refuse_overlap(*std::prev(it), ge, &info);
+        e.checked_grad = data;
       }
     } else if (!grads[i].is_none()) {
       throw py::value_error(std::string(info.name) + " takes no second array (pass None)");

@@ -61,6 +61,7 @@ class Plan {
     std::vector<int> state_ids;           // their op state index
     pybind11::object state_dict;          // None unless given
     char* ptrs[2 + kMaxStates];           // grad pointer filled per run
+    const char* checked_grad = nullptr;   // a grad buffer already found clear of every written array
   };
   int op_;
   std::vector<pybind11::object> state_keys_;  // interned state names, for the dict checks
