@@ -40,6 +40,9 @@ class Adadelta(Optimizer):
 
     with ``g = ±g + weight_decay * p`` first. State: ``step`` (int, unused by the math, as in
     torch), ``square_avg``, ``acc_delta``.
+
+    Numerics against torch: the last bits can differ. The update uses sqrt((d + eps)/(a + eps))
+    where torch computes sqrt(d + eps)/sqrt(a + eps): one square root per element fewer.
     """
 
     kernel = KERNEL

@@ -40,6 +40,9 @@ class Adagrad(Optimizer):
 
     with ``g = ±g + weight_decay * p`` first. As in torch, the state (``step`` = 0 and ``sum`` =
     initial_accumulator_value) is created at construction for every param.
+
+    Numerics against torch: torch's operations in torch's order, with IEEE sqrt. torch's
+    vectorised sqrt is not always correctly rounded, so results can differ in the last bit.
     """
 
     kernel = KERNEL

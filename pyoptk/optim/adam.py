@@ -45,6 +45,11 @@ class Adam(Optimizer):
     AMSGrad uses ``max_exp_avg_sq = max(max_exp_avg_sq, v)`` in place of v.
     State: ``step`` (int), ``exp_avg``, ``exp_avg_sq``, ``max_exp_avg_sq`` (amsgrad).
     ``foreach``/``fused`` are accepted for torch compatibility and ignored (always fused).
+
+    Numerics against torch: the last bits can differ. sqrt(v) is multiplied by 1/sqrt(1 - beta2^t)
+    (computed in double on the host) where torch divides by sqrt(1 - beta2^t): one division per
+    element fewer. Also, torch's vectorised sqrt is not always correctly rounded. In float64 the
+    two agree to ~1e-13 relative over tens of steps.
     """
 
     kernel = KERNEL

@@ -38,6 +38,9 @@ class Adamax(Optimizer):
         p \leftarrow p - \frac{\gamma}{1-\beta_1^t}\,\frac{m}{u}
 
     with ``g = ±g + weight_decay * p`` first. State: ``step`` (int), ``exp_avg``, ``exp_inf``.
+
+    Numerics against torch: the same operations in the same order; no square root. Measured
+    equal to torch in float32 and float64.
     """
 
     kernel = KERNEL

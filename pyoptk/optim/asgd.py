@@ -49,6 +49,9 @@ class ASGD(Optimizer):
     with ``g = ±g + weight_decay * p`` first; eta and mu are used by the next step. State:
     ``step`` (int), ``eta`` and ``mu`` (floats kept rounded to float32, as torch's 0-d float32
     tensors; eta starts at lr, mu at 1), ``ax`` (the average, not copied into the params).
+
+    Numerics against torch: ``eta`` and ``mu`` are kept rounded to float32 like torch's 0-d
+    tensors. Measured equal to torch in float32 and float64.
     """
 
     kernel = KERNEL

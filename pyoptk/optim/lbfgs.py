@@ -137,6 +137,10 @@ class LBFGS(Optimizer):
     "strong_wolfe". State (on the first param, as torch): ``func_evals``, ``n_iter``, ``d``, ``t``,
     ``old_dirs``, ``old_stps``, ``ro``, ``H_diag``, ``prev_flat_grad``, ``prev_loss``, ``al``; its
     arrays are flat vectors over all params, its scalars floats.
+
+    Numerics against torch: dot products go through a fixed-order float64 reduction, which gives
+    torch's bits for short vectors (Rosenbrock trajectories are identical). For long vectors
+    torch's BLAS sums in another order, so the last bits can differ.
     """
 
     has_step = False

@@ -56,6 +56,11 @@ class NAdam(Optimizer):
 
     Weight decay as Adam (L2, or decoupled). State: ``step`` (int), ``mu_product`` (a float kept
     rounded to float32, as torch's 0-d float32 tensor), ``exp_avg``, ``exp_avg_sq``.
+
+    Numerics against torch: ``mu_product`` is kept rounded to float32 exactly as torch's 0-d
+    float32 tensor. The last bits can differ: v is multiplied by 1/(1 - beta2^t) where torch
+    divides, and torch's two ``addcdiv_`` are one division of (c1 g + c2 m) here (two divisions
+    per element fewer).
     """
 
     kernel = KERNEL

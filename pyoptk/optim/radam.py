@@ -49,6 +49,9 @@ class RAdam(Optimizer):
         \begin{cases} r_t\frac{\sqrt{1-\beta_2^t}}{\sqrt{v}+\epsilon} & \rho_t > 5 \\ 1 \end{cases}
 
     Weight decay as Adam (L2, or decoupled). State: ``step`` (int), ``exp_avg``, ``exp_avg_sq``.
+
+    Numerics against torch: the last bits can differ. m is multiplied by lr/(1 - beta1^t) from the
+    host where torch divides by the bias correction and then multiplies by lr.
     """
 
     kernel = KERNEL

@@ -43,6 +43,9 @@ class RMSprop(Optimizer):
 
     with ``g = ±g + weight_decay * p`` first. State: ``step`` (int, unused by the math, as in
     torch), ``square_avg``, ``momentum_buffer`` (momentum > 0), ``grad_avg`` (centered).
+
+    Numerics against torch: torch's operations in torch's order, with IEEE sqrt. torch's
+    vectorised sqrt is not always correctly rounded, so results can differ in the last bit.
     """
 
     kernel = KERNEL

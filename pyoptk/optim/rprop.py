@@ -44,6 +44,9 @@ class Rprop(Optimizer):
 
     ``lr`` only seeds ``step_size`` when a param's state is created; later lr changes have no
     effect, as in torch. No weight decay. State: ``step`` (int), ``prev``, ``step_size``.
+
+    Numerics against torch: the same operations in the same order. Measured equal to torch in
+    float32 and float64.
     """
 
     kernel = KERNEL

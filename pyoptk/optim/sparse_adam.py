@@ -132,6 +132,10 @@ class SparseAdam(Optimizer):
 
     m, v and p of untouched rows do not change. State: ``step`` (int, counts every step with a
     grad, even an empty one), ``exp_avg``, ``exp_avg_sq``.
+
+    Numerics against torch: the same operations in the same order. The last bits can differ where
+    torch's vectorised sqrt is not correctly rounded, or where three or more duplicate indices are
+    summed in another order.
     """
 
     kernel = KERNEL
