@@ -365,7 +365,7 @@ def main(argv=None) -> None:
     ap.add_argument("--peers", default="numpy,torch-fused,torch-foreach", help=f"comma list of {', '.join(PEERS)}")
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--plot", help="also draw GB/s against size, with the roofline, to this image file")
-    ap.add_argument("--quiet", action="store_true", help="no progress line")
+    ap.add_argument("--quiet", action="store_true", help="no progress line (it is shown only on a terminal anyway)")
     args = ap.parse_args(argv)
     algos = list(ALGOS) if args.algos == "all" else args.algos.split(",")
     for a in algos:
@@ -377,7 +377,7 @@ def main(argv=None) -> None:
             ap.error(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
     rows = run(algos, [int(float(s)) for s in args.sizes.split(",")], args.layouts.split(","),
                [int(t) for t in args.threads.split(",")], args.reps, np.dtype(args.dtype).type, peers,
-               args.min_time, not args.quiet)
+               args.min_time, not args.quiet and sys.stderr.isatty())
     print(f"pyoptk {pyoptk.__version__} on {platform.machine()} ({pyoptk.isa()}), {args.dtype}, median of "
           f"{args.reps} rounds. roofline = the `stream` op with the same access pattern (same binary); "
           f"speedup = impl time / pyoptk time\n")
