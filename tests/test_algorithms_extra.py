@@ -547,3 +547,17 @@ def test_lbfgs_lr_change_mid_run_like_torch():
         opt.step(lambda: (_rosenbrock(x), [_rosenbrock_grad(x)]))
         topt.step(tclosure)
         np.testing.assert_allclose(x, tx.numpy(), rtol=1e-12, atol=1e-15, err_msg=f"outer step {k}")
+
+
+def test_sparse_adam_refusal_on_a_later_param_leaves_earlier_params_untouched():
+    """A problem only C++ sees (here a read-only state of the second param, in the functional API)
+    is found before any row of any param is written."""
+    a, b = np.ones((4, 3)), np.ones((5, 3))
+    m = [np.zeros_like(a), np.zeros_like(b)]
+    v = [np.zeros_like(a), np.zeros_like(b)]
+    v[1].flags.writeable = False
+    grads = [SparseGrad(np.array([0, 2]), np.ones((2, 3))), SparseGrad(np.array([1]), np.ones((1, 3)))]
+    with pytest.raises(ValueError, match="param 1 exp_avg_sq is read-only"):
+        pyoptk.functional.sparse_adam([a, b], grads, m, v, [1, 1], eps=1e-8, beta1=0.9, beta2=0.999, lr=0.1,
+                                      maximize=False)
+    assert np.array_equal(a, np.ones((4, 3))) and not m[0].any() and not v[0].any()

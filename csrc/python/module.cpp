@@ -36,9 +36,8 @@ PYBIND11_MODULE(_core, m) {
   py::register_exception<StalePlan>(m, "StalePlan");
   m.def("step", &pyoptk::step, py::arg("op"), py::arg("items"), py::arg("coeffs"),
         "Validate and run one fused, multi-tensor update in place (internal; use the optimizers).");
-  m.def("step_rows", &pyoptk::step_rows, py::arg("op"), py::arg("mode"), py::arg("coeffs"), py::arg("param"),
-        py::arg("values"), py::arg("states"), py::arg("rows"),
-        "Validate and run one op over the given rows of one param, in place (internal; SparseAdam).");
+  m.def("step_rows", &pyoptk::step_rows, py::arg("op"), py::arg("items"), py::arg("coeffs"),
+        "Validate, then run one op over chosen rows of several params in one call (internal; SparseAdam).");
   m.def("registry", &pyoptk::registry, "Names of every op's flags, states and coefficients.");
   m.def("isa", [] { return std::string(isa_name(active_isa())); }, "The ISA the kernels run on now.");
   m.def("best_isa", [] { return std::string(isa_name(best_isa())); });

@@ -9,91 +9,132 @@
 namespace py = pybind11;
 
 namespace pyoptk {
+namespace {
 
-void step_rows(const std::string& op_name, int mode, py::sequence coeff_values, py::handle param_obj,
-               py::handle values_obj, py::sequence state_objs, py::handle rows_obj) {
-  const int op = op_id(op_name);
-  const OpInfo& info = kOpInfo[op];
-  const CoeffBlock coeffs = read_coeffs(info, coeff_values);
-  std::vector<Extent> extents;
-  py::array param = checked(param_obj, 0, "param", nullptr, true);
-  extents.push_back(extent_of(param, 0, "param", true));
-  if (param.ndim() < 1) throw py::value_error("param 0 is 0-d; row updates need a leading axis to index");
-  const int dtype = dtype_of(param);
-  SpanFn fn = lookup(op, dtype, mode);
-  if (fn == nullptr) throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(mode));
-  if (static_cast<int>(py::len(state_objs)) != info.num_states) {
-    throw py::value_error(std::string(info.name) + " takes " + std::to_string(info.num_states) + " states");
-  }
-  std::vector<py::array> states;
-  char* sdata[kMaxStates] = {};
-  for (int k = 0; k < info.num_states; ++k) {
-    py::handle s = state_objs[k];
-    const bool present = state_present(info, k, mode);
-    if (present == s.is_none()) {
-      throw py::value_error(who(0, info.state_names[k]) + (present ? " is missing" : " is not used in this mode"));
-    }
-    if (!present) continue;
-    states.push_back(checked(s, 0, info.state_names[k], &param, true));
-    extents.push_back(extent_of(states.back(), 0, info.state_names[k], true));
-    sdata[k] = static_cast<char*>(states.back().mutable_data());
-  }
+// One param's rows to update, checked.
+struct RowItem {
+  SpanFn fn;
+  const void* coeffs;
+  char* param;
+  const char* values;
+  char* states[kMaxStates];
+  const int64_t* rows;
+  int64_t nrows;
+  int64_t row_bytes;
+  int64_t row_numel;
+};
 
-  // rows: a 1-D int64 array of strictly increasing indices into the leading axis (the caller
-  // coalesces): distinct rows are what lets threads update them without races.
-  if (!py::isinstance<py::array>(rows_obj)) throw py::type_error("rows must be a numpy.ndarray of int64");
-  py::array rows = py::reinterpret_borrow<py::array>(rows_obj);
+// rows: a 1-D, C-contiguous int64 array of strictly increasing indices into the leading axis.
+py::array checked_rows(py::handle obj, int64_t index, const py::array& param) {
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(who(index, "rows") + " must be a numpy.ndarray of int64");
+  py::array rows = py::reinterpret_borrow<py::array>(obj);
   if (!rows.dtype().equal(py::dtype::of<int64_t>()) || rows.ndim() != 1 || !(rows.flags() & py::array::c_style)) {
-    throw py::type_error("rows must be a 1-D, C-contiguous int64 array");
+    throw py::type_error(who(index, "rows") + " must be a 1-D, C-contiguous int64 array");
   }
-  const int64_t nrows = rows.shape(0), extent0 = param.shape(0);
+  const int64_t extent0 = param.shape(0);
   const int64_t* r = static_cast<const int64_t*>(rows.data());
-  for (int64_t i = 0; i < nrows; ++i) {
+  for (int64_t i = 0; i < rows.shape(0); ++i) {
     if (r[i] < 0 || r[i] >= extent0) {
-      throw py::index_error("row index " + std::to_string(r[i]) + " is out of range for a param with " +
-                            std::to_string(extent0) + " rows");
+      throw py::index_error(who(index, "rows") + ": index " + std::to_string(r[i]) +
+                            " is out of range for a param with " + std::to_string(extent0) + " rows");
     }
-    if (i > 0 && r[i] <= r[i - 1]) throw py::value_error("rows must be strictly increasing (coalesced)");
+    if (i > 0 && r[i] <= r[i - 1]) throw py::value_error(who(index, "rows") + " must be strictly increasing (coalesced)");
   }
+  return rows;
+}
 
-  // values: shape (len(rows),) + param.shape[1:], the param's dtype.
-  if (!py::isinstance<py::array>(values_obj)) throw py::type_error("param 0 grad values must be a numpy.ndarray");
-  py::array values = py::reinterpret_borrow<py::array>(values_obj);
+// values: shape (len(rows),) + param.shape[1:], the param's dtype, C-contiguous.
+py::array checked_values(py::handle obj, int64_t index, const py::array& param, int64_t nrows) {
+  if (!py::isinstance<py::array>(obj)) throw py::type_error(who(index, "grad values") + " must be a numpy.ndarray");
+  py::array values = py::reinterpret_borrow<py::array>(obj);
   if (!same_dtype(values, param)) {
-    throw py::type_error("param 0 grad values have dtype " + dtype_str(values) + ", expected " + dtype_str(param) +
-                         " (the param's dtype)");
+    throw py::type_error(who(index, "grad values") + " have dtype " + dtype_str(values) + ", expected " +
+                         dtype_str(param) + " (the param's dtype)");
   }
   bool ok = values.ndim() == param.ndim() && values.shape(0) == nrows;
   for (py::ssize_t d = 1; ok && d < param.ndim(); ++d) ok = values.shape(d) == param.shape(d);
   if (!ok) {
-    throw py::value_error("param 0 grad values have shape " + shape_str(values) + ", expected (" +
+    throw py::value_error(who(index, "grad values") + " have shape " + shape_str(values) + ", expected (" +
                           std::to_string(nrows) + ",) + the param's shape " + shape_str(param) + "[1:]");
   }
-  if (!(values.flags() & py::array::c_style)) throw py::value_error("param 0 grad values are not C-contiguous");
-  extents.push_back(extent_of(values, 0, "grad values", false));
+  if (!(values.flags() & py::array::c_style)) throw py::value_error(who(index, "grad values") + " are not C-contiguous");
+  return values;
+}
+
+}  // namespace
+
+void step_rows(const std::string& op_name, py::sequence items, py::sequence coeff_sets) {
+  const int op = op_id(op_name);
+  const OpInfo& info = kOpInfo[op];
+  std::vector<CoeffBlock> coeffs;
+  for (py::handle values : coeff_sets) coeffs.push_back(read_coeffs(info, values));
+
+  const size_t arity = 6 + info.num_states;
+  std::vector<RowItem> checked_items;
+  std::vector<py::array> keep;  // every array stays referenced while the GIL is released
+  std::vector<Extent> extents;
+  for (py::handle obj : items) {
+    py::tuple item = py::reinterpret_borrow<py::tuple>(obj);
+    if (item.size() != arity) throw py::value_error("a row item of " + std::string(info.name) + " has " + std::to_string(arity) + " fields");
+    const int64_t index = item[0].cast<int64_t>();
+    const int mode = item[1].cast<int>();
+    const int64_t slot = item[2].cast<int64_t>();
+    if (slot < 0 || slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
+    py::array param = checked(item[3], index, "param", nullptr, true);
+    if (param.ndim() < 1) throw py::value_error(who(index, "param") + " is 0-d; row updates need a leading axis to index");
+    RowItem r;
+    r.fn = lookup(op, dtype_of(param), mode);
+    if (r.fn == nullptr) throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(mode));
+    py::array rows = checked_rows(item[5], index, param);
+    py::array values = checked_values(item[4], index, param, rows.shape(0));
+    r.coeffs = dtype_of(param) == kFloat32 ? static_cast<const void*>(coeffs[slot].f32) : coeffs[slot].f64;
+    r.param = static_cast<char*>(param.mutable_data());
+    r.values = static_cast<const char*>(values.data());
+    r.rows = static_cast<const int64_t*>(rows.data());
+    r.nrows = rows.shape(0);
+    r.row_numel = param.shape(0) > 0 ? param.size() / param.shape(0) : 0;
+    r.row_bytes = r.row_numel * static_cast<int64_t>(param.itemsize());
+    extents.push_back(extent_of(param, index, "param", true));
+    extents.push_back(extent_of(values, index, "grad values", false));
+    for (int k = 0; k < info.num_states; ++k) {
+      py::handle s = item[6 + k];
+      const bool present = state_present(info, k, mode);
+      if (present == s.is_none()) {
+        throw py::value_error(who(index, info.state_names[k]) + (present ? " is missing" : " is not used in this mode"));
+      }
+      r.states[k] = nullptr;
+      if (!present) continue;
+      keep.push_back(checked(s, index, info.state_names[k], &param, true));
+      extents.push_back(extent_of(keep.back(), index, info.state_names[k], true));
+      r.states[k] = static_cast<char*>(keep.back().mutable_data());
+    }
+    for (int k = info.num_states; k < kMaxStates; ++k) r.states[k] = nullptr;
+    keep.push_back(param);
+    keep.push_back(values);
+    keep.push_back(rows);
+    checked_items.push_back(r);
+  }
   std::vector<Extent> nonempty;
   for (const Extent& e : extents) {
     if (e.end > e.begin) nonempty.push_back(e);
   }
   refuse_overlaps(nonempty);
 
-  char* pdata = static_cast<char*>(param.mutable_data());
-  const char* vdata = static_cast<const char*>(values.data());
-  const int64_t row_numel = extent0 > 0 ? param.size() / extent0 : 0;
-  const int64_t row_bytes = row_numel * static_cast<int64_t>(param.itemsize());
-  const void* c = dtype == kFloat32 ? static_cast<const void*>(coeffs.f32) : coeffs.f64;
-  std::vector<Task> tasks(nrows);
-  for (int64_t i = 0; i < nrows; ++i) {
-    Task& task = tasks[i];
-    task.fn = fn;
-    task.ptrs[0] = pdata + r[i] * row_bytes;
-    task.ptrs[1] = const_cast<char*>(vdata) + i * row_bytes;
-    for (int k = 0; k < kMaxStates; ++k) task.ptrs[2 + k] = sdata[k] ? sdata[k] + r[i] * row_bytes : nullptr;
-    task.numel = row_numel;
-    task.coeffs = c;
+  std::vector<Task> tasks;
+  for (const RowItem& r : checked_items) {
+    for (int64_t i = 0; i < r.nrows; ++i) {
+      Task task;
+      task.fn = r.fn;
+      task.ptrs[0] = r.param + r.rows[i] * r.row_bytes;
+      task.ptrs[1] = const_cast<char*>(r.values) + i * r.row_bytes;
+      for (int k = 0; k < kMaxStates; ++k) task.ptrs[2 + k] = r.states[k] ? r.states[k] + r.rows[i] * r.row_bytes : nullptr;
+      task.numel = r.row_numel;
+      task.coeffs = r.coeffs;
+      tasks.push_back(task);
+    }
   }
   py::gil_scoped_release release;
-  run_tasks(tasks.data(), nrows);
+  run_tasks(tasks.data(), static_cast<int64_t>(tasks.size()));
 }
 
 }  // namespace pyoptk

@@ -5,10 +5,11 @@
 
 namespace pyoptk {
 
-// One op over a list of rows of one param: row rows[i] of the param and of each state is updated
-// with row i of values (the grad's rows). rows: strictly increasing int64. Untouched rows are not
-// read or written. One Task per row, run by the multi-tensor driver. (SparseAdam.)
-void step_rows(const std::string& op_name, int mode, pybind11::sequence coeffs, pybind11::handle param,
-               pybind11::handle values, pybind11::sequence states, pybind11::handle rows);
+// An op over chosen rows of several params, in one call: item = (param index, mode, coefficient
+// slot, param, values, rows, state 0, ...). Row rows[i] of the param and of each state is updated
+// with row i of values (a row-sparse grad). rows: strictly increasing int64 (the caller coalesces),
+// so rows never race. Every item is checked before any row is written; then one Task per row runs
+// through the multi-tensor driver. (SparseAdam.)
+void step_rows(const std::string& op_name, pybind11::sequence items, pybind11::sequence coeff_sets);
 
 }  // namespace pyoptk

@@ -112,13 +112,23 @@ def sparse_adam(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, eps: float
         for what, s in (("exp_avg", exp_avgs[i]), ("exp_avg_sq", exp_avg_sqs[i])):
             if not isinstance(s, np.ndarray) or s.shape != p.shape or s.dtype != p.dtype:
                 raise ValueError(f"param {i} {what} must be an array of the param's shape and dtype")
+    items, coeffs = [], []
+    _add_rows(items, coeffs, range(n), params, grads, exp_avgs, exp_avg_sqs, [int(t) for t in state_steps],
+              lr=lr, beta1=beta1, beta2=beta2, eps=eps, maximize=maximize)
+    _core.step_rows(KERNEL.name, items, coeffs)
+
+
+def _add_rows(items: list, coeffs: list, indices, params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2,
+              eps, maximize) -> None:
+    """Row items (and their coefficient sets) for one set of hyper-parameters; _core.step_rows
+    checks all of them before it writes any row."""
     mode = KERNEL.mode(maximize=maximize)
-    for i, (p, g) in enumerate(zip(params, grads)):
+    for i, p, g, m, v, t in zip(indices, params, grads, exp_avgs, exp_avg_sqs, steps):
         if g.values.size == 0:  # torch skips an empty grad (its step still counts)
             continue
         rows, values = g.coalesce()
-        _core.step_rows(KERNEL.name, mode, _coeffs(lr, beta1, beta2, eps, int(state_steps[i])), p, values,
-                        [exp_avgs[i], exp_avg_sqs[i]], rows)
+        coeffs.append(_coeffs(lr, beta1, beta2, eps, t))
+        items.append((i, mode, len(coeffs) - 1, p, values, rows, m, v))
 
 
 class SparseAdam(Optimizer):
@@ -163,14 +173,18 @@ class SparseAdam(Optimizer):
                 g = grads[index]
                 if g is not None:
                     _check_sparse(p, g, f"param {index}")
-                    todo.append((group, p, g))
+                    todo.append((group, p, g, index))
                 index += 1
-        for group, p, g in todo:
+        items, coeffs, pending = [], [], []
+        for group, p, g, index in todo:
             state = dict(self.state[p]) if p in self.state else {
                 "step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
             state["step"] += 1
             beta1, beta2 = group["betas"]
-            sparse_adam([p], [g], [state["exp_avg"]], [state["exp_avg_sq"]], [state["step"]], eps=group["eps"],
-                        beta1=beta1, beta2=beta2, lr=group["lr"], maximize=group["maximize"])
+            _add_rows(items, coeffs, [index], [p], [g], [state["exp_avg"]], [state["exp_avg_sq"]], [state["step"]],
+                      lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], maximize=group["maximize"])
+            pending.append((p, state))
+        _core.step_rows(KERNEL.name, items, coeffs)  # all params' rows, checked first, in one call
+        for p, state in pending:
             self.state[p] = state
         return loss
