@@ -198,6 +198,11 @@ class _LambdaMixin:
     """lr_lambda: one callable, or one per group. state_dict keeps the ``__dict__`` of callable
     objects (not of plain functions or lambdas), as torch does."""
 
+    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
+                 last_epoch: int = -1) -> None:
+        self._set_lambdas(optimizer, lr_lambda)
+        super().__init__(optimizer, last_epoch)  # LRScheduler's: it takes the first step
+
     def _set_lambdas(self, optimizer: Optimizer, lr_lambda: Any) -> None:
         if isinstance(lr_lambda, (list, tuple)):
             if len(lr_lambda) != len(optimizer.param_groups):
@@ -227,11 +232,6 @@ class _LambdaMixin:
 class LambdaLR(_LambdaMixin, LRScheduler):
     """lr = initial_lr * lr_lambda(epoch)."""
 
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
-                 last_epoch: int = -1) -> None:
-        self._set_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
-
     def get_lr(self) -> list[float]:
         self._warn_if_called_outside_step()
         return [base * fn(self.last_epoch) for fn, base in zip(self.lr_lambdas, self.base_lrs)]
@@ -239,11 +239,6 @@ class LambdaLR(_LambdaMixin, LRScheduler):
 
 class MultiplicativeLR(_LambdaMixin, LRScheduler):
     """lr = previous lr * lr_lambda(epoch) (from epoch 1 on)."""
-
-    def __init__(self, optimizer: Optimizer, lr_lambda: Callable[[int], float] | Sequence[Callable[[int], float]],
-                 last_epoch: int = -1) -> None:
-        self._set_lambdas(optimizer, lr_lambda)
-        super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list[float]:
         self._warn_if_called_outside_step()
