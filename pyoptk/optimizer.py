@@ -275,13 +275,12 @@ class Optimizer:
                     # kernel accepted the whole step.
                     entry = live.get(id(p))
                     state = dict(entry[1]) if entry is not None else created[id(p)]
-                    pmode = mode
+                    fresh = entry is None  # its states were created above
                     for name in names:
-                        if name not in state:
+                        if name not in state:  # a flag turned on since (amsgrad, momentum...)
                             state[name] = self._new_state(name, p, group)
-                            pmode |= fresh_bit
-                    if entry is None and names:
-                        pmode |= fresh_bit
+                            fresh = True
+                    pmode = mode | fresh_bit if fresh and names else mode
                     self._advance(state, group)
                     slot = fused.slot((gi, self._coeff_key(state)), lambda: self._group_coeffs(group, state))
                     fused.add(index, pmode, slot, p, g, state)
