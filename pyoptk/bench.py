@@ -182,7 +182,6 @@ def _special_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[
         torch = None
     want_torch = torch is not None and any(p.startswith("torch") for p in peers)
     rng = np.random.default_rng(0)
-    count = len(split_sizes(total, layout))
     out: dict[str, Callable[[], object]] = {}
     if name == "sparse_adam":
         cols = 64

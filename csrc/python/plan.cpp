@@ -1,7 +1,6 @@
 #include "plan.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "../cpu/dispatch.h"
 #include "../cpu/registry.h"

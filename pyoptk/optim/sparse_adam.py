@@ -2,7 +2,7 @@
 run over the touched rows only."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
