@@ -2,10 +2,9 @@
 // Instantiates update_span for every op x valid mode x dtype and reduce_block for every reduction
 // kind x dtype, and exports a lookup over each.
 // No static initializers and no STL code here: everything below is constant data.
-#include <utility>
-
 #include "pyoptk/apply.h"
 #include "pyoptk/kernel_table.h"
+#include "pyoptk/mode_table.h"
 #include "pyoptk/ops/all.h"
 #include "pyoptk/reduce.h"
 
@@ -13,31 +12,12 @@ namespace pyoptk {
 inline namespace PYOPTK_ISA_NS {
 namespace {
 
-struct ModeTable {
-  SpanFn fn[kMaxModes];
-};
-
-template <class Op, class T, int kMode>
-constexpr SpanFn entry() {
-  if constexpr (kMode < (1 << Op::kNumFlags) && Op::valid(kMode)) {
-    return &update_span<Op, kMode, T>;
-  } else {
-    return nullptr;
+// The span function of (op, mode, dtype), as mode_table.h wants it.
+template <class Op, int kMode, class T>
+struct SpanKernel {
+  static void run(char* const* ptrs, int64_t begin, int64_t n, const void* coeffs) {
+    update_span<Op, kMode, T>(ptrs, begin, n, coeffs);
   }
-}
-
-template <class Op, class T, int... kModes>
-constexpr ModeTable make_table(std::integer_sequence<int, kModes...>) {
-  return ModeTable{{entry<Op, T, kModes>()...}};
-}
-
-template <class Op, class T>
-constexpr ModeTable kModeTable = make_table<Op, T>(std::make_integer_sequence<int, kMaxModes>{});
-
-constexpr const ModeTable* kTables[kNumOps][kNumDtypes] = {
-#define PYOPTK_OP_TABLES(Op) {&kModeTable<Op, float>, &kModeTable<Op, double>},
-    PYOPTK_FOR_EACH_OP(PYOPTK_OP_TABLES)
-#undef PYOPTK_OP_TABLES
 };
 
 // Same order as ReduceKind.
@@ -53,10 +33,7 @@ constexpr ReduceFn kReduceTable[kNumReduceKinds][kNumDtypes] = {
 }  // namespace PYOPTK_ISA_NS
 
 SpanFn PYOPTK_LOOKUP(int op, int dtype, int mode) {
-  if (op < 0 || op >= kNumOps || dtype < 0 || dtype >= kNumDtypes || mode < 0 || mode >= kMaxModes) {
-    return nullptr;
-  }
-  return kTables[op][dtype]->fn[mode];
+  return lookup_mode<SpanFn, SpanKernel>(op, dtype, mode);
 }
 
 ReduceFn PYOPTK_REDUCE_LOOKUP(int kind, int dtype) {

@@ -119,4 +119,11 @@ void refuse_overlaps(std::vector<Extent>& extents, const OpInfo* op) {
   }
 }
 
+void refuse_overlap_with(const std::vector<Extent>& written, const Extent& e, const OpInfo* op) {
+  auto it = std::upper_bound(written.begin(), written.end(), e.begin,
+                             [](const char* p, const Extent& x) { return p < x.begin; });
+  if (it != written.end() && it->begin < e.end) refuse_overlap(*it, e, op);
+  if (it != written.begin() && std::prev(it)->end > e.begin) refuse_overlap(*std::prev(it), e, op);
+}
+
 }  // namespace pyoptk

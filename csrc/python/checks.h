@@ -40,6 +40,9 @@ Extent extent_of(const pybind11::array& a, int64_t index, const char* role, bool
 // Sorts the extents and refuses any overlap that involves a written array.
 void refuse_overlaps(std::vector<Extent>& extents, const OpInfo* op = nullptr);
 
+// Refuses a read-only extent that overlaps any of `written` (sorted by refuse_overlaps).
+void refuse_overlap_with(const std::vector<Extent>& written, const Extent& e, const OpInfo* op = nullptr);
+
 int op_id(const std::string& name);
 
 }  // namespace pyoptk

@@ -10,6 +10,9 @@
 #include "plan.h"
 #include "rows.h"
 #include "reduce.h"
+#ifdef PYOPTK_WITH_CUDA
+#include "cuda/bindings.h"
+#endif
 
 namespace py = pybind11;
 using namespace pyoptk;
@@ -62,4 +65,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
   bind_reductions(m);
+#ifdef PYOPTK_WITH_CUDA
+  gpu::bind_cuda(m);
+#endif
 }

@@ -5,6 +5,7 @@
 #include "../cpu/dispatch.h"
 #include "../cpu/registry.h"
 #include "checks.h"
+#include "plan_book.h"
 
 namespace py = pybind11;
 
@@ -58,9 +59,7 @@ void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
 
 Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dicts) : op_(op_id(op_name)) {
   const OpInfo& info = kOpInfo[op_];
-  for (int k = 0; k < info.num_states; ++k) {
-    state_keys_.push_back(py::reinterpret_steal<py::object>(PyUnicode_InternFromString(info.state_names[k])));
-  }
+  state_keys_ = state_keys(info);
   const size_t count = py::len(items);
   const size_t arity = 5 + info.num_states;  // index, mode, coeff slot, param, grad, states...
   entries_.reserve(count);
@@ -104,28 +103,7 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
 
 size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_lists, py::object scalars) {
   const OpInfo& info = kOpInfo[op_];
-  if (!param_lists.is_none()) {
-    size_t i = 0;
-    for (py::handle list : py::sequence(param_lists)) {
-      for (py::handle p : py::sequence(py::reinterpret_borrow<py::object>(list))) {
-        if (i >= entries_.size() || !p.is(entries_[i].param)) throw StalePlan("params changed");
-        if (info.reads_grad && grads[i].is_none()) throw StalePlan("a param has no grad");
-        ++i;
-      }
-    }
-    if (i != entries_.size()) throw StalePlan("params changed");
-  }
-  for (const Entry& e : entries_) {
-    if (e.state_dict.is_none()) continue;
-    for (size_t k = 0; k < e.states.size(); ++k) {
-      PyObject* now = PyDict_GetItem(e.state_dict.ptr(), state_keys_[e.state_ids[k]].ptr());
-      if (now != e.states[k].ptr()) throw StalePlan("a state array was replaced");
-    }
-  }
-  if (py::len(grads) != entries_.size()) {
-    throw py::value_error("got " + std::to_string(py::len(grads)) + " grads for " + std::to_string(entries_.size()) +
-                          " params");
-  }
+  check_still_current(entries_, state_keys_, grads, param_lists, info.reads_grad);
   std::vector<CoeffBlock> coeffs;
   for (py::handle values : coeff_sets) coeffs.push_back(read_coeffs(info, values));
 
@@ -157,11 +135,7 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
       // once (same address, same size: the param's) stays clear: frameworks reuse grad buffers.
       if (nbytes > 0 && data != e.checked_grad) {
         // A grad may alias other grads, never a written array.
-        const Extent ge{data, data + nbytes, false, e.index, info.slot_names[1]};
-        auto it = std::upper_bound(written_.begin(), written_.end(), ge.begin,
-                                   [](const char* p, const Extent& x) { return p < x.begin; });
-        if (it != written_.end() && it->begin < ge.end) refuse_overlap(*it, ge, &info);
-        if (it != written_.begin() && std::prev(it)->end > ge.begin) refuse_overlap(*std::prev(it), ge, &info);
+        refuse_overlap_with(written_, {data, data + nbytes, false, e.index, info.slot_names[1]}, &info);
         e.checked_grad = data;
       }
     } else if (!grads[i].is_none()) {
@@ -181,22 +155,20 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
     py::gil_scoped_release release;
     run_tasks(tasks.data(), static_cast<int64_t>(tasks.size()));
   }
-  if (!scalars.is_none()) {
-    py::sequence per_slot(scalars);
-    for (const Entry& e : entries_) {
-      if (!e.state_dict.is_none() && PyDict_Update(e.state_dict.ptr(), py::object(per_slot[e.slot]).ptr()) != 0) {
-        throw py::error_already_set();
-      }
-    }
-  }
+  merge_scalars(entries_, scalars);
   return tasks.size();
 }
 
 size_t step(const std::string& op, py::sequence items, py::sequence coeff_sets) {
-  Plan plan(op, items);
-  py::list grads;
-  for (size_t i = 0; i < py::len(items); ++i) grads.append(py::tuple(items[i])[4]);
-  return plan.run(grads, coeff_sets);
+  return run_once<Plan>(op, items, coeff_sets);
+}
+
+std::vector<py::object> state_keys(const OpInfo& op) {
+  std::vector<py::object> keys;
+  for (int k = 0; k < op.num_states; ++k) {
+    keys.push_back(py::reinterpret_steal<py::object>(PyUnicode_InternFromString(op.state_names[k])));
+  }
+  return keys;
 }
 
 py::dict registry() {

@@ -9,9 +9,22 @@
 namespace pyoptk {
 inline namespace PYOPTK_ISA_NS {
 
+// Bit k set: state k exists in this mode. A constant, so device code can use it too (the op's
+// kStateFlags array lives in host memory only).
 template <class Op, int kMode>
-constexpr bool has_state(int k) {
-  return Op::kStateFlags[k] == 0 || (kMode & Op::kStateFlags[k]) != 0;
+constexpr int present_states() {
+  int mask = 0;
+  for (int k = 0; k < Op::kNumStates; ++k) {
+    if (Op::kStateFlags[k] == 0 || (kMode & Op::kStateFlags[k]) != 0) mask |= 1 << k;
+  }
+  return mask;
+}
+template <class Op, int kMode>
+constexpr int kPresentStates = present_states<Op, kMode>();
+
+template <class Op, int kMode>
+PYOPTK_HD constexpr bool has_state(int k) {
+  return ((kPresentStates<Op, kMode> >> k) & 1) != 0;
 }
 
 template <bool kTail, class T>

@@ -1,0 +1,54 @@
+// The table from mode bits to a compiled kernel, for every op and dtype: built at compile time
+// from the op's `valid(mode)`, shared by the CPU span functions and the CUDA launchers, so both
+// instantiate exactly the same flag combinations.
+#pragma once
+#include <utility>
+
+#include "pyoptk/ops/all.h"
+
+namespace pyoptk {
+inline namespace PYOPTK_ISA_NS {
+
+template <class Fn>
+struct ModeTable {
+  Fn fn[kMaxModes];
+};
+
+// Kernel<Op, kMode, T>::run is the entry for a mode the op instantiates; other modes get nullptr
+// (and the kernel is never instantiated for them).
+template <class Fn, template <class, int, class> class Kernel, class Op, class T, int kMode>
+constexpr Fn mode_entry() {
+  if constexpr (kMode < (1 << Op::kNumFlags) && Op::valid(kMode)) {
+    return &Kernel<Op, kMode, T>::run;
+  } else {
+    return nullptr;
+  }
+}
+
+template <class Fn, template <class, int, class> class Kernel, class Op, class T, int... kModes>
+constexpr ModeTable<Fn> make_mode_table(std::integer_sequence<int, kModes...>) {
+  return ModeTable<Fn>{{mode_entry<Fn, Kernel, Op, T, kModes>()...}};
+}
+
+template <class Fn, template <class, int, class> class Kernel, class Op, class T>
+constexpr ModeTable<Fn> kModeTable = make_mode_table<Fn, Kernel, Op, T>(std::make_integer_sequence<int, kMaxModes>{});
+
+// kModeTables<Fn, Kernel>[op][dtype]: every op of ops/all.h, float32 then float64.
+template <class Fn, template <class, int, class> class Kernel>
+constexpr const ModeTable<Fn>* kModeTables[kNumOps][kNumDtypes] = {
+#define PYOPTK_OP_TABLES(Op) {&kModeTable<Fn, Kernel, Op, float>, &kModeTable<Fn, Kernel, Op, double>},
+    PYOPTK_FOR_EACH_OP(PYOPTK_OP_TABLES)
+#undef PYOPTK_OP_TABLES
+};
+
+// The entry for (op, dtype, mode), nullptr when out of range or not instantiated.
+template <class Fn, template <class, int, class> class Kernel>
+constexpr Fn lookup_mode(int op, int dtype, int mode) {
+  if (op < 0 || op >= kNumOps || dtype < 0 || dtype >= kNumDtypes || mode < 0 || mode >= kMaxModes) {
+    return nullptr;
+  }
+  return kModeTables<Fn, Kernel>[op][dtype]->fn[mode];
+}
+
+}  // namespace PYOPTK_ISA_NS
+}  // namespace pyoptk
