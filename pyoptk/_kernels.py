@@ -35,8 +35,9 @@ class FusedStep:
     ``run`` hands everything to one C++ call, which checks every array before it writes any.
     """
 
-    def __init__(self, kernel: Kernel):
+    def __init__(self, kernel: Kernel, core=_core):
         self.kernel = kernel
+        self.core = core  # _core (host arrays) or _core.cuda (GPU arrays)
         self.items: list[tuple] = []
         self.coeffs: list[tuple[float, ...]] = []
         self._slots: dict[Hashable, int] = {}
@@ -64,4 +65,4 @@ class FusedStep:
 
     def run(self) -> None:
         if self.items:
-            _core.step(self.kernel.name, self.items, self.coeffs)
+            self.core.step(self.kernel.name, self.items, self.coeffs)

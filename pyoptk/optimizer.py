@@ -11,7 +11,8 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from . import _core
+from ._core import StalePlan
+from ._arrays import HOST, CudaDevice, Host, common_location, is_device_array
 from ._kernels import FusedStep, Kernel
 
 __all__ = ["Optimizer", "required"]
@@ -57,28 +58,12 @@ class ParamState(MutableMapping):
         return id(param) in self._data
 
 
-def _check_param(p: Any, where: str) -> None:
-    if not isinstance(p, np.ndarray):
-        raise TypeError(f"{where} is a {type(p).__name__}, expected a numpy.ndarray")
-    if p.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{where} has dtype {p.dtype}; pyoptk updates float32 and float64 arrays")
-    if not p.flags.c_contiguous:
-        raise ValueError(f"{where} is not C-contiguous; pyoptk updates arrays in place and never through a copy")
-    if not p.flags.writeable:
-        raise ValueError(f"{where} is read-only")
-
-
-def _extent(a: np.ndarray) -> tuple[int, int]:
-    start = a.__array_interface__["data"][0]
-    return start, start + a.nbytes
-
-
 def _arena_span(params: list[np.ndarray]) -> np.ndarray | None:
     """A flat view over ``params`` when they are consecutive views of one buffer (an arena):
     the first starts it, each next one starts where the previous ended, all of one dtype."""
     if len(params) < 2 or any(p.dtype != params[0].dtype for p in params):
         return None
-    extents = [_extent(p) for p in params]
+    extents = [HOST.extent(p) for p in params]
     if any(a[1] != b[0] for a, b in zip(extents, extents[1:])):
         return None
     root = params[0]
@@ -86,8 +71,8 @@ def _arena_span(params: list[np.ndarray]) -> np.ndarray | None:
         root = root.base
     if not root.flags.c_contiguous or any(_root_of(p) is not root for p in params[1:]):
         return None
-    offset = extents[0][0] - _extent(root)[0]
-    return root.reshape(-1).view(np.uint8)[offset:extents[-1][1] - _extent(root)[0]].view(params[0].dtype)
+    offset = extents[0][0] - HOST.extent(root)[0]
+    return root.reshape(-1).view(np.uint8)[offset:extents[-1][1] - HOST.extent(root)[0]].view(params[0].dtype)
 
 
 def _root_of(a: np.ndarray) -> np.ndarray:
@@ -115,14 +100,17 @@ class Optimizer:
     kernel: Kernel
     has_step: bool = True  # keeps state["step"] (torch's SGD does not)
     fresh_state_flag: str | None = None  # mode flag set on the step that creates a param's state
+    # False where a step does more than one fused update (NumPy reductions, matmuls): host only.
+    runs_on_cuda: bool = True
 
     def __init__(self, params: Iterable, defaults: dict[str, Any]):
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState()
         self._plan: _Plan | None = None
-        if isinstance(params, np.ndarray):
-            raise TypeError("params should be an iterable of arrays or dicts, but got a numpy.ndarray")
+        self._where: Host | CudaDevice | None = None  # set by the first group with params
+        if isinstance(params, np.ndarray) or is_device_array(params):
+            raise TypeError(f"params should be an iterable of arrays or dicts, but got a {type(params).__name__}")
         params = list(params)
         if not params:
             raise ValueError("optimizer got an empty parameter list")
@@ -147,19 +135,30 @@ class Optimizer:
         """Params of a group whose keys are equal share one coefficient set."""
         return state.get("step")
 
-    def _new_state(self, name: str, param: np.ndarray, group: dict[str, Any]) -> np.ndarray:
-        # np.zeros maps untouched pages: the kernel's threads touch them first.
-        return np.zeros(param.shape, param.dtype)
+    def _state_init(self, name: str, group: dict[str, Any]) -> float | None:
+        """The value a new state array starts with (None: uninitialised, the first step writes it)."""
+        return 0.0
 
-    def _new_states(self, names: list[str], params: list[np.ndarray], group: dict[str, Any]) -> list[dict]:
-        """New state arrays for ``params``. When the params are an arena (consecutive views of one
-        buffer), each state is one flat buffer handed out as views in the same layout, so a step
-        over the group runs as one contiguous span."""
-        span = _arena_span(params)
+    def _new_state(self, name: str, param: Any, group: dict[str, Any]) -> Any:
+        shape, dtype = self._where.describe(param)
+        return self._where.new(shape, dtype, self._state_init(name, group))
+
+    def _new_states(self, names: list[str], params: list, group: dict[str, Any]) -> list[dict]:
+        """New state arrays for ``params``, one allocation per state name where possible: on a
+        GPU always; on the host when the params are an arena (consecutive views of one buffer),
+        the state being one flat buffer in the same layout, so the group runs as one span."""
+        out: list[dict] = [{} for _ in params]
+        if isinstance(self._where, CudaDevice) and params:
+            shapes, dtypes = zip(*map(self._where.describe, params))
+            if all(d == dtypes[0] for d in dtypes):
+                for name in names:
+                    for state, piece in zip(out, self._where.pieces(shapes, dtypes[0], self._state_init(name, group))):
+                        state[name] = piece
+                return out
+        span = _arena_span(params) if isinstance(self._where, Host) else None
         if span is None:
             return [{name: self._new_state(name, p, group) for name in names} for p in params]
         bounds = np.cumsum([p.size for p in params])[:-1]
-        out: list[dict] = [{} for _ in params]
         for name in names:
             flat = self._new_state(name, span, group)
             for state, piece, p in zip(out, np.split(flat, bounds), params):
@@ -179,27 +178,45 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         params = param_group["params"]
-        if isinstance(params, np.ndarray):
+        if isinstance(params, np.ndarray) or is_device_array(params):
             params = [params]
         elif isinstance(params, set):
             raise TypeError("optimizer parameters need to be organized in ordered collections, not sets")
         else:
             params = list(params)
-        for i, p in enumerate(params):
-            _check_param(p, f"param {i} of the new group")
+        where = self._check_location(params)
         group = dict(param_group, params=params)
         for name, default in self.defaults.items():
             if default is required and name not in group:
                 raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
             group.setdefault(name, default)
         self._check_group(group)
-        self._refuse_shared_params(params)
+        self._refuse_shared_params(params, where)
         self.param_groups.append(group)
+        self._where = where
         self._plan = None
 
-    def _refuse_shared_params(self, new: list[np.ndarray]) -> None:
+    def _check_location(self, params: list) -> Host | CudaDevice | None:
+        """Where the new group's params live, each checked (dtype, layout, writeable): all on the
+        host or all on one GPU, the same as the optimizer's other groups (one step is one fused
+        call on one device). None for a group without params on an optimizer without any yet."""
+        if not self.runs_on_cuda and any(map(is_device_array, params)):
+            raise ValueError(f"{type(self).__name__} runs on host (NumPy) arrays only: its step is more than one "
+                             "fused update (reductions or matrix products pyoptk has no CUDA kernels for)")
+        place = common_location(params, " of the new group")
+        if place is None:
+            return self._where
+        if self._where is not None and place != self._where:
+            raise ValueError(f"the new param group is on {place.name}, the optimizer's params on "
+                             f"{self._where.name}; one optimizer steps arrays on one device")
+        return place
+
+    def _refuse_shared_params(self, new: list, where: Host | CudaDevice | None) -> None:
         old = [p for g in self.param_groups for p in g["params"]]
-        extents = sorted((*_extent(p), i) for i, p in enumerate(old + new) if p.nbytes)
+        if where is None:
+            return
+        extents = sorted((*where.extent(p), i) for i, p in enumerate(old + new))
+        extents = [e for e in extents if e[1] > e[0]]
         seen = {id(p) for p in old}
         repeated = len(seen) + len({id(p) for p in new}) < len(old) + len(new) or any(id(p) in seen for p in new)
         overlapping = any(b[0] < a[1] for a, b in zip(extents, extents[1:]))
@@ -258,7 +275,7 @@ class Optimizer:
         if self._plan is not None and self._fast_step(grads):
             return loss
 
-        fused = FusedStep(self.kernel)
+        fused = FusedStep(self.kernel, (self._where or HOST).core)
         pending: list[tuple[np.ndarray, dict, dict]] = []
         live = self.state._data
         fresh_bit = self.kernel.flag_bits[self.fresh_state_flag] if self.fresh_state_flag else 0
@@ -313,7 +330,7 @@ class Optimizer:
             dicts += states
             modes.append(mode)
             scalars.append(shared)
-        core = _core.Plan(self.kernel.name, items, dicts)
+        core = (self._where or HOST).core.Plan(self.kernel.name, items, dicts)
         return _Plan(core, self.state, list(self.param_groups), modes, scalars)
 
     def _fast_step(self, grads: list) -> bool:
@@ -333,7 +350,7 @@ class Optimizer:
         try:  # C++ merges `advanced` into every param's state dict once the update has run
             plan.spans = plan.core.run(grads, coeffs, [g["params"] for g in self.param_groups],
                                        advanced if any(advanced) else None)
-        except _core.StalePlan:
+        except StalePlan:
             return False
         plan.scalars = advanced
         return True
@@ -349,8 +366,14 @@ class Optimizer:
             packed["params"] = list(range(start, start + len(group["params"])))
             start += len(group["params"])
             groups.append(packed)
-        state = {index[id(p)]: dict(s) for p, s in self.state.items()}
+        state = {index[id(p)]: self._exported(s) for p, s in self.state.items()}
         return {"state": dict(sorted(state.items())), "param_groups": groups}
+
+    def _exported(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A param's state for a checkpoint: host arrays as they are, GPU arrays copied to the host."""
+        if not isinstance(self._where, CudaDevice):
+            return dict(state)
+        return {k: self._where.to_host(v) if not np.isscalar(v) else v for k, v in state.items()}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a checkpoint of this optimizer class (or torch's, with tensors made arrays).
@@ -404,11 +427,12 @@ class Optimizer:
             out[name] = self._load_scalar_state(key, name, saved[name])
         for name in arrays:
             value = np.asarray(saved[name])
-            if value.shape != p.shape:
-                raise ValueError(f"state of param {key}: '{name}' has shape {value.shape}, the param {p.shape}")
+            shape, dtype = self._where.describe(p)
+            if value.shape != shape:
+                raise ValueError(f"state of param {key}: '{name}' has shape {value.shape}, the param {shape}")
             if not np.issubdtype(value.dtype, np.floating):
                 raise ValueError(f"state of param {key}: '{name}' has dtype {value.dtype}, expected floating point")
-            out[name] = np.array(value, dtype=p.dtype, order="C", copy=True)
+            out[name] = self._where.load(np.array(value, dtype=dtype, order="C", copy=True))
         return out
 
     def _scalar_state_names(self) -> list[str]:

@@ -185,6 +185,7 @@ py::dict registry() {
     entry["flags"] = flags;
     entry["states"] = state_list;
     entry["coeffs"] = coeff_list;
+    entry["reads_grad"] = op.reads_grad;
     out[op.name] = entry;
   }
   return out;

@@ -72,7 +72,8 @@ class Plan {
 // One-shot: Plan(op, items).run(grads taken from the items, coeff_sets).
 size_t step(const std::string& op, pybind11::sequence items, pybind11::sequence coeff_sets);
 
-// {op name: {"flags": {name: bit}, "states": [(name, required flag bits)], "coeffs": [names]}}
+// {op name: {"flags": {name: bit}, "states": [(name, required flag bits)], "coeffs": [names],
+//            "reads_grad": bool}}
 pybind11::dict registry();
 
 }  // namespace pyoptk

@@ -5,6 +5,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from .._arrays import HOST, common_location
 from .._kernels import FusedStep, Kernel
 
 
@@ -80,11 +81,12 @@ def functional_step(kernel: Kernel, mode: int, coeffs: Callable[[int], Mapping[s
             raise ValueError(f"{what} has {len(seq)} entries for {len(params)} params")
     steps = [int(t) + 1 for t in state_steps] if state_steps is not None else [0] * n
     fresh_buffers = {}
-    fused = FusedStep(kernel)
+    where = common_location(list(params)) or HOST
+    fused = FusedStep(kernel, where.core)
     for i in range(n):
         item_mode, item_states = mode, {name: lst[i] for name, lst in lists.items()}
         if fresh is not None and fresh[0] in lists and item_states[fresh[0]] is None:
-            item_states[fresh[0]] = fresh_buffers[i] = np.empty_like(params[i]) if isinstance(params[i], np.ndarray) else None
+            item_states[fresh[0]] = fresh_buffers[i] = where.new(*where.describe(params[i]), None)
             item_mode |= kernel.flag_bits[fresh[1]]
         t = steps[i]
         if item_key is None:

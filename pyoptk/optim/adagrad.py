@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
 
 from .._kernels import Kernel
 from ..optimizer import Optimizer
@@ -68,9 +67,9 @@ class Adagrad(Optimizer):
     def _group_coeffs(self, group, state):
         return _coeffs(group, state["step"])
 
-    def _new_state(self, name, param, group):
+    def _state_init(self, name, group):
         # Also used for params added later with add_param_group (torch would fail on them).
-        return np.full(param.shape, group["initial_accumulator_value"], param.dtype)
+        return group["initial_accumulator_value"]
 
 
 def adagrad(params, grads, state_sums, state_steps, *, lr: float, weight_decay: float, lr_decay: float,

@@ -144,6 +144,7 @@ class LBFGS(Optimizer):
     """
 
     has_step = False
+    runs_on_cuda = False
 
     def __init__(self, params, lr: float = 1, max_iter: int = 20, max_eval: Optional[int] = None,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,

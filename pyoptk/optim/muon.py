@@ -131,6 +131,7 @@ class Muon(Optimizer):
     """
 
     kernel = KERNEL
+    runs_on_cuda = False
     has_step = False
 
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
 
 from .._kernels import Kernel
 from ..optimizer import Optimizer
@@ -73,10 +72,8 @@ class Rprop(Optimizer):
     def _coeff_key(self, state):
         return None  # the coefficients do not depend on the step
 
-    def _new_state(self, name, param, group):
-        if name == "step_size":
-            return np.full(param.shape, group["lr"], param.dtype)
-        return np.zeros(param.shape, param.dtype)
+    def _state_init(self, name, group):
+        return group["lr"] if name == "step_size" else 0.0
 
 
 def rprop(params, grads, prevs, step_sizes, state_steps, *, step_size_min: float, step_size_max: float,

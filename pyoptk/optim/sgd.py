@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-import numpy as np
 
 from .._kernels import Kernel
 from ..optimizer import Optimizer
@@ -73,8 +72,8 @@ class SGD(Optimizer):
     def _group_coeffs(self, group, state):
         return _coeffs(group)
 
-    def _new_state(self, name, param, group):
-        return np.empty_like(param)  # the first step writes b = g over all of it
+    def _state_init(self, name, group):
+        return None  # the first step writes b = g over all of it
 
 
 def sgd(params, d_p_list, momentum_buffer_list, *, weight_decay: float, momentum: float, lr: float,

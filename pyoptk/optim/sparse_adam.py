@@ -149,6 +149,7 @@ class SparseAdam(Optimizer):
     """
 
     kernel = KERNEL
+    runs_on_cuda = False
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  maximize: bool = False):

@@ -49,8 +49,6 @@ void bind_cuda(py::module_& core) {
         "Validate and queue one fused, multi-tensor update of GPU arrays (internal; use the optimizers).");
   m.def("device_count", &device_count);
   m.def("unavailable_reason", &unavailable_reason, "Why no device is usable ('' when one is).");
-  m.def("is_device_array", [](py::handle obj) { return is_device_array(obj); }, py::arg("obj"),
-        "Whether obj is a GPU array by its protocols (DeviceArray, DLPack on CUDA, __cuda_array_interface__).");
   m.def("describe", [](py::handle obj, const std::string& where) {
     DeviceView v = view_of(obj, [&] { return where; });
     py::dict d;

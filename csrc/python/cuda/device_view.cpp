@@ -1,5 +1,7 @@
 #include "device_view.h"
 
+#include <pybind11/numpy.h>
+
 #include <memory>
 
 #include "../../cuda/runtime.h"
@@ -141,16 +143,6 @@ DeviceView from_cuda_array_interface(py::handle obj, const std::function<std::st
 
 }  // namespace
 
-bool is_device_array(py::handle obj) {
-  if (py::isinstance<DeviceArray>(obj)) return true;
-  if (py::isinstance<py::array>(obj)) return false;
-  if (has_dlpack(obj)) {
-    const int type = dlpack_device_type(obj, nullptr);
-    return type == dlpack::kCUDA || type == dlpack::kCUDAManaged;
-  }
-  return py::hasattr(py::type::of(obj), "__cuda_array_interface__");
-}
-
 DeviceView view_of(py::handle obj, const std::function<std::string()>& who) {
   if (py::isinstance<DeviceArray>(obj)) {
     const auto& a = obj.cast<const DeviceArray&>();
@@ -161,6 +153,9 @@ DeviceView view_of(py::handle obj, const std::function<std::string()>& who) {
     v.device = a.device();
     v.keep = py::reinterpret_borrow<py::object>(obj);
     return v;
+  }
+  if (py::isinstance<py::array>(obj)) {
+    refuse(who, "is a host numpy.ndarray, expected a CUDA array (the step runs on the GPU)", true);
   }
   if (has_dlpack(obj)) return from_dlpack(obj, who);
   if (py::hasattr(py::type::of(obj), "__cuda_array_interface__")) return from_cuda_array_interface(obj, who);

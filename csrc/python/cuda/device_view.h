@@ -25,10 +25,6 @@ struct DeviceView {
   size_t nbytes() const { return numel() * (dtype == 0 ? 4 : 8); }
 };
 
-// Whether obj is a GPU array by its protocols (no CUDA call): a DeviceArray, a DLPack producer
-// whose device is CUDA, or an object with __cuda_array_interface__.
-bool is_device_array(pybind11::handle obj);
-
 // who() names the array in error messages ("param 3 grad"); called only when something is wrong.
 DeviceView view_of(pybind11::handle obj, const std::function<std::string()>& who);
 

@@ -1,0 +1,143 @@
+"""Where an optimizer's arrays live: host memory (NumPy, ``_core``) or one CUDA device
+(``_core.cuda``). The Optimizer asks a ``Location`` everything that depends on it (which compiled
+module steps, how a state array is made, copied to the host for a checkpoint, loaded back), so
+the rest of the Python layer is the same for both.
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from . import _core, cuda
+
+_cuda = getattr(_core, "cuda", None)  # present in builds with the CUDA kernels
+
+_DLPACK_CUDA_DEVICES = (2, 13)  # kDLCUDA, kDLCUDAManaged
+
+
+def is_device_array(obj: Any) -> bool:
+    """A GPU array by its protocols alone (no CUDA call): DLPack on a CUDA device, or
+    ``__cuda_array_interface__``. Looked up on the type, so a property that raises (torch's, for a
+    tensor that requires grad) is not run."""
+    if isinstance(obj, np.ndarray):
+        return False
+    kind = type(obj)
+    if hasattr(kind, "__dlpack__") and hasattr(kind, "__dlpack_device__"):
+        return obj.__dlpack_device__()[0] in _DLPACK_CUDA_DEVICES
+    return hasattr(kind, "__cuda_array_interface__")
+
+
+def fill_value(value: Optional[float]) -> Optional[float]:
+    return None if value is None else float(value)
+
+
+class Host:
+    """NumPy arrays in host memory."""
+
+    core = _core
+    name = "the host"
+
+    def describe(self, p: np.ndarray) -> tuple[tuple[int, ...], np.dtype]:
+        return p.shape, p.dtype
+
+    def extent(self, p: np.ndarray) -> tuple[int, int]:
+        start = p.__array_interface__["data"][0]
+        return start, start + p.nbytes
+
+    def new(self, shape: Sequence[int], dtype: np.dtype, value: Optional[float]) -> np.ndarray:
+        # np.zeros maps untouched pages: the kernel's threads touch them first.
+        if value is None:
+            return np.empty(shape, dtype)
+        return np.zeros(shape, dtype) if value == 0 else np.full(shape, value, dtype)
+
+    def to_host(self, a: np.ndarray) -> np.ndarray:
+        return a  # a reference to the live state, as torch's state_dict gives
+
+    def load(self, value: np.ndarray) -> np.ndarray:
+        return value
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Host)
+
+    def __hash__(self) -> int:
+        return hash("host")
+
+
+class CudaDevice:
+    """Arrays in one CUDA device's memory: the param's own (any DLPack / CUDA-array-interface
+    array) and pyoptk's ``DeviceArray`` for the state."""
+
+    def __init__(self, device: int):
+        self.device = device
+        self.core = _cuda
+        self.name = f"cuda:{device}"
+
+    def describe(self, p: Any) -> tuple[tuple[int, ...], np.dtype]:
+        info = _cuda.describe(p, "param")
+        return tuple(info["shape"]), info["dtype"]
+
+    def extent(self, p: Any) -> tuple[int, int]:
+        info = _cuda.describe(p, "param")
+        return info["data"], info["data"] + info["nbytes"]
+
+    def new(self, shape: Sequence[int], dtype: np.dtype, value: Optional[float]) -> Any:
+        return _cuda.pieces([tuple(shape)], dtype, fill_value(value), self.device)[0]
+
+    def pieces(self, shapes: list[tuple[int, ...]], dtype: np.dtype, value: Optional[float]) -> list:
+        """One allocation for a whole group's state of one name (each piece 256-byte aligned)."""
+        return _cuda.pieces(shapes, dtype, fill_value(value), self.device)
+
+    def to_host(self, a: Any) -> np.ndarray:
+        return a.to_numpy()  # checkpoints are portable host arrays
+
+    def load(self, value: np.ndarray) -> Any:
+        return _cuda.from_numpy(value, self.device)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, CudaDevice) and other.device == self.device
+
+    def __hash__(self) -> int:
+        return hash(("cuda", self.device))
+
+
+HOST = Host()
+
+
+def location_of(p: Any, where: str) -> Host | CudaDevice:
+    """Where ``p`` lives, with the checks every param gets (dtype, contiguity, writeable), each
+    failure a clear error naming ``where``."""
+    if isinstance(p, np.ndarray):
+        if p.dtype not in (np.float32, np.float64):
+            raise TypeError(f"{where} has dtype {p.dtype}; pyoptk updates float32 and float64 arrays")
+        if not p.flags.c_contiguous:
+            raise ValueError(f"{where} is not C-contiguous; pyoptk updates arrays in place and never through a copy")
+        if not p.flags.writeable:
+            raise ValueError(f"{where} is read-only")
+        return HOST
+    if not is_device_array(p):
+        raise TypeError(f"{where} is a {type(p).__name__}, expected a numpy.ndarray or a CUDA array "
+                        "(__cuda_array_interface__ or DLPack)")
+    if not cuda.is_available():
+        raise RuntimeError(f"{where} is a CUDA array, but pyoptk.cuda is not available: {cuda.unavailable_reason()}")
+    info = _cuda.describe(p, where)  # raises for a bad dtype or layout
+    if not info["writeable"]:
+        raise ValueError(f"{where} is read-only")
+    return CudaDevice(info["device"])
+
+
+def common_location(params: list, label: str = "") -> Host | CudaDevice | None:
+    """The one place all ``params`` live (None for no params), each checked by ``location_of``;
+    a clear error when they mix host and CUDA arrays or span devices. ``label`` follows "param i"
+    in messages (" of the new group")."""
+    on_gpu = [is_device_array(p) for p in params]  # protocols only: refused before any CUDA call
+    if any(on_gpu) and not all(on_gpu):
+        h, c = on_gpu.index(False), on_gpu.index(True)
+        raise ValueError(f"params{label} mix host (NumPy) and CUDA arrays: param {h} is a host "
+                         f"{type(params[h]).__name__}, param {c} a CUDA {type(params[c]).__name__}; "
+                         "one fused step runs on one device")
+    places = [location_of(p, f"param {i}{label}") for i, p in enumerate(params)]
+    for i, place in enumerate(places):
+        if place != places[0]:
+            raise ValueError(f"params{label} span devices: param 0 is on {places[0].name}, param {i} on {place.name}")
+    return places[0] if places else None
