@@ -425,9 +425,9 @@ class Optimizer:
         out: dict[str, Any] = {}
         for name in scalars:
             out[name] = self._load_scalar_state(key, name, saved[name])
+        shape, dtype = self._where.describe(p) if arrays else (None, None)
         for name in arrays:
             value = np.asarray(saved[name])
-            shape, dtype = self._where.describe(p)
             if value.shape != shape:
                 raise ValueError(f"state of param {key}: '{name}' has shape {value.shape}, the param {shape}")
             if not np.issubdtype(value.dtype, np.floating):

@@ -7,10 +7,15 @@ namespace py = pybind11;
 
 namespace pyoptk {
 
-std::string shape_str(const py::array& a) {
+std::string shape_str(const int64_t* dims, size_t ndim) {
   std::string s = "(";
-  for (py::ssize_t d = 0; d < a.ndim(); ++d) s += (d ? ", " : "") + std::to_string(a.shape(d));
-  return s + (a.ndim() == 1 ? ",)" : ")");
+  for (size_t d = 0; d < ndim; ++d) s += (d ? ", " : "") + std::to_string(dims[d]);
+  return s + (ndim == 1 ? ",)" : ")");
+}
+
+std::string shape_str(const py::array& a) {
+  static_assert(sizeof(py::ssize_t) == sizeof(int64_t), "NumPy's dimensions are read as int64_t");
+  return shape_str(reinterpret_cast<const int64_t*>(a.shape()), static_cast<size_t>(a.ndim()));
 }
 
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }

@@ -21,6 +21,7 @@ struct CoeffBlock {
 // Reads one coefficient set (a sequence of the op's num_coeffs floats).
 CoeffBlock read_coeffs(const OpInfo& op, pybind11::handle values);
 
+std::string shape_str(const int64_t* dims, size_t ndim);  // "(2, 3)", "(5,)"
 std::string shape_str(const pybind11::array& a);
 std::string dtype_str(const pybind11::array& a);
 // "param 3", "param 3 grad", ...: ops may name their items and first two slots otherwise

@@ -60,44 +60,23 @@ void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
 Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dicts) : op_(op_id(op_name)) {
   const OpInfo& info = kOpInfo[op_];
   state_keys_ = state_keys(info);
-  const size_t count = py::len(items);
-  const size_t arity = 5 + info.num_states;  // index, mode, coeff slot, param, grad, states...
-  entries_.reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    py::tuple item = items[i];
-    if (item.size() != arity) {
-      throw py::value_error("a " + std::string(info.name) + " item has " + std::to_string(arity) + " fields");
-    }
-    Entry e;
-    e.index = item[0].cast<int64_t>();
-    e.mode = item[1].cast<int>();
-    e.slot = item[2].cast<int64_t>();
-    e.param = checked(item[3], e.index, info.slot_names[0], nullptr, true, &info);
+  auto on_param = [&](Entry& e, py::handle param) {
+    e.param = checked(param, e.index, info.slot_names[0], nullptr, true, &info);
     e.dtype = dtype_of(e.param);
     e.numel = e.param.size();
     e.itemsize = static_cast<int>(e.param.itemsize());
     if (lookup(op_, e.dtype, e.mode) == nullptr) {
       throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(e.mode));
     }
-    std::fill(std::begin(e.ptrs), std::end(e.ptrs), nullptr);
     e.ptrs[0] = static_cast<char*>(e.param.mutable_data());
     if (e.param.nbytes() > 0) written_.push_back(extent_of(e.param, e.index, info.slot_names[0], true));
-    for (int k = 0; k < info.num_states; ++k) {
-      py::handle s = item[5 + k];
-      const bool present = state_present(info, k, e.mode);
-      if (present == s.is_none()) {
-        throw py::value_error(who(e.index, info.state_names[k], &info) +
-                              (present ? " is missing" : " is not used in this mode"));
-      }
-      if (!present) continue;
-      e.states.push_back(checked(s, e.index, info.state_names[k], &e.param, true, &info));
-      e.state_ids.push_back(k);
-      e.ptrs[2 + k] = static_cast<char*>(e.states.back().mutable_data());
-      if (e.param.nbytes() > 0) written_.push_back(extent_of(e.states.back(), e.index, info.state_names[k], true));
-    }
-    e.state_dict = state_dicts.is_none() ? py::object(py::none()) : py::object(py::sequence(state_dicts)[i]);
-    entries_.push_back(std::move(e));
-  }
+  };
+  auto on_state = [&](Entry& e, int k, py::handle state) {
+    e.states.push_back(checked(state, e.index, info.state_names[k], &e.param, true, &info));
+    e.ptrs[2 + k] = static_cast<char*>(e.states.back().mutable_data());
+    if (e.param.nbytes() > 0) written_.push_back(extent_of(e.states.back(), e.index, info.state_names[k], true));
+  };
+  read_items(info, items, state_dicts, entries_, on_param, on_state);
   refuse_overlaps(written_, &info);  // leaves them sorted: run() binary-searches them
 }
 

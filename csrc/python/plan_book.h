@@ -1,13 +1,55 @@
 // What every plan (host or device arrays) checks of the optimizer before a run, and writes back
-// after it. Entry needs: param, states (the objects), state_ids, state_dict, slot.
+// after it. Entry needs: index, mode, slot, ptrs, param, states (the objects), state_ids, state_dict.
 #pragma once
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <string>
 #include <vector>
 
+#include "../cpu/registry.h"
+#include "checks.h"
 #include "plan.h"
 
 namespace pyoptk {
+
+// Reads a plan's items, (index, mode, coefficient slot, param, grad (ignored), state 0, ...), into
+// entries: on_param(entry, param) checks and records the param, on_state(entry, k, state) each
+// state the mode uses; a state missing, or given where the mode has none, is refused here.
+// state_dicts (None, or one per item) are the dicts the states live in.
+template <class Entry, class OnParam, class OnState>
+void read_items(const OpInfo& info, pybind11::sequence items, pybind11::object state_dicts,
+                std::vector<Entry>& entries, OnParam on_param, OnState on_state) {
+  namespace py = pybind11;
+  const size_t count = py::len(items);
+  const size_t arity = 5 + info.num_states;
+  entries.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    py::tuple item = items[i];
+    if (item.size() != arity) {
+      throw py::value_error("a " + std::string(info.name) + " item has " + std::to_string(arity) + " fields");
+    }
+    Entry e;
+    e.index = item[0].cast<int64_t>();
+    e.mode = item[1].cast<int>();
+    e.slot = item[2].cast<int64_t>();
+    std::fill(std::begin(e.ptrs), std::end(e.ptrs), nullptr);
+    on_param(e, item[3]);
+    for (int k = 0; k < info.num_states; ++k) {
+      py::handle s = item[5 + k];
+      const bool present = state_present(info, k, e.mode);
+      if (present == s.is_none()) {
+        throw py::value_error(who(e.index, info.state_names[k], &info) +
+                              (present ? " is missing" : " is not used in this mode"));
+      }
+      if (!present) continue;
+      on_state(e, k, s);
+      e.state_ids.push_back(k);
+    }
+    e.state_dict = state_dicts.is_none() ? py::object(py::none()) : py::object(py::sequence(state_dicts)[i]);
+    entries.push_back(std::move(e));
+  }
+}
 
 // StalePlan unless the optimizer still has exactly the plan's params (param_lists: one list per
 // group; None skips this), each with a grad when the op reads one, and each state dict still

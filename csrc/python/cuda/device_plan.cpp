@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <map>
-#include <set>
 #include <utility>
 
 #include "../../cpu/registry.h"
@@ -30,7 +29,8 @@ DeviceView checked_view(py::handle obj, int64_t index, const char* role, const D
                            " (the " + first + "'s dtype)");
     }
     if (v.shape != param->shape) {
-      throw py::value_error(name() + " has shape " + shape_str(v.shape) + ", expected " + shape_str(param->shape) +
+      throw py::value_error(name() + " has shape " + shape_str(v.shape.data(), v.shape.size()) + ", expected " +
+                            shape_str(param->shape.data(), param->shape.size()) +
                             " (the " + first + "'s shape)");
     }
   }
@@ -48,48 +48,30 @@ DevicePlan::DevicePlan(const std::string& op_name, py::sequence items, py::objec
     : op_(op_id(op_name)) {
   const OpInfo& info = kOpInfo[op_];
   state_keys_ = state_keys(info);
-  const size_t count = py::len(items);
-  const size_t arity = 5 + info.num_states;
-  entries_.reserve(count);
-  for (size_t i = 0; i < count; ++i) {
-    py::tuple item = items[i];
-    if (item.size() != arity) {
-      throw py::value_error("a " + std::string(info.name) + " item has " + std::to_string(arity) + " fields");
-    }
-    Entry e;
-    e.index = item[0].cast<int64_t>();
-    e.mode = item[1].cast<int>();
-    e.slot = item[2].cast<int64_t>();
-    e.param = item[3];
-    e.param_view = checked_view(e.param, e.index, info.slot_names[0], nullptr, device_, true, info);
+  // Written extents, and the producer streams the params and states come with (fixed for the
+  // plan's life, like the arrays).
+  auto record = [&](const Entry& e, const DeviceView& v, const char* role) {
+    const size_t nbytes = e.param_view.nbytes();
+    if (nbytes > 0) written_.push_back({v.data, v.data + nbytes, true, e.index, role});
+    if (v.stream != 0) array_streams_.insert(v.stream);
+  };
+  auto on_param = [&](Entry& e, py::handle param) {
+    e.param = py::reinterpret_borrow<py::object>(param);
+    e.param_view = checked_view(param, e.index, info.slot_names[0], nullptr, device_, true, info);
     if (device_ < 0) device_ = e.param_view.device;
     if (!has_kernel(op_, e.param_view.dtype, e.mode)) {
       throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(e.mode));
     }
-    std::fill(std::begin(e.ptrs), std::end(e.ptrs), nullptr);
     e.ptrs[0] = e.param_view.data;
-    const size_t nbytes = e.param_view.nbytes();
-    auto extent = [&](const DeviceView& v, const char* role) {
-      if (nbytes > 0) written_.push_back({v.data, v.data + nbytes, true, e.index, role});
-    };
-    extent(e.param_view, info.slot_names[0]);
-    for (int k = 0; k < info.num_states; ++k) {
-      py::handle s = item[5 + k];
-      const bool present = state_present(info, k, e.mode);
-      if (present == s.is_none()) {
-        throw py::value_error(who(e.index, info.state_names[k], &info) +
-                              (present ? " is missing" : " is not used in this mode"));
-      }
-      if (!present) continue;
-      e.states.push_back(py::reinterpret_borrow<py::object>(s));
-      e.state_views.push_back(checked_view(s, e.index, info.state_names[k], &e.param_view, device_, true, info));
-      e.state_ids.push_back(k);
-      e.ptrs[2 + k] = e.state_views.back().data;
-      extent(e.state_views.back(), info.state_names[k]);
-    }
-    e.state_dict = state_dicts.is_none() ? py::object(py::none()) : py::object(py::sequence(state_dicts)[i]);
-    entries_.push_back(std::move(e));
-  }
+    record(e, e.param_view, info.slot_names[0]);
+  };
+  auto on_state = [&](Entry& e, int k, py::handle state) {
+    e.states.push_back(py::reinterpret_borrow<py::object>(state));
+    e.state_views.push_back(checked_view(state, e.index, info.state_names[k], &e.param_view, device_, true, info));
+    e.ptrs[2 + k] = e.state_views.back().data;
+    record(e, e.state_views.back(), info.state_names[k]);
+  };
+  read_items(info, items, state_dicts, entries_, on_param, on_state);
   refuse_overlaps(written_, &info);
 }
 
@@ -107,7 +89,7 @@ size_t DevicePlan::run(py::sequence grads, py::sequence coeff_sets, py::object p
 
   std::map<std::pair<int, int>, size_t> group_of;  // (dtype, mode) -> launch group
   std::vector<LaunchGroup> groups;
-  std::set<uintptr_t> producer_streams;
+  std::set<uintptr_t> producer_streams = array_streams_;
   std::vector<DeviceView> grad_views;  // keep the grads' memory alive until the launch is queued
   grad_views.reserve(entries_.size());
   for (size_t i = 0; i < entries_.size(); ++i) {
@@ -135,12 +117,6 @@ size_t DevicePlan::run(py::sequence grads, py::sequence coeff_sets, py::object p
       groups.push_back({key.first, key.second, {}});
     }
     groups[found->second].tasks.push_back(task);
-  }
-  for (const Entry& e : entries_) {
-    if (e.param_view.stream != 0) producer_streams.insert(e.param_view.stream);
-    for (const DeviceView& s : e.state_views) {
-      if (s.stream != 0) producer_streams.insert(s.stream);
-    }
   }
   if (device_ < 0) return 0;  // no params
   for (uintptr_t s : producer_streams) order_streams(reinterpret_cast<cudaStream_t>(s), cudaStreamLegacy, device_);

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,7 +44,8 @@ class DevicePlan {
   int device_ = -1;
   std::vector<pybind11::object> state_keys_;
   std::vector<Entry> entries_;
-  std::vector<Extent> written_;  // sorted, pairwise disjoint
+  std::vector<Extent> written_;       // sorted, pairwise disjoint
+  std::set<uintptr_t> array_streams_;  // producer streams of the params and states
   std::unique_ptr<Workspace> workspace_ = std::make_unique<Workspace>();
 };
 

@@ -20,12 +20,6 @@ int64_t DeviceView::numel() const {
   return n;
 }
 
-std::string shape_str(const std::vector<int64_t>& shape) {
-  std::string s = "(";
-  for (size_t d = 0; d < shape.size(); ++d) s += (d ? ", " : "") + std::to_string(shape[d]);
-  return s + (shape.size() == 1 ? ",)" : ")");
-}
-
 namespace {
 
 bool c_contiguous(const std::vector<int64_t>& shape, const std::vector<int64_t>& strides_in_elements) {

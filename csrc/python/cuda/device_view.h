@@ -28,7 +28,5 @@ struct DeviceView {
 // who() names the array in error messages ("param 3 grad"); called only when something is wrong.
 DeviceView view_of(pybind11::handle obj, const std::function<std::string()>& who);
 
-std::string shape_str(const std::vector<int64_t>& shape);
-
 }  // namespace gpu
 }  // namespace pyoptk
