@@ -9,6 +9,11 @@ from . import _core
 
 _REGISTRY = _core.registry()
 
+# Hyper-parameters of the C++ coefficient functions (torch's functional names) that a param group
+# keeps as one pair: name -> (group key, index).
+_PAIRS = {"beta1": ("betas", 0), "beta2": ("betas", 1), "etaminus": ("etas", 0), "etaplus": ("etas", 1),
+          "step_size_min": ("step_sizes", 0), "step_size_max": ("step_sizes", 1)}
+
 
 class Kernel:
     """One compiled op: its flag bits, state names and coefficient names."""
@@ -19,10 +24,27 @@ class Kernel:
         self.flag_bits: dict[str, int] = dict(info["flags"])
         self.states: list[tuple[str, int]] = [tuple(s) for s in info["states"]]
         self.coeff_names: list[str] = list(info["coeffs"])
+        self.hyper_names: list[str] = list(info["hyper"])  # empty: no C++ coefficient function
+        self.scalar_names: list[str] = list(info["scalars"])
+        self._hyper_keys = [_PAIRS.get(name, (name, None)) for name in self.hyper_names]
 
     def mode(self, **flags: bool) -> int:
         """Mode bits for the given flags (unknown flag names are a programming error)."""
         return sum(self.flag_bits[name] for name, on in flags.items() if on)
+
+    def hyper(self, h: Mapping) -> tuple:
+        """The C++ coefficient function's hyper-parameters, read from a param group's dict."""
+        return tuple(h[key] if i is None else h[key][i] for key, i in self._hyper_keys)
+
+    def coeffs(self, h: Mapping, step: int, *scalars: float) -> dict[str, float]:
+        """The kernel's coefficients for step ``step``, computed by the op's C++ function (the one
+        place they are written); ``scalars``: the op's scalar state while the step runs."""
+        return dict(zip(self.coeff_names, _core.coeffs(self.name, self.hyper(h), step, scalars)))
+
+    def scalars(self, phase: str, h: Mapping, step: int, *scalars: float) -> tuple[float, ...]:
+        """The op's scalar state: initial ('init'), updated before ('advance') or after ('finish')
+        the kernel of step ``step``."""
+        return _core.scalars(self.name, phase, self.hyper(h), step, scalars)
 
     def state_names(self, mode: int) -> list[str]:
         """The per-element states the op keeps in this mode, in kernel order."""

@@ -7,6 +7,7 @@
 
 #include "../cpu/dispatch.h"
 #include "../cpu/multi_tensor.h"
+#include "coeffs.h"
 #include "plan.h"
 #include "rows.h"
 #include "reduce.h"
@@ -65,6 +66,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
   bind_reductions(m);
+  bind_coeffs(m);
 #ifdef PYOPTK_WITH_CUDA
   gpu::bind_cuda(m);
 #endif

@@ -27,8 +27,7 @@ def _mode(h: dict[str, Any]) -> int:
 
 
 def _coeffs(h: dict[str, Any]) -> dict[str, float]:
-    return {"rho": h["rho"], "one_minus_rho": 1 - h["rho"], "eps": h["eps"], "weight_decay": h["weight_decay"],
-            "neg_lr": -h["lr"]}
+    return KERNEL.coeffs(h, 1)  # the same for every step
 
 
 class Adadelta(Optimizer):

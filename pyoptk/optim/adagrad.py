@@ -27,8 +27,7 @@ def _mode(h: dict[str, Any]) -> int:
 
 
 def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
-    clr = h["lr"] / (1 + (step - 1) * h["lr_decay"])  # torch's expression, in double
-    return {"neg_clr": -clr, "eps": h["eps"], "weight_decay": h["weight_decay"]}
+    return KERNEL.coeffs(h, step)
 
 
 class Adagrad(Optimizer):

@@ -26,12 +26,7 @@ def _mode(h: dict[str, Any]) -> int:
 
 
 def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
-    # As torch: bias corrections in double from the float step; sqrt as ** 0.5.
-    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
-    return {"neg_step_size": -(lr / (1 - beta1 ** step)), "one_minus_beta1": 1 - beta1,
-            "beta2": beta2, "one_minus_beta2": 1 - beta2,
-            "inv_bias_correction2_sqrt": 1 / (1 - beta2 ** step) ** 0.5, "eps": h["eps"],
-            "weight_decay": wd, "decay": 1 - lr * wd}
+    return KERNEL.coeffs(h, step)
 
 
 class Adam(Optimizer):

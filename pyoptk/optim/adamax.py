@@ -25,9 +25,7 @@ def _mode(h: dict[str, Any]) -> int:
 
 
 def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
-    lr, (beta1, beta2) = h["lr"], h["betas"]
-    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "eps": h["eps"], "weight_decay": h["weight_decay"],
-            "neg_clr": -(lr / (1 - beta1 ** step))}
+    return KERNEL.coeffs(h, step)
 
 
 class Adamax(Optimizer):

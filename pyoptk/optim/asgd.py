@@ -29,13 +29,13 @@ def _mode(h: dict[str, Any]) -> int:
 
 def _coeffs(h: dict[str, Any], eta: float, mu: float) -> dict[str, float]:
     """Coefficients of a step that uses the previous step's eta and mu (lr and 1 at step 1)."""
-    return {"decay": 1 - h["lambd"] * eta, "neg_eta": -eta, "mu": mu, "weight_decay": h["weight_decay"]}
+    return KERNEL.coeffs(h, 0, eta, mu)  # the step enters only through eta and mu
 
 
 def _next_eta_mu(h: dict[str, Any], step: int) -> tuple[float, float]:
     """eta and mu after step ``step``, rounded to float32 as torch's 0-d float32 tensors."""
-    lr, lambd = h["lr"], h["lambd"]
-    return f32(lr / ((1 + lambd * lr * step) ** h["alpha"])), f32(1 / max(1, step - h["t0"]))
+    eta, mu = KERNEL.scalars("finish", h, step, 0.0, 0.0)  # computed from the step alone
+    return eta, mu
 
 
 class ASGD(Optimizer):

@@ -5,7 +5,7 @@ from typing import Any, Optional
 
 from .._kernels import Kernel
 from ..optimizer import Optimizer
-from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, f32, functional_step, weight_decay_flags
+from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, functional_step, weight_decay_flags
 
 __all__ = ["NAdam", "nadam"]
 
@@ -26,24 +26,14 @@ def _mode(h: dict[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], **weight_decay_flags(h))
 
 
-def _mu(h: dict[str, Any], step: int) -> float:
-    return h["betas"][0] * (1.0 - 0.5 * (0.96 ** (step * h["momentum_decay"])))
-
-
 def _next_mu_product(h: dict[str, Any], mu_product: float, step: int) -> float:
     # torch: `mu_product *= mu` on a 0-d float32 tensor: both factors are rounded to float32 first.
-    return f32(f32(mu_product) * f32(_mu(h, step)))
+    return KERNEL.scalars("advance", h, step, mu_product)[0]
 
 
 def _coeffs(h: dict[str, Any], step: int, mu_product: float) -> dict[str, float]:
     """Coefficients for step ``step``, with ``mu_product`` already including mu_step."""
-    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
-    mu, mu_next = _mu(h, step), _mu(h, step + 1)
-    mu_product_next = mu_product * mu_next
-    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
-            "inv_bias_correction2": 1 / (1 - beta2 ** step), "eps": h["eps"], "weight_decay": wd, "decay": 1 - lr * wd,
-            "grad_coeff": -lr * (1.0 - mu) / (1.0 - mu_product),
-            "exp_avg_coeff": (-lr * mu_next) / (1.0 - mu_product_next)}
+    return KERNEL.coeffs(h, step, mu_product)
 
 
 class NAdam(Optimizer):

@@ -26,18 +26,7 @@ def _mode(h: dict[str, Any]) -> int:
 
 
 def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
-    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
-    bias_correction1 = 1 - beta1 ** step
-    bias_correction2 = 1 - beta2 ** step
-    rho_inf = 2 / (1 - beta2) - 1
-    rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
-    # The rectified / un-rectified choice depends on t only: rect = 0 selects the un-rectified step.
-    rect = 0.0
-    if rho_t > 5.0:
-        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
-            "lr_over_bias_correction1": lr / bias_correction1, "bias_correction2_sqrt": bias_correction2 ** 0.5,
-            "rect": rect, "eps": h["eps"], "weight_decay": wd, "decay": 1 - lr * wd}
+    return KERNEL.coeffs(h, step)
 
 
 class RAdam(Optimizer):

@@ -28,8 +28,7 @@ def _mode(h: dict[str, Any]) -> int:
 
 
 def _coeffs(h: dict[str, Any]) -> dict[str, float]:
-    return {"alpha": h["alpha"], "one_minus_alpha": 1 - h["alpha"], "eps": h["eps"],
-            "weight_decay": h["weight_decay"], "momentum": h["momentum"], "neg_lr": -h["lr"]}
+    return KERNEL.coeffs(h, 1)  # the same for every step
 
 
 class RMSprop(Optimizer):

@@ -28,9 +28,7 @@ def _mode(h: dict[str, Any]) -> int:
 
 
 def _coeffs(h: dict[str, Any]) -> dict[str, float]:
-    (etaminus, etaplus), (step_size_min, step_size_max) = h["etas"], h["step_sizes"]
-    return {"etaminus": etaminus, "etaplus": etaplus, "step_size_min": step_size_min,
-            "step_size_max": step_size_max}
+    return KERNEL.coeffs(h, 1)  # the same for every step
 
 
 class Rprop(Optimizer):

@@ -30,8 +30,7 @@ def _mode(h: dict[str, Any]) -> int:
 
 
 def _coeffs(h: dict[str, Any]) -> dict[str, float]:
-    return {"neg_lr": -h["lr"], "weight_decay": h["weight_decay"], "momentum": h["momentum"],
-            "one_minus_dampening": 1 - h["dampening"]}
+    return KERNEL.coeffs(h, 1)  # the same for every step
 
 
 class SGD(Optimizer):

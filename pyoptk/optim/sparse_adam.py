@@ -83,9 +83,7 @@ def _check(h: dict[str, Any]) -> None:
 
 
 def _coeffs(lr: float, beta1: float, beta2: float, eps: float, step: int) -> list[float]:
-    # As torch: bias corrections from the int step, step_size = lr * sqrt(bc2) / bc1 in double.
-    step_size = lr * (1 - beta2 ** step) ** 0.5 / (1 - beta1 ** step)
-    values = {"neg_step_size": -step_size, "one_minus_beta1": 1 - beta1, "one_minus_beta2": 1 - beta2, "eps": eps}
+    values = KERNEL.coeffs({"lr": lr, "betas": (beta1, beta2), "eps": eps}, step)
     return [values[n] for n in KERNEL.coeff_names]
 
 

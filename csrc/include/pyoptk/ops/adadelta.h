@@ -19,6 +19,17 @@ struct Adadelta {
   enum Coeff : int { kRho, kOneMinusRho, kEps, kWeightDecayCoeff, kNegLr, kNumCoeffs };
   static constexpr const char* kCoeffNames[kNumCoeffs] = {"rho", "one_minus_rho", "eps", "weight_decay", "neg_lr"};
 
+  // Host: the coefficients for a step (ops/host_coeffs.h).
+  static constexpr int kNumHypers = 4;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "rho", "eps", "weight_decay"};
+  static void coeffs(const double* h, int64_t, const double*, double* c) {
+    c[kRho] = h[1];
+    c[kOneMinusRho] = 1 - h[1];
+    c[kEps] = h[2];
+    c[kWeightDecayCoeff] = h[3];
+    c[kNegLr] = -h[0];
+  }
+
   static constexpr bool valid(int mode) { return mode < (1 << kNumFlags); }
 
   // a = rho a + (1 - rho) g^2;  delta = sqrt(d + eps) / sqrt(a + eps) * g;

@@ -20,6 +20,15 @@ struct Adagrad {
   enum Coeff : int { kNegClr, kEps, kWeightDecayCoeff, kNumCoeffs };
   static constexpr const char* kCoeffNames[kNumCoeffs] = {"neg_clr", "eps", "weight_decay"};
 
+  // Host: clr = lr / (1 + (t - 1) lr_decay), torch's expression in double.
+  static constexpr int kNumHypers = 4;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "lr_decay", "eps", "weight_decay"};
+  static void coeffs(const double* h, int64_t step, const double*, double* c) {
+    c[kNegClr] = -(h[0] / (1 + static_cast<double>(step - 1) * h[1]));
+    c[kEps] = h[2];
+    c[kWeightDecayCoeff] = h[3];
+  }
+
   static constexpr bool valid(int mode) { return mode < (1 << kNumFlags); }
 
   // s = s + g^2;  p = p - clr g / (sqrt(s) + eps)

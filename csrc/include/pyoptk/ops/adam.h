@@ -28,6 +28,21 @@ struct Adam {
       "neg_step_size", "one_minus_beta1", "beta2", "one_minus_beta2", "inv_bias_correction2_sqrt",
       "eps", "weight_decay", "decay"};
 
+  // Host: bias corrections in double from the step, as torch computes them (sqrt as pow(x, 0.5)).
+  static constexpr int kNumHypers = 5;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
+  static void coeffs(const double* h, int64_t step, const double*, double* c) {
+    const double lr = h[0], beta1 = h[1], beta2 = h[2], wd = h[4], t = static_cast<double>(step);
+    c[kNegStepSize] = -(lr / (1 - std::pow(beta1, t)));
+    c[kOneMinusBeta1] = 1 - beta1;
+    c[kBeta2] = beta2;
+    c[kOneMinusBeta2] = 1 - beta2;
+    c[kInvBiasCorrection2Sqrt] = 1 / std::pow(1 - std::pow(beta2, t), 0.5);
+    c[kEps] = h[3];
+    c[kWeightDecayCoeff] = wd;
+    c[kDecay] = 1 - lr * wd;
+  }
+
   static constexpr bool valid(int mode) {
     return (mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0;
   }

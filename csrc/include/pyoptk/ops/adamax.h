@@ -21,6 +21,17 @@ struct Adamax {
   static constexpr const char* kCoeffNames[kNumCoeffs] = {
       "one_minus_beta1", "beta2", "eps", "weight_decay", "neg_clr"};
 
+  // Host: clr = lr / (1 - beta1^t) in double.
+  static constexpr int kNumHypers = 5;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
+  static void coeffs(const double* h, int64_t step, const double*, double* c) {
+    c[kOneMinusBeta1] = 1 - h[1];
+    c[kBeta2] = h[2];
+    c[kEps] = h[3];
+    c[kWeightDecayCoeff] = h[4];
+    c[kNegClr] = -(h[0] / (1 - std::pow(h[1], static_cast<double>(step))));
+  }
+
   static constexpr bool valid(int mode) { return mode < (1 << kNumFlags); }
 
   // m = lerp(m, g, 1 - b1);  u = max(b2 u, |g| + eps)  (eps inside the max, NaN-propagating as

@@ -4,7 +4,8 @@
 //   kName, kFlagNames[kNumFlags]      formula-changing switches; bit i of the mode is flag i
 //   kStateNames[kNumStates], kStateFlags   per-element state arrays; a state exists only when its
 //                                          flag bit is set in the mode (0 = always)
-//   kCoeffNames[kNumCoeffs]           per-step scalars, computed in double by the Python layer
+//   kCoeffNames[kNumCoeffs]           per-step scalars, computed in double on the host
+//                                     (an optimizer op computes them itself: ops/host_coeffs.h)
 //   valid(mode)                       which flag combinations are instantiated
 //   apply<kMode>(p, g, s, c)          THE formula, for one lane type V (float, double, Vec<T>)
 // and optionally
@@ -16,6 +17,7 @@
 #include <type_traits>
 
 #include "pyoptk/macros.h"
+#include "pyoptk/ops/host_coeffs.h"
 #include "pyoptk/simd/vec.h"
 
 namespace pyoptk {

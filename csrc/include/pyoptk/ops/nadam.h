@@ -26,6 +26,36 @@ struct NAdam {
       "one_minus_beta1", "beta2", "one_minus_beta2", "inv_bias_correction2", "eps", "weight_decay", "decay",
       "grad_coeff", "exp_avg_coeff"};
 
+  // Host. mu_t = beta1 (1 - 0.5 0.96^(t psi)); mu_product (torch's 0-d float32 tensor) is
+  // multiplied by mu_t before the kernel runs, both factors rounded to float32 as torch does.
+  static constexpr int kNumHypers = 6;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "beta1", "beta2", "eps", "weight_decay",
+                                                          "momentum_decay"};
+  static constexpr int kNumScalars = 1;
+  static constexpr const char* kScalarNames[kNumScalars] = {"mu_product"};
+  static double mu(const double* h, int64_t step) {
+    return h[1] * (1.0 - 0.5 * std::pow(0.96, static_cast<double>(step) * h[5]));
+  }
+  static void init_scalars(const double*, double* s) { s[0] = 1.0; }
+  static void advance_scalars(const double* h, int64_t step, double* s) {
+    s[0] = round_f32(round_f32(s[0]) * round_f32(mu(h, step)));
+  }
+  // s[0]: mu_product including mu_t.
+  static void coeffs(const double* h, int64_t step, const double* s, double* c) {
+    const double lr = h[0], beta1 = h[1], beta2 = h[2], wd = h[4];
+    const double mu_t = mu(h, step), mu_next = mu(h, step + 1);
+    const double mu_product = s[0], mu_product_next = mu_product * mu_next;
+    c[kOneMinusBeta1] = 1 - beta1;
+    c[kBeta2] = beta2;
+    c[kOneMinusBeta2] = 1 - beta2;
+    c[kInvBiasCorrection2] = 1 / (1 - std::pow(beta2, static_cast<double>(step)));
+    c[kEps] = h[3];
+    c[kWeightDecayCoeff] = wd;
+    c[kDecay] = 1 - lr * wd;
+    c[kGradCoeff] = -lr * (1.0 - mu_t) / (1.0 - mu_product);
+    c[kExpAvgCoeff] = (-lr * mu_next) / (1.0 - mu_product_next);
+  }
+
   static constexpr bool valid(int mode) {
     return mode < (1 << kNumFlags) && ((mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0);
   }

@@ -26,6 +26,30 @@ struct RAdam {
       "one_minus_beta1", "beta2", "one_minus_beta2", "lr_over_bias_correction1", "bias_correction2_sqrt",
       "rect", "eps", "weight_decay", "decay"};
 
+  // Host: the rectification term from the step alone (rect = 0 selects the un-rectified step).
+  static constexpr int kNumHypers = 5;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "beta1", "beta2", "eps", "weight_decay"};
+  static void coeffs(const double* h, int64_t step, const double*, double* c) {
+    const double lr = h[0], beta1 = h[1], beta2 = h[2], wd = h[4], t = static_cast<double>(step);
+    const double bias_correction1 = 1 - std::pow(beta1, t);
+    const double bias_correction2 = 1 - std::pow(beta2, t);
+    const double rho_inf = 2 / (1 - beta2) - 1;
+    const double rho_t = rho_inf - static_cast<double>(2 * step) * std::pow(beta2, t) / bias_correction2;
+    double rect = 0.0;
+    if (rho_t > 5.0) {
+      rect = std::pow((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t), 0.5);
+    }
+    c[kOneMinusBeta1] = 1 - beta1;
+    c[kBeta2] = beta2;
+    c[kOneMinusBeta2] = 1 - beta2;
+    c[kLrOverBiasCorrection1] = lr / bias_correction1;
+    c[kBiasCorrection2Sqrt] = std::pow(bias_correction2, 0.5);
+    c[kRect] = rect;
+    c[kEps] = h[3];
+    c[kWeightDecayCoeff] = wd;
+    c[kDecay] = 1 - lr * wd;
+  }
+
   static constexpr bool valid(int mode) {
     return mode < (1 << kNumFlags) && ((mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0);
   }

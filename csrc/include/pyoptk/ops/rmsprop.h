@@ -25,6 +25,18 @@ struct RmsProp {
   static constexpr const char* kCoeffNames[kNumCoeffs] = {
       "alpha", "one_minus_alpha", "eps", "weight_decay", "momentum", "neg_lr"};
 
+  // Host: the coefficients for a step (ops/host_coeffs.h).
+  static constexpr int kNumHypers = 5;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "alpha", "eps", "weight_decay", "momentum"};
+  static void coeffs(const double* h, int64_t, const double*, double* c) {
+    c[kAlpha] = h[1];
+    c[kOneMinusAlpha] = 1 - h[1];
+    c[kEps] = h[2];
+    c[kWeightDecayCoeff] = h[3];
+    c[kMomentumCoeff] = h[4];
+    c[kNegLr] = -h[0];
+  }
+
   static constexpr bool valid(int mode) { return (mode & kDecoupledWeightDecay) == 0; }
 
   // a = alpha a + (1 - alpha) g^2;  centered: ga = lerp(ga, g, 1 - alpha), avg = sqrt(a - ga^2) + eps,

@@ -20,6 +20,13 @@ struct Rprop {
   enum Coeff : int { kEtaMinus, kEtaPlus, kStepSizeMin, kStepSizeMax, kNumCoeffs };
   static constexpr const char* kCoeffNames[kNumCoeffs] = {"etaminus", "etaplus", "step_size_min", "step_size_max"};
 
+  // Host: the coefficients do not depend on the step (lr only seeds step_size).
+  static constexpr int kNumHypers = 4;
+  static constexpr const char* kHyperNames[kNumHypers] = {"etaminus", "etaplus", "step_size_min", "step_size_max"};
+  static void coeffs(const double* h, int64_t, const double*, double* c) {
+    for (int k = 0; k < kNumCoeffs; ++k) c[k] = h[k];
+  }
+
   static constexpr bool valid(int mode) { return mode < (1 << kNumFlags); }
 
   // s = g * prev (in the array dtype: a product that underflows counts as 0, as in torch);

@@ -26,6 +26,16 @@ struct Sgd {
   static constexpr const char* kCoeffNames[kNumCoeffs] = {
       "neg_lr", "weight_decay", "momentum", "one_minus_dampening"};
 
+  // Host: the coefficients for a step (ops/host_coeffs.h).
+  static constexpr int kNumHypers = 4;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "weight_decay", "momentum", "dampening"};
+  static void coeffs(const double* h, int64_t, const double*, double* c) {
+    c[kNegLr] = -h[0];
+    c[kWeightDecayCoeff] = h[1];
+    c[kMomentumCoeff] = h[2];
+    c[kOneMinusDampening] = 1 - h[3];
+  }
+
   static constexpr bool valid(int mode) {
     return (mode & kDecoupledWeightDecay) == 0 &&
            ((mode & kMomentum) != 0 || (mode & (kNesterov | kFirstStep)) == 0);

@@ -23,6 +23,17 @@ struct SparseAdam {
   static constexpr const char* kCoeffNames[kNumCoeffs] = {
       "neg_step_size", "one_minus_beta1", "one_minus_beta2", "eps"};
 
+  // Host: step_size = lr sqrt(1 - beta2^t) / (1 - beta1^t) in double, as torch.
+  static constexpr int kNumHypers = 4;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "beta1", "beta2", "eps"};
+  static void coeffs(const double* h, int64_t step, const double*, double* c) {
+    const double t = static_cast<double>(step);
+    c[kNegStepSize] = -(h[0] * std::pow(1 - std::pow(h[2], t), 0.5) / (1 - std::pow(h[1], t)));
+    c[kOneMinusBeta1] = 1 - h[1];
+    c[kOneMinusBeta2] = 1 - h[2];
+    c[kEps] = h[3];
+  }
+
   static constexpr bool valid(int mode) { return mode < (1 << kNumFlags); }
 
   // m += (g - m)(1 - b1);  v += (g^2 - v)(1 - b2);  p += -step_size (m / (sqrt(v) + eps)).

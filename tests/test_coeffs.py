@@ -1,0 +1,214 @@
+"""The per-step coefficients moved from Python into C++ (ops/<algo>.h, one place for each
+algorithm): they must be the very bits the former Python code produced. The functions below are
+that code, frozen as it was (pyoptk 0.1, before the move), and serve as the reference."""
+import math
+import struct
+
+import numpy as np
+import pytest
+
+from pyoptk import _core
+from pyoptk._kernels import Kernel
+
+
+def f32(x):
+    return float(np.float32(x))
+
+
+# ----- the former Python coefficient functions, verbatim --------------------------------------
+def adam(h, step):
+    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
+    return {"neg_step_size": -(lr / (1 - beta1 ** step)), "one_minus_beta1": 1 - beta1,
+            "beta2": beta2, "one_minus_beta2": 1 - beta2,
+            "inv_bias_correction2_sqrt": 1 / (1 - beta2 ** step) ** 0.5, "eps": h["eps"],
+            "weight_decay": wd, "decay": 1 - lr * wd}
+
+
+def adamax(h, step):
+    lr, (beta1, beta2) = h["lr"], h["betas"]
+    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "eps": h["eps"], "weight_decay": h["weight_decay"],
+            "neg_clr": -(lr / (1 - beta1 ** step))}
+
+
+def adagrad(h, step):
+    clr = h["lr"] / (1 + (step - 1) * h["lr_decay"])
+    return {"neg_clr": -clr, "eps": h["eps"], "weight_decay": h["weight_decay"]}
+
+
+def adadelta(h, step):
+    return {"rho": h["rho"], "one_minus_rho": 1 - h["rho"], "eps": h["eps"], "weight_decay": h["weight_decay"],
+            "neg_lr": -h["lr"]}
+
+
+def rmsprop(h, step):
+    return {"alpha": h["alpha"], "one_minus_alpha": 1 - h["alpha"], "eps": h["eps"],
+            "weight_decay": h["weight_decay"], "momentum": h["momentum"], "neg_lr": -h["lr"]}
+
+
+def rprop(h, step):
+    (etaminus, etaplus), (step_size_min, step_size_max) = h["etas"], h["step_sizes"]
+    return {"etaminus": etaminus, "etaplus": etaplus, "step_size_min": step_size_min,
+            "step_size_max": step_size_max}
+
+
+def sgd(h, step):
+    return {"neg_lr": -h["lr"], "weight_decay": h["weight_decay"], "momentum": h["momentum"],
+            "one_minus_dampening": 1 - h["dampening"]}
+
+
+def radam(h, step):
+    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
+    bias_correction1 = 1 - beta1 ** step
+    bias_correction2 = 1 - beta2 ** step
+    rho_inf = 2 / (1 - beta2) - 1
+    rho_t = rho_inf - 2 * step * (beta2 ** step) / bias_correction2
+    rect = 0.0
+    if rho_t > 5.0:
+        rect = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
+            "lr_over_bias_correction1": lr / bias_correction1, "bias_correction2_sqrt": bias_correction2 ** 0.5,
+            "rect": rect, "eps": h["eps"], "weight_decay": wd, "decay": 1 - lr * wd}
+
+
+def sparse_adam(h, step):
+    lr, (beta1, beta2), eps = h["lr"], h["betas"], h["eps"]
+    step_size = lr * (1 - beta2 ** step) ** 0.5 / (1 - beta1 ** step)
+    return {"neg_step_size": -step_size, "one_minus_beta1": 1 - beta1, "one_minus_beta2": 1 - beta2, "eps": eps}
+
+
+def nadam_mu(h, step):
+    return h["betas"][0] * (1.0 - 0.5 * (0.96 ** (step * h["momentum_decay"])))
+
+
+def nadam_next_mu_product(h, mu_product, step):
+    return f32(f32(mu_product) * f32(nadam_mu(h, step)))
+
+
+def nadam(h, step, mu_product):
+    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
+    mu, mu_next = nadam_mu(h, step), nadam_mu(h, step + 1)
+    mu_product_next = mu_product * mu_next
+    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
+            "inv_bias_correction2": 1 / (1 - beta2 ** step), "eps": h["eps"], "weight_decay": wd, "decay": 1 - lr * wd,
+            "grad_coeff": -lr * (1.0 - mu) / (1.0 - mu_product),
+            "exp_avg_coeff": (-lr * mu_next) / (1.0 - mu_product_next)}
+
+
+def asgd(h, eta, mu):
+    return {"decay": 1 - h["lambd"] * eta, "neg_eta": -eta, "mu": mu, "weight_decay": h["weight_decay"]}
+
+
+def asgd_next_eta_mu(h, step):
+    lr, lambd = h["lr"], h["lambd"]
+    return f32(lr / ((1 + lambd * lr * step) ** h["alpha"])), f32(1 / max(1, step - h["t0"]))
+
+
+# ----- hyper-parameter draws: torch's defaults, round values, and random ones ----------------
+def draws(make, count=40, seed=0):
+    rng = np.random.default_rng(seed)
+    out = [make(None)]
+    out += [make(rng) for _ in range(count)]
+    return out
+
+
+def u(rng, lo, hi, default):
+    """A random double in [lo, hi) (log-uniform when lo > 0), or the default."""
+    if rng is None:
+        return default
+    if lo > 0:
+        return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+    return float(rng.uniform(lo, hi))
+
+
+def beta(rng, default):
+    return default if rng is None else float(1 - math.exp(rng.uniform(math.log(1e-4), math.log(0.9))))
+
+
+def adam_like(rng):
+    return {"lr": u(rng, 1e-6, 1.0, 1e-3), "betas": (beta(rng, 0.9), beta(rng, 0.999)), "eps": u(rng, 1e-12, 1e-2, 1e-8),
+            "weight_decay": u(rng, 1e-6, 0.5, 0.0 if rng is None else 0.01)}
+
+
+SIMPLE = {
+    "adam": (adam, adam_like),
+    "adamax": (adamax, adam_like),
+    "radam": (radam, adam_like),
+    "adagrad": (adagrad, lambda r: {"lr": u(r, 1e-5, 1, 1e-2), "lr_decay": u(r, 1e-6, 1e-1, 0.0),
+                                    "eps": u(r, 1e-12, 1e-2, 1e-10), "weight_decay": u(r, 1e-6, 1e-1, 0.0)}),
+    "adadelta": (adadelta, lambda r: {"lr": u(r, 1e-3, 2, 1.0), "rho": beta(r, 0.9), "eps": u(r, 1e-9, 1e-3, 1e-6),
+                                      "weight_decay": u(r, 1e-6, 1e-1, 0.0)}),
+    "rmsprop": (rmsprop, lambda r: {"lr": u(r, 1e-5, 1, 1e-2), "alpha": beta(r, 0.99), "eps": u(r, 1e-10, 1e-3, 1e-8),
+                                    "weight_decay": u(r, 1e-6, 1e-1, 0.0), "momentum": u(r, 0, 0.99, 0.0)}),
+    "rprop": (rprop, lambda r: {"lr": 0.01, "etas": (u(r, 0.1, 0.9, 0.5), u(r, 1.01, 3, 1.2)),
+                                "step_sizes": (u(r, 1e-8, 1e-4, 1e-6), u(r, 1, 100, 50))}),
+    "sgd": (sgd, lambda r: {"lr": u(r, 1e-5, 1, 1e-3), "weight_decay": u(r, 1e-6, 1e-1, 0.0),
+                            "momentum": u(r, 0, 0.99, 0.0), "dampening": u(r, 0, 0.5, 0.0)}),
+    "sparse_adam": (sparse_adam, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.9), beta(r, 0.999)),
+                                            "eps": u(r, 1e-12, 1e-2, 1e-8)}),
+}
+STEPS = list(range(1, 400)) + [1000, 4095, 12345, 10 ** 5, 10 ** 6, 2 ** 31 + 7]
+
+
+def bits(values):
+    return [struct.pack("<d", float(v)) for v in values]
+
+
+@pytest.mark.parametrize("name", sorted(SIMPLE))
+def test_coefficients_are_the_former_python_bits(name):
+    legacy, make = SIMPLE[name]
+    kernel = Kernel(name)
+    for h in draws(make):
+        for step in STEPS:
+            want = legacy(h, step)
+            got = kernel.coeffs(h, step)
+            assert list(got) == kernel.coeff_names
+            assert bits(got.values()) == bits(want[n] for n in kernel.coeff_names), (h, step)
+
+
+def test_nadam_coefficients_and_mu_product_are_the_former_python_bits():
+    kernel = Kernel("nadam")
+    for h in draws(lambda r: dict(adam_like(r), momentum_decay=u(r, 1e-4, 0.1, 4e-3))):
+        mine = legacy = 1.0
+        for step in STEPS[:300] + [5000]:
+            legacy = nadam_next_mu_product(h, legacy, step)
+            (mine,) = kernel.scalars("advance", h, step, mine)
+            assert bits([mine]) == bits([legacy]), (h, step)
+            got, want = kernel.coeffs(h, step, mine), nadam(h, step, legacy)
+            assert bits(got.values()) == bits(want[n] for n in kernel.coeff_names), (h, step)
+
+
+def test_asgd_coefficients_and_eta_mu_are_the_former_python_bits():
+    kernel = Kernel("asgd")
+    make = lambda r: {"lr": u(r, 1e-4, 1, 1e-2), "lambd": u(r, 1e-6, 1e-1, 1e-4), "alpha": u(r, 0.1, 1, 0.75),
+                      "t0": 1e6 if r is None else float(r.integers(0, 50)), "weight_decay": u(r, 1e-6, 1e-1, 0.0)}
+    for h in draws(make):
+        assert kernel.scalars("init", h, 0) == (f32(h["lr"]), 1.0)
+        eta, mu = f32(h["lr"]), 1.0
+        for step in STEPS[:300] + [5000]:
+            got, want = kernel.coeffs(h, step, eta, mu), asgd(h, eta, mu)
+            assert bits(got.values()) == bits(want[n] for n in kernel.coeff_names), (h, step)
+            new = kernel.scalars("finish", h, step, eta, mu)
+            eta, mu = asgd_next_eta_mu(h, step)
+            assert bits(new) == bits([eta, mu]), (h, step)
+
+
+def test_every_optimizer_op_with_python_coefficients_has_them_in_cpp():
+    registry = _core.registry()
+    for name in [*SIMPLE, "nadam", "asgd"]:
+        assert registry[name]["hyper"], name
+    assert registry["nadam"]["scalars"] == ["mu_product"]
+    assert registry["asgd"]["scalars"] == ["eta", "mu"]
+    assert registry["stream"]["hyper"] == []
+
+
+def test_bad_coefficient_calls_are_refused_with_the_reason():
+    with pytest.raises(ValueError, match=r"adam: hyper has 2 values, expected 5 \(lr, beta1, beta2, eps, weight_decay\)"):
+        _core.coeffs("adam", (1.0, 2.0), 1)
+    with pytest.raises(ValueError, match="nadam: scalars has 0 values, expected 1"):
+        _core.coeffs("nadam", (1e-3, 0.9, 0.999, 1e-8, 0.0, 4e-3), 1)
+    with pytest.raises(ValueError, match="stream has no host-side coefficient function"):
+        _core.coeffs("stream", (), 1)
+    with pytest.raises(ValueError, match="unknown"):
+        _core.coeffs("nope", (), 1)
+    with pytest.raises(ValueError, match="phase must be"):
+        _core.scalars("asgd", "later", (1e-2, 1e-4, 0.75, 1e6, 0.0), 1, (0.01, 1.0))
