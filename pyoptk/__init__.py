@@ -19,8 +19,14 @@ __all__ = [
     "Adadelta", "Rprop", "ASGD", "SparseAdam", "SparseGrad", "Adafactor", "Muon", "LBFGS", "functional",
     "lr_scheduler", "schedules", "swa_utils", "clip", "cuda",
     "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
-    "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads",
+    "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads", "get_include",
 ]
+
+
+def get_include() -> str:
+    """The directory of pyoptk's C API header (``#include <pyoptk/capi.h>``) and, for Cython,
+    of its ``.pxd`` files' header: pass it as an include directory, as ``numpy.get_include()``."""
+    return _os.path.join(_os.path.dirname(__file__), "include")
 
 
 def isa() -> str:

@@ -38,10 +38,10 @@ void set_num_threads(int n) { g_num_threads = std::max(1, n); }
 int64_t get_min_parallel() { return g_min_parallel; }
 void set_min_parallel(int64_t elements) { g_min_parallel = std::max<int64_t>(0, elements); }
 
-void run_tasks(const Task* tasks, int64_t count) {
+void run_tasks(const Task* tasks, int64_t count, int max_threads) {
   int64_t total = 0;
   for (int64_t k = 0; k < count; ++k) total += tasks[k].numel;
-  const int threads = g_num_threads;
+  const int threads = max_threads > 0 ? max_threads : g_num_threads;
   if (threads <= 1 || total < g_min_parallel || total <= kBlock) {
     run_serial(tasks, count);
     return;

@@ -16,8 +16,8 @@ struct Task {
 
 // Splits all tasks' elements into equal, block-aligned ranges, one per thread (each element is
 // updated independently, so the split never changes the result). Runs serially below the
-// threshold, so small steps pay no fork/join.
-void run_tasks(const Task* tasks, int64_t count);
+// threshold, so small steps pay no fork/join. threads: at most this many (0: get_num_threads()).
+void run_tasks(const Task* tasks, int64_t count, int threads = 0);
 
 int get_num_threads();
 void set_num_threads(int n);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "../capi/table.h"
 #include "../cpu/dispatch.h"
 #include "../cpu/multi_tensor.h"
 #include "coeffs.h"
@@ -67,6 +68,8 @@ PYBIND11_MODULE(_core, m) {
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
   bind_reductions(m);
   bind_coeffs(m);
+  // The C API (pyoptk/include/pyoptk/capi.h), for C/C++/Cython callers: pyoptk_import() reads it.
+  m.attr("_C_API") = py::capsule(c_api(), PYOPTK_CAPSULE_NAME);
 #ifdef PYOPTK_WITH_CUDA
   gpu::bind_cuda(m);
 #endif

@@ -1,0 +1,45 @@
+"""Builds the embedding examples the tests run (the C++ C-API program, the Cython example) once
+per session, against the installed package's header, in a temporary directory."""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pyoptk
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run(cmd, cwd, env=None):
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc.stdout
+
+
+def python_env():
+    """The environment for a program that embeds this interpreter: it must find this venv's packages."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+    return env
+
+
+def build_capi_program(workdir: Path) -> Path:
+    build = workdir / "capi-build"
+    cmake = shutil.which("cmake")
+    if cmake is None:
+        raise RuntimeError("cmake is needed to build tests/capi (pip install cmake ninja)")
+    gen = ["-G", "Ninja"] if shutil.which("ninja") else []
+    run([cmake, "-S", ROOT / "tests" / "capi", "-B", build, *gen, "-DCMAKE_BUILD_TYPE=Release",
+         f"-DPYOPTK_INCLUDE={pyoptk.get_include()}", f"-DPython_EXECUTABLE={sys.executable}"], cwd=workdir)
+    run([cmake, "--build", build], cwd=workdir)
+    return build / "capi_test"
+
+
+def build_cython_example(workdir: Path) -> Path:
+    """Copies examples/cython_embed and builds it in place with its setup.py; returns the folder."""
+    src = workdir / "cython_embed"
+    shutil.copytree(ROOT / "examples" / "cython_embed", src)
+    run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=src)
+    return src
