@@ -37,9 +37,9 @@ def build_capi_program(workdir: Path) -> Path:
     return build / "capi_test"
 
 
-def build_cython_example(workdir: Path) -> Path:
-    """Copies examples/cython_embed and builds it in place with its setup.py; returns the folder."""
-    src = workdir / "cython_embed"
-    shutil.copytree(ROOT / "examples" / "cython_embed", src)
-    run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=src)
-    return src
+def build_cython(source: Path, workdir: Path) -> Path:
+    """Copies a folder with a Cython setup.py and builds it in place; returns the copy."""
+    dest = workdir / source.name
+    shutil.copytree(source, dest)
+    run([sys.executable, "setup.py", "-q", "build_ext", "--inplace"], cwd=dest)
+    return dest
