@@ -1,5 +1,6 @@
 """Stateless in-place updates over lists of arrays: the entry point for frameworks that own
-their optimizer state. Signatures follow torch.optim's functional API."""
+their optimizer state. Signatures follow torch.optim's functional API. ``init`` / ``update``
+do the same over nested dicts / lists / tuples of arrays (pyoptk/functional_tree.py)."""
 from .optim.adadelta import adadelta
 from .optim.adafactor import adafactor
 from .optim.adagrad import adagrad
@@ -12,7 +13,8 @@ from .optim.radam import radam
 from .optim.rmsprop import rmsprop
 from .optim.rprop import rprop
 from .optim.sgd import sgd
+from .functional_tree import init, update
 from .optim.sparse_adam import sparse_adam
 
-__all__ = ["sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax", "nadam", "radam", "adadelta", "rprop", "asgd", "sparse_adam", "adafactor",
+__all__ = ["init", "update", "sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax", "nadam", "radam", "adadelta", "rprop", "asgd", "sparse_adam", "adafactor",
            "muon"]
