@@ -89,6 +89,33 @@ def _walk(params: Any, others: list[tuple[str, Any]], path: str) -> Iterator[tup
         yield from _walk(sub, sub_others, path + _key(k))
 
 
+def _gather(p: Any, g: Any, s: Any, ps: list, gs: list, ss: list) -> bool:
+    """The fast walk of update: params, grads and state leaves appended in walk order; False at
+    the first difference of structure (then _walk says where and what)."""
+    if isinstance(p, dict):
+        if not (isinstance(g, dict) and isinstance(s, dict) and len(g) == len(p) == len(s)):
+            return False
+        for k, v in p.items():
+            if k not in g or k not in s or not _gather(v, g[k], s[k], ps, gs, ss):
+                return False
+        return True
+    if isinstance(p, (list, tuple)):
+        lst = isinstance(p, list)
+        if not (isinstance(g, list if lst else tuple) and isinstance(s, list if lst else tuple)
+                and len(g) == len(p) == len(s)):
+            return False
+        for v, gv, sv in zip(p, g, s):
+            if not _gather(v, gv, sv, ps, gs, ss):
+                return False
+        return True
+    if p is None or g is None or not isinstance(s, dict):
+        return False
+    ps.append(p)
+    gs.append(g)
+    ss.append(s)
+    return True
+
+
 def _mirror(params: Any, leaves: Iterator) -> Any:
     """A tree of params' structure whose leaves are taken from ``leaves`` in walk order."""
     kind = _kind(params)
@@ -115,18 +142,22 @@ class _Engine:
         return type(self.opt) is cls and len(params) == len(self.params) and \
             all(a is b for a, b in zip(params, self.params)) and all(a is b for a, b in zip(dicts, self.dicts))
 
-    def step(self, hyper: dict[str, Any], grads: list, paths: list[str]) -> None:
+    def step(self, hyper: dict[str, Any], grads: list, params: Any) -> None:
         group = self.opt.param_groups[0]
         unknown = sorted(set(hyper) - set(self.opt.defaults))
         if unknown:
             raise ValueError(f"state['hyper'] has keys {type(self.opt).__name__} does not take: {unknown}")
         group.update(hyper)
+        plan = self.opt._plan
         try:
             self.opt.step(grads)
         except (TypeError, ValueError, IndexError) as e:  # name the param by its path in the tree
+            paths = _paths(params)
             message = re.sub(r"\bparam (\d+)\b", lambda m: "params" + paths[int(m.group(1))], str(e))
             message = message.replace("param_groups[0]: ", "state['hyper']: ")
             raise type(e)(message) from None
+        if plan is not None and self.opt._plan is plan:
+            return  # the plan ran: the tree's dicts are the optimizer's, updated in place
         # A step that created or replaced a param's state dict (the first one) worked on a new
         # dict: move its contents into the tree's dict, so that the tree stays the state.
         moved = False
@@ -169,16 +200,9 @@ def update(state: dict[str, Any], params: Any, grads: Any) -> None:
     cls = _class(state["algorithm"])
     if not isinstance(state["hyper"], dict):
         raise ValueError("state['hyper'] must be a dict")
-    walked = list(_walk(params, [("grads", grads), ("state['state']", state["state"])], ""))
-    paths = [path for path, _, _ in walked]
-    leaves = [p for _, p, _ in walked]
-    grad_leaves = [others[0] for _, _, others in walked]
-    dicts = [others[1] for _, _, others in walked]
-    for path, (g, d) in zip(paths, zip(grad_leaves, dicts)):
-        if g is None:
-            raise ValueError(f"grads{path} is None: update needs a grad for every param")
-        if not isinstance(d, dict):
-            raise ValueError(f"state['state']{path} is a {type(d).__name__}, expected the param's state dict")
+    leaves, grad_leaves, dicts = [], [], []
+    if not _gather(params, grads, state["state"], leaves, grad_leaves, dicts):
+        _refuse(params, grads, state["state"])
     engine = _ENGINES.get(id(state))
     if engine is None or not engine.fits(cls, leaves, dicts):
         engine = _Engine(cls, leaves, dicts, state["hyper"])
@@ -186,4 +210,18 @@ def update(state: dict[str, Any], params: Any, grads: Any) -> None:
     _ENGINES.move_to_end(id(state))
     while len(_ENGINES) > _KEEP:
         _ENGINES.popitem(last=False)
-    engine.step(state["hyper"], grad_leaves, paths)
+    engine.step(state["hyper"], grad_leaves, params)
+
+
+def _paths(params: Any) -> list[str]:
+    return [path for path, _, _ in _walk(params, [], "")]
+
+
+def _refuse(params: Any, grads: Any, tree: Any) -> None:
+    """Raises the error that names where grads or the state tree differ from params."""
+    for path, _, (g, d) in _walk(params, [("grads", grads), ("state['state']", tree)], ""):
+        if g is None:
+            raise ValueError(f"grads{path} is None: update needs a grad for every param")
+        if not isinstance(d, dict):
+            raise ValueError(f"state['state']{path} is a {type(d).__name__}, expected the param's state dict")
+    raise AssertionError("unreachable: _gather and _walk disagree")
