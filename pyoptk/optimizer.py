@@ -13,6 +13,7 @@ import numpy as np
 
 from ._core import StalePlan
 from ._arrays import HOST, CudaDevice, Host, common_location, is_device_array
+from ._compiled import arm
 from ._kernels import FusedStep, Kernel
 
 __all__ = ["Optimizer", "required"]
@@ -90,6 +91,7 @@ class _Plan:
         self.version = state.version
         self.modes, self.scalars = modes, scalars
         self.spans = None  # contiguous spans the last fast step ran as
+        self.compiled = None  # the compiled step (pyoptk/_compiled.py), once armed
 
 
 class Optimizer:
@@ -270,6 +272,8 @@ class Optimizer:
         """Update every param in place. ``grads`` align with the params in group order (None =
         no grad: the param is skipped and its state left alone); or ``closure() -> (loss, grads)``.
         Returns the closure's loss (or None). A refused step changes nothing."""
+        if closure is None and self._compiled_step(grads):
+            return None
         loss, grads = self._collect_grads(grads, closure)
 
         if self._plan is not None and self._fast_step(grads):
@@ -333,6 +337,18 @@ class Optimizer:
         core = (self._where or HOST).core.Plan(self.kernel.name, items, dicts)
         return _Plan(core, self.state, list(self.param_groups), modes, scalars)
 
+    def _compiled_step(self, grads: Any) -> bool:
+        """The plan's step run by C++ (pyoptk/_compiled.py); False (nothing changed) where it does not apply."""
+        plan = self._plan
+        if plan is None or plan.compiled is None or plan.state is not self.state or \
+                plan.version != self.state.version or plan.groups != self.param_groups:
+            return False
+        spans = plan.compiled.run(grads)
+        if spans is None:
+            return False
+        plan.spans = spans
+        return True
+
     def _fast_step(self, grads: list) -> bool:
         """Run the step through the plan; False (nothing changed) when the plan no longer fits."""
         plan = self._plan
@@ -352,7 +368,8 @@ class Optimizer:
                                        advanced if any(advanced) else None)
         except StalePlan:
             return False
-        plan.scalars = advanced
+        before, plan.scalars = plan.scalars, advanced
+        plan.compiled = arm(self, plan, before, coeffs, advanced)
         return True
 
     # ----- checkpoints ------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include "../cpu/dispatch.h"
 #include "../cpu/multi_tensor.h"
 #include "coeffs.h"
+#include "compiled_step.h"
 #include "plan.h"
 #include "rows.h"
 #include "reduce.h"
@@ -68,6 +69,7 @@ PYBIND11_MODULE(_core, m) {
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
   bind_reductions(m);
   bind_coeffs(m);
+  bind_compiled_step(m);
   // The C API (pyoptk/include/pyoptk/capi.h), for C/C++/Cython callers: pyoptk_import() reads it.
   m.attr("_C_API") = py::capsule(c_api(), PYOPTK_CAPSULE_NAME);
 #ifdef PYOPTK_WITH_CUDA
