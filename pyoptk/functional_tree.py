@@ -18,7 +18,9 @@ the trees. A state whose arrays were replaced (a loaded checkpoint) gets a new o
 """
 from __future__ import annotations
 
+import functools
 import inspect
+import operator
 import re
 from collections import OrderedDict
 from typing import Any, Iterator
@@ -33,6 +35,7 @@ _NOT_TREE = {"lbfgs", "sparseadam"}
 _KEEP = 8  # engines kept, most recently used first
 
 
+@functools.lru_cache(maxsize=None)
 def algorithms() -> dict[str, type]:
     """The algorithms ``init`` knows: lower-case class names of pyoptk.optim."""
     found = {}
@@ -44,10 +47,12 @@ def algorithms() -> dict[str, type]:
 
 
 def _class(name: Any) -> type:
-    known = algorithms()
-    if not isinstance(name, str) or name.lower() not in known:
-        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(sorted(known))}")
-    return known[name.lower()]
+    cls = algorithms().get(name) if isinstance(name, str) else None
+    if cls is None:
+        cls = algorithms().get(name.lower()) if isinstance(name, str) else None
+    if cls is None:
+        raise ValueError(f"unknown algorithm {name!r}; known: {', '.join(sorted(algorithms()))}")
+    return cls
 
 
 def _key(k: Any) -> str:
@@ -140,7 +145,7 @@ class _Engine:
 
     def fits(self, cls: type, params: list, dicts: list[dict]) -> bool:
         return type(self.opt) is cls and len(params) == len(self.params) and \
-            all(a is b for a, b in zip(params, self.params)) and all(a is b for a, b in zip(dicts, self.dicts))
+            all(map(operator.is_, params, self.params)) and all(map(operator.is_, dicts, self.dicts))
 
     def step(self, hyper: dict[str, Any], grads: list, params: Any) -> None:
         group = self.opt.param_groups[0]

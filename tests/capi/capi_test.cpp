@@ -3,6 +3,8 @@
 //
 //   capi_test errors               bad calls give error codes and messages, and write nothing
 //   capi_test run CASES DIR        runs each case of CASES on DIR/<id>.in, writes DIR/<id>.out
+//   capi_test bench COUNT STEPS    µs per Adam step (coefficients + one step_spans call) over COUNT
+//                                  float32 arrays of 8 elements, on one thread (bench/step_overhead.py)
 //
 // A case line: id op flags dtype n steps threads spans first_step hyper...
 //   flags: comma-separated flag names or "-"; dtype: 0 float32, 1 float64; first_step: 1 = add the
@@ -13,7 +15,10 @@
 
 #include <pyoptk/capi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -232,11 +237,47 @@ int run(const char* cases, const std::string& dir) {
   return 0;
 }
 
+int bench(int count, int steps) {
+  const int adam = op_id("adam");
+  const double hyper[5] = {1e-3, 0.9, 0.999, 1e-8, 0.0};
+  double coeffs[8];
+  const int64_t n = 8;
+  std::vector<float> memory(static_cast<size_t>(4 * n * count), 0.0f);
+  std::vector<PyoptkSpan> spans(count);
+  for (int i = 0; i < count; ++i) {
+    float* base = memory.data() + 4 * n * i;  // param, grad, exp_avg, exp_avg_sq of array i
+    std::fill(base + n, base + 2 * n, 1.0f);
+    spans[i] = PyoptkSpan{base, base + n, {base + 2 * n, base + 3 * n, nullptr, nullptr}, n};
+  }
+  int64_t t = 0;
+  auto run_steps = [&](int k) {
+    for (int s = 0; s < k; ++s) {
+      ++t;
+      if (api->step_coeffs(adam, hyper, 5, t, nullptr, 0, coeffs, 8) != PYOPTK_OK ||
+          api->step_spans(adam, 0, PYOPTK_FLOAT32, coeffs, 8, spans.data(), count, 1) != PYOPTK_OK) {
+        std::cerr << api->last_error() << "\n";
+        std::exit(2);
+      }
+    }
+  };
+  run_steps(10);
+  std::vector<double> rounds;
+  for (int r = 0; r < 9; ++r) {
+    const auto start = std::chrono::steady_clock::now();
+    run_steps(steps);
+    const std::chrono::duration<double, std::micro> took = std::chrono::steady_clock::now() - start;
+    rounds.push_back(took.count() / steps);
+  }
+  std::sort(rounds.begin(), rounds.end());
+  std::cout << "capi " << count << " " << rounds[rounds.size() / 2] << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: capi_test errors | run CASES DIR\n";
+    std::cerr << "usage: capi_test errors | run CASES DIR | bench COUNT STEPS\n";
     return 2;
   }
   Py_Initialize();
@@ -260,9 +301,10 @@ int main(int argc, char** argv) {
   }
   // From here on no Python: the GIL is released for every step.
   PyThreadState* saved = PyEval_SaveThread();
-  const int status = std::strcmp(argv[1], "errors") == 0 ? errors()
-                     : (std::strcmp(argv[1], "run") == 0 && argc == 4) ? run(argv[2], argv[3])
-                                                                        : 2;
+  const int status = std::strcmp(argv[1], "errors") == 0                  ? errors()
+                     : (std::strcmp(argv[1], "run") == 0 && argc == 4)   ? run(argv[2], argv[3])
+                     : (std::strcmp(argv[1], "bench") == 0 && argc == 4) ? bench(std::atoi(argv[2]), std::atoi(argv[3]))
+                                                                         : 2;
   PyEval_RestoreThread(saved);
   Py_FinalizeEx();
   return status;
