@@ -25,16 +25,22 @@ def python_env():
     return env
 
 
-def build_capi_program(workdir: Path) -> Path:
-    build = workdir / "capi-build"
+def build_cmake(source: Path, workdir: Path, target: str) -> Path:
+    """Configures and builds a CMake project against the installed pyoptk header and this
+    interpreter; returns the path of its executable `target`."""
+    build = workdir / (source.name + "-build")
     cmake = shutil.which("cmake")
     if cmake is None:
-        raise RuntimeError("cmake is needed to build tests/capi (pip install cmake ninja)")
+        raise RuntimeError(f"cmake is needed to build {source} (pip install cmake ninja)")
     gen = ["-G", "Ninja"] if shutil.which("ninja") else []
-    run([cmake, "-S", ROOT / "tests" / "capi", "-B", build, *gen, "-DCMAKE_BUILD_TYPE=Release",
+    run([cmake, "-S", source, "-B", build, *gen, "-DCMAKE_BUILD_TYPE=Release",
          f"-DPYOPTK_INCLUDE={pyoptk.get_include()}", f"-DPython_EXECUTABLE={sys.executable}"], cwd=workdir)
     run([cmake, "--build", build], cwd=workdir)
-    return build / "capi_test"
+    return build / target
+
+
+def build_capi_program(workdir: Path) -> Path:
+    return build_cmake(ROOT / "tests" / "capi", workdir, "capi_test")
 
 
 def build_cython(source: Path, workdir: Path) -> Path:
