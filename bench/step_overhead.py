@@ -44,7 +44,7 @@ def main(rounds=7):
             tree = {f"layer{i}": p.copy() for i, p in enumerate(params)}
             tree_grads = {f"layer{i}": g for i, g in enumerate(grads)}
             state = pyoptk.functional.init("adam", tree, lr=1e-3)
-            number = max(1, 20_000 // count)
+            number = max(10, 20_000 // count)
             times = {"compiled": [], "python": [], "tree": [], "capi": []}
             for _ in range(rounds):
                 for opt, key in ((compiled, "compiled"), (python, "python")):

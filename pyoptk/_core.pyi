@@ -20,7 +20,24 @@ def step(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]]) -> 
 def step_rows(op: str, mode: int, coeffs: Sequence[float], param: np.ndarray, values: np.ndarray,
               states: Sequence[Optional[np.ndarray]], rows: np.ndarray) -> None: ...
 def registry() -> dict[str, dict[str, Any]]:
-    """{op: {"flags": {name: bit}, "states": [(name, required bits)], "coeffs": [names], "reads_grad": bool}}"""
+    """{op: {"flags": {name: bit}, "states": [(name, required bits)], "coeffs": [names], "reads_grad": bool,
+    "hyper": [names], "scalars": [names]}}"""
+
+def coeffs(op: str, hyper: Sequence[float], step: int, scalars: Sequence[float] = ()) -> tuple[float, ...]:
+    """The op's C++ coefficients for step ``step`` (hyper in registry()[op]["hyper"] order)."""
+
+def scalars(op: str, phase: str, hyper: Sequence[float], step: int,
+            scalars: Sequence[float] = ()) -> tuple[float, ...]:
+    """The op's scalar state: 'init', or its update before ('advance') / after ('finish') step ``step``."""
+
+class CompiledStep:
+    """A host plan's steady-state step with the coefficients computed in C++ (pyoptk/_compiled.py)."""
+    def __init__(self, plan: Plan, op: str, groups: list, hyper_keys: list, has_step: bool, before: list,
+                 shared: list) -> None: ...
+    def predict(self) -> tuple[list[tuple[float, ...]], list[dict]]: ...
+    def run(self, grads: Any) -> Optional[int]: ...
+
+_C_API: Any  # the C API's capsule (pyoptk/include/pyoptk/capi.h)
 
 def reduce(kind: str, xs: Sequence[np.ndarray], ys: Optional[Sequence[np.ndarray]] = None, param: float = 0.0,
            label: str = "arrays", label2: str = "others") -> tuple[float, list[float]]:
