@@ -30,8 +30,8 @@ def arm(opt: Any, plan: Any, before: list[dict], coeffs: list[tuple], after: lis
     try:
         compiled = _core.CompiledStep(plan.core, kernel.name, opt.param_groups, kernel._hyper_keys, opt.has_step,
                                       before, plan.scalars)
-    except (TypeError, ValueError):
-        return None  # a hyper-parameter C++ cannot read as a number: stay on the Python path
+    except (TypeError, ValueError, KeyError, RuntimeError):
+        return None  # a value C++ cannot read as a number, a scalar state it lacks: stay on the Python path
     predicted, scalars = compiled.predict()
     if _bits(predicted) != _bits(coeffs) or [dict(s) for s in scalars] != [dict(a) for a in after]:
         return None

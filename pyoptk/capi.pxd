@@ -153,6 +153,8 @@ cdef inline int opt_dense(OptStep* s, real[::1] param, const real[::1] grad, rea
     cdef Py_ssize_t n = param.shape[0]
     cdef void* states[4]
     cdef int status, dtype = PYOPTK_FLOAT32 if real is float else PYOPTK_FLOAT64
+    if param is None or grad is None:
+        return _fail(b"opt_dense: param and grad must not be None")
     if grad.shape[0] != n or (s0 is not None and s0.shape[0] != n) or (s1 is not None and s1.shape[0] != n) \
             or (s2 is not None and s2.shape[0] != n):
         return _fail(b"opt_dense: grad and states must have the param's size")
@@ -174,9 +176,12 @@ cdef inline int opt_rows(OptStep* s, real[:, ::1] param, const int64_t[::1] rows
                          real[:, ::1] s0=None, real[:, ::1] s1=None) except -1 nogil:
     """The current step over chosen rows of a table (an embedding): row rows[k] of the param and
     of each state gets grad_rows[k]. rows must be increasing (unique) and in range. One call."""
-    cdef Py_ssize_t k, count = rows.shape[0], width = param.shape[1]
+    cdef Py_ssize_t k, count, width
     cdef PyoptkSpan* spans
     cdef int status, dtype = PYOPTK_FLOAT32 if real is float else PYOPTK_FLOAT64
+    if param is None or rows is None or grad_rows is None:
+        return _fail(b"opt_rows: param, rows and grad_rows must not be None")
+    count, width = rows.shape[0], param.shape[1]
     if grad_rows.shape[0] != count or (count > 0 and grad_rows.shape[1] != width):
         return _fail(b"opt_rows: grad_rows must be (len(rows), param.shape[1])")
     if (s0 is not None and (s0.shape[0] != param.shape[0] or s0.shape[1] != width)) or \

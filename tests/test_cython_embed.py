@@ -98,6 +98,8 @@ def test_bad_cython_calls_raise_with_the_c_api_message_and_write_nothing(checks)
         checks.dense(b"adam", adam, p, g[:5], m, v)
     with pytest.raises(ValueError, match=r"states\[1\] \(exp_avg_sq\) is NULL"):
         checks.dense(b"adam", adam, p, g, m, None)
+    with pytest.raises(ValueError, match="param and grad must not be None"):
+        checks.dense(b"adam", adam, p, None, m, v)
     for a, b in zip((p, m, v), before):
         assert np.array_equal(a, b)
     sparse = np.array([1e-3, 0.9, 0.999, 1e-8])

@@ -20,7 +20,10 @@
  *
  * Caller's contract: each pointer of a span addresses `count` elements of the call's dtype;
  * params and states are writeable and do not overlap each other or the grads (the Python layer
- * checks this; the C API cannot). States come in op_info's order, NULL where the mode has none.
+ * checks this; the C API cannot). States come in op_info's order, NULL where the mode has none,
+ * starting as torch starts them (zeros; Rprop's step_size = lr; Adagrad's sum = its initial value;
+ * SGD's momentum buffer is written by a first step with the "first_step" flag). Hyper-parameter
+ * ranges are not checked here (the Python classes check them, with torch's messages).
  *
  * Stability: PYOPTK_ABI_VERSION changes whenever a change could break a caller compiled against
  * an older header (a struct layout, a signature, a meaning). Within a version functions are only
