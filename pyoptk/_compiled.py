@@ -5,12 +5,14 @@ with the op's own functions and runs the plan, with no per-step work in the inte
 It is armed after a step the Python layer ran through the plan, and only where it provably does
 the same: one of pyoptk's own algorithms, whose op computes its coefficients in C++, and whose
 C++ prediction of that very step (coefficients, step count, scalar state) equals, bit for bit,
-what the Python hooks computed. Any change to a group (a new lr, another flag) makes it step aside
-until the Python layer has checked the group again.
+what the Python hooks computed. A group that changed since it was checked (a scheduler's new lr)
+is checked again by the Python layer's own check, from C++, before anything runs; one whose
+mode changed (another flag) sends the step back to the Python path.
 """
 from __future__ import annotations
 
 import struct
+import weakref
 from typing import Any
 
 from . import _core
@@ -27,14 +29,21 @@ def arm(opt: Any, plan: Any, before: list[dict], coeffs: list[tuple], after: lis
     if not kernel.hyper_names or not type(opt).__module__.startswith("pyoptk.optim.") or \
             not isinstance(plan.core, _core.Plan):  # host plans only
         return None
+    owner = weakref.ref(opt)  # the step is kept by opt's plan: no reference cycle through C++
+
+    def revalidate(gi: int) -> bool:
+        o = owner()
+        return o is not None and o._group_still_fits(gi)
+
+    def make(scalars):
+        return _core.CompiledStep(plan.core, kernel.name, opt.param_groups, kernel._hyper_keys, opt.has_step,
+                                  scalars, plan.scalars, revalidate)
+
     try:
-        compiled = _core.CompiledStep(plan.core, kernel.name, opt.param_groups, kernel._hyper_keys, opt.has_step,
-                                      before, plan.scalars)
+        compiled = make(before)
     except (TypeError, ValueError, KeyError, RuntimeError):
         return None  # a value C++ cannot read as a number, a scalar state it lacks: stay on the Python path
     predicted, scalars = compiled.predict()
     if _bits(predicted) != _bits(coeffs) or [dict(s) for s in scalars] != [dict(a) for a in after]:
         return None
-    # Now at the state after the step just run: run() takes it from there.
-    return _core.CompiledStep(plan.core, kernel.name, opt.param_groups, kernel._hyper_keys, opt.has_step,
-                              after, plan.scalars)
+    return make(after)  # at the state after the step just run: run() takes it from there

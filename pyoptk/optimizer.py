@@ -92,6 +92,7 @@ class _Plan:
         self.modes, self.scalars = modes, scalars
         self.spans = None  # contiguous spans the last fast step ran as
         self.compiled = None  # the compiled step (pyoptk/_compiled.py), once armed
+        self.arm_tried = False
 
 
 class Optimizer:
@@ -369,8 +370,20 @@ class Optimizer:
         except StalePlan:
             return False
         before, plan.scalars = plan.scalars, advanced
-        plan.compiled = arm(self, plan, before, coeffs, advanced)
+        if plan.compiled is not None or not plan.arm_tried:  # armed once per plan; re-armed to resync
+            plan.arm_tried = True
+            plan.compiled = arm(self, plan, before, coeffs, advanced)
         return True
+
+    def _group_still_fits(self, gi: int) -> bool:
+        """For the compiled step: group ``gi`` changed since it was checked. Check it (raising as
+        step() would) and say whether it keeps the plan's mode."""
+        group = self.param_groups[gi]
+        try:
+            self._check_group(group)
+        except ValueError as e:
+            raise ValueError(f"param_groups[{gi}]: {e}") from None
+        return self._group_mode(group) == self._plan.modes[gi]
 
     # ----- checkpoints ------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -103,3 +103,33 @@ def test_none_grads_and_closures_take_the_python_path():
     assert opt.state[params[2]]["step"] == 3 and opt.state[params[0]]["step"] == 4
     loss = opt.step(closure=lambda: (1.5, arrays(10)))
     assert loss == 1.5
+
+
+def test_a_scheduled_lr_stays_on_the_compiled_step_and_a_bad_one_is_refused(monkeypatch):
+    def schedule(opt, t):
+        for group in opt.param_groups:
+            group["lr"] *= 0.9  # every step, as an LR scheduler does
+    got, opt, armed = run("Adam", dict(lr=0.01), steps=10, change=schedule)
+    assert armed == 9 and opt._plan.arm_tried
+    python_only(monkeypatch)
+    want, _, _ = run("Adam", dict(lr=0.01), steps=10, change=schedule)
+    for a, b in zip(got, want):
+        assert a.tobytes() == b.tobytes()
+    before = [p.copy() for p in got]
+    opt.param_groups[1]["lr"] = -1.0
+    with pytest.raises(ValueError, match=r"param_groups\[1\]: Invalid learning rate: -1.0"):
+        opt.step(arrays(50))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(got, before))
+    assert opt.state[got[0]]["step"] == 10
+
+
+def test_an_optimizer_with_a_compiled_step_is_freed():
+    import gc
+    import weakref
+
+    _, opt, _ = run("NAdam", dict(lr=0.01), steps=3)
+    assert opt._plan.compiled is not None
+    ref = weakref.ref(opt)
+    del opt
+    gc.collect()
+    assert ref() is None

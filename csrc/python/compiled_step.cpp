@@ -11,8 +11,13 @@ namespace py = pybind11;
 namespace pyoptk {
 
 CompiledStep::CompiledStep(py::object plan, const std::string& op, py::list groups, py::list hyper_keys,
-                           bool has_step, py::list before, py::list shared)
-    : plan_(plan), plan_ptr_(plan.cast<Plan*>()), op_(&kOpInfo[op_id(op)]), has_step_(has_step), shared_(shared) {
+                           bool has_step, py::list before, py::list shared, py::object revalidate)
+    : plan_(plan),
+      plan_ptr_(plan.cast<Plan*>()),
+      op_(&kOpInfo[op_id(op)]),
+      has_step_(has_step),
+      shared_(shared),
+      revalidate_(revalidate) {
   if (op_->coeffs == nullptr) throw py::value_error(op + " has no host-side coefficient function");
   if (py::len(groups) != py::len(before)) throw py::value_error("one scalar-state dict per group");
   for (py::handle k : hyper_keys) {
@@ -28,19 +33,24 @@ CompiledStep::CompiledStep(py::object plan, const std::string& op, py::list grou
   for (size_t i = 0; i < py::len(groups); ++i) {
     Group g;
     g.dict = py::reinterpret_borrow<py::dict>(groups[i]);
-    g.size = PyDict_Size(g.dict.ptr());
-    for (auto item : g.dict) {
-      if (!item.first.equal(params_key_)) {
-        g.items.emplace_back(py::reinterpret_borrow<py::object>(item.first), py::reinterpret_borrow<py::object>(item.second));
-      }
-    }
     num_params_ += static_cast<Py_ssize_t>(py::len(g.dict[params_key_]));
-    if (!read_hyper(g.dict, g.hyper)) throw py::value_error("a group lacks the op's hyper-parameters");
+    if (!record(g)) throw py::value_error("a group lacks the op's hyper-parameters");
     py::dict state = py::reinterpret_borrow<py::dict>(before[i]);
     g.step = has_step_ ? state["step"].cast<int64_t>() : 0;
     for (int k = 0; k < op_->num_scalars; ++k) g.scalars[k] = state[scalar_keys_[k + has_step_]].cast<double>();
     groups_.push_back(std::move(g));
   }
+}
+
+bool CompiledStep::record(Group& g) const {
+  g.size = PyDict_Size(g.dict.ptr());
+  g.items.clear();
+  for (auto item : g.dict) {
+    if (!item.first.equal(params_key_)) {
+      g.items.emplace_back(py::reinterpret_borrow<py::object>(item.first), py::reinterpret_borrow<py::object>(item.second));
+    }
+  }
+  return read_hyper(g.dict, g.hyper);
 }
 
 bool CompiledStep::read_hyper(const py::dict& group, std::vector<double>& out) const {
@@ -102,8 +112,11 @@ py::object CompiledStep::run(py::handle grads) {
   if (!(PyList_Check(grads.ptr()) || PyTuple_Check(grads.ptr())) || PySequence_Size(grads.ptr()) != num_params_) {
     return py::none();
   }
-  for (const Group& g : groups_) {
-    if (!unchanged(g)) return py::none();
+  // Every group checked before anything runs: a refused new value raises with nothing written.
+  for (size_t i = 0; i < groups_.size(); ++i) {
+    Group& g = groups_[i];
+    if (unchanged(g)) continue;
+    if (!revalidate_(py::int_(i)).cast<bool>() || !record(g)) return py::none();
   }
   py::list coeffs, scalars, param_lists;
   std::vector<int64_t> steps(groups_.size());
@@ -130,9 +143,9 @@ py::object CompiledStep::run(py::handle grads) {
 
 void bind_compiled_step(py::module_& m) {
   py::class_<CompiledStep>(m, "CompiledStep", "A plan's steady-state step, coefficients computed in C++ (internal).")
-      .def(py::init<py::object, const std::string&, py::list, py::list, bool, py::list, py::list>(), py::arg("plan"),
-           py::arg("op"), py::arg("groups"), py::arg("hyper_keys"), py::arg("has_step"), py::arg("before"),
-           py::arg("shared"))
+      .def(py::init<py::object, const std::string&, py::list, py::list, bool, py::list, py::list, py::object>(),
+           py::arg("plan"), py::arg("op"), py::arg("groups"), py::arg("hyper_keys"), py::arg("has_step"),
+           py::arg("before"), py::arg("shared"), py::arg("revalidate"))
       .def("predict", &CompiledStep::predict)
       .def("run", &CompiledStep::run, py::arg("grads"));
 }

@@ -20,8 +20,10 @@ class CompiledStep {
   // param_groups, checked by the Python layer as they are now. hyper_keys: per hyper-parameter of
   // the op, (group key, index in a pair or None). before: per group, the scalar state its params
   // share before the next step. shared: the list the scalar state after each step is written to.
+  // revalidate(g): called when group g changed since it was checked (a scheduler's new lr); the
+  // Python layer checks it (raising as a step would) and says whether it keeps its mode.
   CompiledStep(pybind11::object plan, const std::string& op, pybind11::list groups, pybind11::list hyper_keys,
-               bool has_step, pybind11::list before, pybind11::list shared);
+               bool has_step, pybind11::list before, pybind11::list shared, pybind11::object revalidate);
 
   // (coefficient sets, scalar dicts) the next step would use; nothing changes.
   pybind11::tuple predict();
@@ -40,6 +42,7 @@ class CompiledStep {
     double scalars[kMaxCoeffs];
   };
   bool unchanged(const Group& g) const;
+  bool record(Group& g) const;  // the group's values now, as checked
   bool read_hyper(const pybind11::dict& group, std::vector<double>& out) const;
   // Group g's next coefficients (as a tuple) and scalar state (as a dict, or None when it keeps none).
   void next(const Group& g, pybind11::list& coeffs, pybind11::list& scalars, int64_t& step, double* s) const;
@@ -52,6 +55,7 @@ class CompiledStep {
   std::vector<pybind11::object> scalar_keys_;  // "step" first when has_step
   std::vector<Group> groups_;
   pybind11::list shared_;
+  pybind11::object revalidate_;
   pybind11::object params_key_;
   Py_ssize_t num_params_;
 };
