@@ -9,6 +9,7 @@ import pytest
 import pyoptk
 
 from embed_build import ROOT, build_cython
+from test_capi import CASES
 
 pytest.importorskip("Cython")
 
@@ -113,3 +114,31 @@ def test_bad_cython_calls_raise_with_the_c_api_message_and_write_nothing(checks)
     assert np.all(table == 1) and np.all(st0 == 1)
     checks.rows(sparse, table, np.array([1, 4], np.int64), np.ones((2, 4), np.float32), st0, st1)
     assert np.all(table[[0, 2, 3, 5]] == 1) and np.all(table[[1, 4]] < 1)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name,hyper", CASES)
+def test_every_elementwise_algorithm_through_cython_is_the_class_apis_bits(checks, name, hyper, dtype):
+    rng = np.random.default_rng(3)
+    n, steps = 1023, 12
+    p0 = rng.standard_normal(n).astype(dtype)
+    grads = rng.standard_normal((steps, n)).astype(dtype)
+    grads[1::3, ::5] = 0
+    p = p0.copy()
+    opt = getattr(pyoptk, name)([p], **hyper)
+    group, kernel = opt.param_groups[0], opt.kernel
+    mode = opt._group_mode(group)
+    names = kernel.state_names(mode)
+    flags = [f for f, bit in kernel.flag_bits.items() if mode & bit and f != opt.fresh_state_flag]
+    first = flags + ([opt.fresh_state_flag] if opt.fresh_state_flag and names else [])
+    states = {s: np.full(n, opt._state_init(s, group) or 0.0, dtype) for s in names}
+    slots = [states.get(s) for s, _ in kernel.states]
+    for g in grads:
+        opt.step([g.copy()])
+    mine = p0.copy()
+    scalars = checks.run_steps(kernel.name.encode(), ",".join(flags).encode(), ",".join(first).encode(),
+                               np.array(kernel.hyper(group), np.float64), mine, grads, *slots, threads=2)
+    assert mine.tobytes() == p.tobytes()
+    for s in names:
+        assert states[s].tobytes() == opt.state[p][s].tobytes(), s
+    assert scalars == [opt.state[p][s] for s in kernel.scalar_names]

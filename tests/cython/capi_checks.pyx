@@ -36,3 +36,31 @@ def rows(double[::1] hyper, float[:, ::1] p, const int64_t[::1] idx, float[:, ::
         opt_init(&s, api, b"sparse_adam", b"", &hyper[0], hyper.shape[0])
         opt_next(&s)
         opt_rows(&s, p, idx, g, s0, s1)
+
+
+ctypedef fused real:
+    float
+    double
+
+
+def run_steps(bytes name, bytes flags, bytes first_flags, double[::1] hyper, real[::1] param, real[:, ::1] grads,
+              real[::1] s0=None, real[::1] s1=None, real[::1] s2=None, int threads=1):
+    """grads.shape[0] steps of one op over one array, without the GIL; the first step with
+    first_flags (SGD's first_step). Returns the scalar state after them."""
+    cdef OptStep s
+    cdef const char* c_name = name
+    cdef const char* c_flags = flags
+    cdef const char* c_first = first_flags
+    cdef int mode, first_mode
+    cdef Py_ssize_t t
+    with nogil:
+        opt_init(&s, api, c_name, c_flags, &hyper[0], hyper.shape[0], threads)
+        mode = s.mode
+        if s.api.make_mode(s.op, c_first, &first_mode) != 0:
+            with gil:
+                raise ValueError(s.api.last_error().decode())
+        for t in range(grads.shape[0]):
+            s.mode = first_mode if t == 0 else mode
+            opt_next(&s)
+            opt_dense(&s, param, grads[t], s0, s1, s2)
+    return [s.scalars[k] for k in range(s.info.num_scalars)]
