@@ -116,8 +116,7 @@ def location_of(p: Any, where: str) -> Host | CudaDevice:
             raise ValueError(f"{where} is read-only")
         return HOST
     if not is_device_array(p):
-        raise TypeError(f"{where} is a {type(p).__name__}, expected a numpy.ndarray or a CUDA array "
-                        "(__cuda_array_interface__ or DLPack)")
+        return location_of(host_view(p, where), where)
     if not cuda.is_available():
         raise RuntimeError(f"{where} is a CUDA array, but pyoptk.cuda is not available: {cuda.unavailable_reason()}")
     info = _cuda.describe(p, where)  # raises for a bad dtype or layout
@@ -141,3 +140,54 @@ def common_location(params: list, label: str = "") -> Host | CudaDevice | None:
         if place != places[0]:
             raise ValueError(f"params{label} span devices: param 0 is on {places[0].name}, param {i} on {place.name}")
     return places[0] if places else None
+
+
+_ACCEPTED = ("a numpy.ndarray, a CPU array speaking DLPack or the buffer protocol (a torch CPU tensor, "
+             "a memoryview...), or a CUDA array (DLPack or __cuda_array_interface__)")
+
+
+def host_view(obj: Any, where: str) -> np.ndarray:
+    """A NumPy view, zero-copy, of a host array that is not a float ndarray: anything speaking
+    DLPack or the buffer protocol, and complex arrays (stepped as their real view of shape
+    (..., 2), torch's ``view_as_real``). Updates through the view land in ``obj``. A clear error otherwise."""
+    if isinstance(obj, np.ndarray):
+        a = obj
+    elif hasattr(type(obj), "__dlpack__"):
+        try:
+            a = np.from_dlpack(obj)
+        except (BufferError, RuntimeError, TypeError, ValueError) as e:
+            raise TypeError(f"{where} is a {type(obj).__name__} that NumPy cannot read through DLPack ({e})") from None
+        if not a.flags.writeable:
+            raise ValueError(f"{where} is a read-only {type(obj).__name__} (its library exports it as immutable, "
+                             "as JAX does): pyoptk updates params in place; pass a writeable copy "
+                             "(np.array(x)) and read the updated values back from it")
+    else:
+        try:
+            a = np.asarray(memoryview(obj))
+        except TypeError:
+            raise TypeError(f"{where} is a {type(obj).__name__}, expected {_ACCEPTED}") from None
+    if a.dtype.kind == "c":
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{where} is a complex array that is not C-contiguous; pyoptk steps complex "
+                             "arrays as their real view, in place, and never through a copy")
+        a = a[..., None].view(a.real.dtype)  # shape (..., 2): torch's view_as_real
+    return a
+
+
+def host_views(params: list) -> list:
+    """Params as pyoptk stores them: ndarrays and CUDA arrays as given, other host arrays (DLPack,
+    buffer protocol, complex) as their NumPy views (real views for complex)."""
+    return [p if (isinstance(p, np.ndarray) and p.dtype.kind != "c") or is_device_array(p)
+            else host_view(p, f"param {i}") for i, p in enumerate(params)]
+
+
+def split_names(params: list) -> tuple[list | None, list]:
+    """torch's named params: a list of (name, array) pairs (``model.named_parameters()``) gives
+    (names, arrays); plain arrays give (None, arrays). Named and unnamed mixed is refused."""
+    named = [isinstance(p, tuple) for p in params]
+    if not any(named):
+        return None, params
+    if not all(named) or any(len(p) != 2 or not isinstance(p[0], str) for p in params):
+        raise ValueError("all optimizer params should be with/without names: give (name, array) pairs for every "
+                         "param of a group, or none")
+    return [p[0] for p in params], [p[1] for p in params]

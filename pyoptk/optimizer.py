@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 
 from ._core import StalePlan
-from ._arrays import HOST, CudaDevice, Host, common_location, is_device_array
+from ._arrays import HOST, CudaDevice, Host, common_location, host_views, is_device_array, split_names
 from ._compiled import arm
 from ._kernels import FusedStep, Kernel
 
@@ -181,14 +181,20 @@ class Optimizer:
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         params = param_group["params"]
-        if isinstance(params, np.ndarray) or is_device_array(params):
+        if isinstance(params, np.ndarray) or hasattr(type(params), "__dlpack__") or is_device_array(params):
             params = [params]
         elif isinstance(params, set):
             raise TypeError("optimizer parameters need to be organized in ordered collections, not sets")
         else:
             params = list(params)
+        names, params = split_names(params)
+        params = host_views(params)  # DLPack / buffer-protocol / complex host arrays: their NumPy views
         where = self._check_location(params)
         group = dict(param_group, params=params)
+        if names is not None:
+            group["param_names"] = names
+        if self.param_groups and ("param_names" in group) != ("param_names" in self.param_groups[0]):
+            raise ValueError("all optimizer param groups should be with/without names (param_names)")
         for name, default in self.defaults.items():
             if default is required and name not in group:
                 raise ValueError(f"parameter group didn't specify a value of required optimization parameter {name}")
@@ -425,6 +431,8 @@ class Optimizer:
                 raise ValueError(f"param_groups[{gi}] of the state dict lacks {missing} "
                                  f"(is it from another optimizer than {type(self).__name__}?)")
             group["params"] = current["params"]
+            if "param_names" in current and "param_names" not in group:  # as torch: names stay
+                group["param_names"] = current["param_names"]
             try:
                 self._check_group(group)
             except ValueError as e:

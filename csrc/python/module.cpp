@@ -10,6 +10,7 @@
 #include "../cpu/multi_tensor.h"
 #include "coeffs.h"
 #include "compiled_step.h"
+#include "host_arrays.h"
 #include "plan.h"
 #include "rows.h"
 #include "reduce.h"
@@ -67,6 +68,9 @@ PYBIND11_MODULE(_core, m) {
   m.def("_get_min_parallel", &get_min_parallel);
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
+  m.def("_register_tensor_type", &pyoptk::register_tensor_type, py::arg("type"), py::arg("data_ptr"),
+        py::arg("is_contiguous"), py::arg("numel"), py::arg("float32"), py::arg("float64"),
+        "Let plans read grads of this tensor type through its methods (pyoptk.torch registers torch.Tensor).");
   bind_reductions(m);
   bind_coeffs(m);
   bind_compiled_step(m);

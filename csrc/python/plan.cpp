@@ -5,6 +5,7 @@
 #include "../cpu/dispatch.h"
 #include "../cpu/registry.h"
 #include "checks.h"
+#include "host_arrays.h"
 #include "plan_book.h"
 
 namespace py = pybind11;
@@ -106,7 +107,12 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
       grad_refs.push_back(grads[i]);
       PyObject* g = grad_refs.back().ptr();
       data = plain_grad_data(g, e.param);
+      if (data == nullptr) data = tensor_grad_data(g, e.param);
       if (data == nullptr) {
+        if (needs_host_view(g)) {  // DLPack / buffer-protocol / complex: checked as its NumPy view
+          grad_refs.push_back(host_view(g, who(e.index, info.slot_names[1], &info)));
+          g = grad_refs.back().ptr();
+        }
         data = static_cast<const char*>(checked(g, e.index, info.slot_names[1], &e.param, false, &info).data());
       }
       const int64_t nbytes = static_cast<int64_t>(e.param.nbytes());

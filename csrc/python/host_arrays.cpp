@@ -1,0 +1,72 @@
+#include "host_arrays.h"
+
+namespace py = pybind11;
+
+namespace pyoptk {
+namespace {
+
+// Owned references, kept for the life of the process (never released at exit, when the
+// interpreter may already be gone).
+struct TensorApi {
+  PyTypeObject* type = nullptr;
+  PyObject* data_ptr = nullptr;
+  PyObject* is_contiguous = nullptr;
+  PyObject* numel = nullptr;
+  PyObject* dtype_name = nullptr;
+  PyObject* dtypes[2] = {nullptr, nullptr};  // indexed like kFloat32, kFloat64
+};
+TensorApi api;
+
+PyObject* call(PyObject* method, PyObject* self) { return PyObject_CallOneArg(method, self); }
+
+}  // namespace
+
+void register_tensor_type(py::object type, py::object data_ptr, py::object is_contiguous, py::object numel,
+                          py::object float32, py::object float64) {
+  if (!PyType_Check(type.ptr())) throw py::type_error("register_tensor_type: expected a type");
+  api.type = reinterpret_cast<PyTypeObject*>(type.release().ptr());
+  api.data_ptr = data_ptr.release().ptr();
+  api.is_contiguous = is_contiguous.release().ptr();
+  api.numel = numel.release().ptr();
+  api.dtype_name = PyUnicode_InternFromString("dtype");
+  api.dtypes[0] = float32.release().ptr();
+  api.dtypes[1] = float64.release().ptr();
+}
+
+const char* tensor_grad_data(PyObject* obj, const py::array& param) {
+  if (api.type == nullptr || !PyObject_TypeCheck(obj, api.type)) return nullptr;
+  // Plan params are float32 or float64, so the item size names the dtype.
+  const int itemsize = static_cast<int>(param.itemsize());
+  PyObject* want = itemsize == 4 ? api.dtypes[0] : api.dtypes[1];
+  PyObject* dtype = PyObject_GetAttr(obj, api.dtype_name);
+  if (dtype == nullptr) throw py::error_already_set();
+  Py_DECREF(dtype);  // dtypes are module-level singletons: a pointer comparison is enough
+  if (dtype != want) return nullptr;
+  PyObject* numel = call(api.numel, obj);
+  if (numel == nullptr) throw py::error_already_set();
+  const long long n = PyLong_AsLongLong(numel);
+  Py_DECREF(numel);
+  if (n != static_cast<long long>(param.size())) return nullptr;
+  PyObject* contiguous = call(api.is_contiguous, obj);
+  if (contiguous == nullptr) throw py::error_already_set();
+  Py_DECREF(contiguous);
+  if (contiguous != Py_True) return nullptr;
+  PyObject* ptr = call(api.data_ptr, obj);
+  if (ptr == nullptr) throw py::error_already_set();
+  void* data = PyLong_AsVoidPtr(ptr);
+  Py_DECREF(ptr);
+  if (data == nullptr && PyErr_Occurred()) throw py::error_already_set();
+  return static_cast<const char*>(data);
+}
+
+bool needs_host_view(py::handle obj) {
+  if (!py::isinstance<py::array>(obj)) return true;
+  return py::reinterpret_borrow<py::array>(obj).dtype().kind() == 'c';
+}
+
+py::object host_view(py::handle obj, const std::string& who) {
+  static py::object convert = py::module_::import("pyoptk._arrays").attr("host_view");
+  return convert(obj, who);
+}
+
+}  // namespace pyoptk

@@ -1,0 +1,46 @@
+"""pyoptk.torch: torch.optim's optimizers, stepping torch models with pyoptk's fused kernels.
+
+Each class is a real ``torch.optim.Optimizer`` with torch's name, signature, defaults, checks and
+checkpoint layout; ``step()`` reads ``p.grad`` itself and updates the params in place (CPU
+tensors zero-copy), its state being torch tensors that share memory with the kernels' buffers::
+
+    opt = pyoptk.torch.AdamW(model.parameters(), lr=1e-3)
+    loss.backward(); opt.step(); opt.zero_grad()
+
+Schedulers, ``swa_utils``, ``torch.amp.GradScaler``, hooks and ``ZeroRedundancyOptimizer`` work
+on them as on torch's own. Each class is one line below: :func:`twin` makes the torch twin of any
+``pyoptk.Optimizer`` subclass.
+"""
+from __future__ import annotations
+
+try:
+    import torch as _torch
+except ImportError as _e:  # torch is optional for pyoptk; this module is its torch face
+    raise ImportError("pyoptk.torch needs PyTorch, which is not installed: pip install torch") from _e
+
+from .. import _core
+from .. import optim as _optim
+from ._adapter import TorchOptimizer, twin
+
+# Plans read torch grad tensors through their own methods (no NumPy wrapper per tensor per step).
+_core._register_tensor_type(_torch.Tensor, _torch.Tensor.data_ptr, _torch.Tensor.is_contiguous,
+                            _torch.Tensor.numel, _torch.float32, _torch.float64)
+
+SGD = twin(_optim.SGD)
+Adam = twin(_optim.Adam)
+AdamW = twin(_optim.AdamW)
+RMSprop = twin(_optim.RMSprop)
+Adagrad = twin(_optim.Adagrad)
+Adadelta = twin(_optim.Adadelta)
+Adamax = twin(_optim.Adamax)
+NAdam = twin(_optim.NAdam)
+RAdam = twin(_optim.RAdam)
+Rprop = twin(_optim.Rprop)
+ASGD = twin(_optim.ASGD)
+SparseAdam = twin(_optim.SparseAdam)
+Adafactor = twin(_optim.Adafactor)
+Muon = twin(_optim.Muon)
+LBFGS = twin(_optim.LBFGS, closure_driven=True, tensor_scalars=())
+
+__all__ = ["TorchOptimizer", "twin", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
+           "RAdam", "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS"]

@@ -1,0 +1,161 @@
+"""One adapter for every algorithm: a ``torch.optim.Optimizer`` whose step is a pyoptk optimizer's.
+
+torch's base class keeps what a training script touches (param groups with torch params and
+names, hooks, ``zero_grad``, ``state_dict`` packing, ``load_state_dict``'s checks and casts);
+the pyoptk optimizer behind it (``self._core``) holds NumPy views of the same memory and runs the
+step. torch's groups are the source of the hyper-parameters (schedulers write them); they are
+copied into the core's groups before each step.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..optimizer import _TORCH_IMPL_KEYS, Optimizer
+from ._state import TorchState, grad_array, grad_tensor, param_view, to_numpy
+
+__all__ = ["TorchOptimizer", "twin"]
+
+# Group keys that only the torch side keeps.
+_TORCH_ONLY = ("params", "param_names") + _TORCH_IMPL_KEYS
+
+
+class TorchOptimizer(torch.optim.Optimizer):
+    """Base of the ``pyoptk.torch`` classes; :func:`twin` makes one per pyoptk optimizer."""
+
+    core_class: type[Optimizer]
+    closure_driven = False  # step(closure) drives the core's closure loop (LBFGS)
+    tensor_scalars: tuple[str, ...] = ("step", "mu_product", "eta", "mu")  # 0-d float32 tensors in torch
+    # torch.amp.GradScaler's fused protocol (grad_scale / found_inf applied in the kernel): on
+    # exactly when the core step accepts them; otherwise GradScaler unscales and skips by itself.
+    _step_supports_amp_scaling = False
+
+    def __init__(self, params: Any, *args: Any, **kwargs: Any):
+        bound = inspect.signature(self.core_class).bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        hyper = {k: v for k, v in bound.arguments.items() if k != "params"}
+        probe = self.core_class([np.zeros(1, np.float32)], **hyper)  # pyoptk's (torch's) checks and defaults
+        defaults = dict(probe.defaults, **{k: hyper[k] for k in _TORCH_IMPL_KEYS if k in hyper})
+        self._hyper = hyper
+        self._core: Optimizer | None = None
+        self._views: dict[torch.Tensor, Any] = {}
+        self._direct = True  # every param is a real CPU tensor stepped by the fused kernel: grads go as they are
+        super().__init__(params, defaults)
+        self.state = TorchState(self)
+
+    # ----- param groups: torch's checks and names, then the core's --------------------------
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        try:
+            start = len(self._views)
+            views = [param_view(p, f"param {start + i}") for i, p in enumerate(group["params"])]
+            core_group = {k: self._value(v) for k, v in group.items() if k not in _TORCH_ONLY}
+            core_group["params"] = views
+            if self._core is None:
+                self._core = self.core_class([core_group], **self._hyper)
+            else:
+                self._core.add_param_group(core_group)
+        except BaseException:
+            self.param_groups.pop()
+            raise
+        self._views.update(zip(group["params"], views))
+        self._direct = self._direct and self.core_class.step is Optimizer.step and all(
+            isinstance(v, np.ndarray) and not p.dtype.is_complex for p, v in zip(group["params"], views))
+
+    @staticmethod
+    def _value(v: Any) -> Any:
+        """A hyper-parameter as the core takes it: a 0-d tensor (a tensor lr) as a float."""
+        return float(v) if isinstance(v, torch.Tensor) and v.dim() == 0 else v
+
+    def _sync(self) -> None:
+        """Copy torch's group hyper-parameters (schedulers write them) into the core's groups."""
+        for group, core_group in zip(self.param_groups, self._core.param_groups):
+            for k, v in group.items():
+                if k not in _TORCH_ONLY:
+                    core_group[k] = float(v) if isinstance(v, torch.Tensor) else v
+
+    def _torch_params(self) -> list[torch.Tensor]:
+        return [p for group in self.param_groups for p in group["params"]]
+
+    def _grads(self) -> list:
+        """Each param's grad (None: no grad, skipped) as the core's step takes it: the tensors
+        themselves for the fused kernels, NumPy views for steps that do NumPy work on them."""
+        if self._direct:
+            return [p.grad for group in self.param_groups for p in group["params"]]
+        if self.core_class.step is Optimizer.step:
+            return [grad_tensor(p.grad) for p in self._torch_params()]
+        return [grad_array(p.grad, p) for p in self._torch_params()]
+
+    # ----- the step -------------------------------------------------------------------------
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """One step: reads each param's ``.grad`` (params without one are skipped, as in torch)
+        and updates the params in place. ``closure`` re-evaluates the model and returns the loss
+        (called once, with grad enabled; LBFGS calls it as often as its iteration needs)."""
+        self._sync()
+        if self.closure_driven:
+            return self._closure_step(closure)
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        amp = {k: getattr(self, k) for k in ("grad_scale", "found_inf") if getattr(self, k, None) is not None}
+        if amp:  # set by GradScaler only when _step_supports_amp_scaling
+            self._core.step(self._grads(), **{k: v.detach().cpu().numpy() for k, v in amp.items()})
+        else:
+            self._core.step(self._grads())
+        return loss
+
+    def _closure_step(self, closure: Callable[[], Any] | None) -> Any:
+        if closure is None:
+            raise RuntimeError(f"{type(self).__name__}.step needs a closure that re-evaluates the model and returns the loss")
+        first: list = []
+
+        def evaluate():
+            with torch.enable_grad():
+                loss = closure()
+            if not first:
+                first.append(loss)
+            return float(loss), [grad_array(p.grad, p) for p in self._torch_params()]
+
+        self._core.step(evaluate)
+        return first[0] if first else None
+
+    # ----- checkpoints: torch packs and checks; the core loads and checks its part -----------
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        before = self.param_groups, self.state
+        super().load_state_dict(state_dict)  # torch's checks, hooks and casts; sets torch-side groups and state
+        try:
+            params = self._torch_params()
+            index = {id(p): i for i, p in enumerate(params)}
+            groups, start = [], 0
+            for group in self.param_groups:
+                packed = {k: v for k, v in group.items() if k not in ("params", "param_names")}
+                packed["params"] = list(range(start, start + len(group["params"])))
+                start += len(group["params"])
+                groups.append(packed)
+            loaded = {index[id(p)]: {k: to_numpy(v) for k, v in s.items()} for p, s in self.state.items()
+                      if isinstance(p, torch.Tensor) and id(p) in index}
+            self._core.load_state_dict({"state": loaded, "param_groups": groups})
+        except BaseException:
+            self.param_groups, self.state = before
+            raise
+        self.state = TorchState(self)
+        self._sync()
+
+
+def twin(core_class: type[Optimizer], **attrs: Any) -> type[TorchOptimizer]:
+    """The ``torch.optim.Optimizer`` twin of a pyoptk optimizer class: same name, signature,
+    defaults and checks. ``attrs`` override :class:`TorchOptimizer`'s class attributes."""
+    name = core_class.__name__
+    cls = type(name, (TorchOptimizer,), {
+        "core_class": core_class, "__module__": "pyoptk.torch", "__qualname__": name,
+        "_step_supports_amp_scaling": "grad_scale" in inspect.signature(core_class.step).parameters,
+        "__doc__": f"``torch.optim.{name}``'s interface over pyoptk's ``{name}`` (a torch.optim.Optimizer).\n\n"
+                   + (core_class.__doc__ or ""),
+        **attrs})
+    cls.__signature__ = inspect.signature(core_class)  # type: ignore[attr-defined]
+    return cls

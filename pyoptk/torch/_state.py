@@ -1,0 +1,135 @@
+"""The two faces of one optimizer state: pyoptk's (NumPy arrays, Python scalars, keyed by the
+params' NumPy views) and torch's (tensors sharing that memory, keyed by the torch params), and
+the conversions between them, in both directions, in one place."""
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+
+from .. import SparseGrad
+
+
+def param_view(p: torch.Tensor, where: str) -> Any:
+    """What pyoptk steps for torch param ``p``: a NumPy view of its memory (CPU; complex params
+    as ``view_as_real``, shape (..., 2), as torch steps them), or the detached tensor itself on a GPU
+    (pyoptk's CUDA path reads it through DLPack). Refused with a clear error otherwise."""
+    if p.dtype in (torch.float16, torch.bfloat16):
+        raise TypeError(f"{where} is {p.dtype}: pyoptk.torch steps float32 and float64 params (complex ones as "
+                        "their real view); bfloat16/float16 params are not supported yet. Keep float32 params "
+                        "(torch.autocast runs the model in low precision) or use torch.optim for these")
+    if not (p.dtype.is_floating_point or p.dtype.is_complex):
+        raise TypeError(f"{where} has dtype {p.dtype}; pyoptk.torch steps float32/float64 (and complex) params")
+    if p.device.type != "cpu":
+        return p.detach()
+    if not p.is_contiguous():
+        raise ValueError(f"{where} is not contiguous; pyoptk updates params in place and never through a copy "
+                         "(make it contiguous before building the model's optimizer)")
+    return (torch.view_as_real(p.detach()) if p.dtype.is_complex else p.detach()).numpy()
+
+
+def grad_array(g: torch.Tensor | None, p: torch.Tensor) -> Any:
+    """A grad as the NumPy parts of pyoptk's steps take it: None, a NumPy view (real view for a
+    complex grad), or a ``SparseGrad`` for torch's row-sparse grads (``nn.Embedding(sparse=True)``)."""
+    if g is None:
+        return None
+    if g.is_sparse:
+        g = g.coalesce()
+        if g.sparse_dim() != 1:
+            raise ValueError(f"a sparse grad of sparse_dim {g.sparse_dim()}: pyoptk's SparseAdam takes row-sparse "
+                             "grads (sparse_dim 1, as nn.Embedding(sparse=True) makes)")
+        return SparseGrad(g._indices()[0].numpy(), g._values().detach().numpy())
+    if g.device.type != "cpu":
+        return g.detach()
+    return (torch.view_as_real(g.detach()) if g.dtype.is_complex else g.detach()).numpy()
+
+
+def grad_tensor(g: torch.Tensor | None) -> Any:
+    """A dense grad for the fused kernels, which read torch tensors directly: complex grads as their
+    real view (a tensor of the real view's shape), others as they are."""
+    if g is not None and g.dtype.is_complex:
+        return torch.view_as_real(g.detach())
+    return g
+
+
+def to_torch(value: Any, p: torch.Tensor, scalar_as_tensor: bool) -> Any:
+    """pyoptk's value of a state entry as torch keeps it: arrays as tensors sharing their memory
+    (complex for a complex param), scalars torch keeps in 0-d tensors as 0-d float32 tensors."""
+    if isinstance(value, np.ndarray):
+        t = torch.from_numpy(value)
+        if p.dtype.is_complex and value.shape == tuple(p.shape) + (2,):
+            t = torch.view_as_complex(t)  # the state of a complex param, kept as its real view
+        return t
+    if isinstance(value, list):
+        return [to_torch(v, p, scalar_as_tensor) for v in value]
+    if scalar_as_tensor and isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        return torch.tensor(float(value), dtype=torch.float32)
+    if hasattr(value, "__dlpack__"):  # pyoptk.cuda.DeviceArray: a GPU param's state
+        return torch.from_dlpack(value)
+    return value
+
+
+def to_numpy(value: Any) -> Any:
+    """A torch state entry as pyoptk loads it: tensors as NumPy arrays (complex as their real
+    view; 0-d tensors as 0-d arrays), lists element by element, other values as they are."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().resolve_conj()
+        return (torch.view_as_real(value) if value.dtype.is_complex else value).numpy()
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_numpy(v) for v in value)
+    return value
+
+
+class TorchState(MutableMapping):
+    """``opt.state`` of a ``pyoptk.torch`` optimizer: ``state[p]`` (p a torch param) is a dict of
+    torch tensors sharing memory with the kernels' state arrays (in-place edits reach them);
+    scalars (``step``...) are fresh 0-d tensors, as torch keeps them. Assigning or deleting
+    ``state[p]`` converts and checks the value as ``load_state_dict`` does. A param without state
+    reads as ``{}`` (as torch's defaultdict), without being added."""
+
+    def __init__(self, opt: Any):
+        self._opt = opt
+
+    def _core_state(self):
+        return self._opt._core.state
+
+    def __getitem__(self, p: Any) -> dict:
+        view = self._opt._views.get(p) if isinstance(p, torch.Tensor) else None
+        if view is None:
+            raise KeyError(p)
+        core = self._core_state()
+        if view not in core:
+            return {}
+        scalars = self._opt.tensor_scalars
+        return {k: to_torch(v, p, k in scalars) for k, v in core[view].items()}
+
+    def __setitem__(self, p: Any, value: dict) -> None:
+        view = self._opt._views.get(p) if isinstance(p, torch.Tensor) else None
+        if view is None:
+            raise KeyError(f"{type(p).__name__} is not a param of this optimizer")
+        core = self._opt._core
+        index = next(i for i, q in enumerate(core._params()) if q is view)
+        group = next(g for g in core.param_groups if any(q is view for q in g["params"]))
+        core.state[view] = core._load_param_state(index, view, group, {k: to_numpy(v) for k, v in value.items()})
+
+    def __delitem__(self, p: Any) -> None:
+        view = self._opt._views.get(p) if isinstance(p, torch.Tensor) else None
+        if view is None or view not in self._core_state():
+            raise KeyError(p)
+        del self._core_state()[view]
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        core = self._core_state()
+        return iter([p for p, view in self._opt._views.items() if view in core])
+
+    def __len__(self) -> int:
+        return len(self._core_state())
+
+    def __contains__(self, p: object) -> bool:
+        view = self._opt._views.get(p) if isinstance(p, torch.Tensor) else None
+        return view is not None and view in self._core_state()
+
+    def __repr__(self) -> str:
+        return repr(dict(self.items()))
