@@ -37,7 +37,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         bound = inspect.signature(self.core_class).bind(None, *args, **kwargs)
         bound.apply_defaults()
         hyper = {k: v for k, v in bound.arguments.items() if k != "params"}
-        probe = self.core_class([np.zeros(1, np.float32)], **hyper)  # pyoptk's (torch's) checks and defaults
+        probe = self.core_class([np.zeros((1, 1), np.float32)], **hyper)  # pyoptk's (torch's) checks and defaults
         defaults = dict(probe.defaults, **{k: hyper[k] for k in _TORCH_IMPL_KEYS if k in hyper})
         self._hyper = hyper
         self._core: Optimizer | None = None
@@ -119,7 +119,8 @@ class TorchOptimizer(torch.optim.Optimizer):
                 loss = closure()
             if not first:
                 first.append(loss)
-            return float(loss), [grad_array(p.grad, p) for p in self._torch_params()]
+            value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+            return value, [grad_array(p.grad, p) for p in self._torch_params()]
 
         self._core.step(evaluate)
         return first[0] if first else None

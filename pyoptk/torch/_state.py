@@ -100,7 +100,7 @@ class TorchState(MutableMapping):
         if view is None:
             raise KeyError(p)
         core = self._core_state()
-        if view not in core:
+        if view not in core:  # also a param whose state is empty (plain SGD keeps none)
             return {}
         scalars = self._opt.tensor_scalars
         return {k: to_torch(v, p, k in scalars) for k, v in core[view].items()}
@@ -120,16 +120,18 @@ class TorchState(MutableMapping):
             raise KeyError(p)
         del self._core_state()[view]
 
+    # torch has no entry for a param it keeps no state for (plain SGD): nor here.
     def __iter__(self) -> Iterator[torch.Tensor]:
         core = self._core_state()
-        return iter([p for p, view in self._opt._views.items() if view in core])
+        return iter([p for p, view in self._opt._views.items() if view in core and core[view]])
 
     def __len__(self) -> int:
-        return len(self._core_state())
+        return sum(1 for _ in self)
 
     def __contains__(self, p: object) -> bool:
         view = self._opt._views.get(p) if isinstance(p, torch.Tensor) else None
-        return view is not None and view in self._core_state()
+        core = self._core_state()
+        return view is not None and view in core and bool(core[view])
 
     def __repr__(self) -> str:
         return repr(dict(self.items()))
