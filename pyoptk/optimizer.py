@@ -23,6 +23,18 @@ __all__ = ["Optimizer", "required"]
 _TORCH_IMPL_KEYS = ("foreach", "fused", "capturable", "differentiable")
 
 
+_PLAIN = (float, int, bool, str, tuple, list, type(None))
+
+
+def hyper_values(group: dict[str, Any]) -> dict[str, Any]:
+    """The group as this step reads it: a 0-d array or tensor hyper-parameter (an lr a scheduler
+    changes in place) as its current float value; the group itself when it has none."""
+    if all(type(v) in _PLAIN for v in group.values()):
+        return group
+    from .optim._common import is_scalar_array  # here: pyoptk.optim imports this module
+    return {k: float(v) if is_scalar_array(v) else v for k, v in group.items()}
+
+
 class _Required:
     def __repr__(self) -> str:
         return "<required parameter>"
@@ -294,6 +306,7 @@ class Optimizer:
         for gi, group in enumerate(self.param_groups):
             mode = self._group_mode(group)
             names = self.kernel.state_names(mode)
+            hyper = hyper_values(group)
             stateless = [p for p, g in zip(group["params"], grads[index:]) if g is not None and id(p) not in live]
             created = dict(zip(map(id, stateless), self._new_states(names, stateless, group)))
             for p in group["params"]:
@@ -309,14 +322,14 @@ class Optimizer:
                             state[name] = self._new_state(name, p, group)
                             fresh = True
                     pmode = mode | fresh_bit if fresh and names else mode
-                    self._advance(state, group)
-                    slot = fused.slot((gi, self._coeff_key(state)), lambda: self._group_coeffs(group, state))
+                    self._advance(state, hyper)
+                    slot = fused.slot((gi, self._coeff_key(state)), lambda: self._group_coeffs(hyper, state))
                     fused.add(index, pmode, slot, p, g, state)
                     pending.append((p, state, group))
                 index += 1
         fused.run()
         for p, state, group in pending:
-            self._after_step(state, group)
+            self._after_step(state, hyper_values(group))
             live[id(p)] = (p, state)
         self._plan = self._make_plan(grads) if len(pending) == len(grads) else None
         return loss
@@ -366,9 +379,10 @@ class Optimizer:
             if self._group_mode(group) != mode:
                 return False
             new = dict(shared)
-            self._advance(new, group)
-            coeffs.append(FusedStep.coeff_tuple(self.kernel, self._group_coeffs(group, new)))
-            self._after_step(new, group)
+            hyper = hyper_values(group)
+            self._advance(new, hyper)
+            coeffs.append(FusedStep.coeff_tuple(self.kernel, self._group_coeffs(hyper, new)))
+            self._after_step(new, hyper)
             advanced.append(new)
         try:  # C++ merges `advanced` into every param's state dict once the update has run
             plan.spans = plan.core.run(grads, coeffs, [g["params"] for g in self.param_groups],

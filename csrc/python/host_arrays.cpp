@@ -65,8 +65,9 @@ bool needs_host_view(py::handle obj) {
 }
 
 py::object host_view(py::handle obj, const std::string& who) {
-  static py::object convert = py::module_::import("pyoptk._arrays").attr("host_view");
-  return convert(obj, who);
+  // Leaked on purpose: a static py::object would be released after the interpreter is gone.
+  static PyObject* convert = py::object(py::module_::import("pyoptk._arrays").attr("host_view")).release().ptr();
+  return py::reinterpret_borrow<py::object>(convert)(obj, who);
 }
 
 }  // namespace pyoptk

@@ -18,8 +18,18 @@ def check_torch_impl_args(foreach: Any, fused: Any, capturable: bool, differenti
         raise ValueError("differentiable=True is not supported: pyoptk updates arrays in place, without autograd")
 
 
+def is_scalar_array(value: Any) -> bool:
+    """A 0-d real array or tensor (NumPy, torch...): a hyper-parameter whose value can change in
+    place (a scheduler's ``lr.fill_(x)``), read each step; no replanning."""
+    return getattr(value, "ndim", None) == 0 and hasattr(value, "__float__") and not isinstance(value, np.generic) \
+        and getattr(getattr(value, "dtype", None), "kind", "f") in "fiu" and not getattr(value, "is_complex", lambda: False)()
+
+
 def check_nonneg(value: Any, what: str) -> None:
-    """torch's `if not 0.0 <= x: raise ValueError(f"Invalid {what}: {x}")` (NaN fails too)."""
+    """torch's `if not 0.0 <= x: raise ValueError(f"Invalid {what}: {x}")` (NaN fails too).
+    A 0-d array or tensor is accepted (torch accepts a tensor lr) and checked by its value."""
+    if is_scalar_array(value):
+        value = float(value)
     if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
         raise ValueError(f"Invalid {what}: {value!r} (expected a real number)")
     if not 0.0 <= value:
