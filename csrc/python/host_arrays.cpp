@@ -11,8 +11,8 @@ struct TensorApi {
   PyTypeObject* type = nullptr;
   PyObject* data_ptr = nullptr;
   PyObject* is_contiguous = nullptr;
-  PyObject* numel = nullptr;
   PyObject* dtype_name = nullptr;
+  PyObject* nbytes_name = nullptr;
   PyObject* dtypes[2] = {nullptr, nullptr};  // indexed like kFloat32, kFloat64
 };
 TensorApi api;
@@ -21,14 +21,14 @@ PyObject* call(PyObject* method, PyObject* self) { return PyObject_CallOneArg(me
 
 }  // namespace
 
-void register_tensor_type(py::object type, py::object data_ptr, py::object is_contiguous, py::object numel,
-                          py::object float32, py::object float64) {
+void register_tensor_type(py::object type, py::object data_ptr, py::object is_contiguous, py::object float32,
+                          py::object float64) {
   if (!PyType_Check(type.ptr())) throw py::type_error("register_tensor_type: expected a type");
   api.type = reinterpret_cast<PyTypeObject*>(type.release().ptr());
   api.data_ptr = data_ptr.release().ptr();
   api.is_contiguous = is_contiguous.release().ptr();
-  api.numel = numel.release().ptr();
   api.dtype_name = PyUnicode_InternFromString("dtype");
+  api.nbytes_name = PyUnicode_InternFromString("nbytes");
   api.dtypes[0] = float32.release().ptr();
   api.dtypes[1] = float64.release().ptr();
 }
@@ -42,11 +42,13 @@ const char* tensor_grad_data(PyObject* obj, const py::array& param) {
   if (dtype == nullptr) throw py::error_already_set();
   Py_DECREF(dtype);  // dtypes are module-level singletons: a pointer comparison is enough
   if (dtype != want) return nullptr;
-  PyObject* numel = call(api.numel, obj);
-  if (numel == nullptr) throw py::error_already_set();
-  const long long n = PyLong_AsLongLong(numel);
-  Py_DECREF(numel);
-  if (n != static_cast<long long>(param.size())) return nullptr;
+  // With the dtype equal, equal byte counts are equal element counts (the nbytes property is
+  // cheaper than a numel() call).
+  PyObject* nbytes = PyObject_GetAttr(obj, api.nbytes_name);
+  if (nbytes == nullptr) throw py::error_already_set();
+  const long long n = PyLong_AsLongLong(nbytes);
+  Py_DECREF(nbytes);
+  if (n != static_cast<long long>(param.nbytes())) return nullptr;
   PyObject* contiguous = call(api.is_contiguous, obj);
   if (contiguous == nullptr) throw py::error_already_set();
   Py_DECREF(contiguous);

@@ -1,5 +1,5 @@
 // Host grads that are not plain float NumPy arrays. torch CPU tensors are read through their own
-// methods (data_ptr, is_contiguous, numel, dtype) once pyoptk.torch has registered torch's tensor
+// methods and properties (dtype, nbytes, is_contiguous, data_ptr) once pyoptk.torch has registered torch's tensor
 // type: no NumPy wrapper per tensor, so a framework's fresh grad tensors every step stay cheap.
 // Anything else (DLPack or buffer-protocol CPU arrays, complex arrays stepped as their real view)
 // becomes a NumPy view through pyoptk._arrays.host_view, which words every refusal.
@@ -13,7 +13,7 @@ namespace pyoptk {
 
 // pyoptk.torch calls this once: torch.Tensor, its unbound methods, torch.float32, torch.float64.
 void register_tensor_type(pybind11::object type, pybind11::object data_ptr, pybind11::object is_contiguous,
-                          pybind11::object numel, pybind11::object float32, pybind11::object float64);
+                          pybind11::object float32, pybind11::object float64);
 
 // The data of a registered tensor with the param's dtype and element count, contiguous; nullptr
 // when obj is no such tensor (the caller then takes the general path, which gives the verdict).

@@ -1,0 +1,110 @@
+"""pyoptk.torch.AdamW against torch.optim.AdamW (fused / foreach / for-loop) on real models:
+(a) 200 x Linear(64, 64), (b) TransformerEncoder, 6 layers, d_model 256, (c) a small ResNet-style
+CNN. Two figures each: the optimizer step alone (grads from one backward, kept), and the whole
+training step (zero_grad(set_to_none=True), forward, backward, step). 1 and 2 threads.
+
+Implementations are interleaved round by round in one process; medians over rounds, and the
+ratio to torch fused. Usage: python bench/torch_models.py [--rounds 7] [--json out.json]
+"""
+import argparse
+import json
+import statistics
+import time
+
+import torch
+
+import pyoptk
+import pyoptk.torch
+
+IMPLS = {
+    "pyoptk.torch": lambda ps: pyoptk.torch.AdamW(ps, lr=1e-3),
+    "torch fused": lambda ps: torch.optim.AdamW(ps, lr=1e-3, fused=True),
+    "torch foreach": lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True),
+    "torch for-loop": lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=False),
+}
+
+
+class Block(torch.nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.conv1, self.bn1 = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), torch.nn.BatchNorm2d(c)
+        self.conv2, self.bn2 = torch.nn.Conv2d(c, c, 3, padding=1, bias=False), torch.nn.BatchNorm2d(c)
+
+    def forward(self, x):
+        y = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(x + self.bn2(self.conv2(y)))
+
+
+def models():
+    """(name, model factory, input batch, tensors, elements)."""
+    def linears():
+        return torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(200)])
+
+    def transformer():
+        layer = torch.nn.TransformerEncoderLayer(256, 8, dim_feedforward=1024, dropout=0.0, batch_first=True)
+        return torch.nn.TransformerEncoder(layer, 6, enable_nested_tensor=False)
+
+    def cnn():
+        return torch.nn.Sequential(torch.nn.Conv2d(3, 32, 3, padding=1), torch.nn.ReLU(), Block(32), Block(32),
+                                   torch.nn.Conv2d(32, 64, 3, stride=2, padding=1), torch.nn.ReLU(), Block(64),
+                                   Block(64), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(64, 10))
+    return [("200 x Linear(64,64)", linears, lambda: torch.randn(32, 64)),
+            ("TransformerEncoder 6 x 256", transformer, lambda: torch.randn(4, 32, 256)),
+            ("ResNet-style CNN", cnn, lambda: torch.randn(8, 3, 32, 32))]
+
+
+def measure(make_model, make_input, threads, rounds, step_reps):
+    torch.set_num_threads(threads)
+    pyoptk.set_num_threads(threads)
+    torch.manual_seed(0)
+    x = make_input()
+    setups = {}
+    for name, make_opt in IMPLS.items():
+        torch.manual_seed(0)
+        model = make_model()
+        opt = make_opt(model.parameters())
+        model(x).square().mean().backward()
+        opt.step()  # state and plans built
+        setups[name] = (model, opt)
+    step_t = {n: [] for n in IMPLS}
+    train_t = {n: [] for n in IMPLS}
+    for _ in range(rounds):
+        for name, (model, opt) in setups.items():  # interleaved: one measurement of each per round
+            t0 = time.perf_counter()
+            for _ in range(step_reps):
+                opt.step()
+            step_t[name].append((time.perf_counter() - t0) / step_reps)
+            t0 = time.perf_counter()
+            opt.zero_grad(set_to_none=True)
+            model(x).square().mean().backward()
+            opt.step()
+            train_t[name].append(time.perf_counter() - t0)
+    return {n: (statistics.median(step_t[n]), statistics.median(train_t[n])) for n in IMPLS}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--step-reps", type=int, default=5)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    out = []
+    for label, make_model, make_input in models():
+        m = make_model()
+        tensors, elements = len(list(m.parameters())), sum(p.numel() for p in m.parameters())
+        for threads in (1, 2):
+            res = measure(make_model, make_input, threads, args.rounds, args.step_reps)
+            fused = res["torch fused"]
+            print(f"\n{label}: {tensors} tensors, {elements} elements, {threads} thread(s)")
+            print("| AdamW | step alone (ms) | vs torch fused | training step (ms) | vs torch fused |")
+            print("|---|---|---|---|---|")
+            for name, (s, t) in res.items():
+                print(f"| {name} | {s * 1e3:.3f} | {fused[0] / s:.2f}x | {t * 1e3:.2f} | {fused[1] / t:.2f}x |")
+                out.append(dict(model=label, threads=threads, impl=name, step_s=s, train_s=t))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
