@@ -337,3 +337,13 @@ def test_import_without_torch_says_what_to_do():
     out = subprocess.run([sys.executable, "-c", "import sys, pyoptk; print('torch' in sys.modules)"],
                          capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_tensor_subclasses_with_their_own_dispatch_are_refused():
+    class Dispatching(torch.Tensor):  # as FSDP2's DTensor: its own __torch_dispatch__
+        @classmethod
+        def __torch_dispatch__(cls, func, types, args=(), kwargs=None):
+            return func(*args, **(kwargs or {}))
+    p = torch.Tensor._make_subclass(Dispatching, torch.zeros(3), True)
+    with pytest.raises(TypeError, match="param 0 is a Dispatching, a tensor subclass with its own dispatch"):
+        pt.Adam([p])

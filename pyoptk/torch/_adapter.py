@@ -14,6 +14,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .._typing import Params
 from ..optimizer import _TORCH_IMPL_KEYS, Optimizer
 from ._state import TorchState, grad_array, grad_tensor, param_view, to_numpy
 
@@ -33,7 +34,7 @@ class TorchOptimizer(torch.optim.Optimizer):
     # exactly when the core step accepts them; otherwise GradScaler unscales and skips by itself.
     _step_supports_amp_scaling = False
 
-    def __init__(self, params: Any, *args: Any, **kwargs: Any):
+    def __init__(self, params: Params, *args: Any, **kwargs: Any):
         bound = inspect.signature(self.core_class).bind(None, *args, **kwargs)
         bound.apply_defaults()
         hyper = {k: v for k, v in bound.arguments.items() if k != "params"}

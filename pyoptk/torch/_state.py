@@ -22,6 +22,10 @@ def param_view(p: torch.Tensor, where: str) -> Any:
                         "(torch.autocast runs the model in low precision) or use torch.optim for these")
     if not (p.dtype.is_floating_point or p.dtype.is_complex):
         raise TypeError(f"{where} has dtype {p.dtype}; pyoptk.torch steps float32/float64 (and complex) params")
+    if getattr(type(p), "__torch_dispatch__", None) is not getattr(torch.Tensor, "__torch_dispatch__", None):
+        raise TypeError(f"{where} is a {type(p).__name__}, a tensor subclass with its own dispatch (FSDP2's "
+                        "fully_shard makes DTensors): pyoptk.torch steps plain tensors; use torch.optim for these, "
+                        "or shard with DDP / ZeroRedundancyOptimizer, which work with pyoptk.torch")
     if p.device.type != "cpu":
         return p.detach()
     if not p.is_contiguous():
