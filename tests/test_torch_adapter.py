@@ -220,10 +220,21 @@ def test_lbfgs_closure_like_torch():
         np.testing.assert_allclose([v.item() for v in losses], [v.item() for v in tlosses], rtol=1e-12)
         _close(x, tx, TORCH_TOL[torch.float64])
         assert set(opt.state[x]) == set(topt.state[tx])
-        sd = copy.deepcopy(opt.state_dict())  # and ours resumes in torch's
-        y = torch.nn.Parameter(x.detach().clone())
-        topt2 = torch.optim.LBFGS([y], lr=1.0, max_iter=20, history_size=10, line_search_fn=ls)
-        topt2.load_state_dict(sd)
+        # Checkpoints across, both ways: each resumed run follows the uninterrupted one.
+        kw = dict(lr=1.0, max_iter=2, history_size=10, line_search_fn=ls)
+        for src, dst_cls, ref in ((opt, torch.optim.LBFGS, x), (topt, pt.LBFGS, tx)):
+            y = torch.nn.Parameter(ref.detach().clone())
+            dst = dst_cls([y], **kw)
+            dst.load_state_dict(copy.deepcopy(src.state_dict()))
+            src.param_groups[0]["max_iter"] = 2
+            for o, v in ((src, ref), (dst, y)):
+                def closure(o=o, v=v):
+                    o.zero_grad()
+                    loss = (1 - v[0]) ** 2 + 100 * (v[1] - v[0] ** 2) ** 2
+                    loss.backward()
+                    return loss
+                o.step(closure)
+            _close(y, ref, TORCH_TOL[torch.float64], f"{type(dst).__module__} resumed")
 
 
 def test_training_loop_with_backward_and_zero_grad():
