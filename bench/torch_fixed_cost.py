@@ -1,10 +1,12 @@
 """The fixed cost per tensor of ``pyoptk.torch`` steps, reading ``p.grad`` included: 10,000 params
 of 1, 8 and 100 elements, one thread. Before every step each param gets a NEW grad tensor (as
-``zero_grad(set_to_none=True)`` + backward gives); only ``opt.step()`` is timed. Best of 9
-rounds of 5 steps; next to the same figure for pyoptk's NumPy API and torch.optim (fused).
+``zero_grad(set_to_none=True)`` + backward gives); only ``opt.step()`` is timed. Next to it, in
+the same rounds (interleaved, medians of 9 rounds of 5 steps): pyoptk's NumPy API with new grad
+arrays each step, and torch.optim.Adam(fused=True).
 
     python bench/torch_fixed_cost.py
 """
+import statistics
 import time
 
 import numpy as np
@@ -14,60 +16,76 @@ import pyoptk
 import pyoptk.torch
 
 
-def _time_step(opt, params, pools, steps=5, rounds=9):
-    """Best per-step time; before each step every param gets the next of its fresh grad tensors."""
-    best = float("inf")
-    k = 0
-    for _ in range(rounds):
-        total = 0.0
-        for _ in range(steps):
-            opt.zero_grad(set_to_none=True)
-            for p, pool in zip(params, pools):
-                p.grad = pool[k % len(pool)]
-            k += 1
-            t0 = time.perf_counter()
-            opt.step()
-            total += time.perf_counter() - t0
-        best = min(best, total / steps)
-    return best
+class _Torch:
+    """A torch-style optimizer over nn.Parameters; a fresh grad tensor per param per step."""
+
+    def __init__(self, make, size, count):
+        self.params = [torch.nn.Parameter(torch.zeros(size)) for _ in range(count)]
+        self.pools = [[torch.ones(size) for _ in range(3)] for _ in self.params]  # cycled: new objects
+        self.opt = make(self.params)
+        self.k = 0
+        self.prepare()
+        self.opt.step()  # state (and pyoptk's plan) built
+
+    def prepare(self):
+        self.opt.zero_grad(set_to_none=True)
+        for p, pool in zip(self.params, self.pools):
+            p.grad = pool[self.k % 3]
+        self.k += 1
+
+    def step(self):
+        self.opt.step()
 
 
-def main(count=10_000):
+class _NumPy:
+    """pyoptk's NumPy API, a fresh list of grad arrays (cycled) each step."""
+
+    def __init__(self, size, count):
+        self.opt = pyoptk.Adam([np.zeros(size, np.float32) for _ in range(count)])
+        self.pools = [[np.ones(size, np.float32) for _ in range(count)] for _ in range(3)]
+        self.k = 0
+        self.opt.step(self.pools[0])
+
+    def prepare(self):
+        self.grads = self.pools[self.k % 3]
+        self.k += 1
+
+    def step(self):
+        self.opt.step(self.grads)
+
+
+IMPLS = {
+    "pyoptk.torch.Adam": lambda size, n: _Torch(lambda ps: pyoptk.torch.Adam(ps), size, n),
+    "pyoptk.Adam (NumPy API)": lambda size, n: _NumPy(size, n),
+    "torch.optim.Adam(fused=True)": lambda size, n: _Torch(lambda ps: torch.optim.Adam(ps, fused=True), size, n),
+}
+
+
+def main(count=10_000, rounds=9, steps=5):
     torch.set_num_threads(1)
     pyoptk.set_num_threads(1)
-    print(f"| optimizer | µs per tensor, {count} tensors of 1 | of 8 | of 100 |")
-    print("|---|---|---|---|")
-    for label, make in [("pyoptk.torch.Adam", lambda ps: pyoptk.torch.Adam(ps)),
-                        ("pyoptk.torch.SGD", lambda ps: pyoptk.torch.SGD(ps, lr=0.01)),
-                        ("torch.optim.Adam(fused=True)", lambda ps: torch.optim.Adam(ps, fused=True))]:
-        cells = []
-        for size in (1, 8, 100):
-            params = [torch.nn.Parameter(torch.zeros(size)) for _ in range(count)]
-            # 3 distinct grad tensors per param, cycled: a new tensor object every step.
-            pools = [[torch.ones(size) for _ in range(3)] for _ in params]
-            opt = make(params)
-            for p in params:
-                p.grad = torch.ones(size)
-            opt.step()  # the first step builds state (and pyoptk's plan)
-            cells.append(f"{_time_step(opt, params, pools) / count * 1e6:.3f}")
-        print(f"| {label} | " + " | ".join(cells) + " |")
-    # The NumPy API with the same sizes, for reference (bench/fixed_cost.py measures more).
-    cells = []
+    table = {name: [] for name in IMPLS}
     for size in (1, 8, 100):
-        arrays = [np.zeros(size, np.float32) for _ in range(count)]
-        grads = [np.ones(size, np.float32) for _ in range(count)]
-        opt = pyoptk.Adam(arrays)
-        opt.step(grads)
-        best = min(_best_numpy(opt, grads) for _ in range(9))
-        cells.append(f"{best / count * 1e6:.3f}")
-    print("| pyoptk.Adam (NumPy, same grads every step) | " + " | ".join(cells) + " |")
-
-
-def _best_numpy(opt, grads, steps=5):
-    t0 = time.perf_counter()
-    for _ in range(steps):
-        opt.step(grads)
-    return (time.perf_counter() - t0) / steps
+        runs = {name: make(size, count) for name, make in IMPLS.items()}
+        times = {name: [] for name in IMPLS}
+        for _ in range(rounds):
+            for name, run in runs.items():  # interleaved
+                total = 0.0
+                for _ in range(steps):
+                    run.prepare()
+                    t0 = time.perf_counter()
+                    run.step()
+                    total += time.perf_counter() - t0
+                times[name].append(total / steps)
+        for name in IMPLS:
+            table[name].append(statistics.median(times[name]) / count * 1e6)
+    print(f"| µs per tensor (median), {count} tensors of | 1 | 8 | 100 |")
+    print("|---|---|---|---|")
+    for name, cells in table.items():
+        print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
+    ours, numpy_api = table["pyoptk.torch.Adam"], table["pyoptk.Adam (NumPy API)"]
+    print("| adapter's own cost (pyoptk.torch - NumPy API) | " +
+          " | ".join(f"{a - b:.3f}" for a, b in zip(ours, numpy_api)) + " |")
 
 
 if __name__ == "__main__":
