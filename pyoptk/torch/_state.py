@@ -107,7 +107,10 @@ class TorchState(MutableMapping):
         if view not in core:  # also a param whose state is empty (plain SGD keeps none)
             return {}
         scalars = self._opt.tensor_scalars
-        return {k: to_torch(v, p, k in scalars) for k, v in core[view].items()}
+        state = core[view]
+        # torch's key order: its scalar state (step...) first, then the buffers.
+        order = sorted(state, key=lambda k: isinstance(state[k], np.ndarray))
+        return {k: to_torch(state[k], p, k in scalars) for k in order}
 
     def __setitem__(self, p: Any, value: dict) -> None:
         view = self._opt._views.get(p) if isinstance(p, torch.Tensor) else None
