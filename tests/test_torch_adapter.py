@@ -344,16 +344,19 @@ def test_refusals_change_nothing():
     assert int(opt.state[p]["step"]) == 2
 
 
-def test_import_without_torch_says_what_to_do():
+def test_import_without_torch_says_what_to_do(tmp_path):
+    import os
     import subprocess
     import sys
+    # Run where this process imports pyoptk from (not the source tree, which has no built _core).
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(pyoptk.__file__)))
     code = ("import sys; sys.modules['torch'] = None\n"
             "import pyoptk\n"
             "try:\n    import pyoptk.torch\nexcept ImportError as e:\n    print(e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    run = dict(capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env)
+    out = subprocess.run([sys.executable, "-c", code], **run)
     assert "pip install torch" in out.stdout, out.stderr
-    out = subprocess.run([sys.executable, "-c", "import sys, pyoptk; print('torch' in sys.modules)"],
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run([sys.executable, "-c", "import sys, pyoptk; print('torch' in sys.modules)"], **run)
     assert out.stdout.strip() == "False", out.stderr
 
 
