@@ -342,6 +342,8 @@ def test_refusals_change_nothing():
     p.grad = torch.ones(4, dtype=torch.float64).to(torch.float32).t()
     opt.step()  # still steps after the refused load
     assert int(opt.state[p]["step"]) == 2
+    with pytest.raises(TypeError, match="cannot be pickled or copied"):
+        copy.deepcopy(opt)
 
 
 def test_import_without_torch_says_what_to_do(tmp_path):

@@ -41,11 +41,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         probe = self.core_class([np.zeros((1, 1), np.float32)], **hyper)  # pyoptk's (torch's) checks and defaults
         defaults = dict(probe.defaults, **{k: hyper[k] for k in _TORCH_IMPL_KEYS if k in hyper})
         self._hyper = hyper
-        self._core: Optimizer | None = None
+        self._core: Any = None  # the pyoptk optimizer, made with the first param group
         self._views: dict[torch.Tensor, Any] = {}
         self._direct = True  # every param is a real CPU tensor stepped by the fused kernel: grads go as they are
-        super().__init__(params, defaults)
-        self.state = TorchState(self)
+        super().__init__(params, defaults)  # type: ignore[arg-type]  # torch's own checks of the params
+        self.state = TorchState(self)  # type: ignore[assignment]
 
     # ----- param groups: torch's checks and names, then the core's --------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -126,6 +126,12 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._core.step(evaluate)
         return first[0] if first else None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A copy would hold copies of the NumPy views, sharing no memory with the copied params.
+        raise TypeError(f"{type(self).__name__} cannot be pickled or copied (its state buffers are tied to the "
+                        "params' memory): checkpoint opt.state_dict() and load it into a new optimizer, as torch "
+                        "recommends")
+
     # ----- checkpoints: torch packs and checks; the core loads and checks its part -----------
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         before = self.param_groups, self.state
@@ -145,7 +151,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         except BaseException:
             self.param_groups, self.state = before
             raise
-        self.state = TorchState(self)
+        self.state = TorchState(self)  # type: ignore[assignment]
         self._sync()
 
 
