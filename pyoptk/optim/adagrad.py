@@ -1,19 +1,19 @@
 """Adagrad: torch.optim.Adagrad's names, defaults and (dense) update, as one fused kernel."""
 from __future__ import annotations
 
-from typing import Any, Optional
-
+from typing import Any, Mapping, Optional
 
 from .._kernels import Kernel
-from ..optimizer import Optimizer
-from ._common import check_bool, check_nonneg, check_torch_impl_args, functional_step
+from .._typing import Params
+from ._algorithm import Algorithm, FusedOptimizer
+from ._common import check_bool, check_nonneg, check_torch_impl_args
 
 __all__ = ["Adagrad", "adagrad"]
 
 KERNEL = Kernel("adagrad")
 
 
-def _check(h: dict[str, Any]) -> None:
+def _check(h: Mapping[str, Any]) -> None:
     check_nonneg(h["lr"], "learning rate")
     check_nonneg(h["lr_decay"], "lr_decay value")
     check_nonneg(h["weight_decay"], "weight_decay value")
@@ -22,15 +22,18 @@ def _check(h: dict[str, Any]) -> None:
     check_bool(h["maximize"], "maximize")
 
 
-def _mode(h: dict[str, Any]) -> int:
+def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0)
 
 
-def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
+def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
     return KERNEL.coeffs(h, step)
 
 
-class Adagrad(Optimizer):
+ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)
+
+
+class Adagrad(FusedOptimizer):
     r"""Adagrad, as ``torch.optim.Adagrad`` (torch 2.13), for dense gradients.
 
     .. math::
@@ -43,28 +46,17 @@ class Adagrad(Optimizer):
     vectorised sqrt is not always correctly rounded, so results can differ in the last bit.
     """
 
-    kernel = KERNEL
+    algorithm = ALGORITHM
 
-    def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
+    def __init__(self, params: Params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: Optional[bool] = None, *,
-                 maximize: bool = False, differentiable: bool = False, fused: Optional[bool] = None):
+                 maximize: bool = False, differentiable: bool = False, fused: Optional[bool] = None) -> None:
         check_torch_impl_args(foreach, fused, False, differentiable)
-        defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                        initial_accumulator_value=initial_accumulator_value, maximize=maximize)
-        _check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize))
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p] = {"step": 0, "sum": self._new_state("sum", p, group)}
-
-    def _check_group(self, group):
-        _check(group)
-
-    def _group_mode(self, group):
-        return _mode(group)
-
-    def _group_coeffs(self, group, state):
-        return _coeffs(group, state["step"])
 
     def _state_init(self, name, group):
         # Also used for params added later with add_param_group (torch would fail on them).
@@ -77,5 +69,4 @@ def adagrad(params, grads, state_sums, state_steps, *, lr: float, weight_decay: 
     is a list of ints, incremented in place."""
     h = dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay, initial_accumulator_value=0, eps=eps,
              maximize=maximize)
-    _check(h)
-    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h, t), params, grads, {"sum": state_sums}, state_steps)
+    ALGORITHM.functional(h, params, grads, {"sum": state_sums}, state_steps)

@@ -1,18 +1,19 @@
 """Adam and AdamW: torch.optim's names, defaults and update, as one fused kernel."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from .._kernels import Kernel
-from ..optimizer import Optimizer
-from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, functional_step, weight_decay_flags
+from .._typing import Betas, Params
+from ._algorithm import Algorithm, FusedOptimizer
+from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, weight_decay_flags
 
 __all__ = ["Adam", "AdamW", "adam", "adamw"]
 
 KERNEL = Kernel("adam")
 
 
-def _check(h: dict[str, Any]) -> None:
+def _check(h: Mapping[str, Any]) -> None:
     check_nonneg(h["lr"], "learning rate")
     check_nonneg(h["eps"], "epsilon value")
     check_betas(h["betas"])
@@ -21,15 +22,18 @@ def _check(h: dict[str, Any]) -> None:
         check_bool(h[name], name)
 
 
-def _mode(h: dict[str, Any]) -> int:
+def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], amsgrad=h["amsgrad"], **weight_decay_flags(h))
 
 
-def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
+def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
     return KERNEL.coeffs(h, step)
 
 
-class Adam(Optimizer):
+ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)
+
+
+class Adam(FusedOptimizer):
     r"""Adam, as ``torch.optim.Adam`` (torch 2.13), including AMSGrad, maximize and decoupled weight decay.
 
     .. math::
@@ -47,36 +51,24 @@ class Adam(Optimizer):
     two agree to ~1e-13 relative over tens of steps.
     """
 
-    kernel = KERNEL
+    algorithm = ALGORITHM
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, amsgrad: bool = False, *, foreach: Optional[bool] = None,
                  maximize: bool = False, capturable: bool = False, differentiable: bool = False,
-                 fused: Optional[bool] = None, decoupled_weight_decay: bool = False):
+                 fused: Optional[bool] = None, decoupled_weight_decay: bool = False) -> None:
         check_torch_impl_args(foreach, fused, capturable, differentiable)
-        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
-                        weight_decay=weight_decay, amsgrad=amsgrad, maximize=maximize,
-                        decoupled_weight_decay=decoupled_weight_decay)
-        _check(defaults)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group):
-        _check(group)
-
-    def _group_mode(self, group):
-        return _mode(group)
-
-    def _group_coeffs(self, group, state):
-        return _coeffs(group, state["step"])
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
+                                      maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
 
 
 class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay (default 1e-2), as ``torch.optim.AdamW``."""
 
-    def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 1e-2, amsgrad: bool = False, *, maximize: bool = False,
                  foreach: Optional[bool] = None, capturable: bool = False, differentiable: bool = False,
-                 fused: Optional[bool] = None):
+                 fused: Optional[bool] = None) -> None:
         super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
                          capturable=capturable, differentiable=differentiable, fused=fused,
                          decoupled_weight_decay=True)
@@ -89,10 +81,8 @@ def adam(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *, 
     in place as torch increments its step tensors; ``max_exp_avg_sqs`` may be None unless amsgrad."""
     h = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
              maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
-    _check(h)
-    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h, t), params, grads,
-                    {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs,
-                     "max_exp_avg_sq": max_exp_avg_sqs if amsgrad else None}, state_steps)
+    ALGORITHM.functional(h, params, grads, {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs,
+                         "max_exp_avg_sq": max_exp_avg_sqs if amsgrad else None}, state_steps)
 
 
 def adamw(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, *, amsgrad: bool,

@@ -1,18 +1,19 @@
 """Adamax: torch.optim.Adamax's names, defaults and update, as one fused kernel."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from .._kernels import Kernel
-from ..optimizer import Optimizer
-from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, functional_step
+from .._typing import Betas, Params
+from ._algorithm import Algorithm, FusedOptimizer
+from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args
 
 __all__ = ["Adamax", "adamax"]
 
 KERNEL = Kernel("adamax")
 
 
-def _check(h: dict[str, Any]) -> None:
+def _check(h: Mapping[str, Any]) -> None:
     check_nonneg(h["lr"], "learning rate")
     check_nonneg(h["eps"], "epsilon value")
     check_betas(h["betas"])
@@ -20,15 +21,18 @@ def _check(h: dict[str, Any]) -> None:
     check_bool(h["maximize"], "maximize")
 
 
-def _mode(h: dict[str, Any]) -> int:
+def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0)
 
 
-def _coeffs(h: dict[str, Any], step: int) -> dict[str, float]:
+def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
     return KERNEL.coeffs(h, step)
 
 
-class Adamax(Optimizer):
+ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)
+
+
+class Adamax(FusedOptimizer):
     r"""Adamax, as ``torch.optim.Adamax`` (torch 2.13).
 
     .. math::
@@ -41,31 +45,19 @@ class Adamax(Optimizer):
     equal to torch in float32 and float64.
     """
 
-    kernel = KERNEL
+    algorithm = ALGORITHM
 
-    def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params: Params, lr: float = 2e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, foreach: Optional[bool] = None, *, maximize: bool = False,
-                 differentiable: bool = False, capturable: bool = False):
+                 differentiable: bool = False, capturable: bool = False) -> None:
         check_torch_impl_args(foreach, None, capturable, differentiable)
-        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
-                        weight_decay=weight_decay, maximize=maximize)
-        _check(defaults)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group):
-        _check(group)
-
-    def _group_mode(self, group):
-        return _mode(group)
-
-    def _group_coeffs(self, group, state):
-        return _coeffs(group, state["step"])
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
+                                      weight_decay=weight_decay, maximize=maximize))
 
 
 def adamax(params, grads, exp_avgs, exp_infs, state_steps, *, eps: float, beta1: float, beta2: float, lr: float,
            weight_decay: float, maximize: bool = False) -> None:
     """Functional Adamax (torch.optim.adamax's keyword arguments); ``state_steps`` are ints."""
     h = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, maximize=maximize)
-    _check(h)
-    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h, t), params, grads,
-                    {"exp_avg": exp_avgs, "exp_inf": exp_infs}, state_steps)
+    ALGORITHM.functional(h, params, grads,
+                         {"exp_avg": exp_avgs, "exp_inf": exp_infs}, state_steps)

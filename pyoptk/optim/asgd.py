@@ -1,10 +1,11 @@
 """ASGD: torch.optim.ASGD's names, defaults and update, as one fused kernel."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from .._kernels import Kernel
-from ..optimizer import Optimizer
+from .._typing import Params
+from ._algorithm import Algorithm, FusedOptimizer
 from ._common import check_bool, check_nonneg, check_torch_impl_args, f32, functional_step
 
 __all__ = ["ASGD", "asgd"]
@@ -14,7 +15,7 @@ KERNEL = Kernel("asgd")
 _REAL = (int, float)
 
 
-def _check(h: dict[str, Any]) -> None:
+def _check(h: Mapping[str, Any]) -> None:
     check_nonneg(h["lr"], "learning rate")
     check_nonneg(h["weight_decay"], "weight_decay value")
     for name in ("lambd", "alpha", "t0"):
@@ -23,22 +24,25 @@ def _check(h: dict[str, Any]) -> None:
     check_bool(h["maximize"], "maximize")
 
 
-def _mode(h: dict[str, Any]) -> int:
+def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0)
 
 
-def _coeffs(h: dict[str, Any], eta: float, mu: float) -> dict[str, float]:
+def _coeffs(h: Mapping[str, Any], eta: float, mu: float) -> dict[str, float]:
     """Coefficients of a step that uses the previous step's eta and mu (lr and 1 at step 1)."""
     return KERNEL.coeffs(h, 0, eta, mu)  # the step enters only through eta and mu
 
 
-def _next_eta_mu(h: dict[str, Any], step: int) -> tuple[float, float]:
+def _next_eta_mu(h: Mapping[str, Any], step: int) -> tuple[float, float]:
     """eta and mu after step ``step``, rounded to float32 as torch's 0-d float32 tensors."""
     eta, mu = KERNEL.scalars("finish", h, step, 0.0, 0.0)  # computed from the step alone
     return eta, mu
 
 
-class ASGD(Optimizer):
+ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=("eta", "mu"))
+
+
+class ASGD(FusedOptimizer):
     r"""Averaged SGD, as ``torch.optim.ASGD`` (torch 2.13).
 
     .. math::
@@ -54,32 +58,18 @@ class ASGD(Optimizer):
     tensors. Measured equal to torch in float32 and float64.
     """
 
-    kernel = KERNEL
+    algorithm = ALGORITHM
 
-    def __init__(self, params, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
+    def __init__(self, params: Params, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
                  weight_decay: float = 0, foreach: Optional[bool] = None, maximize: bool = False,
-                 differentiable: bool = False, capturable: bool = False):
+                 differentiable: bool = False, capturable: bool = False) -> None:
         check_torch_impl_args(foreach, None, capturable, differentiable)
-        defaults = dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize)
-        _check(defaults)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group):
-        _check(group)
-
-    def _group_mode(self, group):
-        return _mode(group)
+        super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize))
 
     def _advance(self, state, group):
         state["step"] = state.get("step", 0) + 1
         state.setdefault("eta", f32(group["lr"]))
         state.setdefault("mu", 1.0)
-
-    def _coeff_key(self, state):
-        return state["eta"], state["mu"]
-
-    def _group_coeffs(self, group, state):
-        return _coeffs(group, state["eta"], state["mu"])
 
     def _after_step(self, state, group):
         # The step used the previous eta and mu; these are the next step's.

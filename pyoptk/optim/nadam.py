@@ -1,10 +1,11 @@
 """NAdam: torch.optim.NAdam's names, defaults and update, as one fused kernel."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from .._kernels import Kernel
-from ..optimizer import Optimizer
+from .._typing import Betas, Params
+from ._algorithm import Algorithm, FusedOptimizer
 from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, functional_step, weight_decay_flags
 
 __all__ = ["NAdam", "nadam"]
@@ -12,7 +13,7 @@ __all__ = ["NAdam", "nadam"]
 KERNEL = Kernel("nadam")
 
 
-def _check(h: dict[str, Any]) -> None:
+def _check(h: Mapping[str, Any]) -> None:
     check_nonneg(h["lr"], "learning rate")
     check_nonneg(h["eps"], "epsilon value")
     check_betas(h["betas"])
@@ -22,21 +23,24 @@ def _check(h: dict[str, Any]) -> None:
         check_bool(h[name], name)
 
 
-def _mode(h: dict[str, Any]) -> int:
+def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], **weight_decay_flags(h))
 
 
-def _next_mu_product(h: dict[str, Any], mu_product: float, step: int) -> float:
+def _next_mu_product(h: Mapping[str, Any], mu_product: float, step: int) -> float:
     # torch: `mu_product *= mu` on a 0-d float32 tensor: both factors are rounded to float32 first.
     return KERNEL.scalars("advance", h, step, mu_product)[0]
 
 
-def _coeffs(h: dict[str, Any], step: int, mu_product: float) -> dict[str, float]:
+def _coeffs(h: Mapping[str, Any], step: int, mu_product: float) -> dict[str, float]:
     """Coefficients for step ``step``, with ``mu_product`` already including mu_step."""
     return KERNEL.coeffs(h, step, mu_product)
 
 
-class NAdam(Optimizer):
+ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=("step", "mu_product"))
+
+
+class NAdam(FusedOptimizer):
     r"""NAdam, as ``torch.optim.NAdam`` (torch 2.13).
 
     .. math::
@@ -53,34 +57,20 @@ class NAdam(Optimizer):
     per element fewer).
     """
 
-    kernel = KERNEL
+    algorithm = ALGORITHM
 
-    def __init__(self, params, lr: float = 2e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
+    def __init__(self, params: Params, lr: float = 2e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *,
                  foreach: Optional[bool] = None, maximize: bool = False, capturable: bool = False,
-                 differentiable: bool = False):
+                 differentiable: bool = False) -> None:
         check_torch_impl_args(foreach, None, capturable, differentiable)
-        defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
-                        weight_decay=weight_decay, momentum_decay=momentum_decay,
-                        decoupled_weight_decay=decoupled_weight_decay, maximize=maximize)
-        _check(defaults)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group):
-        _check(group)
-
-    def _group_mode(self, group):
-        return _mode(group)
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
+                                      weight_decay=weight_decay, momentum_decay=momentum_decay,
+                                      decoupled_weight_decay=decoupled_weight_decay, maximize=maximize))
 
     def _advance(self, state, group):
         state["step"] = step = state.get("step", 0) + 1
         state["mu_product"] = _next_mu_product(group, state.get("mu_product", 1.0), step)
-
-    def _coeff_key(self, state):
-        return state["step"], state["mu_product"]
-
-    def _group_coeffs(self, group, state):
-        return _coeffs(group, state["step"], state["mu_product"])
 
     def _scalar_state_names(self):
         return ["step", "mu_product"]

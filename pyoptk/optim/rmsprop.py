@@ -1,18 +1,19 @@
 """RMSprop: torch.optim.RMSprop's names, defaults and update, as one fused kernel."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Mapping, Optional
 
 from .._kernels import Kernel
-from ..optimizer import Optimizer
-from ._common import check_bool, check_nonneg, check_torch_impl_args, functional_step
+from .._typing import Params
+from ._algorithm import Algorithm, FusedOptimizer
+from ._common import check_bool, check_nonneg, check_torch_impl_args
 
 __all__ = ["RMSprop", "rmsprop"]
 
 KERNEL = Kernel("rmsprop")
 
 
-def _check(h: dict[str, Any]) -> None:
+def _check(h: Mapping[str, Any]) -> None:
     check_nonneg(h["lr"], "learning rate")
     check_nonneg(h["eps"], "epsilon value")
     check_nonneg(h["momentum"], "momentum value")
@@ -22,16 +23,19 @@ def _check(h: dict[str, Any]) -> None:
     check_bool(h["maximize"], "maximize")
 
 
-def _mode(h: dict[str, Any]) -> int:
+def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0,
                        momentum=h["momentum"] > 0, centered=h["centered"])
 
 
-def _coeffs(h: dict[str, Any]) -> dict[str, float]:
+def _coeffs(h: Mapping[str, Any]) -> dict[str, float]:
     return KERNEL.coeffs(h, 1)  # the same for every step
 
 
-class RMSprop(Optimizer):
+ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=())
+
+
+class RMSprop(FusedOptimizer):
     r"""RMSprop, as ``torch.optim.RMSprop`` (torch 2.13).
 
     .. math::
@@ -47,25 +51,14 @@ class RMSprop(Optimizer):
     vectorised sqrt is not always correctly rounded, so results can differ in the last bit.
     """
 
-    kernel = KERNEL
+    algorithm = ALGORITHM
 
-    def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
+    def __init__(self, params: Params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
                  momentum: float = 0, centered: bool = False, capturable: bool = False,
-                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False):
+                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False) -> None:
         check_torch_impl_args(foreach, None, capturable, differentiable)
-        defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
-                        weight_decay=weight_decay, maximize=maximize)
-        _check(defaults)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group):
-        _check(group)
-
-    def _group_mode(self, group):
-        return _mode(group)
-
-    def _group_coeffs(self, group, state):
-        return _coeffs(group)
+        super().__init__(params, dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
+                                      weight_decay=weight_decay, maximize=maximize))
 
 
 def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps, *, lr: float,
@@ -75,7 +68,6 @@ def rmsprop(params, grads, square_avgs, grad_avgs, momentum_buffer_list, state_s
     ``momentum_buffer_list`` when momentum > 0 (either may be None otherwise)."""
     h = dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum, centered=centered,
              maximize=maximize)
-    _check(h)
-    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h), params, grads,
-                    {"square_avg": square_avgs, "grad_avg": grad_avgs if centered else None,
-                     "momentum_buffer": momentum_buffer_list if momentum > 0 else None}, state_steps)
+    ALGORITHM.functional(h, params, grads,
+                         {"square_avg": square_avgs, "grad_avg": grad_avgs if centered else None,
+                         "momentum_buffer": momentum_buffer_list if momentum > 0 else None}, state_steps)

@@ -1,19 +1,19 @@
 """Rprop: torch.optim.Rprop's names, defaults and update, as one fused kernel."""
 from __future__ import annotations
 
-from typing import Any, Optional
-
+from typing import Any, Mapping, Optional
 
 from .._kernels import Kernel
-from ..optimizer import Optimizer
-from ._common import check_bool, check_nonneg, check_pair, check_torch_impl_args, functional_step
+from .._typing import Params
+from ._algorithm import Algorithm, FusedOptimizer
+from ._common import check_bool, check_nonneg, check_pair, check_torch_impl_args
 
 __all__ = ["Rprop", "rprop"]
 
 KERNEL = Kernel("rprop")
 
 
-def _check(h: dict[str, Any]) -> None:
+def _check(h: Mapping[str, Any]) -> None:
     check_nonneg(h["lr"], "learning rate")
     check_pair(h["etas"], "etas")
     check_pair(h["step_sizes"], "step_sizes")
@@ -23,15 +23,18 @@ def _check(h: dict[str, Any]) -> None:
     check_bool(h["maximize"], "maximize")
 
 
-def _mode(h: dict[str, Any]) -> int:
+def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"])
 
 
-def _coeffs(h: dict[str, Any]) -> dict[str, float]:
+def _coeffs(h: Mapping[str, Any]) -> dict[str, float]:
     return KERNEL.coeffs(h, 1)  # the same for every step
 
 
-class Rprop(Optimizer):
+ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=())
+
+
+class Rprop(FusedOptimizer):
     r"""Rprop, as ``torch.optim.Rprop`` (torch 2.13).
 
     .. math::
@@ -46,29 +49,15 @@ class Rprop(Optimizer):
     float32 and float64.
     """
 
-    kernel = KERNEL
+    algorithm = ALGORITHM
 
-    def __init__(self, params, lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
+    def __init__(self, params: Params, lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
                  step_sizes: tuple[float, float] = (1e-6, 50), *, capturable: bool = False,
-                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False):
+                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False) -> None:
         check_torch_impl_args(foreach, None, capturable, differentiable)
-        defaults = dict(lr=lr, etas=tuple(etas) if isinstance(etas, list) else etas,
-                        step_sizes=tuple(step_sizes) if isinstance(step_sizes, list) else step_sizes,
-                        maximize=maximize)
-        _check(defaults)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group):
-        _check(group)
-
-    def _group_mode(self, group):
-        return _mode(group)
-
-    def _group_coeffs(self, group, state):
-        return _coeffs(group)
-
-    def _coeff_key(self, state):
-        return None  # the coefficients do not depend on the step
+        super().__init__(params, dict(lr=lr, etas=etas,
+                                      step_sizes=step_sizes,
+                                      maximize=maximize))
 
     def _state_init(self, name, group):
         return group["lr"] if name == "step_size" else 0.0
@@ -78,6 +67,5 @@ def rprop(params, grads, prevs, step_sizes, state_steps, *, step_size_min: float
           etaminus: float, etaplus: float, maximize: bool = False) -> None:
     """Functional Rprop (torch.optim.rprop's keyword arguments); ``state_steps`` are ints."""
     h = dict(lr=0.0, etas=(etaminus, etaplus), step_sizes=(step_size_min, step_size_max), maximize=maximize)
-    _check(h)
-    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h), params, grads,
-                    {"prev": prevs, "step_size": step_sizes}, state_steps)
+    ALGORITHM.functional(h, params, grads,
+                         {"prev": prevs, "step_size": step_sizes}, state_steps)

@@ -1,19 +1,19 @@
 """SGD: torch.optim.SGD's names, defaults and update, as one fused kernel."""
 from __future__ import annotations
 
-from typing import Any, Optional
-
+from typing import Any, Mapping, Optional
 
 from .._kernels import Kernel
-from ..optimizer import Optimizer
-from ._common import check_bool, check_nonneg, check_torch_impl_args, functional_step
+from .._typing import Params
+from ._algorithm import Algorithm, FusedOptimizer
+from ._common import check_bool, check_nonneg, check_torch_impl_args
 
 __all__ = ["SGD", "sgd"]
 
 KERNEL = Kernel("sgd")
 
 
-def _check(h: dict[str, Any]) -> None:
+def _check(h: Mapping[str, Any]) -> None:
     check_nonneg(h["lr"], "learning rate")
     check_nonneg(h["momentum"], "momentum value")
     check_nonneg(h["dampening"], "dampening value")
@@ -24,16 +24,19 @@ def _check(h: dict[str, Any]) -> None:
         raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
 
-def _mode(h: dict[str, Any]) -> int:
+def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0,
                        momentum=h["momentum"] != 0, nesterov=h["nesterov"])
 
 
-def _coeffs(h: dict[str, Any]) -> dict[str, float]:
+def _coeffs(h: Mapping[str, Any]) -> dict[str, float]:
     return KERNEL.coeffs(h, 1)  # the same for every step
 
 
-class SGD(Optimizer):
+ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=())
+
+
+class SGD(FusedOptimizer):
     r"""Stochastic gradient descent with momentum, as ``torch.optim.SGD`` (torch 2.13).
 
     .. math::
@@ -49,27 +52,16 @@ class SGD(Optimizer):
     by an ulp per step, and so can this.
     """
 
-    kernel = KERNEL
+    algorithm = ALGORITHM
     has_step = False
     fresh_state_flag = "first_step"
 
-    def __init__(self, params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
+    def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
-                 foreach: Optional[bool] = None, differentiable: bool = False, fused: Optional[bool] = None):
+                 foreach: Optional[bool] = None, differentiable: bool = False, fused: Optional[bool] = None) -> None:
         check_torch_impl_args(foreach, fused, False, differentiable)
-        defaults = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                        nesterov=nesterov, maximize=maximize)
-        _check(defaults)
-        super().__init__(params, defaults)
-
-    def _check_group(self, group):
-        _check(group)
-
-    def _group_mode(self, group):
-        return _mode(group)
-
-    def _group_coeffs(self, group, state):
-        return _coeffs(group)
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
+                                      nesterov=nesterov, maximize=maximize))
 
     def _state_init(self, name, group):
         return None  # the first step writes b = g over all of it
@@ -81,7 +73,6 @@ def sgd(params, d_p_list, momentum_buffer_list, *, weight_decay: float, momentum
     get a buffer, written into the list, as torch does."""
     h = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
              nesterov=nesterov, maximize=maximize)
-    _check(h)
     buffers = momentum_buffer_list if momentum != 0 else None
-    functional_step(KERNEL, _mode(h), lambda t: _coeffs(h), params, d_p_list,
-                    {"momentum_buffer": buffers}, fresh=("momentum_buffer", "first_step"))
+    ALGORITHM.functional(h, params, d_p_list,
+                         {"momentum_buffer": buffers}, fresh=("momentum_buffer", "first_step"))
