@@ -8,6 +8,7 @@ from . import _core, functional
 from ._core import available_isas, get_num_threads, set_num_threads
 from .optim import (ASGD, LBFGS, SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax, AdamW, Muon, NAdam, RAdam, RMSprop,
                     Rprop, SparseAdam, SparseGrad)
+from .optim import ADOPT, LAMB, LARS, AdEMAMix, Adan, Lion, ScheduleFreeAdamW, ScheduleFreeSGD
 from .optimizer import Optimizer, required
 from . import clip, cuda, lr_scheduler, schedules, swa_utils
 from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
@@ -16,7 +17,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Optimizer", "required", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "RAdam",
-    "Adadelta", "Rprop", "ASGD", "SparseAdam", "SparseGrad", "Adafactor", "Muon", "LBFGS", "functional",
+    "Adadelta", "Rprop", "ASGD", "SparseAdam", "SparseGrad", "Adafactor", "Muon", "LBFGS",
+    "Lion", "LAMB", "LARS", "Adan", "ADOPT", "AdEMAMix", "ScheduleFreeSGD", "ScheduleFreeAdamW", "functional",
     "lr_scheduler", "schedules", "swa_utils", "clip", "cuda",
     "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
     "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads", "get_include",

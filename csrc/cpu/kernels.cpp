@@ -25,7 +25,7 @@ constexpr ReduceFn kReduceTable[kNumReduceKinds][kNumDtypes] = {
 #define PYOPTK_REDUCE_ENTRY(R) {&reduce_block<R, float>, &reduce_block<R, double>},
     PYOPTK_REDUCE_ENTRY(SumSquares) PYOPTK_REDUCE_ENTRY(Dot) PYOPTK_REDUCE_ENTRY(SumAbs)
     PYOPTK_REDUCE_ENTRY(MaxAbs) PYOPTK_REDUCE_ENTRY(MinAbs) PYOPTK_REDUCE_ENTRY(SumPow)
-    PYOPTK_REDUCE_ENTRY(CountNonzero)
+    PYOPTK_REDUCE_ENTRY(CountNonzero) PYOPTK_REDUCE_ENTRY(SumSquaresAxpy)
 #undef PYOPTK_REDUCE_ENTRY
 };
 

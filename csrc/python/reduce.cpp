@@ -44,6 +44,7 @@ const KindInfo kKinds[kNumReduceKinds] = {
     kind_info<MinAbs>("min_abs", kReduceMinAbs),
     kind_info<SumPow>("sum_pow", kReduceSumPow),
     kind_info<CountNonzero>("count_nonzero", kReduceCountNonzero),
+    kind_info<SumSquaresAxpy>("sum_squares_axpy", kReduceSumSquaresAxpy),
 };
 
 const KindInfo& find_kind(const std::string& name) {
@@ -118,7 +119,7 @@ void bind_reductions(py::module_& m) {
         py::arg("label") = "arrays", py::arg("label2") = "others",
         "reduce(kind, xs, ys=None, param=0.0) -> (total, [per-array value]), in double.\n\n"
         "kind: sum_squares (sum x^2), dot (sum x*y, ys required), sum_abs, max_abs, min_abs (NaN\n"
-        "propagates), sum_pow (sum |x|^param), count_nonzero. float32/float64, C-contiguous arrays;\n"
+        "propagates), sum_pow (sum |x|^param), count_nonzero, sum_squares_axpy (sum (y + param*x)^2, ys required). float32/float64, C-contiguous arrays;\n"
         "float32 is accumulated in double. One pass over all arrays, SIMD + OpenMP, with a result\n"
         "that is bit-identical on every ISA and for any thread count (fixed 2048-element blocks\n"
         "with 16 accumulators each, partials folded pairwise in order). Empty list: the identity.");

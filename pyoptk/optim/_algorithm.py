@@ -36,14 +36,15 @@ class Algorithm:
 
     def functional(self, h: Hyper, params: Sequence[Any], grads: Sequence[Any],
                    states: Mapping[str, Sequence[Any] | None], state_steps: list[Any] | None = None,
-                   fresh: tuple[str, str] | None = None) -> None:
+                   fresh: tuple[str, str] | None = None, first_step_flag: str | None = None) -> None:
         """Check ``h``, then one fused call (``_common.functional_step``). For algorithms whose
         coefficients depend on the step at most; the others (NAdam, ASGD) call functional_step
         with their own per-param keys."""
         assert self.coeff_state in ((), ("step",)), self.coeff_state
         self.check(h)
         coeffs = (lambda t: self.coeffs(h, t)) if self.coeff_state else (lambda t: self.coeffs(h))
-        functional_step(self.kernel, self.mode(h), coeffs, params, grads, states, state_steps, fresh)
+        functional_step(self.kernel, self.mode(h), coeffs, params, grads, states, state_steps, fresh,
+                        first_step_flag=first_step_flag)
 
 
 class FusedOptimizer(Optimizer):

@@ -36,9 +36,11 @@ def check_nonneg(value: Any, what: str) -> None:
         raise ValueError(f"Invalid {what}: {value}")
 
 
-def check_betas(betas: Any) -> None:
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"Invalid betas: {betas!r} (expected a pair of numbers)")
+def check_betas(betas: Any, count: int = 2) -> None:
+    """``count`` numbers in [0, 1) (Adan and AdEMAMix take three)."""
+    if not isinstance(betas, (tuple, list)) or len(betas) != count:
+        what = "a pair of numbers" if count == 2 else f"{count} numbers"
+        raise ValueError(f"Invalid betas: {betas!r} (expected {what})")
     for i, beta in enumerate(betas):
         check_nonneg(beta, f"beta parameter at index {i}")
         if not beta < 1.0:
@@ -73,7 +75,7 @@ def check_bool(value: Any, name: str) -> None:
 def functional_step(kernel: Kernel, mode: int, coeffs: Callable[[int], Mapping[str, float]],
                     params: Sequence, grads: Sequence, states: Mapping[str, Sequence | None],
                     state_steps: list | None = None, fresh: tuple[str, str] | None = None,
-                    item_key: Callable[[int, int], Any] | None = None) -> None:
+                    item_key: Callable[[int, int], Any] | None = None, first_step_flag: str | None = None) -> None:
     """The functional API's one path: update ``params[i]`` with ``grads[i]`` and the i-th entry of
     each state list, in one fused call.
 
@@ -83,6 +85,8 @@ def functional_step(kernel: Kernel, mode: int, coeffs: Callable[[int], Mapping[s
     written back only if the step ran. ``item_key(i, t)``: for algorithms whose coefficients also
     depend on per-param scalar state (NAdam's mu_product, ASGD's eta and mu); then ``coeffs`` is
     called as ``coeffs(i, t)`` and items with equal keys share one coefficient set.
+    ``first_step_flag``: a mode flag set on items whose step is 1 after the increment (ADOPT's and
+    Adan's first step, which the class form sets when it creates a param's state).
     """
     n = len(params)
     lists = {name: lst for name, lst in states.items() if lst is not None}
@@ -99,6 +103,8 @@ def functional_step(kernel: Kernel, mode: int, coeffs: Callable[[int], Mapping[s
             item_states[fresh[0]] = fresh_buffers[i] = where.new(*where.describe(params[i]), None)
             item_mode |= kernel.flag_bits[fresh[1]]
         t = steps[i]
+        if first_step_flag is not None and t == 1:
+            item_mode |= kernel.flag_bits[first_step_flag]
         if item_key is None:
             slot = fused.slot(t, lambda: coeffs(t))
         else:

@@ -16,7 +16,7 @@ using SpanFn = void (*)(char* const* ptrs, int64_t begin, int64_t n, const void*
 
 enum ReduceKind : int {
   kReduceSumSquares, kReduceDot, kReduceSumAbs, kReduceMaxAbs, kReduceMinAbs, kReduceSumPow,
-  kReduceCountNonzero, kNumReduceKinds
+  kReduceCountNonzero, kReduceSumSquaresAxpy, kNumReduceKinds
 };
 
 // Elements per partial, counted from each array's start (never from a thread's range), and the

@@ -96,6 +96,19 @@ struct CountNonzero {
   PYOPTK_HD static V step(V acc, V x, V, double) { return acc + select(x != V(0.0), V(1.0), V(0.0)); }
 };
 
+// sum (y + a x)^2 with a = param: LAMB's and LARS's ||update + wd p|| without writing the sum out.
+// x + a y is formed in double (exact-ish for float32 input: one rounding, not two).
+struct SumSquaresAxpy {
+  static constexpr int kInputs = 2;
+  static constexpr Combine kCombine = Combine::kSum;
+  static constexpr double kIdentity = 0.0;
+  template <class V>
+  PYOPTK_HD static V step(V acc, V x, V y, double a) {
+    const V z = fma(x, V(a), y);
+    return fma(z, z, acc);
+  }
+};
+
 // Loads Lanes<V> elements of T as doubles (exact for float).
 template <class V, class T>
 PYOPTK_HD V load_wide(const T* p) {

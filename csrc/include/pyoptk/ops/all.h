@@ -6,14 +6,20 @@
 #include "pyoptk/ops/adagrad.h"
 #include "pyoptk/ops/adam.h"
 #include "pyoptk/ops/adamax.h"
+#include "pyoptk/ops/ademamix.h"
+#include "pyoptk/ops/adan.h"
+#include "pyoptk/ops/adopt.h"
 #include "pyoptk/ops/asgd.h"
 #include "pyoptk/ops/average.h"
 #include "pyoptk/ops/grad_clip.h"
+#include "pyoptk/ops/lamb.h"
+#include "pyoptk/ops/lion.h"
 #include "pyoptk/ops/muon.h"
 #include "pyoptk/ops/nadam.h"
 #include "pyoptk/ops/radam.h"
 #include "pyoptk/ops/rmsprop.h"
 #include "pyoptk/ops/rprop.h"
+#include "pyoptk/ops/schedule_free.h"
 #include "pyoptk/ops/sgd.h"
 #include "pyoptk/ops/sparse_adam.h"
 #include "pyoptk/ops/stream.h"
@@ -36,7 +42,14 @@
   X(MuonMomentum)             \
   X(DecayedAdd)               \
   X(Average)                  \
-  X(GradClip)
+  X(GradClip)                 \
+  X(Lion)                     \
+  X(Adan)                     \
+  X(Adopt)                    \
+  X(AdEMAMix)                 \
+  X(ScheduleFree)             \
+  X(LambDirection)            \
+  X(Lars)
 
 namespace pyoptk {
 
