@@ -32,6 +32,9 @@ class Algo:
     hyper: dict = field(default_factory=dict)
     states: int = 0               # per-element state arrays: bytes/element = (3 + 2*states) * itemsize
     torch_fused: bool = False     # torch has a fused CPU kernel for it
+    peer: str | None = None       # "package:Class" of a torch-side implementation outside torch.optim
+    peer_hyper: dict | None = None  # its kwargs, when they differ from `hyper`
+    roofline: bool = True         # one stream over the arrays (LAMB/LARS add norm passes: no probe)
 
 
 ALGOS = {
@@ -48,8 +51,18 @@ ALGOS = {
     "rprop": Algo("Rprop", dict(lr=1e-2), 2),
     "asgd": Algo("ASGD", dict(lr=1e-2), 1),
     "adafactor": Algo("Adafactor", dict(lr=1e-2), 1),  # 1-D params: a full (unfactored) variance
+    # beyond torch.optim: peers from the pytorch_optimizer and schedulefree packages
+    "lion": Algo("Lion", dict(lr=1e-4), 1, peer="pytorch_optimizer:Lion"),
+    "adan": Algo("Adan", dict(lr=1e-3), 4, peer="pytorch_optimizer:Adan"),
+    "adopt": Algo("ADOPT", dict(lr=1e-3), 2, peer="pytorch_optimizer:ADOPT"),
+    "ademamix": Algo("AdEMAMix", dict(lr=1e-3), 3, peer="pytorch_optimizer:AdEMAMix"),
+    "schedule-free-sgd": Algo("ScheduleFreeSGD", dict(lr=1.0), 1, peer="schedulefree:SGDScheduleFree"),
+    "schedule-free-adamw": Algo("ScheduleFreeAdamW", dict(lr=2.5e-3), 2, peer="schedulefree:AdamWScheduleFree"),
+    "lamb": Algo("LAMB", dict(lr=1e-3), 2, peer="pytorch_optimizer:Lamb",
+                 peer_hyper=dict(lr=1e-3, weight_decouple=False, max_grad_norm=0.0), roofline=False),
+    "lars": Algo("LARS", dict(lr=1e-3), 1, peer="pytorch_optimizer:LARS", roofline=False),
 }
-PEERS = ("numpy", "torch-fused", "torch-foreach", "torch-forloop", "deepspeed")
+PEERS = ("numpy", "torch-fused", "torch-foreach", "torch-forloop", "deepspeed", "pytorch_optimizer", "schedulefree")
 
 # Algorithms whose step is not one stream over dense arrays: no roofline probe describes them, so
 # they are timed against torch only. sparse_adam touches 10% of the rows of (rows, 64) params;
@@ -58,7 +71,7 @@ SPECIAL = ("sparse_adam", "muon", "lbfgs")
 
 
 def bytes_per_element(algo: str, itemsize: int) -> int:
-    return (3 + 2 * ALGOS[algo].states) * itemsize if algo in ALGOS else 0
+    return (3 + 2 * ALGOS[algo].states) * itemsize if algo in ALGOS and ALGOS[algo].roofline else 0
 
 
 def split_sizes(total: int, layout: str) -> list[int]:
@@ -84,8 +97,8 @@ def _pyoptk(algo: Algo, params, grads):
 
 def _stream(states: int, params, grads):
     """The roofline probe: read param, grad and `states` arrays, write param and the states."""
-    extra = [[np.zeros_like(p) for _ in range(states)] + [None] * (3 - states) for p in params]
-    mode = sum(8 << k for k in range(states))
+    extra = [[np.zeros_like(p) for _ in range(states)] + [None] * (4 - states) for p in params]
+    mode = sum(1 << k for k in range(states))  # flags s0..s3 (ops/stream.h)
     items = [(i, mode, 0, p, g, *s) for i, (p, g, s) in enumerate(zip(params, grads, extra))]
     plan = _core.Plan("stream", items)
     coeffs = [(0.0,)]
@@ -150,13 +163,33 @@ def _torch(impl: str, algo: Algo, params, grads):
         import torch
     except ImportError:
         return None
-    if impl == "fused" and not algo.torch_fused:
+    if (impl == "fused" and not algo.torch_fused) or not hasattr(torch.optim, algo.cls):
         return None
     tparams = [torch.from_numpy(p).requires_grad_() for p in params]
     for t, g in zip(tparams, grads):
         t.grad = torch.from_numpy(g)
     flag = {"fused": dict(fused=True), "foreach": dict(foreach=True), "forloop": dict(foreach=False)}[impl]
     opt = getattr(torch.optim, algo.cls)(tparams, **algo.hyper, **flag)
+    return opt.step
+
+
+def _package_peer(package: str, algo: Algo, params, grads):
+    """The algorithm's implementation in a torch-side package (pytorch_optimizer, schedulefree)."""
+    if algo.peer is None or not algo.peer.startswith(package + ":"):
+        return None
+    try:
+        import importlib
+
+        import torch
+        cls = getattr(importlib.import_module(package), algo.peer.split(":")[1])
+    except Exception:
+        return None
+    tparams = [torch.from_numpy(p).requires_grad_() for p in params]
+    for t, g in zip(tparams, grads):
+        t.grad = torch.from_numpy(g)
+    opt = cls(tparams, **(algo.peer_hyper or algo.hyper))
+    if hasattr(opt, "train"):
+        opt.train()  # schedule-free optimizers start in eval mode
     return opt.step
 
 
@@ -237,12 +270,16 @@ def make_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[str,
         return _special_steppers(name, total, layout.removeprefix("arena"), dtype, peers)
     algo = ALGOS[name]
     fresh = lambda: (make_arrays(total, layout, dtype, 0), make_arrays(total, layout, dtype, 1))
-    out: dict[str, Callable[[], object]] = {"pyoptk": _pyoptk(algo, *fresh()), "roofline": _stream(algo.states, *fresh())}
+    out: dict[str, Callable[[], object]] = {"pyoptk": _pyoptk(algo, *fresh())}
+    if algo.roofline:
+        out["roofline"] = _stream(algo.states, *fresh())
     for peer in peers:
         if peer == "numpy":
             fn = _numpy(name, algo, *fresh())
         elif peer.startswith("torch-"):
             fn = _torch(peer.removeprefix("torch-"), algo, *fresh()) if dtype == np.float32 or peer != "torch-fused" else None
+        elif peer in ("pytorch_optimizer", "schedulefree"):
+            fn = _package_peer(peer, algo, *fresh())
         elif peer == "deepspeed":
             fn = _deepspeed(name, algo, *fresh()) if dtype == np.float32 else None
         else:

@@ -78,8 +78,9 @@ class ADOPT(FusedOptimizer):
     - ``clip_lambda`` must be a plain function of the step (kept in the param group as the
       reference does); it is called once per step and group on the host.
 
-    Numerics: the reference's operations in its order (division, clamp, torch's lerp); measured
-    equal to pytorch_optimizer in float64 up to the last bits of the division.
+    Numerics: the reference's operations in its order (division, clamp, torch's lerp); within
+    ~1e-15 relative of pytorch_optimizer's ADOPT in float64 over 30 steps (torch's vectorised
+    division and addcmul round differently in the last bit).
     """
 
     algorithm = ALGORITHM

@@ -104,11 +104,12 @@ class LAMB(FusedOptimizer):
       default): call ``pyoptk.clip_grad_norm_`` first.
     - eps is added to sqrt(v^), as optax (``eps_root=0``) and the paper.
 
-    Memory traffic per element (float32): pass 1 reads g, m, v and writes m, v and the direction r
-    into a scratch array the optimizer keeps (28 B, 32 with write-allocate); pass 2 reads p and r
-    (8 B with ``weight_decay=0``, one reduction call; 12 B otherwise: ||p|| and ||r + wd p|| are two
-    calls); pass 3 reads p and r and writes p (12 B): 48-56 B/element against Adam's 28. The norms
-    are the deterministic reductions, so results are bit-identical on every ISA and thread count.
+    Memory traffic per element (float32): pass 1 reads g, m, v and the direction buffer r (a
+    scratch array the optimizer keeps, outside the state; its old contents are loaded and
+    overwritten) and writes m, v, r: 28 B; pass 2 reads p and r (8 B with ``weight_decay=0``, one
+    reduction call; 12 B otherwise: ||p|| and ||r + wd p|| are two calls); pass 3 reads p and r and
+    writes p (12 B): 48 / 52 B per element against Adam's 28, in three passes. The norms are the
+    deterministic reductions, so results are bit-identical on every ISA and thread count.
 
     Numerics: norms accumulate in double (optax: in the param dtype); bias corrections are host
     reciprocals; ``p (1 - s wd) - s r`` is optax's ``p - s (r + wd p)`` (equal within an ulp).

@@ -54,7 +54,8 @@ class Lion(FusedOptimizer):
       L2 decay (``weight_decouple=False``) and lr-free decay (``fixed_decay``), which are not here.
     - ``sign(0) = 0`` (torch.sign), so an exactly zero interpolation leaves that element alone.
 
-    Numerics: the reference's operations in its order (torch's lerp, fma for ``add(alpha=)``).
+    Numerics: the reference's operations in its order (torch's lerp, fma for ``add(alpha=)``):
+    bit-identical to pytorch_optimizer's ``Lion`` in float32 and float64 (tested over 30 steps).
     sign() makes the step discontinuous: where ``lerp(m, g, 1-beta1)`` is within an ulp of 0,
     implementations that round differently can step that element the other way.
     """

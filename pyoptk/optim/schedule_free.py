@@ -157,8 +157,9 @@ class ScheduleFreeSGD(_ScheduleFree):
     the reference; per-param state: ``z``. No lr scheduler is needed (warmup is built in); one
     that changes ``lr`` changes the weights through lr_max, as in the reference.
 
-    Numerics: the reference's operations in its order (torch's lerp, fma for ``add(alpha=)``);
-    float64 results agree with it to ~1e-15.
+    Numerics: the reference's operations in its order (torch's lerp, fma for ``add(alpha=)``):
+    bit-identical to ``schedulefree.SGDScheduleFree`` (foreach=False) in float32 and float64, as
+    tested over 30 steps with warmup and weight decay.
     """
 
     def __init__(self, params: Params, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0,
