@@ -350,3 +350,23 @@ def test_lamb_refuses_a_grad_that_is_its_param():
 def test_registry_lists_the_new_ops():
     names = set(pyoptk._core.registry())
     assert {"lion", "adan", "adopt", "ademamix", "schedule_free", "lamb", "lars"} <= names
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_sum_squares_axpy_reduction(dtype, all_isas_threads):
+    """||y + a x||^2 per array, in double: equal to NumPy's within summation-order rounding, and
+    the same bits on every ISA and thread count."""
+    rng = np.random.default_rng(7)
+    xs = [rng.standard_normal(n).astype(dtype) for n in (0, 1, 15, 2049, 100003)]
+    ys = [rng.standard_normal(x.size).astype(dtype) for x in xs]
+    want = [float(np.sum((y.astype(np.float64) + 0.3 * x.astype(np.float64)) ** 2)) for x, y in zip(xs, ys)]
+    first = None
+    for isa, threads in all_isas_threads():
+        total, per = pyoptk._core.reduce("sum_squares_axpy", xs, ys, param=0.3)
+        np.testing.assert_allclose(per, want, rtol=1e-12)
+        assert total == pytest.approx(sum(want), rel=1e-12)
+        if first is None:
+            first = (total, per)
+        assert (total, per) == first, f"{isa}/{threads}"
+    with pytest.raises(ValueError, match="second list"):
+        pyoptk._core.reduce("sum_squares_axpy", xs)
