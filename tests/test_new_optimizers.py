@@ -370,3 +370,22 @@ def test_sum_squares_axpy_reduction(dtype, all_isas_threads):
         assert (total, per) == first, f"{isa}/{threads}"
     with pytest.raises(ValueError, match="second list"):
         pyoptk._core.reduce("sum_squares_axpy", xs)
+
+
+@pytest.mark.parametrize("name", ["ADOPT", "Adan"])
+def test_functional_first_steps_match_class(name):
+    """The functional forms detect a param's first step from state_steps (the classes from state
+    creation): three steps from zero state give the class's bits."""
+    params, grads = _setup(np.float64, seed=8, sizes=[33])
+    mine, opt = _run(name, dict(lr=1e-2, weight_decay=0.1), params, grads, steps=3)
+    p = params[0].copy()
+    zeros = lambda: np.zeros_like(p)  # noqa: E731
+    states, steps = [zeros() for _ in range(2 if name == "ADOPT" else 4)], [0]
+    for k in range(3):
+        if name == "ADOPT":
+            pyoptk.functional.adopt([p], [grads[0][k]], [states[0]], [states[1]], steps, lr=1e-2, beta1=0.9,
+                                    beta2=0.9999, eps=1e-6, weight_decay=0.1)
+        else:
+            pyoptk.functional.adan([p], [grads[0][k]], *[[s] for s in states], steps, lr=1e-2, beta1=0.98,
+                                   beta2=0.92, beta3=0.99, eps=1e-8, weight_decay=0.1)
+    assert steps == [3] and np.array_equal(p, mine[0])
