@@ -389,3 +389,23 @@ def test_functional_first_steps_match_class(name):
             pyoptk.functional.adan([p], [grads[0][k]], *[[s] for s in states], steps, lr=1e-2, beta1=0.98,
                                    beta2=0.92, beta3=0.99, eps=1e-8, weight_decay=0.1)
     assert steps == [3] and np.array_equal(p, mine[0])
+
+
+@pytest.mark.parametrize("name,kw", [c for c in CASES if c[0] not in SCHEDULE_FREE],
+                         ids=[i for c, i in zip(CASES, IDS) if c[0] not in SCHEDULE_FREE])
+def test_torch_twin_matches_numpy_api(name, kw):
+    """pyoptk.torch's twin (a torch.optim.Optimizer reading p.grad) gives the NumPy API's bits."""
+    torch = pytest.importorskip("torch")
+    import pyoptk.torch as pt
+
+    params, grads = _setup(np.float32, seed=9, sizes=[7, 130])
+    mine, _ = _run(name, kw, params, grads, steps=5)
+    tparams = [torch.tensor(p.copy()) for p in params]
+    opt = getattr(pt, name)(tparams, **kw)
+    assert isinstance(opt, torch.optim.Optimizer)
+    for k in range(5):
+        for t, g in zip(tparams, grads):
+            t.grad = torch.tensor(g[k])
+        opt.step()
+    for a, t in zip(mine, tparams):
+        assert np.array_equal(a, t.numpy())

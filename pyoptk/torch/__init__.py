@@ -41,6 +41,15 @@ SparseAdam = twin(_optim.SparseAdam)
 Adafactor = twin(_optim.Adafactor)
 Muon = twin(_optim.Muon)
 LBFGS = twin(_optim.LBFGS, closure_driven=True, tensor_scalars=())
+# beyond torch.optim (the schedule-free pair keeps its schedule in the param groups, which the
+# adapter's one-way group sync would overwrite: not twinned yet)
+Lion = twin(_optim.Lion)
+LAMB = twin(_optim.LAMB)
+LARS = twin(_optim.LARS)
+Adan = twin(_optim.Adan)
+ADOPT = twin(_optim.ADOPT)
+AdEMAMix = twin(_optim.AdEMAMix)
 
 __all__ = ["TorchOptimizer", "twin", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
-           "RAdam", "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS"]
+           "RAdam", "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS",
+           "Lion", "LAMB", "LARS", "Adan", "ADOPT", "AdEMAMix"]
