@@ -47,12 +47,12 @@ class Adagrad(Optimizer):
 
     def __init__(self, params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: Optional[bool] = None, *,
-                 maximize: bool = False, differentiable: bool = False, fused: Optional[bool] = None):
+                 maximize: bool = False, differentiable: bool = False, fused: Optional[bool] = None, **precision):
         check_torch_impl_args(foreach, fused, False, differentiable)
         defaults = dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                         initial_accumulator_value=initial_accumulator_value, maximize=maximize)
         _check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **precision)
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p] = {"step": 0, "sum": self._new_state("sum", p, group)}

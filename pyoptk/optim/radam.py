@@ -47,12 +47,12 @@ class RAdam(Optimizer):
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, decoupled_weight_decay: bool = False, *, foreach: Optional[bool] = None,
-                 maximize: bool = False, capturable: bool = False, differentiable: bool = False):
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False, **precision):
         check_torch_impl_args(foreach, None, capturable, differentiable)
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps,
                         weight_decay=weight_decay, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
         _check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **precision)
 
     def _check_group(self, group):
         _check(group)

@@ -51,12 +51,12 @@ class RMSprop(Optimizer):
 
     def __init__(self, params, lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8, weight_decay: float = 0,
                  momentum: float = 0, centered: bool = False, capturable: bool = False,
-                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False):
+                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False, **precision):
         check_torch_impl_args(foreach, None, capturable, differentiable)
         defaults = dict(lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
                         weight_decay=weight_decay, maximize=maximize)
         _check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **precision)
 
     def _check_group(self, group):
         _check(group)

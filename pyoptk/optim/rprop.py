@@ -50,13 +50,13 @@ class Rprop(Optimizer):
 
     def __init__(self, params, lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
                  step_sizes: tuple[float, float] = (1e-6, 50), *, capturable: bool = False,
-                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False):
+                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False, **precision):
         check_torch_impl_args(foreach, None, capturable, differentiable)
         defaults = dict(lr=lr, etas=tuple(etas) if isinstance(etas, list) else etas,
                         step_sizes=tuple(step_sizes) if isinstance(step_sizes, list) else step_sizes,
                         maximize=maximize)
         _check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **precision)
 
     def _check_group(self, group):
         _check(group)
