@@ -95,7 +95,8 @@ class Precision:
 def cast_state(value: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
     """A loaded state array in this optimizer's state dtype (a copy), as torch casts state to its
     param's dtype on load; refuses finite values the dtype cannot hold (they would become inf)."""
-    out = np.array(value, dtype=dtype, order="C", copy=True)
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is detected below, with a clear message
+        out = np.array(value, dtype=dtype, order="C", copy=True)
     if out.dtype != value.dtype and out.size:
         lost = np.isfinite(value.astype(np.float64)) & ~np.isfinite(out.astype(np.float64))
         if lost.any():

@@ -393,8 +393,8 @@ class Optimizer:
         if isinstance(self._where, CudaDevice):
             raise ValueError("grad_scale is supported for host (NumPy) arrays only")
         scale = float(np.float32(scalar_arg(grad_scale, "grad_scale")))  # torch's is a float32 tensor
-        if not (np.isfinite(scale) and scale > 0):
-            raise ValueError(f"grad_scale must be a positive finite number, got {scale}")
+        if not scale > 0:  # NaN fails too; inf is allowed (clip_grad_norm_for_step with max_norm=0)
+            raise ValueError(f"grad_scale must be a positive number, got {scale}")
         return scale
 
     # ----- the fast path: steady-state steps through a cached plan ----------------------

@@ -95,7 +95,7 @@ py::array checked(py::handle obj, int64_t index, const char* role, const py::arr
     if (!same_dtype(a, *param) && (dtype < 0 || !((also >> dtype) & 1u))) {
       std::string alternatives;
       for (int d = 0; d < kNumStorageDtypes; ++d) {
-        if ((also >> d) & 1u) alternatives += std::string(" or ") + dtype_name(d);
+        if (((also >> d) & 1u) && d != dtype_of(*param)) alternatives += std::string(" or ") + dtype_name(d);
       }
       throw py::type_error(who(index, role, op) + " has dtype " + dtype_str(a) + ", expected " + dtype_str(*param) +
                            " (the " + first + "'s dtype)" + alternatives);

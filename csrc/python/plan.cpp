@@ -77,9 +77,10 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     e.ptrs[0] = static_cast<char*>(e.param.mutable_data());
     if (e.param.nbytes() > 0) written_.push_back(extent_of(e.param, e.index, info.slot_names[0], true));
   };
-  // States: the param's dtype, or (for a float32-computing param) float32 or bfloat16.
+  // States: the param's dtype, or for a float32-computing param any of float32 / bfloat16 /
+  // float16 (the Python layer picks: state_dtype, or the 16-bit param's dtype under master weights).
   auto on_state = [&](Entry& e, int k, py::handle state) {
-    const unsigned also = e.dtype == kFloat32 ? (1u << kFloat32) | (1u << kBFloat16) : 0u;
+    const unsigned also = e.dtype == kFloat32 ? (1u << kFloat32) | (1u << kBFloat16) | (1u << kFloat16) : 0u;
     e.states.push_back(checked(state, e.index, info.state_names[k], &e.param, true, &info, also));
     e.slot_dtype[2 + k] = static_cast<int8_t>(dtype_of(e.states.back()));
     e.staged = e.staged || e.slot_dtype[2 + k] != e.dtype;
