@@ -100,7 +100,7 @@ def cast_state(value: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:
     if out.dtype != value.dtype and out.size:
         lost = np.isfinite(value.astype(np.float64)) & ~np.isfinite(out.astype(np.float64))
         if lost.any():
-            raise ValueError(f"{what} holds {value.reshape(-1)[np.argmax(lost.reshape(-1))]!r}, "
+            raise ValueError(f"{what} holds {float(value.reshape(-1)[np.argmax(lost.reshape(-1))])!r}, "
                              f"which {dtype.name} cannot represent (it would become inf)")
     return out
 
