@@ -118,4 +118,19 @@ const ConvertFns* convert_fns() {
   }
 }
 
+SpanFn lookup_stored(int op, int layout, int mode) {
+  switch (active_isa()) {
+#ifdef PYOPTK_HAVE_AVX512
+    case Isa::kAvx512:
+      return lookup_stored_avx512(op, layout, mode);
+#endif
+#ifdef PYOPTK_HAVE_AVX2
+    case Isa::kAvx2:
+      return lookup_stored_avx2(op, layout, mode);
+#endif
+    default:
+      return lookup_stored_scalar(op, layout, mode);
+  }
+}
+
 }  // namespace pyoptk

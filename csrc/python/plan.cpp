@@ -59,6 +59,22 @@ void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
 
 }  // namespace
 
+// The fused 16-bit kernel for an entry whose param and grad share a 16-bit dtype and whose states
+// all have that dtype or float32; nullptr when there is none (the staging layer runs it).
+SpanFn Plan::fused_layout(int op, const Entry& e, int grad_dtype) {
+  const int p = e.slot_dtype[0];
+  if ((p != kBFloat16 && p != kFloat16) || grad_dtype != p) return nullptr;
+  int states = -1;
+  for (int k : e.state_ids) {
+    if (states >= 0 && e.slot_dtype[2 + k] != states) return nullptr;
+    states = e.slot_dtype[2 + k];
+  }
+  if (states < 0) states = p;
+  if (states != p && states != kFloat32) return nullptr;
+  const int layout = p == kBFloat16 ? (states == p ? kBf16Bf16 : kBf16F32) : (states == p ? kF16F16 : kF16F32);
+  return lookup_stored(op, layout, e.mode);
+}
+
 Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dicts) : op_(op_id(op_name)) {
   const OpInfo& info = kOpInfo[op_];
   state_keys_ = state_keys(info);
@@ -185,7 +201,10 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
     task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
     task.numel = e.numel;
     task.coeffs = e.dtype == kFloat32 ? static_cast<const void*>(coeffs[e.slot].f32) : coeffs[e.slot].f64;
-    if (e.staged || grad_dtype != e.dtype || scaled) {
+    const SpanFn fused = (e.staged && !e.mirror && !scaled && !stochastic) ? fused_layout(op_, e, grad_dtype) : nullptr;
+    if (fused != nullptr) {
+      task.fn = fused;  // converts in registers: no staging
+    } else if (e.staged || grad_dtype != e.dtype || scaled) {
       Staging st;
       st.cvt = cvt;
       std::copy(std::begin(e.slot_dtype), std::end(e.slot_dtype), st.dtype);

@@ -73,6 +73,7 @@ class Plan {
     bool staged = false;  // some array is not in the compute dtype
     pybind11::object mirror;  // null, or the 16-bit param array
   };
+  static SpanFn fused_layout(int op, const Entry& e, int grad_dtype);
   int op_;
   std::vector<pybind11::object> state_keys_;  // interned state names, for the dict checks
   std::vector<Entry> entries_;

@@ -73,4 +73,11 @@ SpanFn lookup_scalar(int op, int dtype, int mode);
 SpanFn lookup_avx2(int op, int dtype, int mode);
 SpanFn lookup_avx512(int op, int dtype, int mode);
 
+// Layouts with a fused 16-bit span kernel (csrc/cpu/kernels_stored.cpp): param and grad, states.
+enum StoredLayout : int { kBf16Bf16, kBf16F32, kF16F16, kF16F32, kNumStoredLayouts };
+// nullptr when the op has no fused kernel for the layout (the staging layer runs it).
+SpanFn lookup_stored_scalar(int op, int layout, int mode);
+SpanFn lookup_stored_avx2(int op, int layout, int mode);
+SpanFn lookup_stored_avx512(int op, int layout, int mode);
+
 }  // namespace pyoptk

@@ -145,9 +145,11 @@ inline __m256i bf16_lanes(__m512 v, __m512i add) {
   const __m512i a = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
   const __mmask16 nan = _mm512_cmpgt_epu32_mask(a, _mm512_set1_epi32(0x7f800000));
   __m512i r = _mm512_add_epi32(u, add);
-  const __m512i qnan = _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32(int(0x80000000u))),
-                                       _mm512_set1_epi32(0x7fc00000));
-  r = _mm512_mask_mov_epi32(r, nan, qnan);
+  if (nan != 0) {  // rare: skip the blend otherwise
+    const __m512i qnan = _mm512_or_si512(_mm512_and_si512(u, _mm512_set1_epi32(int(0x80000000u))),
+                                         _mm512_set1_epi32(0x7fc00000));
+    r = _mm512_mask_mov_epi32(r, nan, qnan);
+  }
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
 }
 inline __m512i mix32_lanes(__m512i x) {
@@ -164,9 +166,12 @@ inline __m128i bf16_lanes(__m256 v, __m256i add) {
   // a is non-negative as a signed int, so the signed compare is exact here.
   const __m256i nan = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000));
   __m256i r = _mm256_add_epi32(u, add);
-  const __m256i qnan = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32(int(0x80000000u))),
-                                       _mm256_set1_epi32(0x7fc00000));
-  r = _mm256_srli_epi32(_mm256_blendv_epi8(r, qnan, nan), 16);
+  if (!_mm256_testz_si256(nan, nan)) {  // rare: skip the blend otherwise
+    const __m256i qnan = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32(int(0x80000000u))),
+                                         _mm256_set1_epi32(0x7fc00000));
+    r = _mm256_blendv_epi8(r, qnan, nan);
+  }
+  r = _mm256_srli_epi32(r, 16);
   // Pack the 8 low halves (values < 2^16, so unsigned saturation keeps them).
   const __m256i packed = _mm256_packus_epi32(r, r);
   return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
