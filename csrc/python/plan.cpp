@@ -116,6 +116,7 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
                             shape_str(mirror) + ", got " + dtype_str(e.param) + " " + shape_str(e.param));
     }
     e.mirror = mirror;
+    e.mirror_dtype = static_cast<int8_t>(dtype);
     e.staged = true;
     if (mirror.nbytes() > 0) written_.push_back(extent_of(mirror, e.index, info.slot_names[0], true));
   };
@@ -167,7 +168,7 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
       // Grads come in the listed param's dtype or, for a float32-computing param, float32.
       const py::array like = e.mirror ? py::reinterpret_borrow<py::array>(e.mirror) : e.param;
       data = plain_grad_data(g, like);
-      grad_dtype = dtype_of(like);
+      grad_dtype = e.mirror ? e.mirror_dtype : e.slot_dtype[0];  // plain: the listed param's dtype
       if (data == nullptr && e.slot_dtype[0] < kNumDtypes) {
         // A torch tensor in the (float32 / float64) param's dtype; 16-bit grads take the checked path.
         data = tensor_grad_data(g, e.param);
@@ -210,9 +211,8 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
       std::copy(std::begin(e.slot_dtype), std::end(e.slot_dtype), st.dtype);
       st.dtype[1] = static_cast<int8_t>(grad_dtype);
       if (e.mirror) {
-        py::array mirror = py::reinterpret_borrow<py::array>(e.mirror);
-        st.mirror = static_cast<char*>(mirror.mutable_data());
-        st.mirror_dtype = static_cast<int8_t>(dtype_of(mirror));
+        st.mirror = static_cast<char*>(py::reinterpret_borrow<py::array>(e.mirror).mutable_data());
+        st.mirror_dtype = e.mirror_dtype;
       }
       st.grad_divisor = scaled ? &divisor : nullptr;
       st.stochastic = stochastic;

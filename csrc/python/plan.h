@@ -72,6 +72,7 @@ class Plan {
     int8_t slot_dtype[2 + kMaxStates];
     bool staged = false;  // some array is not in the compute dtype
     pybind11::object mirror;  // null, or the 16-bit param array
+    int8_t mirror_dtype = -1;
   };
   static SpanFn fused_layout(int op, const Entry& e, int grad_dtype);
   int op_;
