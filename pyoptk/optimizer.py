@@ -125,7 +125,7 @@ class Optimizer:
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
         self.precision = Precision.make(**precision)
-        self._rounding_step = 0  # steps run so far: the stochastic-rounding counter
+        self._rounding_step = 0  # steps run with stochastic rounding: its counter
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState()
@@ -337,7 +337,7 @@ class Optimizer:
         self._amp = (scale, self.precision.rounding_key(self._rounding_step))
 
         if self._plan is not None and self._fast_step(grads):
-            self._rounding_step += 1
+            self._count_rounding_step()
             return loss
 
         fused = FusedStep(self.kernel, (self._where or HOST).core)
@@ -372,12 +372,18 @@ class Optimizer:
                     pending.append((p, state, group))
                 index += 1
         fused.run(*self._amp)  # (grad scale, rounding key)
-        self._rounding_step += 1
+        self._count_rounding_step()
         for p, state, group in pending:
             self._after_step(state, hyper_values(group))
             live[id(p)] = (p, state)
         self._plan = self._make_plan(grads) if len(pending) == len(grads) else None
         return loss
+
+    def _count_rounding_step(self) -> None:
+        """Steps run with stochastic rounding on: the counter its keys are drawn from (the
+        compiled step, which never runs with it, leaves it alone)."""
+        if self.precision.stochastic_rounding:
+            self._rounding_step += 1
 
     def _amp_args(self, grad_scale: Any, found_inf: Any) -> float | None | bool:
         """The grad scale to pass to the kernel (None: unscaled), or False when found_inf says
