@@ -72,11 +72,19 @@ def test_bad_amp_arguments_refused_before_anything_changes():
         with pytest.raises(ValueError, match=match):
             opt.step([np.ones(4, np.float32)], **bad)
     assert not opt.state and np.array_equal(p, np.ones(4, np.float32))
-    d = np.ones(4)
-    opt64 = pyoptk.Adam([d], lr=0.1)
-    with pytest.raises(ValueError, match="param 0 is float64; grad_scale applies to float32, bfloat16 and float16"):
-        opt64.step([np.ones(4)], grad_scale=2.0)
-    assert not opt64.state and np.array_equal(d, np.ones(4))
+
+
+def test_grad_scale_on_float64_params_divides_in_float64():
+    """As torch's fused kernel: grad / double(float32 grad_scale)."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal(1031)
+    b = a.copy()
+    opt_a, opt_b = pyoptk.Adam([a], lr=0.1), pyoptk.Adam([b], lr=0.1)
+    for _ in range(3):
+        g = rng.standard_normal(a.size) * 3.0
+        opt_a.step([g], grad_scale=np.float32(3.0))
+        opt_b.step([g / float(np.float32(3.0))])
+    np.testing.assert_array_equal(a, b)
 
 
 def test_grad_scale_accepts_torch_tensors():

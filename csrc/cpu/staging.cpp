@@ -32,11 +32,17 @@ void store_narrow(const Staging& st, int slot, int dtype, const float* src, char
   }
 }
 
+// A float64 grad divided by the grad scale (float64 params: nothing else is staged).
+void widen_f64(const double* src, double* dst, int64_t n, float divisor) {
+  const double d = divisor;  // torch: grad / double(grad_scale)
+  for (int64_t i = 0; i < n; ++i) dst[i] = src[i] / d;
+}
+
 }  // namespace
 
 void run_staged(const Task& task, int64_t begin, int64_t n) {
   const Staging& st = *task.stage;
-  alignas(64) float scratch[kSlots][kStageBlock];
+  alignas(64) double scratch[kSlots][kStageBlock];  // float32 blocks use the first half of each row
   for (int64_t done = 0; done < n; done += kStageBlock) {
     const int64_t at = begin + done, m = std::min(kStageBlock, n - done);
     char* ptrs[kSlots];
@@ -44,19 +50,26 @@ void run_staged(const Task& task, int64_t begin, int64_t n) {
     for (int k = 0; k < kSlots; ++k) {
       char* base = task.ptrs[k];
       const int dtype = st.dtype[k];
-      staged[k] = base != nullptr && (dtype != kFloat32 || (k == 1 && st.grad_divisor != nullptr));
+      const bool low = dtype == kBFloat16 || dtype == kFloat16;
+      staged[k] = base != nullptr && (low || (k == 1 && st.grad_divisor != nullptr));
       if (base == nullptr) {
         ptrs[k] = nullptr;
       } else if (!staged[k]) {
-        ptrs[k] = base + at * 4;  // float32 in place
-      } else {
-        st.cvt->widen(dtype, base + at * item_size(dtype), scratch[k], m, k == 1 ? st.grad_divisor : nullptr);
+        ptrs[k] = base + at * item_size(dtype);  // in place
+      } else if (dtype == kFloat64) {
+        widen_f64(reinterpret_cast<const double*>(base) + at, scratch[k], m, *st.grad_divisor);
         ptrs[k] = reinterpret_cast<char*>(scratch[k]);
+      } else {
+        float* block = reinterpret_cast<float*>(scratch[k]);
+        st.cvt->widen(dtype, base + at * item_size(dtype), block, m, k == 1 ? st.grad_divisor : nullptr);
+        ptrs[k] = reinterpret_cast<char*>(block);
       }
     }
     task.fn(ptrs, 0, m, task.coeffs);
     for (int k = 0; k < kSlots; ++k) {
-      if (k != 1 && staged[k]) store_narrow(st, k, st.dtype[k], scratch[k], task.ptrs[k] + at * 2, at, m);
+      if (k != 1 && staged[k]) {
+        store_narrow(st, k, st.dtype[k], reinterpret_cast<const float*>(scratch[k]), task.ptrs[k] + at * 2, at, m);
+      }
     }
     if (st.mirror != nullptr) {
       store_narrow(st, 0, st.mirror_dtype, reinterpret_cast<const float*>(ptrs[0]), st.mirror + at * 2, at, m);

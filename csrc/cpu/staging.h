@@ -13,10 +13,10 @@ struct Task;
 
 struct Staging {
   const ConvertFns* cvt;              // of the ISA the step runs on
-  int8_t dtype[2 + kMaxStates];       // storage dtype per slot {param, grad, states}; kFloat32 = in place
+  int8_t dtype[2 + kMaxStates];       // storage dtype per slot {param, grad, states}; 32/64-bit: in place
   char* mirror = nullptr;             // master weights: the 16-bit param, rounded from slot 0's result
   int8_t mirror_dtype = kFloat32;
-  const float* grad_divisor = nullptr;  // grad_scale: the grad is divided by it as it is read
+  const float* grad_divisor = nullptr;  // grad_scale: the grad is divided by it as it is read (any dtype)
   bool stochastic = false;            // bfloat16 params/states/mirror rounded stochastically
   uint64_t sr_key = 0;                // (seed, rounding step, param index), mixed
 };

@@ -156,10 +156,6 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
         throw py::value_error(who(e.index, info.state_names[e.state_ids[k]], &info) + " is read-only");
       }
     }
-    if (scaled && e.dtype != kFloat32) {
-      throw py::value_error(who(e.index, info.slot_names[0], &info) + " is " + dtype_str(e.param) +
-                            "; grad_scale applies to float32, bfloat16 and float16 params");
-    }
     const char* data = nullptr;  // ops that read no grad take None in its slot
     int grad_dtype = e.dtype;
     if (info.reads_grad) {
