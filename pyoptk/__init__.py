@@ -11,7 +11,7 @@ from .optim import (ASGD, LBFGS, SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax
 from .optim import ADOPT, LAMB, LARS, AdEMAMix, Adan, Lion, ScheduleFreeAdamW, ScheduleFreeSGD
 from .optimizer import Optimizer, required
 from . import clip, cuda, lr_scheduler, schedules, swa_utils
-from .clip import clip_grad_norm_, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from .clip import clip_grad_norm_, clip_grad_norm_for_step, clip_grad_value_, clip_grads_with_norm_, get_total_norm
 
 __version__ = "0.1.0"
 
@@ -20,7 +20,7 @@ __all__ = [
     "Adadelta", "Rprop", "ASGD", "SparseAdam", "SparseGrad", "Adafactor", "Muon", "LBFGS",
     "Lion", "LAMB", "LARS", "Adan", "ADOPT", "AdEMAMix", "ScheduleFreeSGD", "ScheduleFreeAdamW", "functional",
     "lr_scheduler", "schedules", "swa_utils", "clip", "cuda",
-    "clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
+    "clip_grad_norm_", "clip_grad_norm_for_step", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
     "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads", "get_include",
 ]
 

@@ -10,6 +10,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from . import _core, cuda
+from ._precision import PARAM_DTYPES
 
 _cuda = getattr(_core, "cuda", None)  # present in builds with the CUDA kernels
 
@@ -108,8 +109,9 @@ def location_of(p: Any, where: str) -> Host | CudaDevice:
     """Where ``p`` lives, with the checks every param gets (dtype, contiguity, writeable), each
     failure a clear error naming ``where``."""
     if isinstance(p, np.ndarray):
-        if p.dtype not in (np.float32, np.float64):
-            raise TypeError(f"{where} has dtype {p.dtype}; pyoptk updates float32 and float64 arrays")
+        if p.dtype not in PARAM_DTYPES:
+            raise TypeError(f"{where} has dtype {p.dtype}; pyoptk updates float32, float64, bfloat16 "
+                            "(ml_dtypes) and float16 arrays")
         if not p.flags.c_contiguous:
             raise ValueError(f"{where} is not C-contiguous; pyoptk updates arrays in place and never through a copy")
         if not p.flags.writeable:

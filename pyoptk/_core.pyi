@@ -11,11 +11,15 @@ class Plan:
     def __init__(self, op: str, items: Sequence[tuple], state_dicts: Optional[Sequence[dict]] = None) -> None: ...
     def run(self, grads: Sequence[Optional[np.ndarray]], coeffs: Sequence[Sequence[float]],
             param_lists: Optional[Sequence[Sequence[np.ndarray]]] = None,
-            scalars: Optional[Sequence[dict]] = None) -> int:
-        """Runs the update; returns the number of contiguous spans it ran as."""
+            scalars: Optional[Sequence[dict]] = None, grad_scale: Optional[float] = None,
+            rounding_key: Optional[int] = None) -> int:
+        """Runs the update; returns the number of contiguous spans it ran as. grad_scale: grads are
+        divided by it as they are read; rounding_key: bfloat16 arrays rounded stochastically."""
 
-def step(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]]) -> int:
-    """items: (param index, mode, coefficient slot, param, grad, state 0, ...); a one-shot Plan."""
+def step(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]], grad_scale: Optional[float] = None,
+         rounding_key: Optional[int] = None) -> int:
+    """items: (param index, mode, coefficient slot, param, grad, state 0, ..., [16-bit param written
+    from the float32 master `param`]); a one-shot Plan."""
 
 def step_rows(op: str, mode: int, coeffs: Sequence[float], param: np.ndarray, values: np.ndarray,
               states: Sequence[Optional[np.ndarray]], rows: np.ndarray) -> None: ...

@@ -70,8 +70,13 @@ class FusedStep:
 
     @staticmethod
     def item(kernel: Kernel, index: int, mode: int, slot: int, param, grad, states: Mapping[str, np.ndarray]) -> tuple:
-        """The tuple _core expects: (index, mode, slot, param, grad, each kernel state or None)."""
+        """The tuple _core expects: (index, mode, slot, param, grad, each kernel state or None).
+        With master weights (a ``master_param`` state) the kernel updates the float32 copy and
+        writes the 16-bit param from it: (index, mode, slot, master, grad, states..., param)."""
         arrays = (states[name] if bits == 0 or mode & bits else None for name, bits in kernel.states)
+        master = states.get("master_param")
+        if master is not None:
+            return (index, mode, slot, master, grad, *arrays, param)
         return (index, mode, slot, param, grad, *arrays)
 
     def slot(self, key: Hashable, make: Callable[[], Mapping[str, float]]) -> int:
@@ -85,6 +90,12 @@ class FusedStep:
     def add(self, index: int, mode: int, slot: int, param, grad, states: Mapping[str, np.ndarray]) -> None:
         self.items.append(self.item(self.kernel, index, mode, slot, param, grad, states))
 
-    def run(self) -> None:
-        if self.items:
+    def run(self, grad_scale: float | None = None, rounding_key: int | None = None) -> None:
+        """grad_scale: grads are divided by it as they are read; rounding_key: bfloat16 arrays are
+        written with stochastic rounding keyed by it (host arrays only; None = the defaults)."""
+        if not self.items:
+            return
+        if grad_scale is None and rounding_key is None:
             self.core.step(self.kernel.name, self.items, self.coeffs)
+        else:
+            self.core.step(self.kernel.name, self.items, self.coeffs, grad_scale, rounding_key)

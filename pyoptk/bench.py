@@ -70,8 +70,21 @@ PEERS = ("numpy", "torch-fused", "torch-foreach", "torch-forloop", "deepspeed", 
 SPECIAL = ("sparse_adam", "muon", "lbfgs")
 
 
-def bytes_per_element(algo: str, itemsize: int) -> int:
-    return (3 + 2 * ALGOS[algo].states) * itemsize if algo in ALGOS and ALGOS[algo].roofline else 0
+def bytes_per_element(algo: str, itemsize: int, state_itemsize: int | None = None) -> int:
+    """Bytes a step moves per element: param read + written, grad read, each state read + written
+    (16-bit params and grads with float32 state: Adam moves 2*2 + 2 + 2*2*4 = 22); 0 for an
+    algorithm without a roofline probe (LAMB, LARS: more than one pass)."""
+    if algo not in ALGOS or not ALGOS[algo].roofline:
+        return 0
+    return 3 * itemsize + 2 * ALGOS[algo].states * (itemsize if state_itemsize is None else state_itemsize)
+
+
+def dtype_of(name: str) -> np.dtype:
+    """float32, float64, float16, or bfloat16 (ml_dtypes)."""
+    if name == "bfloat16":
+        import ml_dtypes
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
 
 
 def split_sizes(total: int, layout: str) -> list[int]:
@@ -90,14 +103,15 @@ def make_arrays(total: int, layout: str, dtype, seed: int) -> list[np.ndarray]:
 
 
 # ----- the implementations: each returns a zero-argument function doing one step -------------
-def _pyoptk(algo: Algo, params, grads):
-    opt = getattr(pyoptk, algo.cls)(params, **algo.hyper)
+def _pyoptk(algo: Algo, params, grads, state_dtype=None):
+    opt = getattr(pyoptk, algo.cls)(params, **algo.hyper, **({} if state_dtype is None else {"state_dtype": state_dtype}))
     return lambda: opt.step(grads)
 
 
-def _stream(states: int, params, grads):
-    """The roofline probe: read param, grad and `states` arrays, write param and the states."""
-    extra = [[np.zeros_like(p) for _ in range(states)] + [None] * (4 - states) for p in params]
+def _stream(states: int, params, grads, state_dtype=None):
+    """The roofline probe: read param, grad and `states` arrays, write param and the states (in
+    `state_dtype`, default the param's: the same bytes as the optimizer step it bounds)."""
+    extra = [[np.zeros(p.shape, state_dtype or p.dtype) for _ in range(states)] + [None] * (4 - states) for p in params]
     mode = sum(1 << k for k in range(states))  # flags s0..s3 (ops/stream.h)
     items = [(i, mode, 0, p, g, *s) for i, (p, g, s) in enumerate(zip(params, grads, extra))]
     plan = _core.Plan("stream", items)
@@ -165,9 +179,9 @@ def _torch(impl: str, algo: Algo, params, grads):
         return None
     if (impl == "fused" and not algo.torch_fused) or not hasattr(torch.optim, algo.cls):
         return None
-    tparams = [torch.from_numpy(p).requires_grad_() for p in params]
+    tparams = [_as_tensor(torch, p).requires_grad_() for p in params]
     for t, g in zip(tparams, grads):
-        t.grad = torch.from_numpy(g)
+        t.grad = _as_tensor(torch, g)
     flag = {"fused": dict(fused=True), "foreach": dict(foreach=True), "forloop": dict(foreach=False)}[impl]
     opt = getattr(torch.optim, algo.cls)(tparams, **algo.hyper, **flag)
     return opt.step
@@ -184,13 +198,20 @@ def _package_peer(package: str, algo: Algo, params, grads):
         cls = getattr(importlib.import_module(package), algo.peer.split(":")[1])
     except Exception:
         return None
-    tparams = [torch.from_numpy(p).requires_grad_() for p in params]
+    tparams = [_as_tensor(torch, p).requires_grad_() for p in params]
     for t, g in zip(tparams, grads):
-        t.grad = torch.from_numpy(g)
+        t.grad = _as_tensor(torch, g)
     opt = cls(tparams, **(algo.peer_hyper or algo.hyper))
     if hasattr(opt, "train"):
         opt.train()  # schedule-free optimizers start in eval mode
     return opt.step
+
+
+def _as_tensor(torch, a: np.ndarray):
+    """A tensor sharing a's memory; ml_dtypes' bfloat16 goes through an int16 view."""
+    if a.dtype.name == "bfloat16":
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 def _deepspeed(name: str, algo: Algo, params, grads):
@@ -264,20 +285,26 @@ def _special_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[
     return out
 
 
-def make_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[str, Callable[[], object]]:
-    """Every implementation gets its own copy of the same data."""
+def make_steppers(name: str, total: int, layout: str, dtype, peers, state_dtype=None) -> dict[str, Callable[[], object]]:
+    """Every implementation gets its own copy of the same data. state_dtype (pyoptk and its
+    roofline only): None = the param's dtype, as torch keeps it."""
     if name in SPECIAL:
         return _special_steppers(name, total, layout.removeprefix("arena"), dtype, peers)
     algo = ALGOS[name]
     fresh = lambda: (make_arrays(total, layout, dtype, 0), make_arrays(total, layout, dtype, 1))
-    out: dict[str, Callable[[], object]] = {"pyoptk": _pyoptk(algo, *fresh())}
+    out: dict[str, Callable[[], object]] = {"pyoptk": _pyoptk(algo, *fresh(), state_dtype)}
     if algo.roofline:
-        out["roofline"] = _stream(algo.states, *fresh())
+        out["roofline"] = _stream(algo.states, *fresh(), state_dtype)
+    low = np.dtype(dtype).itemsize == 2
+    same_state = state_dtype is None or np.dtype(state_dtype) == np.dtype(dtype)
     for peer in peers:
+        if low and (peer not in ("torch-fused",) or not same_state):
+            continue  # 16-bit: torch's fused kernel (float32 math, state in the param dtype) only
         if peer == "numpy":
             fn = _numpy(name, algo, *fresh())
         elif peer.startswith("torch-"):
-            fn = _torch(peer.removeprefix("torch-"), algo, *fresh()) if dtype == np.float32 or peer != "torch-fused" else None
+            fn = (_torch(peer.removeprefix("torch-"), algo, *fresh())
+                  if dtype != np.float64 or peer != "torch-fused" else None)
         elif peer in ("pytorch_optimizer", "schedulefree"):
             fn = _package_peer(peer, algo, *fresh())
         elif peer == "deepspeed":
@@ -323,12 +350,14 @@ def _set_threads(n: int) -> None:
         pass
 
 
-def run(algos, totals, layouts, threads, reps, dtype=np.float32, peers=PEERS[:3], min_time=0.05, progress=True):
+def run(algos, totals, layouts, threads, reps, dtype=np.float32, peers=PEERS[:3], min_time=0.05, progress=True,
+        state_dtype=None):
     configs = [(a, t, l) for a in algos for t in totals for l in layouts]
     rows, done, count = [], 0, len(configs) * len(threads)
     itemsize = np.dtype(dtype).itemsize
+    state_itemsize = None if state_dtype is None else np.dtype(state_dtype).itemsize
     for name, total, layout in configs:
-        steppers = make_steppers(name, total, layout, dtype, peers)
+        steppers = make_steppers(name, total, layout, dtype, peers, state_dtype)
         for nt in threads:
             done += 1
             if progress:
@@ -343,8 +372,12 @@ def run(algos, totals, layouts, threads, reps, dtype=np.float32, peers=PEERS[:3]
                 q = statistics.quantiles(s, n=4) if len(s) >= 2 else [med, med, med]
                 rows.append(dict(algo=name, elements=total, layout=layout, arrays=len(split_sizes(total, layout)),
                                  threads=nt, dtype=np.dtype(dtype).name, impl=impl,
+                                 state_dtype=np.dtype(state_dtype or dtype).name if impl in ("pyoptk", "roofline")
+                                 else np.dtype(dtype).name,
+                                 bytes_per_element=bytes_per_element(name, itemsize, state_itemsize),
                                  ns_per_element=med / total * 1e9, elements_per_s=total / med,
-                                 gbytes_per_s=bytes_per_element(name, itemsize) * total / med / 1e9 if roof else None,
+                                 gbytes_per_s=bytes_per_element(name, itemsize, state_itemsize) * total / med / 1e9
+                                 if roof else None,
                                  pct_of_roofline=100 * roof / med if roof else None, speedup_of_pyoptk=med / base,
                                  iqr_pct=100 * (q[2] - q[0]) / med, samples=len(s)))
     if progress:
@@ -397,7 +430,10 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--reps", type=int, default=9, help="rounds; the median is reported")
     ap.add_argument("--min-time", type=float, default=0.05, help="seconds each implementation runs per round")
-    ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    ap.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16"],
+                    help="params and grads")
+    ap.add_argument("--state-dtype", default=None, choices=["float32", "bfloat16"],
+                    help="pyoptk's state arrays (default: the param dtype, torch's rule)")
     ap.add_argument("--peers", default="numpy,torch-fused,torch-foreach", help=f"comma list of {', '.join(PEERS)}")
     ap.add_argument("--json", help="also write the rows to this file")
     ap.add_argument("--plot", help="also draw GB/s against size, with the roofline, to this image file")
@@ -412,9 +448,11 @@ def main(argv=None) -> None:
         if p not in PEERS:
             ap.error(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
     rows = run(algos, [int(float(s)) for s in args.sizes.split(",")], args.layouts.split(","),
-               [int(t) for t in args.threads.split(",")], args.reps, np.dtype(args.dtype).type, peers,
-               args.min_time, not args.quiet and sys.stderr.isatty())
-    print(f"pyoptk {pyoptk.__version__} on {platform.machine()} ({pyoptk.isa()}), {args.dtype}, median of "
+               [int(t) for t in args.threads.split(",")], args.reps, dtype_of(args.dtype), peers,
+               args.min_time, not args.quiet and sys.stderr.isatty(),
+               None if args.state_dtype is None else dtype_of(args.state_dtype))
+    state = f", state {args.state_dtype}" if args.state_dtype else ""
+    print(f"pyoptk {pyoptk.__version__} on {platform.machine()} ({pyoptk.isa()}), {args.dtype}{state}, median of "
           f"{args.reps} rounds. roofline = the `stream` op with the same access pattern (same binary); "
           f"speedup = impl time / pyoptk time\n")
     print(format_table(rows))

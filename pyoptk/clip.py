@@ -22,7 +22,7 @@ import numpy as np
 from . import _core
 from ._kernels import FusedStep, Kernel
 
-__all__ = ["clip_grad_norm_", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm"]
+__all__ = ["clip_grad_norm_", "clip_grad_norm_for_step", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm"]
 
 _KERNEL = Kernel("grad_clip")
 _CLAMP = _KERNEL.mode(clamp=True)
@@ -127,3 +127,32 @@ def clip_grad_value_(grads: np.ndarray | Iterable[np.ndarray | None], clip_value
     clip_value = float(clip_value)
     if _present(grads):
         _transform(grads, _CLAMP, {"scale": 1.0, "low": -clip_value, "high": clip_value})
+
+
+def clip_grad_norm_for_step(grads: np.ndarray | Iterable[np.ndarray | None], max_norm: float,
+                            grad_scale: float | np.ndarray | None = None,
+                            norm_type: float = 2.0) -> tuple[float, np.ndarray, np.ndarray]:
+    """Clip, unscale and skip-on-overflow in one reduction pass, without writing the grads:
+
+    ``total_norm, found_inf, scale = clip_grad_norm_for_step(grads, max_norm, grad_scale)`` then
+    ``opt.step(grads, grad_scale=scale, found_inf=found_inf)``: the kernel divides each grad by
+    ``scale = grad_scale / clip_coef`` as it reads it (unscale and clip in one division), and
+    skips the step when ``found_inf`` is 1.
+
+    - ``total_norm``: the norm of the unscaled grads (norm of the given grads / ``grad_scale``), a float.
+    - ``found_inf``: 0-d float32 array, 1.0 when the norm is not finite (some grad element is inf or
+      NaN; for float64 grads also when the squares overflow, above ~1e154), else 0.0.
+    - ``scale``: 0-d float32 array; ``clip_coef = min(1, max_norm / (total_norm + 1e-6))`` as torch.
+
+    Against torch's ``unscale_`` + ``clip_grad_norm_`` (which write ``g / s * c`` into the grads) the
+    step reads ``g / (s / c)``: the same within a float32 ulp or two of the grad, not bit for bit.
+    """
+    grads = _as_list(grads)
+    scale = 1.0 if grad_scale is None else float(np.float32(np.asarray(grad_scale, dtype=np.float64).reshape(())))
+    if not (math.isfinite(scale) and scale > 0):
+        raise ValueError(f"grad_scale must be a positive finite number, got {scale}")
+    total = get_total_norm(grads, norm_type) / scale
+    found = not math.isfinite(total)
+    coef = 1.0 if found else min(1.0, float(max_norm) / (total + 1e-6))
+    return total, np.array(float(found), np.float32), np.array(scale / coef, np.float32)
+

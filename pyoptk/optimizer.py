@@ -15,6 +15,7 @@ from ._core import StalePlan
 from ._arrays import HOST, CudaDevice, Host, common_location, host_views, is_device_array, split_names
 from ._compiled import arm
 from ._kernels import FusedStep, Kernel
+from ._precision import MASTER_KEY, Precision, cast_state, is_low_precision, scalar_arg
 
 __all__ = ["Optimizer", "required"]
 
@@ -117,8 +118,14 @@ class Optimizer:
     fresh_state_flag: str | None = None  # mode flag set on the step that creates a param's state
     # False where a step does more than one fused update (NumPy reductions, matmuls): host only.
     runs_on_cuda: bool = True
+    low_precision: bool = True  # steps bfloat16/float16 params (mixed precision, _precision.py)
 
-    def __init__(self, params: Iterable, defaults: dict[str, Any]):
+    def __init__(self, params: Iterable, defaults: dict[str, Any], **precision: Any):
+        unknown = sorted(set(precision) - {"state_dtype", "master_weights", "stochastic_rounding", "seed"})
+        if unknown:
+            raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
+        self.precision = Precision.make(**precision)
+        self._rounding_step = 0  # steps run with stochastic rounding: its counter
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState()
@@ -156,7 +163,7 @@ class Optimizer:
 
     def _new_state(self, name: str, param: Any, group: dict[str, Any]) -> Any:
         shape, dtype = self._where.describe(param)
-        return self._where.new(shape, dtype, self._state_init(name, group))
+        return self._where.new(shape, self.precision.state_dtype_for(dtype), self._state_init(name, group))
 
     def _new_states(self, names: list[str], params: list, group: dict[str, Any]) -> list[dict]:
         """New state arrays for ``params``, one allocation per state name where possible: on a
@@ -227,10 +234,32 @@ class Optimizer:
         place = common_location(params, " of the new group")
         if place is None:
             return self._where
+        self._check_dtypes(params, place)
         if self._where is not None and place != self._where:
             raise ValueError(f"the new param group is on {place.name}, the optimizer's params on "
                              f"{self._where.name}; one optimizer steps arrays on one device")
         return place
+
+    def _check_dtypes(self, params: list, place: Host | CudaDevice) -> None:
+        """16-bit params: only for element-wise optimizers, on the host, not mixed with other
+        dtypes in one group; and the precision settings must fit each param."""
+        dtypes = [place.describe(p)[1] for p in params]
+        if not self.precision.default and not isinstance(place, Host):
+            raise ValueError("state_dtype, master_weights and stochastic_rounding are supported for host "
+                             "(NumPy) arrays only")
+        low = [i for i, d in enumerate(dtypes) if is_low_precision(d)]
+        if low and not self.low_precision:
+            raise TypeError(f"{type(self).__name__} steps float32 and float64 params; param {low[0]} of the new "
+                            f"group is {dtypes[low[0]]} (its step runs NumPy passes in the param dtype)")
+        if low and len(set(dtypes)) > 1:
+            other = next(i for i, d in enumerate(dtypes) if d != dtypes[low[0]])
+            raise TypeError(f"the new param group mixes dtypes: param {low[0]} is {dtypes[low[0]]}, param {other} "
+                            f"{dtypes[other]}; put 16-bit params in a group of their own dtype")
+        for i, d in enumerate(dtypes):
+            self.precision.check_param(d, f"param {i} of the new group")
+
+    def _keeps_master(self, p: Any) -> bool:
+        return self.precision.keeps_master(p.dtype) if isinstance(p, np.ndarray) else False
 
     def _refuse_shared_params(self, new: list, where: Host | CudaDevice | None) -> None:
         old = [p for g in self.param_groups for p in g["params"]]
@@ -287,15 +316,28 @@ class Optimizer:
         return batches
 
     # ----- the step ---------------------------------------------------------------------
-    def step(self, grads: list | None = None, closure: Callable | None = None) -> Any:
+    def step(self, grads: list | None = None, closure: Callable | None = None, *, grad_scale: Any = None,
+             found_inf: Any = None) -> Any:
         """Update every param in place. ``grads`` align with the params in group order (None =
         no grad: the param is skipped and its state left alone); or ``closure() -> (loss, grads)``.
-        Returns the closure's loss (or None). A refused step changes nothing."""
-        if closure is None and self._compiled_step(grads):
+        Returns the closure's loss (or None). A refused step changes nothing.
+
+        ``grad_scale`` / ``found_inf`` (0-d arrays, tensors or numbers), as torch's fused
+        optimizers take them from ``torch.amp.GradScaler``: each grad is divided by
+        ``grad_scale`` as the kernel reads it (the grads themselves are not written), and
+        ``found_inf == 1`` skips the step entirely (params, state and step counts unchanged)."""
+        # The compiled step knows no grad scale and no stochastic-rounding counter.
+        plain = grad_scale is None and found_inf is None and not self.precision.stochastic_rounding
+        if closure is None and plain and self._compiled_step(grads):
             return None
         loss, grads = self._collect_grads(grads, closure)
+        scale = self._amp_args(grad_scale, found_inf)
+        if scale is False:
+            return loss
+        self._amp = (scale, self.precision.rounding_key(self._rounding_step))
 
         if self._plan is not None and self._fast_step(grads):
+            self._count_rounding_step()
             return loss
 
         fused = FusedStep(self.kernel, (self._where or HOST).core)
@@ -321,18 +363,45 @@ class Optimizer:
                         if name not in state:  # a flag turned on since (amsgrad, momentum...)
                             state[name] = self._new_state(name, p, group)
                             fresh = True
+                    if self._keeps_master(p) and MASTER_KEY not in state:
+                        state[MASTER_KEY] = p.astype(np.float32)  # exact
                     pmode = mode | fresh_bit if fresh and names else mode
                     self._advance(state, hyper)
                     slot = fused.slot((gi, self._coeff_key(state)), lambda: self._group_coeffs(hyper, state))
                     fused.add(index, pmode, slot, p, g, state)
                     pending.append((p, state, group))
                 index += 1
-        fused.run()
+        fused.run(*self._amp)  # (grad scale, rounding key)
+        self._count_rounding_step()
         for p, state, group in pending:
             self._after_step(state, hyper_values(group))
             live[id(p)] = (p, state)
         self._plan = self._make_plan(grads) if len(pending) == len(grads) else None
         return loss
+
+    def _count_rounding_step(self) -> None:
+        """Steps run with stochastic rounding on: the counter its keys are drawn from (the
+        compiled step, which never runs with it, leaves it alone)."""
+        if self.precision.stochastic_rounding:
+            self._rounding_step += 1
+
+    def _amp_args(self, grad_scale: Any, found_inf: Any) -> float | None | bool:
+        """The grad scale to pass to the kernel (None: unscaled), or False when found_inf says
+        to skip the step (torch: the kernel returns at once if found_inf == 1)."""
+        if found_inf is not None:
+            flag = scalar_arg(found_inf, "found_inf")
+            if flag == 1.0:
+                return False
+            if flag != 0.0:
+                raise ValueError(f"found_inf must be 0 or 1, got {flag}")
+        if grad_scale is None:
+            return None
+        if isinstance(self._where, CudaDevice):
+            raise ValueError("grad_scale is supported for host (NumPy) arrays only")
+        scale = float(np.float32(scalar_arg(grad_scale, "grad_scale")))  # torch's is a float32 tensor
+        if not scale > 0:  # NaN fails too; inf is allowed (clip_grad_norm_for_step with max_norm=0)
+            raise ValueError(f"grad_scale must be a positive number, got {scale}")
+        return scale
 
     # ----- the fast path: steady-state steps through a cached plan ----------------------
     # Once every param has state and the params of each group are in lockstep (equal scalar
@@ -386,7 +455,8 @@ class Optimizer:
             advanced.append(new)
         try:  # C++ merges `advanced` into every param's state dict once the update has run
             plan.spans = plan.core.run(grads, coeffs, [g["params"] for g in self.param_groups],
-                                       advanced if any(advanced) else None)
+                                       advanced if any(advanced) else None,
+                                       *(() if self._amp == (None, None) else self._amp))
         except StalePlan:
             return False
         before, plan.scalars = plan.scalars, advanced
@@ -417,7 +487,10 @@ class Optimizer:
             start += len(group["params"])
             groups.append(packed)
         state = {index[id(p)]: self._exported(s) for p, s in self.state.items()}
-        return {"state": dict(sorted(state.items())), "param_groups": groups}
+        out = {"state": dict(sorted(state.items())), "param_groups": groups}
+        if not self.precision.default:  # torch's loader ignores keys it does not know
+            out["precision"] = self.precision.to_dict(self._rounding_step)
+        return out
 
     def _exported(self, state: dict[str, Any]) -> dict[str, Any]:
         """A param's state for a checkpoint: host arrays as they are, GPU arrays copied to the host."""
@@ -462,12 +535,16 @@ class Optimizer:
             new_state[p] = self._load_param_state(key, p, group, saved)
         self.param_groups[:] = groups
         self.state = new_state
+        saved_precision = state_dict.get("precision") or {}
+        # The stochastic-rounding counter resumes where it was (when the checkpoint has one).
+        self._rounding_step = int(saved_precision.get("rounding_step", 0))
         self._plan = None
 
     def _load_param_state(self, key: Any, p: np.ndarray, group: dict, saved: dict) -> dict[str, Any]:
         arrays = self.kernel.state_names(self._group_mode(group))
         scalars = self._scalar_state_names()
-        expected = set(arrays) | set(scalars)
+        master = self._keeps_master(p)
+        expected = set(arrays) | set(scalars) | ({MASTER_KEY} if master else set())
         unknown = sorted(set(saved) - expected)
         missing = sorted(expected - set(saved))
         if unknown or missing:
@@ -477,14 +554,16 @@ class Optimizer:
         out: dict[str, Any] = {}
         for name in scalars:
             out[name] = self._load_scalar_state(key, name, saved[name])
-        shape, dtype = self._where.describe(p) if arrays else (None, None)
-        for name in arrays:
+        shape, dtype = self._where.describe(p) if arrays or master else (None, None)
+        for name in arrays + ([MASTER_KEY] if master else []):
             value = np.asarray(saved[name])
             if value.shape != shape:
                 raise ValueError(f"state of param {key}: '{name}' has shape {value.shape}, the param {shape}")
-            if not np.issubdtype(value.dtype, np.floating):
+            if not (np.issubdtype(value.dtype, np.floating) or is_low_precision(value.dtype)):
                 raise ValueError(f"state of param {key}: '{name}' has dtype {value.dtype}, expected floating point")
-            out[name] = self._where.load(np.array(value, dtype=dtype, order="C", copy=True))
+            # Cast as torch does (to the dtype this optimizer keeps the state in).
+            want = np.dtype(np.float32) if name == MASTER_KEY else self.precision.state_dtype_for(dtype)
+            out[name] = self._where.load(cast_state(value, want, f"state of param {key}: '{name}'"))
         return out
 
     def _scalar_state_names(self) -> list[str]:

@@ -12,11 +12,11 @@ bool cpu_supports(Isa isa) {
     case Isa::kScalar:
       return true;
     case Isa::kAvx2:
-      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+      return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
     case Isa::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("fma");
+             __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
   }
   return false;
 #else
@@ -100,6 +100,36 @@ ReduceFn reduce_lookup(int kind, int dtype) {
 #endif
     default:
       return reduce_lookup_scalar(kind, dtype);
+  }
+}
+
+const ConvertFns* convert_fns() {
+  switch (active_isa()) {
+#ifdef PYOPTK_HAVE_AVX512
+    case Isa::kAvx512:
+      return convert_fns_avx512();
+#endif
+#ifdef PYOPTK_HAVE_AVX2
+    case Isa::kAvx2:
+      return convert_fns_avx2();
+#endif
+    default:
+      return convert_fns_scalar();
+  }
+}
+
+SpanFn lookup_stored(int op, int layout, int mode) {
+  switch (active_isa()) {
+#ifdef PYOPTK_HAVE_AVX512
+    case Isa::kAvx512:
+      return lookup_stored_avx512(op, layout, mode);
+#endif
+#ifdef PYOPTK_HAVE_AVX2
+    case Isa::kAvx2:
+      return lookup_stored_avx2(op, layout, mode);
+#endif
+    default:
+      return lookup_stored_scalar(op, layout, mode);
   }
 }
 

@@ -16,5 +16,7 @@ void set_active_isa(Isa isa);  // caller checks isa_available first
 
 SpanFn lookup(int op, int dtype, int mode);  // through the active ISA
 ReduceFn reduce_lookup(int kind, int dtype);  // through the active ISA
+const ConvertFns* convert_fns();               // through the active ISA
+SpanFn lookup_stored(int op, int layout, int mode);  // through the active ISA; may be nullptr
 
 }  // namespace pyoptk

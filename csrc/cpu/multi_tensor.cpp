@@ -27,7 +27,7 @@ int64_t g_min_parallel = int64_t{1} << 15;
 
 void run_serial(const Task* tasks, int64_t count) {
   for (int64_t k = 0; k < count; ++k) {
-    if (tasks[k].numel > 0) tasks[k].fn(tasks[k].ptrs, 0, tasks[k].numel, tasks[k].coeffs);
+    if (tasks[k].numel > 0) run_span(tasks[k], 0, tasks[k].numel);
   }
 }
 
@@ -63,7 +63,7 @@ void run_tasks(const Task* tasks, int64_t count, int max_threads) {
       const Task& task = tasks[k];
       const int64_t lo = (std::max(b0, first_block[k]) - first_block[k]) * kBlock;
       const int64_t hi = std::min((std::min(b1, first_block[k + 1]) - first_block[k]) * kBlock, task.numel);
-      if (hi > lo) task.fn(task.ptrs, lo, hi - lo, task.coeffs);
+      if (hi > lo) run_span(task, lo, hi - lo);
     }
   }
 #else

@@ -3,16 +3,28 @@
 #include <cstdint>
 
 #include "pyoptk/kernel_table.h"
+#include "staging.h"
 
 namespace pyoptk {
 
 // One tensor's update: its span function, pointers {param, grad, states...}, size and coefficients.
+// stage (null: every array is in the kernel's dtype): how 16-bit arrays are staged through fn.
 struct Task {
   SpanFn fn;
   char* ptrs[2 + kMaxStates];
   int64_t numel;
   const void* coeffs;
+  const Staging* stage = nullptr;
 };
+
+// Elements [begin, begin + n) of one task, staged or not.
+inline void run_span(const Task& task, int64_t begin, int64_t n) {
+  if (task.stage != nullptr) {
+    run_staged(task, begin, n);
+  } else {
+    task.fn(task.ptrs, begin, n, task.coeffs);
+  }
+}
 
 // Splits all tasks' elements into equal, block-aligned ranges, one per thread (each element is
 // updated independently, so the split never changes the result). Runs serially below the

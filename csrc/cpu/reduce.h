@@ -9,11 +9,15 @@
 namespace pyoptk {
 
 // One array (or pair of arrays, for dot) to reduce.
+// 16-bit inputs (dtype kBFloat16 / kFloat16; fn is then the float32 one) are widened a block at
+// a time into a float32 scratch block: the same partials as the float32 kernel on widened arrays.
 struct ReduceTask {
   ReduceFn fn;
   const char* x;
   const char* y;  // second input of two-input kinds, else nullptr
   int64_t numel;
+  int dtype = kFloat32;
+  const ConvertFns* cvt = nullptr;  // for 16-bit inputs
 };
 
 // per_task[k] = the fold of task k's block partials (pairwise, in block order; the kind's

@@ -27,11 +27,40 @@ std::string who(int64_t index, const char* role, const OpInfo* op) {
   return std::string(item) + " " + std::to_string(index) + (bare ? "" : std::string(" ") + role);
 }
 
+namespace {
+
+// ml_dtypes' bfloat16 (the NumPy dtype JAX and TensorFlow use), looked up once; None when
+// ml_dtypes is not installed.
+const py::object& bfloat16_dtype() {
+  static py::object* dtype = [] {
+    py::object found = py::none();
+    try {
+      found = py::dtype::from_args(py::module_::import("ml_dtypes").attr("bfloat16"));
+    } catch (const py::error_already_set&) {
+    }
+    return new py::object(found);  // never freed: outlives the interpreter's teardown order
+  }();
+  return *dtype;
+}
+
+}  // namespace
+
 int dtype_of(const py::array& a) {
-  if (a.dtype().equal(py::dtype::of<float>())) return kFloat32;
-  if (a.dtype().equal(py::dtype::of<double>())) return kFloat64;
+  const py::dtype dt = a.dtype();
+  if (dt.equal(py::dtype::of<float>())) return kFloat32;
+  if (dt.equal(py::dtype::of<double>())) return kFloat64;
+  if (dt.num() == 23) return kFloat16;  // NPY_HALF (pybind11 names no constant for it)
+  const py::object& bf16 = bfloat16_dtype();
+  if (!bf16.is_none() && dt.equal(bf16)) return kBFloat16;
   return -1;
 }
+
+const char* dtype_name(int dtype) {
+  static const char* const kNames[kNumStorageDtypes] = {"float32", "float64", "bfloat16", "float16"};
+  return dtype >= 0 && dtype < kNumStorageDtypes ? kNames[dtype] : "?";
+}
+
+int item_size(int dtype) { return dtype == kFloat64 ? 8 : dtype == kFloat32 ? 4 : 2; }
 
 // The common case first: both arrays share NumPy's builtin descriptor object.
 bool same_dtype(const py::array& a, const py::array& b) {
@@ -49,7 +78,7 @@ bool same_shape(const py::array& a, const py::array& b) {
 
 // Checks one array against the param (nullptr: it is the param) and returns it.
 py::array checked(py::handle obj, int64_t index, const char* role, const py::array* param, bool written,
-                  const OpInfo* op) {
+                  const OpInfo* op, unsigned also) {
   const std::string first = op ? op->slot_names[0] : "param";
   if (!py::isinstance<py::array>(obj)) {
     throw py::type_error(who(index, role, op) + " is a " +
@@ -59,12 +88,17 @@ py::array checked(py::handle obj, int64_t index, const char* role, const py::arr
   if (param == nullptr) {
     if (dtype_of(a) < 0) {
       throw py::type_error(who(index, role, op) + " has dtype " + dtype_str(a) +
-                           "; pyoptk updates float32 and float64 arrays");
+                           "; pyoptk updates float32, float64, bfloat16 (ml_dtypes) and float16 arrays");
     }
   } else {
-    if (!same_dtype(a, *param)) {
+    const int dtype = same_dtype(a, *param) ? dtype_of(*param) : dtype_of(a);
+    if (!same_dtype(a, *param) && (dtype < 0 || !((also >> dtype) & 1u))) {
+      std::string alternatives;
+      for (int d = 0; d < kNumStorageDtypes; ++d) {
+        if (((also >> d) & 1u) && d != dtype_of(*param)) alternatives += std::string(" or ") + dtype_name(d);
+      }
       throw py::type_error(who(index, role, op) + " has dtype " + dtype_str(a) + ", expected " + dtype_str(*param) +
-                           " (the " + first + "'s dtype)");
+                           " (the " + first + "'s dtype)" + alternatives);
     }
     if (!same_shape(a, *param)) {
       throw py::value_error(who(index, role, op) + " has shape " + shape_str(a) + ", expected " + shape_str(*param) +

@@ -27,14 +27,16 @@ std::string dtype_str(const pybind11::array& a);
 // "param 3", "param 3 grad", ...: ops may name their items and first two slots otherwise
 // (kItemName / kSlotNames, e.g. "grad 2" for the clip op); nullptr = an optimizer's names.
 std::string who(int64_t index, const char* role, const OpInfo* op = nullptr);
-int dtype_of(const pybind11::array& a);            // kFloat32, kFloat64 or -1
+int dtype_of(const pybind11::array& a);            // a Dtype (kFloat32 ... kFloat16) or -1
+const char* dtype_name(int dtype);                 // "float32", "bfloat16", ...
+int item_size(int dtype);
 bool same_dtype(const pybind11::array& a, const pybind11::array& b);
 bool same_shape(const pybind11::array& a, const pybind11::array& b);
 
 // obj must be a C-contiguous ndarray (writeable if written) of a float dtype, or of the param's
-// dtype and shape when param is given.
+// dtype and shape when param is given; `also`: bit d set = dtype d is accepted too (mixed precision).
 pybind11::array checked(pybind11::handle obj, int64_t index, const char* role, const pybind11::array* param,
-                        bool written, const OpInfo* op = nullptr);
+                        bool written, const OpInfo* op = nullptr, unsigned also = 0);
 
 Extent extent_of(const pybind11::array& a, int64_t index, const char* role, bool written);
 [[noreturn]] void refuse_overlap(const Extent& a, const Extent& b, const OpInfo* op = nullptr);

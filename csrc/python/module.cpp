@@ -38,10 +38,11 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<const std::string&, py::sequence, py::object>(), py::arg("op"), py::arg("items"),
            py::arg("state_dicts") = py::none())
       .def("run", &Plan::run, py::arg("grads"), py::arg("coeffs"), py::arg("param_lists") = py::none(),
-           py::arg("scalars") = py::none())
+           py::arg("scalars") = py::none(), py::arg("grad_scale") = py::none(), py::arg("rounding_key") = py::none())
       .def("__len__", &Plan::size);
   py::register_exception<StalePlan>(m, "StalePlan");
-  m.def("step", &pyoptk::step, py::arg("op"), py::arg("items"), py::arg("coeffs"),
+  m.def("step", &pyoptk::step, py::arg("op"), py::arg("items"), py::arg("coeffs"), py::arg("grad_scale") = py::none(),
+        py::arg("rounding_key") = py::none(),
         "Validate and run one fused, multi-tensor update in place (internal; use the optimizers).");
   m.def("step_rows", &pyoptk::step_rows, py::arg("op"), py::arg("items"), py::arg("coeffs"),
         "Validate, then run one op over chosen rows of several params in one call (internal; SparseAdam).");

@@ -40,7 +40,8 @@ void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
     if (out > 0) {
       Task& last = tasks[out - 1];
       const Task& next = tasks[k];
-      bool joins = last.fn == next.fn && last.coeffs == next.coeffs;
+      // Staged tasks keep their own extents: stochastic rounding is keyed by each param's index.
+      bool joins = last.fn == next.fn && last.coeffs == next.coeffs && last.stage == nullptr && next.stage == nullptr;
       const int64_t bytes = last.numel * itemsizes[k];
       for (int j = 0; joins && j < 2 + kMaxStates; ++j) {
         joins = (last.ptrs[j] == nullptr && next.ptrs[j] == nullptr) ||
@@ -58,34 +59,85 @@ void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
 
 }  // namespace
 
+// The fused 16-bit kernel for an entry whose param and grad share a 16-bit dtype and whose states
+// all have that dtype or float32; nullptr when there is none (the staging layer runs it).
+SpanFn Plan::fused_layout(int op, const Entry& e, int grad_dtype) {
+  const int p = e.slot_dtype[0];
+  if ((p != kBFloat16 && p != kFloat16) || grad_dtype != p) return nullptr;
+  int states = -1;
+  for (int k : e.state_ids) {
+    if (states >= 0 && e.slot_dtype[2 + k] != states) return nullptr;
+    states = e.slot_dtype[2 + k];
+  }
+  if (states < 0) states = p;
+  if (states != p && states != kFloat32) return nullptr;
+  const int layout = p == kBFloat16 ? (states == p ? kBf16Bf16 : kBf16F32) : (states == p ? kF16F16 : kF16F32);
+  return lookup_stored(op, layout, e.mode);
+}
+
 Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dicts) : op_(op_id(op_name)) {
   const OpInfo& info = kOpInfo[op_];
   state_keys_ = state_keys(info);
   auto on_param = [&](Entry& e, py::handle param) {
     e.param = checked(param, e.index, info.slot_names[0], nullptr, true, &info);
-    e.dtype = dtype_of(e.param);
+    const int storage = dtype_of(e.param);
+    e.dtype = storage == kFloat64 ? kFloat64 : kFloat32;
     e.numel = e.param.size();
     e.itemsize = static_cast<int>(e.param.itemsize());
+    std::fill(std::begin(e.slot_dtype), std::end(e.slot_dtype), static_cast<int8_t>(e.dtype));
+    e.slot_dtype[0] = static_cast<int8_t>(storage);
+    e.staged = storage != e.dtype;
     if (lookup(op_, e.dtype, e.mode) == nullptr) {
       throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(e.mode));
     }
     e.ptrs[0] = static_cast<char*>(e.param.mutable_data());
     if (e.param.nbytes() > 0) written_.push_back(extent_of(e.param, e.index, info.slot_names[0], true));
   };
+  // States: the param's dtype, or for a float32-computing param any of float32 / bfloat16 /
+  // float16 (the Python layer picks: state_dtype, or the 16-bit param's dtype under master weights).
   auto on_state = [&](Entry& e, int k, py::handle state) {
-    e.states.push_back(checked(state, e.index, info.state_names[k], &e.param, true, &info));
+    const unsigned also = e.dtype == kFloat32 ? (1u << kFloat32) | (1u << kBFloat16) | (1u << kFloat16) : 0u;
+    e.states.push_back(checked(state, e.index, info.state_names[k], &e.param, true, &info, also));
+    e.slot_dtype[2 + k] = static_cast<int8_t>(dtype_of(e.states.back()));
+    e.staged = e.staged || e.slot_dtype[2 + k] != e.dtype;
     e.ptrs[2 + k] = static_cast<char*>(e.states.back().mutable_data());
     if (e.param.nbytes() > 0) written_.push_back(extent_of(e.states.back(), e.index, info.state_names[k], true));
   };
-  read_items(info, items, state_dicts, entries_, on_param, on_state);
+  // Master weights: `param` is the float32 master copy; the 16-bit param is written from it.
+  auto on_mirror = [&](Entry& e, py::handle obj) {
+    py::array mirror = checked(obj, e.index, info.slot_names[0], nullptr, true, &info);
+    const int dtype = dtype_of(mirror);
+    if (dtype != kBFloat16 && dtype != kFloat16) {
+      throw py::type_error(who(e.index, info.slot_names[0], &info) + " has dtype " + dtype_str(mirror) +
+                           "; master weights are kept for bfloat16 and float16 params");
+    }
+    if (dtype_of(e.param) != kFloat32 || !same_shape(mirror, e.param)) {
+      throw py::value_error(who(e.index, "master_param", &info) + " must be a float32 array of the param's shape " +
+                            shape_str(mirror) + ", got " + dtype_str(e.param) + " " + shape_str(e.param));
+    }
+    e.mirror = mirror;
+    e.mirror_dtype = static_cast<int8_t>(dtype);
+    e.staged = true;
+    if (mirror.nbytes() > 0) written_.push_back(extent_of(mirror, e.index, info.slot_names[0], true));
+  };
+  read_items(info, items, state_dicts, entries_, on_param, on_state, on_mirror);
   refuse_overlaps(written_, &info);  // leaves them sorted: run() binary-searches them
 }
 
-size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_lists, py::object scalars) {
+size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_lists, py::object scalars,
+                 py::object grad_scale, py::object rounding_key) {
   const OpInfo& info = kOpInfo[op_];
   check_still_current(entries_, state_keys_, grads, param_lists, info.reads_grad);
   std::vector<CoeffBlock> coeffs;
   for (py::handle values : coeff_sets) coeffs.push_back(read_coeffs(info, values));
+  const bool scaled = !grad_scale.is_none();
+  const float divisor = scaled ? static_cast<float>(grad_scale.cast<double>()) : 1.0f;
+  if (scaled && !info.reads_grad) throw py::value_error(std::string(info.name) + " reads no grad to unscale");
+  const bool stochastic = !rounding_key.is_none();
+  const uint64_t round_key = stochastic ? rounding_key.cast<uint64_t>() : 0;
+  std::vector<Staging> stages;
+  stages.reserve(entries_.size());  // tasks point into it: it must not reallocate
+  const ConvertFns* cvt = convert_fns();
 
   std::vector<Task> tasks(entries_.size());
   std::vector<int> itemsizes(entries_.size());
@@ -96,32 +148,46 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
     Entry& e = entries_[i];
     if (e.slot < 0 || e.slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
     // Flags can change after the plan was made (arr.flags.writeable = False): check each run.
-    if (!writeable(e.param)) throw py::value_error(who(e.index, info.slot_names[0], &info) + " is read-only");
+    if (!writeable(e.param) || (e.mirror && !writeable(py::reinterpret_borrow<py::array>(e.mirror)))) {
+      throw py::value_error(who(e.index, info.slot_names[0], &info) + " is read-only");
+    }
     for (size_t k = 0; k < e.states.size(); ++k) {
       if (!writeable(e.states[k])) {
         throw py::value_error(who(e.index, info.state_names[e.state_ids[k]], &info) + " is read-only");
       }
     }
     const char* data = nullptr;  // ops that read no grad take None in its slot
+    int grad_dtype = e.dtype;
     if (info.reads_grad) {
       grad_refs.push_back(grads[i]);
       PyObject* g = grad_refs.back().ptr();
-      data = plain_grad_data(g, e.param);
-      if (data == nullptr) data = tensor_grad_data(g, e.param);
+      // Grads come in the listed param's dtype or, for a float32-computing param, float32.
+      const py::array like = e.mirror ? py::reinterpret_borrow<py::array>(e.mirror) : e.param;
+      data = plain_grad_data(g, like);
+      grad_dtype = e.mirror ? e.mirror_dtype : e.slot_dtype[0];  // plain: the listed param's dtype
+      if (data == nullptr && e.slot_dtype[0] < kNumDtypes) {
+        // A torch tensor in the (float32 / float64) param's dtype; 16-bit grads take the checked path.
+        data = tensor_grad_data(g, e.param);
+        grad_dtype = e.slot_dtype[0];
+      }
       if (data == nullptr) {
         if (needs_host_view(g)) {  // DLPack / buffer-protocol / complex: checked as its NumPy view
           grad_refs.push_back(host_view(g, who(e.index, info.slot_names[1], &info)));
           g = grad_refs.back().ptr();
         }
-        data = static_cast<const char*>(checked(g, e.index, info.slot_names[1], &e.param, false, &info).data());
+        const unsigned also = e.dtype == kFloat32 ? 1u << kFloat32 : 0u;
+        py::array ga = checked(g, e.index, info.slot_names[1], &like, false, &info, also);
+        data = static_cast<const char*>(ga.data());
+        grad_dtype = dtype_of(ga);
       }
-      const int64_t nbytes = static_cast<int64_t>(e.param.nbytes());
+      const int64_t nbytes = e.numel * item_size(grad_dtype);
       // The written arrays are fixed for the plan's life, so a grad buffer found clear of them
-      // once (same address, same size: the param's) stays clear: frameworks reuse grad buffers.
-      if (nbytes > 0 && data != e.checked_grad) {
+      // once (same address, same size) stays clear: frameworks reuse grad buffers.
+      if (nbytes > 0 && (data != e.checked_grad || grad_dtype != e.checked_grad_dtype)) {
         // A grad may alias other grads, never a written array.
         refuse_overlap_with(written_, {data, data + nbytes, false, e.index, info.slot_names[1]}, &info);
         e.checked_grad = data;
+        e.checked_grad_dtype = grad_dtype;
       }
     } else if (!grads[i].is_none()) {
       throw py::value_error(std::string(info.name) + " takes no second array (pass None)");
@@ -132,6 +198,24 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
     task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
     task.numel = e.numel;
     task.coeffs = e.dtype == kFloat32 ? static_cast<const void*>(coeffs[e.slot].f32) : coeffs[e.slot].f64;
+    const SpanFn fused = (e.staged && !e.mirror && !scaled && !stochastic) ? fused_layout(op_, e, grad_dtype) : nullptr;
+    if (fused != nullptr) {
+      task.fn = fused;  // converts in registers: no staging
+    } else if (e.staged || grad_dtype != e.dtype || scaled) {
+      Staging st;
+      st.cvt = cvt;
+      std::copy(std::begin(e.slot_dtype), std::end(e.slot_dtype), st.dtype);
+      st.dtype[1] = static_cast<int8_t>(grad_dtype);
+      if (e.mirror) {
+        st.mirror = static_cast<char*>(py::reinterpret_borrow<py::array>(e.mirror).mutable_data());
+        st.mirror_dtype = e.mirror_dtype;
+      }
+      st.grad_divisor = scaled ? &divisor : nullptr;
+      st.stochastic = stochastic;
+      st.sr_key = mix64(round_key ^ mix64(static_cast<uint64_t>(e.index)));
+      stages.push_back(st);
+      task.stage = &stages.back();
+    }
     itemsizes[i] = e.itemsize;
   }
   coalesce(tasks, itemsizes);
@@ -144,8 +228,12 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
   return tasks.size();
 }
 
-size_t step(const std::string& op, py::sequence items, py::sequence coeff_sets) {
-  return run_once<Plan>(op, items, coeff_sets);
+size_t step(const std::string& op, py::sequence items, py::sequence coeff_sets, py::object grad_scale,
+            py::object rounding_key) {
+  Plan plan(op, items);
+  py::list grads;
+  for (size_t i = 0; i < py::len(items); ++i) grads.append(py::tuple(items[i])[4]);
+  return plan.run(grads, coeff_sets, py::none(), py::none(), grad_scale, rounding_key);
 }
 
 std::vector<py::object> state_keys(const OpInfo& op) {

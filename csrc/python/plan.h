@@ -43,8 +43,12 @@ class Plan {
   // the update has run (the optimizer's per-param scalar state, e.g. the step counter).
   // Returns the number of contiguous spans the update ran as (arrays that continue each other in
   // memory are merged).
+  // grad_scale (optional float): every grad is divided by it as it is read (torch's fused
+  // unscale). rounding_key (optional int): bfloat16 arrays are written with stochastic rounding
+  // keyed by it and each param's index; None rounds to nearest even.
   size_t run(pybind11::sequence grads, pybind11::sequence coeff_sets,
-             pybind11::object param_lists = pybind11::none(), pybind11::object scalars = pybind11::none());
+             pybind11::object param_lists = pybind11::none(), pybind11::object scalars = pybind11::none(),
+             pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none());
 
   size_t size() const { return entries_.size(); }
 
@@ -53,7 +57,7 @@ class Plan {
     int64_t index;
     int mode;
     int64_t slot;
-    int dtype;
+    int dtype;  // the dtype the op computes in: float64 for float64 params, else float32
     int itemsize;
     int64_t numel;
     pybind11::array param;
@@ -62,7 +66,15 @@ class Plan {
     pybind11::object state_dict;          // None unless given
     char* ptrs[2 + kMaxStates];           // grad pointer filled per run
     const char* checked_grad = nullptr;   // a grad buffer already found clear of every written array
+    int checked_grad_dtype = -1;
+    // Mixed precision: the storage dtype of each slot (the grad's filled per run), and the 16-bit
+    // param written from the float32 master copy `param` (master weights), if any.
+    int8_t slot_dtype[2 + kMaxStates];
+    bool staged = false;  // some array is not in the compute dtype
+    pybind11::object mirror;  // null, or the 16-bit param array
+    int8_t mirror_dtype = -1;
   };
+  static SpanFn fused_layout(int op, const Entry& e, int grad_dtype);
   int op_;
   std::vector<pybind11::object> state_keys_;  // interned state names, for the dict checks
   std::vector<Entry> entries_;
@@ -70,7 +82,8 @@ class Plan {
 };
 
 // One-shot: Plan(op, items).run(grads taken from the items, coeff_sets).
-size_t step(const std::string& op, pybind11::sequence items, pybind11::sequence coeff_sets);
+size_t step(const std::string& op, pybind11::sequence items, pybind11::sequence coeff_sets,
+            pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none());
 
 // {op name: {"flags": {name: bit}, "states": [(name, required flag bits)], "coeffs": [names],
 //            "reads_grad": bool}}

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "../cpu/registry.h"
@@ -17,16 +19,18 @@ namespace pyoptk {
 // entries: on_param(entry, param) checks and records the param, on_state(entry, k, state) each
 // state the mode uses; a state missing, or given where the mode has none, is refused here.
 // state_dicts (None, or one per item) are the dicts the states live in.
-template <class Entry, class OnParam, class OnState>
+// An item may end with one more field, the master-weights param (a 16-bit array written, rounded,
+// from the float32 param the op updates) or None: on_mirror(entry, array) takes it.
+template <class Entry, class OnParam, class OnState, class OnMirror>
 void read_items(const OpInfo& info, pybind11::sequence items, pybind11::object state_dicts,
-                std::vector<Entry>& entries, OnParam on_param, OnState on_state) {
+                std::vector<Entry>& entries, OnParam on_param, OnState on_state, OnMirror on_mirror) {
   namespace py = pybind11;
   const size_t count = py::len(items);
   const size_t arity = 5 + info.num_states;
   entries.reserve(count);
   for (size_t i = 0; i < count; ++i) {
     py::tuple item = items[i];
-    if (item.size() != arity) {
+    if (item.size() != arity && item.size() != arity + 1) {
       throw py::value_error("a " + std::string(info.name) + " item has " + std::to_string(arity) + " fields");
     }
     Entry e;
@@ -46,9 +50,34 @@ void read_items(const OpInfo& info, pybind11::sequence items, pybind11::object s
       on_state(e, k, s);
       e.state_ids.push_back(k);
     }
+    if (item.size() > arity && !item[arity].is_none()) on_mirror(e, item[arity]);
     e.state_dict = state_dicts.is_none() ? py::object(py::none()) : py::object(py::sequence(state_dicts)[i]);
     entries.push_back(std::move(e));
   }
+}
+
+// Plans without master weights (device arrays) refuse a mirror field that is not None.
+template <class Entry, class OnParam, class OnState>
+void read_items(const OpInfo& info, pybind11::sequence items, pybind11::object state_dicts,
+                std::vector<Entry>& entries, OnParam on_param, OnState on_state) {
+  read_items(info, items, state_dicts, entries, on_param, on_state, [](Entry&, pybind11::handle) {
+    throw pybind11::value_error("master weights are supported for host (NumPy) arrays only");
+  });
+}
+
+// The array the optimizer lists as the entry's param: the 16-bit one when the entry updates a
+// float32 master copy (Entry::mirror), else the param itself.
+template <class Entry, class = void>
+struct HasMirror : std::false_type {};
+template <class Entry>
+struct HasMirror<Entry, std::void_t<decltype(std::declval<Entry>().mirror)>> : std::true_type {};
+
+template <class Entry>
+pybind11::handle listed_param(const Entry& e) {
+  if constexpr (HasMirror<Entry>::value) {
+    if (e.mirror) return e.mirror;
+  }
+  return e.param;
 }
 
 // StalePlan unless the optimizer still has exactly the plan's params (param_lists: one list per
@@ -62,7 +91,7 @@ void check_still_current(const std::vector<Entry>& entries, const std::vector<py
     size_t i = 0;
     for (py::handle list : py::sequence(param_lists)) {
       for (py::handle p : py::sequence(py::reinterpret_borrow<py::object>(list))) {
-        if (i >= entries.size() || !p.is(entries[i].param)) throw StalePlan("params changed");
+        if (i >= entries.size() || !p.is(listed_param(entries[i]))) throw StalePlan("params changed");
         if (reads_grad && grads[i].is_none()) throw StalePlan("a param has no grad");
         ++i;
       }

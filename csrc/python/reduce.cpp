@@ -16,6 +16,7 @@
 
 #include "../cpu/dispatch.h"
 #include "../cpu/reduce.h"
+#include "checks.h"
 #include "pyoptk/reduce.h"
 
 namespace py = pybind11;
@@ -56,16 +57,14 @@ const KindInfo& find_kind(const std::string& name) {
   throw py::value_error("unknown reduction '" + name + "'; expected one of " + names);
 }
 
-std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
-
 py::array checked(py::handle obj, const std::string& where) {
   if (!py::isinstance<py::array>(obj)) {
     throw py::type_error(where + " is a " + std::string(py::str(py::type::of(obj).attr("__name__"))) +
                          ", expected a numpy.ndarray");
   }
   py::array a = py::reinterpret_borrow<py::array>(obj);
-  if (!a.dtype().equal(py::dtype::of<float>()) && !a.dtype().equal(py::dtype::of<double>())) {
-    throw py::type_error(where + " has dtype " + dtype_str(a) + "; expected float32 or float64");
+  if (dtype_of(a) < 0) {
+    throw py::type_error(where + " has dtype " + dtype_str(a) + "; expected float32, float64, bfloat16 or float16");
   }
   if (!(a.flags() & py::array::c_style)) {
     throw py::value_error(where + " is not C-contiguous; pass np.ascontiguousarray(...) explicitly");
@@ -90,9 +89,9 @@ py::tuple reduce(const std::string& kind_name, py::sequence xs, py::object ys, d
   for (size_t k = 0; k < count; ++k) {
     const std::string where = label + "[" + std::to_string(k) + "]";
     py::array x = checked(xs[k], where);
-    const int dtype = x.dtype().equal(py::dtype::of<float>()) ? kFloat32 : kFloat64;
-    tasks[k] = {reduce_lookup(kind.kind, dtype), static_cast<const char*>(x.data()), nullptr,
-                static_cast<int64_t>(x.size())};
+    const int dtype = dtype_of(x);  // 16-bit arrays reduce through the float32 kernel
+    tasks[k] = {reduce_lookup(kind.kind, dtype == kFloat64 ? kFloat64 : kFloat32), static_cast<const char*>(x.data()),
+                nullptr, static_cast<int64_t>(x.size()), dtype, convert_fns()};
     if (kind.inputs == 2) {
       const std::string where2 = label2 + "[" + std::to_string(k) + "]";
       py::array y = checked(py::sequence(ys)[k], where2);

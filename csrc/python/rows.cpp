@@ -82,6 +82,9 @@ void step_rows(const std::string& op_name, py::sequence items, py::sequence coef
     if (slot < 0 || slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
     py::array param = checked(item[3], index, "param", nullptr, true);
     if (param.ndim() < 1) throw py::value_error(who(index, "param") + " is 0-d; row updates need a leading axis to index");
+    if (dtype_of(param) >= kNumDtypes) {
+      throw py::type_error(who(index, "param") + " has dtype " + dtype_str(param) + "; row updates take float32 and float64");
+    }
     RowItem r;
     r.fn = lookup(op, dtype_of(param), mode);
     if (r.fn == nullptr) throw py::value_error(std::string(info.name) + ": unsupported flag combination " + std::to_string(mode));

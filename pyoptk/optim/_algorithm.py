@@ -59,11 +59,11 @@ class FusedOptimizer(Optimizer):
         if "algorithm" in cls.__dict__:
             cls.kernel = cls.algorithm.kernel
 
-    def __init__(self, params: Params, defaults: dict[str, Any]) -> None:
+    def __init__(self, params: Params, defaults: dict[str, Any], **precision: Any) -> None:
         # Pairs (betas, etas, ...) are kept as tuples, whatever sequence the caller passed.
         defaults = {k: tuple(v) if isinstance(v, list) else v for k, v in defaults.items()}
         self.algorithm.check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **precision)
 
     def _check_group(self, group: dict[str, Any]) -> None:
         self.algorithm.check(group)

@@ -52,9 +52,9 @@ class Adadelta(FusedOptimizer):
 
     def __init__(self, params: Params, lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6, weight_decay: float = 0,
                  foreach: Optional[bool] = None, *, capturable: bool = False, maximize: bool = False,
-                 differentiable: bool = False) -> None:
+                 differentiable: bool = False, **precision: Any) -> None:
         check_torch_impl_args(foreach, None, capturable, differentiable)
-        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
+        super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize), **precision)
 
 
 def adadelta(params, grads, square_avgs, acc_deltas, state_steps, *, lr: float, rho: float, eps: float,

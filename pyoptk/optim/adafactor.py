@@ -141,6 +141,7 @@ class Adafactor(Optimizer):
 
     kernel = KERNEL
     runs_on_cuda = False
+    low_precision = False  # its NumPy passes take float32/float64 arrays
 
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8,
                  eps: tuple[Optional[float], float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,

@@ -50,10 +50,10 @@ class Adagrad(FusedOptimizer):
 
     def __init__(self, params: Params, lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, foreach: Optional[bool] = None, *,
-                 maximize: bool = False, differentiable: bool = False, fused: Optional[bool] = None) -> None:
+                 maximize: bool = False, differentiable: bool = False, fused: Optional[bool] = None, **precision: Any) -> None:
         check_torch_impl_args(foreach, fused, False, differentiable)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
-                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize))
+                                      initial_accumulator_value=initial_accumulator_value, maximize=maximize), **precision)
         for group in self.param_groups:
             for p in group["params"]:
                 self.state[p] = {"step": 0, "sum": self._new_state("sum", p, group)}

@@ -78,9 +78,9 @@ class Adan(FusedOptimizer):
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: Tuple[float, float, float] = (0.98, 0.92, 0.99),
                  eps: float = 1e-8, weight_decay: float = 0.0, no_prox: bool = False, *,
-                 maximize: bool = False) -> None:
+                 maximize: bool = False, **precision: Any) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, no_prox=no_prox,
-                                      maximize=maximize))
+                                      maximize=maximize), **precision)
 
     def _state_init(self, name: str, group: dict[str, Any]) -> float | None:
         return None if name == "pre_grad" else 0.0  # the first step writes pre_grad = g

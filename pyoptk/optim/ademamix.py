@@ -102,9 +102,9 @@ class AdEMAMix(FusedOptimizer):
     def __init__(self, params: Params, lr: float = 1e-3,
                  betas: Tuple[float, float, float] = (0.9, 0.999, 0.9999), alpha: float = 5.0,
                  t_alpha: Optional[int] = None, t_beta3: Optional[int] = None, eps: float = 1e-8,
-                 weight_decay: float = 0.0, *, maximize: bool = False) -> None:
+                 weight_decay: float = 0.0, *, maximize: bool = False, **precision: Any) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, alpha=alpha, t_alpha=t_alpha, t_beta3=t_beta3, eps=eps,
-                                      weight_decay=weight_decay, maximize=maximize))
+                                      weight_decay=weight_decay, maximize=maximize), **precision)
 
 
 def ademamix(params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array],

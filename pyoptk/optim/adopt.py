@@ -88,9 +88,9 @@ class ADOPT(FusedOptimizer):
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.9, 0.9999), eps: float = 1e-6,
                  clip_lambda: Optional[Callable[[int], float]] = default_clip, weight_decay: float = 0.0,
-                 decouple: bool = False, *, maximize: bool = False) -> None:
+                 decouple: bool = False, *, maximize: bool = False, **precision: Any) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, clip_lambda=clip_lambda,
-                                      weight_decay=weight_decay, decouple=decouple, maximize=maximize))
+                                      weight_decay=weight_decay, decouple=decouple, maximize=maximize), **precision)
 
 
 def adopt(params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array], exp_avg_sqs: Sequence[Array],

@@ -145,6 +145,7 @@ class LBFGS(Optimizer):
 
     has_step = False
     runs_on_cuda = False
+    low_precision = False  # its NumPy passes take float32/float64 arrays
 
     def __init__(self, params, lr: float = 1, max_iter: int = 20, max_eval: Optional[int] = None,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,

@@ -64,8 +64,8 @@ class Lion(FusedOptimizer):
     has_step = False
 
     def __init__(self, params: Params, lr: float = 1e-4, betas: Betas = (0.9, 0.99), weight_decay: float = 0.0,
-                 *, maximize: bool = False) -> None:
-        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize))
+                 *, maximize: bool = False, **precision: Any) -> None:
+        super().__init__(params, dict(lr=lr, betas=betas, weight_decay=weight_decay, maximize=maximize), **precision)
 
 
 def lion(params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array], *, lr: float, beta1: float,

@@ -132,6 +132,7 @@ class Muon(Optimizer):
 
     kernel = KERNEL
     runs_on_cuda = False
+    low_precision = False  # its NumPy passes take float32/float64 arrays
     has_step = False
 
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,

@@ -51,10 +51,10 @@ class RAdam(FusedOptimizer):
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, decoupled_weight_decay: bool = False, *, foreach: Optional[bool] = None,
-                 maximize: bool = False, capturable: bool = False, differentiable: bool = False) -> None:
+                 maximize: bool = False, capturable: bool = False, differentiable: bool = False, **precision: Any) -> None:
         check_torch_impl_args(foreach, None, capturable, differentiable)
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps,
-                                      weight_decay=weight_decay, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
+                                      weight_decay=weight_decay, maximize=maximize, decoupled_weight_decay=decoupled_weight_decay), **precision)
 
 
 def radam(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, beta1: float, beta2: float, lr: float,

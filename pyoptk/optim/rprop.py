@@ -53,11 +53,11 @@ class Rprop(FusedOptimizer):
 
     def __init__(self, params: Params, lr: float = 1e-2, etas: tuple[float, float] = (0.5, 1.2),
                  step_sizes: tuple[float, float] = (1e-6, 50), *, capturable: bool = False,
-                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False) -> None:
+                 foreach: Optional[bool] = None, maximize: bool = False, differentiable: bool = False, **precision: Any) -> None:
         check_torch_impl_args(foreach, None, capturable, differentiable)
         super().__init__(params, dict(lr=lr, etas=etas,
                                       step_sizes=step_sizes,
-                                      maximize=maximize))
+                                      maximize=maximize), **precision)
 
     def _state_init(self, name, group):
         return group["lr"] if name == "step_size" else 0.0

@@ -58,10 +58,10 @@ class SGD(FusedOptimizer):
 
     def __init__(self, params: Params, lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
-                 foreach: Optional[bool] = None, differentiable: bool = False, fused: Optional[bool] = None) -> None:
+                 foreach: Optional[bool] = None, differentiable: bool = False, fused: Optional[bool] = None, **precision: Any) -> None:
         check_torch_impl_args(foreach, fused, False, differentiable)
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
-                                      nesterov=nesterov, maximize=maximize))
+                                      nesterov=nesterov, maximize=maximize), **precision)
 
     def _state_init(self, name, group):
         return None  # the first step writes b = g over all of it

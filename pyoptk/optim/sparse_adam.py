@@ -148,6 +148,7 @@ class SparseAdam(Optimizer):
 
     kernel = KERNEL
     runs_on_cuda = False
+    low_precision = False  # its NumPy passes take float32/float64 arrays
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
                  maximize: bool = False):

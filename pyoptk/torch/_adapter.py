@@ -35,9 +35,14 @@ class TorchOptimizer(torch.optim.Optimizer):
     _step_supports_amp_scaling = False
 
     def __init__(self, params: Params, *args: Any, **kwargs: Any):
-        bound = inspect.signature(self.core_class).bind(None, *args, **kwargs)
+        signature = inspect.signature(self.core_class)
+        bound = signature.bind(None, *args, **kwargs)
         bound.apply_defaults()
-        hyper = {k: v for k, v in bound.arguments.items() if k != "params"}
+        # **precision (state_dtype, master_weights, ...) arrives as one dict: pass its items on.
+        var_kw = {n for n, p in signature.parameters.items() if p.kind is inspect.Parameter.VAR_KEYWORD}
+        hyper = {k: v for k, v in bound.arguments.items() if k != "params" and k not in var_kw}
+        for name in var_kw:
+            hyper.update(bound.arguments.get(name, {}))
         probe = self.core_class([np.zeros((1, 1), np.float32)], **hyper)  # pyoptk's (torch's) checks and defaults
         defaults = dict(probe.defaults, **{k: hyper[k] for k in _TORCH_IMPL_KEYS if k in hyper})
         self._hyper = hyper

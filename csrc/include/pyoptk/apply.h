@@ -5,6 +5,9 @@
 
 #include "pyoptk/ops/common.h"
 #include "pyoptk/simd/vec.h"
+#ifndef __CUDACC__
+#include "pyoptk/stored.h"  // load_lanes / store_lanes for 16-bit storage (CPU only)
+#endif
 
 namespace pyoptk {
 inline namespace PYOPTK_ISA_NS {
@@ -49,8 +52,10 @@ PYOPTK_HD void store_lanes(T* p, Vec<T> v, int n) {
   }
 }
 
-template <class Op, int kMode, bool kTail, class T>
-PYOPTK_HD void update_lanes(T* p, const T* g, T* const* s, const T* c, int64_t i, int n) {
+// T: the dtype the formula computes in; P (param and grad) and S (states): the storage dtypes,
+// T itself or a 16-bit tag of stored.h, converted as they are loaded and stored.
+template <class Op, int kMode, bool kTail, class T, class P, class S>
+PYOPTK_HD void update_lanes(P* p, const P* g, S* const* s, const T* c, int64_t i, int n) {
   constexpr int kSlots = Op::kNumStates > 0 ? Op::kNumStates : 1;
   Vec<T> pv = load_lanes<kTail>(p + i, n);
   Vec<T> sv[kSlots];
@@ -70,18 +75,18 @@ PYOPTK_HD void update_lanes(T* p, const T* g, T* const* s, const T* c, int64_t i
   }
 }
 
-template <class Op, int kMode, class T>
+template <class Op, int kMode, class T, class P = T, class S = T>
 void update_span(char* const* ptrs, int64_t begin, int64_t n, const void* coeffs) {
   constexpr int kWidth = Lanes<Vec<T>>::kCount;
   constexpr int kSlots = Op::kNumStates > 0 ? Op::kNumStates : 1;
   // A local copy of the coefficients: stores through p cannot alias it, so they stay in registers.
   T c[Op::kNumCoeffs];
   for (int k = 0; k < Op::kNumCoeffs; ++k) c[k] = static_cast<const T*>(coeffs)[k];
-  T* PYOPTK_RESTRICT p = reinterpret_cast<T*>(ptrs[0]) + begin;
-  const T* PYOPTK_RESTRICT g = OpReadsGrad<Op>::value ? reinterpret_cast<const T*>(ptrs[1]) + begin : nullptr;
-  T* s[kSlots];
+  P* PYOPTK_RESTRICT p = reinterpret_cast<P*>(ptrs[0]) + begin;
+  const P* PYOPTK_RESTRICT g = OpReadsGrad<Op>::value ? reinterpret_cast<const P*>(ptrs[1]) + begin : nullptr;
+  S* s[kSlots];
   for (int k = 0; k < Op::kNumStates; ++k) {
-    s[k] = has_state<Op, kMode>(k) ? reinterpret_cast<T*>(ptrs[2 + k]) + begin : nullptr;
+    s[k] = has_state<Op, kMode>(k) ? reinterpret_cast<S*>(ptrs[2 + k]) + begin : nullptr;
   }
   int64_t i = 0;
   for (; i + kWidth <= n; i += kWidth) update_lanes<Op, kMode, false>(p, g, s, c, i, kWidth);

@@ -6,7 +6,23 @@
 
 namespace pyoptk {
 
-enum Dtype : int { kFloat32 = 0, kFloat64 = 1, kNumDtypes };
+// kNumDtypes counts the dtypes the kernels compute in (the span tables' second index). The 16-bit
+// dtypes after it are storage only: their arrays are staged through float32 (csrc/cpu/staging.h).
+enum Dtype : int { kFloat32 = 0, kFloat64 = 1, kNumDtypes, kBFloat16 = kNumDtypes, kFloat16, kNumStorageDtypes };
+
+// Storage conversions of one ISA build (csrc/cpu/convert.cpp, simd/convert.h); bit-identical
+// across builds.
+struct ConvertFns {
+  // dst = float32(src) (exact), divided by *divisor when given (a grad scale).
+  void (*widen)(int dtype, const void* src, float* dst, int64_t n, const float* divisor);
+  // dst = src rounded to nearest even; dtype kBFloat16 or kFloat16.
+  void (*narrow)(int dtype, const float* src, void* dst, int64_t n);
+  // bfloat16 with stochastic rounding: element i uses the random bits of (key, index + i).
+  void (*narrow_sr)(const float* src, void* dst, int64_t n, uint32_t key, uint32_t index);
+};
+const ConvertFns* convert_fns_scalar();
+const ConvertFns* convert_fns_avx2();
+const ConvertFns* convert_fns_avx512();
 
 // Updates elements [begin, begin + n) of one tensor. ptrs = {param, grad, state 0, state 1, ...}
 // (absent states are null); coeffs points to the op's coefficients already converted to the dtype.
@@ -56,5 +72,12 @@ ReduceFn reduce_lookup_avx512(int kind, int dtype);
 SpanFn lookup_scalar(int op, int dtype, int mode);
 SpanFn lookup_avx2(int op, int dtype, int mode);
 SpanFn lookup_avx512(int op, int dtype, int mode);
+
+// Layouts with a fused 16-bit span kernel (csrc/cpu/kernels_stored.cpp): param and grad, states.
+enum StoredLayout : int { kBf16Bf16, kBf16F32, kF16F16, kF16F32, kNumStoredLayouts };
+// nullptr when the op has no fused kernel for the layout (the staging layer runs it).
+SpanFn lookup_stored_scalar(int op, int layout, int mode);
+SpanFn lookup_stored_avx2(int op, int layout, int mode);
+SpanFn lookup_stored_avx512(int op, int layout, int mode);
 
 }  // namespace pyoptk

@@ -1,0 +1,65 @@
+// Compiled once per ISA next to kernels.cpp: fused 16-bit layouts for the ops most used with them
+// (torch's fused CPU optimizers, and the roofline probe that measures them). The span loop reads
+// bfloat16/float16 params and grads (and states) and rounds its results back in registers; any
+// other mixed layout, and these ops with master weights, a grad scale, float32 grads or
+// stochastic rounding, go through the staging layer (staging.h) with the same bits.
+#include "pyoptk/apply.h"
+#include "pyoptk/kernel_table.h"
+#include "pyoptk/mode_table.h"
+#include "pyoptk/ops/all.h"
+#include "pyoptk/stored.h"
+
+#define PYOPTK_CONCAT2(a, b) a##b
+#define PYOPTK_CONCAT(a, b) PYOPTK_CONCAT2(a, b)
+
+namespace pyoptk {
+inline namespace PYOPTK_ISA_NS {
+namespace {
+
+// (param and grad, states) storage; the formula computes in float32.
+template <class P, class S>
+struct Layout {};
+
+template <class Op, int kMode, class L>
+struct StoredKernel;
+template <class Op, int kMode, class P, class S>
+struct StoredKernel<Op, kMode, Layout<P, S>> {
+  static void run(char* const* ptrs, int64_t begin, int64_t n, const void* coeffs) {
+    update_span<Op, kMode, float, P, S>(ptrs, begin, n, coeffs);
+  }
+};
+
+// Same order as StoredLayout (kernel_table.h).
+template <class Op>
+constexpr const ModeTable<SpanFn>* kStoredTables[kNumStoredLayouts] = {
+    &kModeTable<SpanFn, StoredKernel, Op, Layout<bf16_t, bf16_t>>,
+    &kModeTable<SpanFn, StoredKernel, Op, Layout<bf16_t, float>>,
+    &kModeTable<SpanFn, StoredKernel, Op, Layout<f16_t, f16_t>>,
+    &kModeTable<SpanFn, StoredKernel, Op, Layout<f16_t, float>>,
+};
+
+const ModeTable<SpanFn>* const* stored_tables(int op) {
+  switch (op) {
+    case kOpStream:
+      return kStoredTables<Stream>;
+    case kOpSgd:
+      return kStoredTables<Sgd>;
+    case kOpAdam:
+      return kStoredTables<Adam>;
+    case kOpAdagrad:
+      return kStoredTables<Adagrad>;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace
+}  // namespace PYOPTK_ISA_NS
+
+SpanFn PYOPTK_CONCAT(lookup_stored_, PYOPTK_ISA_NS)(int op, int layout, int mode) {
+  const ModeTable<SpanFn>* const* tables = stored_tables(op);
+  if (tables == nullptr || layout < 0 || layout >= kNumStoredLayouts || mode < 0 || mode >= kMaxModes) return nullptr;
+  return tables[layout]->fn[mode];
+}
+
+}  // namespace pyoptk

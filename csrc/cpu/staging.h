@@ -1,0 +1,39 @@
+// Mixed precision without a second copy of any formula or loop: a task whose arrays are not all
+// float32 runs its span in L1-sized blocks; each 16-bit array (and a scaled grad) is converted
+// into a float32 scratch block, the op's float32 span function runs on the scratch pointers, and
+// the written blocks are rounded back (to nearest even, or stochastically for bfloat16).
+#pragma once
+#include <cstdint>
+
+#include "pyoptk/kernel_table.h"
+
+namespace pyoptk {
+
+struct Task;
+
+struct Staging {
+  const ConvertFns* cvt;              // of the ISA the step runs on
+  int8_t dtype[2 + kMaxStates];       // storage dtype per slot {param, grad, states}; 32/64-bit: in place
+  char* mirror = nullptr;             // master weights: the 16-bit param, rounded from slot 0's result
+  int8_t mirror_dtype = kFloat32;
+  const float* grad_divisor = nullptr;  // grad_scale: the grad is divided by it as it is read (any dtype)
+  bool stochastic = false;            // bfloat16 params/states/mirror rounded stochastically
+  uint64_t sr_key = 0;                // (seed, rounding step, param index), mixed
+};
+
+// Elements per staged block: six float32 slots of it fit in L1 with room to spare.
+constexpr int64_t kStageBlock = 512;
+
+// Runs task elements [begin, begin + n) through task.stage.
+void run_staged(const Task& task, int64_t begin, int64_t n);
+
+// The 64-bit mixer (splitmix64's finaliser) that folds seeds, counters and indices into keys.
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace pyoptk

@@ -1,0 +1,31 @@
+"""pyoptk-bench --dtype / --state-dtype and bench/mixed_adam.py wiring (tiny sizes: not speed)."""
+import json
+
+import pytest
+
+from pyoptk import bench
+
+
+@pytest.mark.parametrize("dtype,state,want", [("bfloat16", "float32", 22), ("bfloat16", None, 14), ("float16", None, 14),
+                                              ("float32", "bfloat16", 20)])
+def test_cli_runs_16bit_layouts_with_their_byte_counts(tmp_path, capsys, dtype, state, want):
+    out = tmp_path / "rows.json"
+    args = ["--algos", "adam", "--sizes", "1000", "--layouts", "one", "--threads", "1", "--reps", "2",
+            "--min-time", "0", "--peers", "torch-fused", "--dtype", dtype, "--json", str(out), "--quiet"]
+    bench.main(args + (["--state-dtype", state] if state else []))
+    assert "| adam |" in capsys.readouterr().out
+    rows = json.loads(out.read_text())["rows"]
+    mine = {r["impl"]: r for r in rows}
+    assert mine["pyoptk"]["bytes_per_element"] == mine["roofline"]["bytes_per_element"] == want
+    assert mine["pyoptk"]["dtype"] == dtype and mine["pyoptk"]["state_dtype"] == (state or dtype)
+    torch = pytest.importorskip("torch")
+    # 16-bit params: torch's fused kernel keeps its state in the param dtype, so it runs beside
+    # pyoptk only in that layout; float32 params keep their usual peers.
+    assert ("torch-fused" in mine) == (dtype == "float32" or state is None), torch.__version__
+
+
+def test_bytes_per_element():
+    assert bench.bytes_per_element("adam", 4) == 28
+    assert bench.bytes_per_element("adam", 2, 4) == 22
+    assert bench.bytes_per_element("adam", 2) == 14
+    assert bench.bytes_per_element("sgd-momentum", 2, 4) == 14
