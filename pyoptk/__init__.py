@@ -4,7 +4,12 @@ from __future__ import annotations
 import os as _os
 import warnings as _warnings
 
-from . import _core, functional
+try:
+    from . import _core
+except ImportError as _error:  # most often: the source tree imported from the repository root
+    from ._unbuilt import missing_core_message as _missing_core_message
+    raise ImportError(_missing_core_message(_os.path.dirname(__file__), _error)) from None
+from . import functional
 from ._core import available_isas, get_num_threads, set_num_threads
 from .optim import (ASGD, LBFGS, SGD, Adadelta, Adafactor, Adagrad, Adam, Adamax, AdamW, Muon, NAdam, RAdam, RMSprop,
                     Rprop, SparseAdam, SparseGrad)
@@ -12,6 +17,7 @@ from .optim import ADOPT, LAMB, LARS, AdEMAMix, Adan, Lion, ScheduleFreeAdamW, S
 from .optimizer import Optimizer, required
 from . import clip, cuda, lr_scheduler, schedules, swa_utils
 from .clip import clip_grad_norm_, clip_grad_norm_for_step, clip_grad_value_, clip_grads_with_norm_, get_total_norm
+from .torch_checkpoint import from_torch_state_dict
 
 __version__ = "0.1.0"
 
@@ -21,6 +27,7 @@ __all__ = [
     "Lion", "LAMB", "LARS", "Adan", "ADOPT", "AdEMAMix", "ScheduleFreeSGD", "ScheduleFreeAdamW", "functional",
     "lr_scheduler", "schedules", "swa_utils", "clip", "cuda",
     "clip_grad_norm_", "clip_grad_norm_for_step", "clip_grad_value_", "clip_grads_with_norm_", "get_total_norm",
+    "from_torch_state_dict",
     "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads", "get_include",
 ]
 

@@ -5,6 +5,8 @@ binary (the ``stream`` op: the cheapest update with the algorithm's access patte
     pyoptk-bench                                  # quick defaults
     pyoptk-bench --algos all --sizes 1e6,1e8 --layouts one --threads 1,2 --reps 15 --json out.json
     pyoptk-bench --algos adam --sizes 1e4,1e5,1e6,1e7 --plot adam.png
+    pyoptk-bench --algos adamw --shapes 50257x768,768,768x2304,2304   # your model's param shapes
+    pyoptk-bench --algos adamw --model torchvision.models:resnet18      # a torch model's params
 
 Peers (when installed): torch fused / foreach / for-loop, DeepSpeed's CPU Adam, and a careful
 in-place NumPy Adam/SGD. Speedup = the peer's time / pyoptk's time (> 1: pyoptk is faster).
@@ -12,13 +14,18 @@ in-place NumPy Adam/SGD. Speedup = the peer's time / pyoptk's time (> 1: pyoptk 
 from __future__ import annotations
 
 import argparse
+import datetime
+import importlib
+import importlib.metadata
+import importlib.util
 import json
+import os
 import platform
 import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -63,6 +70,19 @@ ALGOS = {
     "lars": Algo("LARS", dict(lr=1e-3), 1, peer="pytorch_optimizer:LARS", roofline=False),
 }
 PEERS = ("numpy", "torch-fused", "torch-foreach", "torch-forloop", "deepspeed", "pytorch_optimizer", "schedulefree")
+DEFAULT_PEERS = ("numpy", "torch-fused", "torch-foreach", "torch-forloop")
+# The package each peer needs, and the command that installs it.
+PEER_PACKAGES = {"torch-fused": "torch", "torch-foreach": "torch", "torch-forloop": "torch", "deepspeed": "deepspeed",
+                 "pytorch_optimizer": "pytorch_optimizer", "schedulefree": "schedulefree"}
+INSTALL = {"torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu",
+           "deepspeed": "pip install torch deepspeed", "matplotlib": "pip install 'pyoptk[bench]'",
+           "pytorch_optimizer": "pip install pytorch_optimizer", "schedulefree": "pip install schedulefree"}
+NOISY_IQR_PCT = 20.0  # rows whose rounds spread more than this (IQR / median) are flagged
+
+Shape = Tuple[int, ...]
+# A layout: 'one' array, 'N' equal arrays, 'arenaN' (N views of one buffer), or a list of shapes.
+Layout = Union[str, Sequence[Shape]]
+Stepper = Callable[[], object]
 
 # Algorithms whose step is not one stream over dense arrays: no roofline probe describes them, so
 # they are timed against torch only. sparse_adam touches 10% of the rows of (rows, 64) params;
@@ -87,19 +107,56 @@ def dtype_of(name: str) -> np.dtype:
     return np.dtype(name)
 
 
-def split_sizes(total: int, layout: str) -> list[int]:
-    """'one' array, 'N' arrays or 'arenaN' (N views of one buffer) sharing `total` elements."""
+def layout_name(layout: Layout) -> str:
+    """The layout as the table and the JSON show it: shape lists as 'shapesN' (N arrays)."""
+    return layout if isinstance(layout, str) else f"shapes{len(layout)}"
+
+
+def layout_shapes(total: int, layout: Layout) -> List[Shape]:
+    """The arrays' shapes: 'one' array, 'N' arrays or 'arenaN' (N views of one buffer) sharing
+    `total` elements; a list of shapes is taken as it is (`total` is then its element count)."""
+    if not isinstance(layout, str):
+        return [tuple(int(d) for d in shape) for shape in layout]
     count = 1 if layout == "one" else int(layout.removeprefix("arena"))
-    return [total // count + (1 if i < total % count else 0) for i in range(count)]
+    return [(total // count + (1 if i < total % count else 0),) for i in range(count)]
 
 
-def make_arrays(total: int, layout: str, dtype, seed: int) -> list[np.ndarray]:
-    sizes = split_sizes(total, layout)
+def split_sizes(total: int, layout: Layout) -> List[int]:
+    """Element counts of the layout's arrays (see layout_shapes)."""
+    return [int(np.prod(shape)) for shape in layout_shapes(total, layout)]
+
+
+def make_arrays(total: int, layout: Layout, dtype: Any, seed: int) -> List[np.ndarray]:
+    shapes = layout_shapes(total, layout)
     rng = np.random.default_rng(seed)
-    if layout.startswith("arena"):
-        flat = rng.standard_normal(total).astype(dtype)
+    if isinstance(layout, str) and layout.startswith("arena"):
+        sizes = [int(np.prod(shape)) for shape in shapes]
+        flat = rng.standard_normal(sum(sizes), dtype=dtype)
         return np.split(flat, np.cumsum(sizes)[:-1])
-    return [rng.standard_normal(n).astype(dtype) for n in sizes]
+    return [rng.standard_normal(shape, dtype=dtype) for shape in shapes]
+
+
+def parse_shapes(text: str) -> List[Shape]:
+    """'50257x768,768,3x3x64' -> [(50257, 768), (768,), (3, 3, 64)]; '@file.json' reads a JSON list
+    of shapes (e.g. json.dump([list(p.shape) for p in model.parameters()], f))."""
+    if text.startswith("@"):
+        with open(text[1:]) as f:
+            shapes = [tuple(int(d) for d in shape) for shape in json.load(f)]
+    else:
+        shapes = [tuple(int(d) for d in item.split("x")) for item in text.split(",") if item]
+    if not shapes or any(d < 0 for shape in shapes for d in shape):
+        raise ValueError(f"no valid shapes in {text!r}: write them like 512x256,256")
+    return shapes
+
+
+def model_shapes(spec: str) -> List[Shape]:
+    """The parameter shapes of the torch model `module:callable`, built with no arguments
+    (e.g. 'torchvision.models:resnet18', 'torch.nn:Transformer')."""
+    module, _, name = spec.partition(":")
+    if not name:
+        raise ValueError(f"--model wants module:callable (e.g. torchvision.models:resnet18), got {spec!r}")
+    model = getattr(importlib.import_module(module), name)()
+    return [tuple(p.shape) for p in model.parameters()]
 
 
 # ----- the implementations: each returns a zero-argument function doing one step -------------
@@ -229,14 +286,14 @@ def _deepspeed(name: str, algo: Algo, params, grads):
     return opt.step
 
 
-def _special_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[str, Callable[[], object]]:
+def _special_steppers(name: str, total: int, layout: Layout, dtype: Any, peers: Sequence[str]) -> Dict[str, Stepper]:
     try:
         import torch
     except ImportError:
         torch = None
     want_torch = torch is not None and any(p.startswith("torch") for p in peers)
     rng = np.random.default_rng(0)
-    out: dict[str, Callable[[], object]] = {}
+    out: Dict[str, Stepper] = {}
     if name == "sparse_adam":
         cols = 64
         rows = [max(1, n // cols) for n in split_sizes(total, layout)]
@@ -285,14 +342,16 @@ def _special_steppers(name: str, total: int, layout: str, dtype, peers) -> dict[
     return out
 
 
-def make_steppers(name: str, total: int, layout: str, dtype, peers, state_dtype=None) -> dict[str, Callable[[], object]]:
+def make_steppers(name: str, total: int, layout: Layout, dtype: Any, peers: Sequence[str],
+                  state_dtype: Any = None) -> Dict[str, Stepper]:
     """Every implementation gets its own copy of the same data. state_dtype (pyoptk and its
     roofline only): None = the param's dtype, as torch keeps it."""
     if name in SPECIAL:
-        return _special_steppers(name, total, layout.removeprefix("arena"), dtype, peers)
+        plain = layout.removeprefix("arena") if isinstance(layout, str) else layout
+        return _special_steppers(name, total, plain, dtype, peers)
     algo = ALGOS[name]
     fresh = lambda: (make_arrays(total, layout, dtype, 0), make_arrays(total, layout, dtype, 1))
-    out: dict[str, Callable[[], object]] = {"pyoptk": _pyoptk(algo, *fresh(), state_dtype)}
+    out: Dict[str, Stepper] = {"pyoptk": _pyoptk(algo, *fresh(), state_dtype)}
     if algo.roofline:
         out["roofline"] = _stream(algo.states, *fresh(), state_dtype)
     low = np.dtype(dtype).itemsize == 2
@@ -316,8 +375,8 @@ def make_steppers(name: str, total: int, layout: str, dtype, peers, state_dtype=
     return out
 
 
-def time_steps(steppers: dict[str, Callable[[], object]], reps: int, min_time: float,
-               settle: float = 0.01) -> dict[str, list[float]]:
+def time_steps(steppers: Dict[str, Stepper], reps: int, min_time: float,
+               settle: float = 0.01) -> Dict[str, List[float]]:
     """Seconds per step, `reps` rounds; within a round every implementation runs back to back
     (so machine drift hits all of them alike). `settle` seconds of sleep before each one: torch
     and DeepSpeed bring their own OpenMP runtime, whose idle workers spin for a while after a
@@ -330,7 +389,7 @@ def time_steps(steppers: dict[str, Callable[[], object]], reps: int, min_time: f
             fn()
             n += 1
         calls[name] = max(1, n)
-    samples: dict[str, list[float]] = {name: [] for name in steppers}
+    samples: Dict[str, List[float]] = {name: [] for name in steppers}
     for _ in range(reps):
         for name, fn in steppers.items():
             time.sleep(settle)
@@ -350,19 +409,29 @@ def _set_threads(n: int) -> None:
         pass
 
 
-def run(algos, totals, layouts, threads, reps, dtype=np.float32, peers=PEERS[:3], min_time=0.05, progress=True,
-        state_dtype=None):
-    configs = [(a, t, l) for a in algos for t in totals for l in layouts]
-    rows, done, count = [], 0, len(configs) * len(threads)
+def run(algos: Sequence[str], totals: Sequence[int], layouts: Sequence[Layout], threads: Sequence[int], reps: int,
+        dtype: Any = np.float32, peers: Sequence[str] = DEFAULT_PEERS, min_time: float = 0.05,
+        progress: bool = True, state_dtype: Any = None) -> List[Dict[str, Any]]:
+    """One row per (algo, size, layout, threads, implementation); see ``format_table`` for the
+    columns. A shape-list layout runs once, at its own size. Progress goes to stderr: one updating
+    line on a terminal, plain lines otherwise."""
+    configs = []
+    for a in algos:
+        for layout in layouts:
+            for t in (totals if isinstance(layout, str) else [sum(split_sizes(0, layout))]):
+                configs.append((a, t, layout))
+    rows: List[Dict[str, Any]] = []
+    done, count = 0, len(configs) * len(threads)
     itemsize = np.dtype(dtype).itemsize
     state_itemsize = None if state_dtype is None else np.dtype(state_dtype).itemsize
+    tty = sys.stderr.isatty()
     for name, total, layout in configs:
         steppers = make_steppers(name, total, layout, dtype, peers, state_dtype)
         for nt in threads:
             done += 1
             if progress:
-                print(f"\r[{done}/{count}] {name} {total:.0e} {layout} {nt} thread(s)".ljust(60), end="",
-                      file=sys.stderr, flush=True)
+                line = f"[{done}/{count}] {name} {total:.0e} {layout_name(layout)} {nt} thread(s)"
+                print(f"\r{line}".ljust(60) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
             _set_threads(nt)
             samples = time_steps(steppers, reps, min_time)
             base = statistics.median(samples["pyoptk"])
@@ -370,41 +439,109 @@ def run(algos, totals, layouts, threads, reps, dtype=np.float32, peers=PEERS[:3]
             for impl, s in samples.items():
                 med = statistics.median(s)
                 q = statistics.quantiles(s, n=4) if len(s) >= 2 else [med, med, med]
-                rows.append(dict(algo=name, elements=total, layout=layout, arrays=len(split_sizes(total, layout)),
+                rows.append(dict(algo=name, elements=total, layout=layout_name(layout),
+                                 arrays=len(split_sizes(total, layout)),
                                  threads=nt, dtype=np.dtype(dtype).name, impl=impl,
                                  state_dtype=np.dtype(state_dtype or dtype).name if impl in ("pyoptk", "roofline")
                                  else np.dtype(dtype).name,
                                  bytes_per_element=bytes_per_element(name, itemsize, state_itemsize),
-                                 ns_per_element=med / total * 1e9, elements_per_s=total / med,
+                                 ns_per_element=med / total * 1e9 if total else 0.0, elements_per_s=total / med,
                                  gbytes_per_s=bytes_per_element(name, itemsize, state_itemsize) * total / med / 1e9
                                  if roof else None,
                                  pct_of_roofline=100 * roof / med if roof else None, speedup_of_pyoptk=med / base,
                                  iqr_pct=100 * (q[2] - q[0]) / med, samples=len(s)))
-    if progress:
+    if progress and tty:
         print(file=sys.stderr)
     return rows
 
 
-def format_table(rows) -> str:
-    lines = ["| algo | elements | layout | threads | impl | ns/element | GB/s | % roofline | pyoptk speedup | IQR |",
+EXPLANATION = """\
+Columns: layout = how the elements are split: 'one' array, 'N' equal arrays, 'arenaN' (N views of one
+buffer), 'shapesN' (the N shapes you gave). ns/element = median step time / elements. GB/s = the bytes
+the step must move (param and grad read, param and states read and written) per second. % roofline =
+the time of the `stream` op (same binary, same arrays, the cheapest update with this access pattern) /
+this time: 100% = as fast as memory allows; above 100% happens when the arrays sit in cache (the
+probe is then no bound) or within noise. speedup = this implementation's time / pyoptk's time
+(> 1: pyoptk is faster). IQR = spread of the rounds (interquartile range / median); rows above
+{noisy:.0f}% are marked 'noisy': the machine was busy, rerun with more --reps or on an idle machine."""
+
+
+def is_noisy(row: Dict[str, Any]) -> bool:
+    return bool(row["iqr_pct"] > NOISY_IQR_PCT)
+
+
+def format_table(rows: Sequence[Dict[str, Any]]) -> str:
+    """A markdown table of ``run``'s rows (EXPLANATION says what the columns mean)."""
+    lines = ["| algo | elements | layout | threads | impl | ns/element | GB/s | % roofline | speedup | IQR |",
              "|" + "---|" * 10]
     opt = lambda v, fmt: "–" if v is None else format(v, fmt)
     for r in rows:
         lines.append(f"| {r['algo']} | {r['elements']:.0e} | {r['layout']} | {r['threads']} | {r['impl']} | "
                      f"{r['ns_per_element']:.3f} | {opt(r['gbytes_per_s'], '.1f')} | "
                      f"{opt(r['pct_of_roofline'], '.0f')}{'' if r['pct_of_roofline'] is None else '%'} | "
-                     f"{r['speedup_of_pyoptk']:.2f}x | {r['iqr_pct']:.0f}% |")
+                     f"{r['speedup_of_pyoptk']:.2f}x | {r['iqr_pct']:.0f}%{' noisy' if is_noisy(r) else ''} |")
     return "\n".join(lines)
 
 
-def plot(rows, path: str) -> None:
-    """Throughput against size per implementation, with the measured roofline as a line."""
+def missing_peers(peers: Sequence[str]) -> Dict[str, str]:
+    """Peers whose package is not installed -> the package (nothing is imported to find out)."""
+    return {p: PEER_PACKAGES[p] for p in peers
+            if p in PEER_PACKAGES and importlib.util.find_spec(PEER_PACKAGES[p]) is None}
+
+
+def peer_notes(peers: Sequence[str], algos: Sequence[str], dtype: Any) -> List[str]:
+    """Lines naming the requested peers that will not appear in the table, and why."""
+    notes = []
+    missing = missing_peers(peers)
+    for package in dict.fromkeys(missing.values()):
+        names = ", ".join(p for p, pkg in missing.items() if pkg == package)
+        notes.append(f"not run: {names} ({package} is not installed; add it with: {INSTALL[package]})")
+    if "torch-fused" in peers and "torch-fused" not in missing:
+        unfused = [a for a in algos if a in ALGOS and not ALGOS[a].torch_fused]
+        if np.dtype(dtype) != np.float32:
+            notes.append("not run: torch-fused, deepspeed for float64 (pyoptk-bench runs them on float32 only)")
+        elif unfused:
+            notes.append(f"not run: torch-fused for {', '.join(unfused)} (torch has no fused CPU kernel for it)")
+    if any(p.startswith("torch") for p in peers) and any(a in SPECIAL for a in algos):
+        notes.append(f"{', '.join(a for a in algos if a in SPECIAL)}: compared with torch's for-loop only, "
+                     "without a roofline (not one stream over dense arrays)")
+    return notes
+
+
+def _version(package: str) -> Optional[str]:
     try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise SystemExit("--plot needs matplotlib: pip install 'pyoptk[bench]'")
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment() -> Dict[str, Any]:
+    """What a result depends on besides the code: versions, CPU, ISA, threads, date."""
+    return dict(date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+                pyoptk=pyoptk.__version__, python=platform.python_version(), numpy=np.__version__,
+                torch=_version("torch"), deepspeed=_version("deepspeed"),
+                cpu=cpu_model(), machine=platform.machine(), logical_cpus=os.cpu_count(),
+                platform=platform.platform(), isa=pyoptk.isa(), available_isas=pyoptk.available_isas(),
+                default_threads=pyoptk.get_num_threads())
+
+
+def plot(rows: Sequence[Dict[str, Any]], path: str) -> None:
+    """Throughput against size per implementation, with the measured roofline as a line."""
+    import matplotlib  # main() checked it is installed before running anything
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     keys = sorted({(r["algo"], r["layout"], r["threads"]) for r in rows})
     fig, axes = plt.subplots(len(keys), 1, figsize=(7, 3.2 * len(keys)), squeeze=False)
     for ax, (algo, layout, threads) in zip(axes[:, 0], keys):
@@ -421,24 +558,38 @@ def plot(rows, path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="pyoptk-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--algos", default="adam,sgd-momentum",
                     help=f"comma list of {', '.join([*ALGOS, *SPECIAL])}; 'all' = the element-wise ones")
     ap.add_argument("--sizes", default="1e6,1e7", help="total elements per step, comma list")
-    ap.add_argument("--layouts", default="one,200", help="'one' array, 'N' arrays, or 'arenaN' (N views of one buffer)")
-    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--layouts", default="one,200",
+                    help="'one' array, 'N' equal arrays, or 'arenaN' (N views of one buffer), comma list")
+    ap.add_argument("--shapes", help="one more layout: your params' shapes, e.g. 50257x768,768,768x2304 "
+                                     "(--sizes does not apply to it), or @file.json holding a list of shapes")
+    ap.add_argument("--model", help="one more layout: the param shapes of a torch model built as module:callable() "
+                                    "(e.g. torchvision.models:resnet18)")
+    ap.add_argument("--threads", default="1,2", help="thread counts, comma list")
     ap.add_argument("--reps", type=int, default=9, help="rounds; the median is reported")
     ap.add_argument("--min-time", type=float, default=0.05, help="seconds each implementation runs per round")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16"],
                     help="params and grads")
     ap.add_argument("--state-dtype", default=None, choices=["float32", "bfloat16"],
                     help="pyoptk's state arrays (default: the param dtype, torch's rule)")
-    ap.add_argument("--peers", default="numpy,torch-fused,torch-foreach", help=f"comma list of {', '.join(PEERS)}")
-    ap.add_argument("--json", help="also write the rows to this file")
-    ap.add_argument("--plot", help="also draw GB/s against size, with the roofline, to this image file")
-    ap.add_argument("--quiet", action="store_true", help="no progress line (it is shown only on a terminal anyway)")
+    ap.add_argument("--peers", default=",".join(DEFAULT_PEERS),
+                    help=f"comma list of {', '.join(PEERS)} (those not installed are named below the table)")
+    ap.add_argument("--json", help="also write the rows, the arguments and the environment (versions, CPU model, "
+                                   "ISA, threads) to this file")
+    ap.add_argument("--plot", help="also draw GB/s against size, with the roofline, to this image file (needs matplotlib)")
+    ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    return ap
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    """The ``pyoptk-bench`` command (``--help`` lists the options)."""
+    ap = parser()
     args = ap.parse_args(argv)
+    # Everything that can refuse the run does so before the first timing.
     algos = list(ALGOS) if args.algos == "all" else args.algos.split(",")
     for a in algos:
         if a not in ALGOS and a not in SPECIAL:
@@ -447,18 +598,44 @@ def main(argv=None) -> None:
     for p in peers:
         if p not in PEERS:
             ap.error(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
-    rows = run(algos, [int(float(s)) for s in args.sizes.split(",")], args.layouts.split(","),
-               [int(t) for t in args.threads.split(",")], args.reps, dtype_of(args.dtype), peers,
-               args.min_time, not args.quiet and sys.stderr.isatty(),
+    if args.peers != parser().get_default("peers"):  # peers asked for by name must be there
+        for p, package in missing_peers(peers).items():
+            ap.error(f"peer {p} needs {package}, which is not installed: {INSTALL[package]}")
+    if args.plot and importlib.util.find_spec("matplotlib") is None:
+        ap.error(f"--plot needs matplotlib, which is not installed: {INSTALL['matplotlib']}")
+    if args.model and importlib.util.find_spec("torch") is None:
+        ap.error(f"--model needs torch, which is not installed: {INSTALL['torch']}")
+    try:
+        sizes = [int(float(s)) for s in args.sizes.split(",")]
+        threads = [int(t) for t in args.threads.split(",")]
+        layouts: List[Layout] = [layout for layout in args.layouts.split(",") if layout]
+        for layout in layouts:
+            layout_shapes(1, layout)
+        if args.shapes:
+            layouts.append(parse_shapes(args.shapes))
+        if args.model:
+            layouts.append(model_shapes(args.model))
+    except (ValueError, OSError, ImportError, AttributeError) as e:
+        ap.error(str(e))
+    if any(t < 1 for t in threads) or any(n < 1 for n in sizes) or args.reps < 1:
+        ap.error("--sizes, --threads and --reps must be positive")
+    rows = run(algos, sizes, layouts, threads, args.reps, dtype_of(args.dtype), peers, args.min_time, not args.quiet,
                None if args.state_dtype is None else dtype_of(args.state_dtype))
     state = f", state {args.state_dtype}" if args.state_dtype else ""
-    print(f"pyoptk {pyoptk.__version__} on {platform.machine()} ({pyoptk.isa()}), {args.dtype}{state}, median of "
-          f"{args.reps} rounds. roofline = the `stream` op with the same access pattern (same binary); "
-          f"speedup = impl time / pyoptk time\n")
+    print(f"pyoptk {pyoptk.__version__} on {cpu_model()} ({pyoptk.isa()}), {args.dtype}{state}, "
+          f"median of {args.reps} rounds\n")
+    print(EXPLANATION.format(noisy=NOISY_IQR_PCT) + "\n")
     print(format_table(rows))
+    notes = peer_notes(peers, algos, dtype)
+    noisy = sum(map(is_noisy, rows))
+    if noisy:
+        notes.append(f"{noisy} of {len(rows)} rows noisy (IQR > {NOISY_IQR_PCT:.0f}%)")
+    if notes:
+        print("\n" + "\n".join(f"- {n}" for n in notes))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(dict(isa=pyoptk.isa(), machine=platform.machine(), args=vars(args), rows=rows), f, indent=1)
+            json.dump(dict(environment=environment(), isa=pyoptk.isa(), machine=platform.machine(), args=vars(args),
+                           notes=notes, rows=rows), f, indent=1)
     if args.plot:
         plot(rows, args.plot)
 

@@ -18,6 +18,8 @@ kernels whenever a CUDA compiler is found).
 """
 from __future__ import annotations
 
+from typing import Any
+
 from . import _core
 
 _cuda = getattr(_core, "cuda", None)
@@ -52,7 +54,7 @@ def synchronize(device: int = 0) -> None:
     _require().synchronize(device)
 
 
-def _require():
+def _require() -> Any:
     if not is_available():
         raise RuntimeError(f"pyoptk.cuda is not available: {unavailable_reason()}")
     return _cuda
@@ -65,10 +67,17 @@ else:
     class DeviceArray:  # type: ignore[no-redef]
         """Placeholder: this build has no CUDA kernels, so no device array can exist."""
 
-        def __init__(self, *args, **kwargs):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
             raise RuntimeError(unavailable_reason())
 
-    def empty(*args, **kwargs):
+    def empty(*args: Any, **kwargs: Any) -> Any:
+        """``empty(shape, dtype, device=0)``: an uninitialised DeviceArray (this build has none: raises)."""
         raise RuntimeError(unavailable_reason())
 
-    full = from_numpy = empty
+    def full(*args: Any, **kwargs: Any) -> Any:
+        """``full(shape, dtype, value, device=0)``: a DeviceArray filled with value (this build has none: raises)."""
+        raise RuntimeError(unavailable_reason())
+
+    def from_numpy(*args: Any, **kwargs: Any) -> Any:
+        """``from_numpy(array, device=0)``: a DeviceArray copy of a host array (this build has none: raises)."""
+        raise RuntimeError(unavailable_reason())

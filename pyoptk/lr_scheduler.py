@@ -141,6 +141,7 @@ class LRScheduler:
         return {k: v for k, v in self.__dict__.items() if k not in self._not_saved}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` returned (the optimizer itself is not part of it)."""
         self.__dict__.update(state_dict)
 
     def get_last_lr(self) -> list[float]:
@@ -148,6 +149,8 @@ class LRScheduler:
         return self._last_lr
 
     def get_lr(self) -> list[float]:
+        """The lr of every param group for the current ``last_epoch``, computed by ``step()`` (read
+        the values it last set with ``get_last_lr()``)."""
         raise NotImplementedError
 
     def _warn_if_called_outside_step(self) -> None:
@@ -156,6 +159,8 @@ class LRScheduler:
                           UserWarning, stacklevel=3)
 
     def step(self, epoch: int | None = None) -> None:
+        """Advance the schedule by one and write the new lr into every param group. Call it after
+        ``optimizer.step()``, as in torch (``epoch=`` is deprecated there and here)."""
         if self._step_count == 1:  # the first step after construction: was the optimizer stepped?
             if not getattr(self.optimizer.step, "_wrapped_by_lr_sched", False):
                 warnings.warn("Seems like `optimizer.step()` has been overridden after learning rate scheduler "
@@ -216,12 +221,14 @@ class _LambdaMixin:
         self.lr_lambdas = lambdas
 
     def state_dict(self) -> dict[str, Any]:
+        """Every attribute but the optimizer; each lr_lambda only if it is a callable object (its __dict__), as torch."""
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
         state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(fn.__dict__)
                                for fn in self.lr_lambdas]
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` returned (lambdas saved as objects get their attributes back)."""
         saved = state_dict.get("lr_lambdas", [])
         self.__dict__.update({k: v for k, v in state_dict.items() if k != "lr_lambdas"})
         for fn, attrs in zip(self.lr_lambdas, saved):
@@ -431,11 +438,13 @@ class _CompositeMixin:
     """state_dict of a scheduler made of schedulers: its own attributes + each member's state dict."""
 
     def state_dict(self) -> dict[str, Any]:
+        """Its own attributes and each member scheduler's state dict (under ``_schedulers``)."""
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
         state["_schedulers"] = [s.state_dict() for s in self._schedulers]
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` returned, member schedulers included."""
         self.__dict__.update({k: v for k, v in state_dict.items() if k != "_schedulers"})
         for s, saved in zip(self._schedulers, state_dict["_schedulers"]):
             s.load_state_dict(saved)
@@ -476,6 +485,7 @@ class SequentialLR(_CompositeMixin, LRScheduler):
             node.last_epoch -= 1
 
     def step(self) -> None:  # type: ignore[override]
+        """Step the scheduler whose milestone has been reached (a fresh one starts at its epoch 0)."""
         self.last_epoch += 1
         i = bisect_right(self._milestones, self.last_epoch)
         current = self._schedulers[i]
@@ -500,6 +510,7 @@ class ChainedScheduler(_CompositeMixin, LRScheduler):
         self._last_lr = _group_values(schedulers[-1].optimizer, "lr")
 
     def step(self) -> None:  # type: ignore[override]
+        """Step every member scheduler once, in order: their factors compose."""
         for s in self._schedulers:
             s.step()
         self._last_lr = _group_values(self._schedulers[-1].optimizer, "lr")
@@ -542,6 +553,8 @@ class ReduceLROnPlateau(LRScheduler):
         self.num_bad_epochs = 0
 
     def step(self, metrics: Any, epoch: int | None = None) -> None:  # type: ignore[override]
+        """Record this epoch's ``metrics`` (e.g. the validation loss); after ``patience`` epochs without
+        improvement, multiply each group's lr by ``factor`` (not below ``min_lr``)."""
         current = float(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1
@@ -597,6 +610,7 @@ class ReduceLROnPlateau(LRScheduler):
         self.threshold_mode = threshold_mode
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restore what ``state_dict()`` returned (the optimizer itself is not part of it)."""
         self.__dict__.update(state_dict)
         self._init_is_better(mode=self.mode, threshold=self.threshold, threshold_mode=self.threshold_mode)
 
@@ -663,6 +677,8 @@ class CyclicLR(LRScheduler):
             self.scale_mode = "iterations" if self.mode == "exp_range" else "cycle"
 
     def scale_fn(self, x: float) -> float:
+        """The amplitude factor at ``x`` (the cycle or the iteration, per ``scale_mode``): the given
+        ``scale_fn`` or the ``mode``'s (triangular, triangular2, exp_range)."""
         if self._scale_fn_custom is not None:
             return self._scale_fn_custom(x)
         if self.mode == "triangular":
@@ -730,6 +746,8 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         return [self.eta_min + (base - self.eta_min) * c for base in self.base_lrs]
 
     def step(self, epoch: float | None = None) -> None:
+        """Advance by one iteration, or jump to a fractional ``epoch`` (as torch: ``step(epoch + i / iters)``
+        inside an epoch), and write the new lr."""
         if epoch is None and self.last_epoch < 0:
             epoch = 0
         if epoch is None:

@@ -7,11 +7,12 @@ Everything else (grads bookkeeping, state lifecycle, checkpoints) lives here, on
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from ._core import StalePlan
+from ._typing import Closure, Grads, Params
 from ._arrays import HOST, CudaDevice, Host, common_location, host_views, is_device_array, split_names
 from ._compiled import arm
 from ._kernels import FusedStep, Kernel
@@ -44,7 +45,7 @@ class _Required:
 required = _Required()
 
 
-class ParamState(MutableMapping):
+class ParamState(MutableMapping[Any, "dict[str, Any]"]):
     """``state[param] -> dict``, keyed by array identity (NumPy arrays are not hashable)."""
 
     def __init__(self) -> None:
@@ -109,7 +110,15 @@ class _Plan:
 
 
 class Optimizer:
-    """Base class. Subclasses set ``kernel`` and implement ``_check_group``, ``_group_mode`` and
+    """The base of every pyoptk optimizer, with ``torch.optim.Optimizer``'s interface over arrays.
+
+    ``param_groups``: a list of dicts, each with ``"params"`` (its arrays) and the group's
+    hyper-parameters (change them between steps: ``opt.param_groups[0]["lr"] = 1e-4``).
+    ``state``: per-param state dicts (``opt.state[p]["exp_avg"]``), created on the param's first
+    step. ``step(grads)`` updates every param in place; ``state_dict()`` / ``load_state_dict()``
+    save and resume in torch's checkpoint layout.
+
+    Subclasses set ``kernel`` and implement ``_check_group``, ``_group_mode`` and
     ``_group_coeffs``; they may override ``_new_state``, ``_advance``, ``_after_step`` and
     ``_coeff_key``."""
 
@@ -120,7 +129,7 @@ class Optimizer:
     runs_on_cuda: bool = True
     low_precision: bool = True  # steps bfloat16/float16 params (mixed precision, _precision.py)
 
-    def __init__(self, params: Iterable, defaults: dict[str, Any], **precision: Any):
+    def __init__(self, params: Params, defaults: dict[str, Any], **precision: Any) -> None:
         unknown = sorted(set(precision) - {"state_dtype", "master_weights", "stochastic_rounding", "seed"})
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
@@ -197,6 +206,14 @@ class Optimizer:
 
     # ----- param groups -----------------------------------------------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group of params, e.g. layers unfrozen during fine-tuning, as torch does.
+
+        ``param_group`` is a dict with ``"params"`` (an array or a list of arrays) and any
+        hyper-parameters that differ from the optimizer's defaults; the others are filled in
+        from ``defaults``. The new params' grads go after the existing ones in ``step(grads)``.
+        Refused (ValueError / TypeError, the optimizer unchanged) when a hyper-parameter is out of
+        range, a param is already optimized or shares memory with one, a param is not a
+        writeable C-contiguous float32/float64 array, or it lives on another device."""
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
         params = param_group["params"]
@@ -316,16 +333,22 @@ class Optimizer:
         return batches
 
     # ----- the step ---------------------------------------------------------------------
-    def step(self, grads: list | None = None, closure: Callable | None = None, *, grad_scale: Any = None,
+    def step(self, grads: Grads | None = None, closure: Closure | None = None, *, grad_scale: Any = None,
              found_inf: Any = None) -> Any:
-        """Update every param in place. ``grads`` align with the params in group order (None =
-        no grad: the param is skipped and its state left alone); or ``closure() -> (loss, grads)``.
-        Returns the closure's loss (or None). A refused step changes nothing.
+        """Update every param in place.
+
+        ``grads``: one array per param, in group order (``[g for each group for each param]``),
+        each of its param's shape and dtype (or float32 for a 16-bit param); None skips that param
+        (its state is left alone). Or ``closure``: a function returning ``(loss, grads)``, called
+        once (LBFGS may call it several times). Returns the closure's loss, or None.
 
         ``grad_scale`` / ``found_inf`` (0-d arrays, tensors or numbers), as torch's fused
         optimizers take them from ``torch.amp.GradScaler``: each grad is divided by
         ``grad_scale`` as the kernel reads it (the grads themselves are not written), and
-        ``found_inf == 1`` skips the step entirely (params, state and step counts unchanged)."""
+        ``found_inf == 1`` skips the step entirely (params, state and step counts unchanged).
+
+        A refused step (wrong count, shape, dtype or layout of a grad; an invalid hyper-parameter
+        set since) raises before anything is written: no param and no state changes."""
         # The compiled step knows no grad scale and no stochastic-rounding counter.
         plain = grad_scale is None and found_inf is None and not self.precision.stochastic_rounding
         if closure is None and plain and self._compiled_step(grads):

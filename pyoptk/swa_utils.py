@@ -256,6 +256,7 @@ class SWALR(LRScheduler):
         super().__init__(optimizer, last_epoch)
 
     def anneal_func(self, t: float) -> float:
+        """The annealing curve from 0 to 1 over ``t`` in [0, 1]: half a cosine or a line (``anneal_strategy``)."""
         return (1 - math.cos(math.pi * t)) / 2 if self._anneal_strategy == "cos" else t
 
     @staticmethod

@@ -1,4 +1,5 @@
-"""Shared fixtures: every test that runs kernels can be repeated on each ISA and thread count."""
+"""Shared fixtures: every test that runs kernels can be repeated on each ISA and thread count.
+Also a summary line counting the tests skipped for lack of torch (the test extra leaves it out)."""
 import numpy as np
 import pytest
 
@@ -28,3 +29,20 @@ def kernel_config():
     pyoptk.set_isa(saved[0])
     pyoptk.set_num_threads(saved[1])
     _core._set_min_parallel(saved[2])
+
+
+def _skipped_for_torch(report) -> bool:
+    # pytest.importorskip("torch") words its reason "could not import 'torch': ..."
+    return report.skipped and isinstance(report.longrepr, tuple) and "could not import 'torch'" in report.longrepr[2]
+
+
+def pytest_terminal_summary(terminalreporter):
+    skipped = terminalreporter.stats.get("skipped", [])
+    tests = [r for r in skipped if _skipped_for_torch(r) and r.when != "collect"]
+    modules = sorted({r.nodeid for r in skipped if _skipped_for_torch(r) and r.when == "collect"})
+    if not tests and not modules:
+        return
+    whole = f" and {len(modules)} whole module(s) ({', '.join(modules)})" if modules else ""
+    terminalreporter.write_line(
+        f"{len(tests)} test(s){whole} skipped because torch is not installed: the torch-parity tests. "
+        "Run them with: pip install torch --index-url https://download.pytorch.org/whl/cpu && pytest -q", yellow=True)

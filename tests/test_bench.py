@@ -60,3 +60,77 @@ def test_cli_refuses_unknown_names():
         bench.main(["--algos", "adamz"])
     with pytest.raises(SystemExit):
         bench.main(["--peers", "jax"])
+
+
+def test_pyoptk_help_explains_and_runs_nothing(capsys):
+    from pyoptk import __main__ as job
+
+    with pytest.raises(SystemExit) as done:
+        job.main(["--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: pyoptk" in out and "--no-bench" in out and "Least squares" not in out
+
+
+def test_pyoptk_bench_help(capsys):
+    with pytest.raises(SystemExit) as done:
+        bench.main(["--help"])
+    assert done.value.code == 0 and "--shapes" in capsys.readouterr().out
+
+
+def test_pyoptk_command_line_help_in_a_subprocess(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "pyoptk", "--help"], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and "usage: pyoptk" in done.stdout
+
+
+def test_table_is_explained_and_noisy_rows_and_missing_peers_are_named(capsys, monkeypatch):
+    monkeypatch.setattr(bench, "missing_peers", lambda peers: {p: "torch" for p in peers if p.startswith("torch")})
+    monkeypatch.setattr(bench, "NOISY_IQR_PCT", -1.0)  # every row counts as noisy
+    bench.main(["--algos", "sgd", "--sizes", "100", "--layouts", "one", "--threads", "1", "--reps", "2",
+                "--min-time", "0", "--quiet"])
+    out = capsys.readouterr().out
+    assert "> 1: pyoptk is faster" in out and "% roofline" in out and "'arenaN'" in out
+    assert "noisy |" in out and "rows noisy" in out
+    assert "not run: torch-fused, torch-foreach, torch-forloop (torch is not installed; add it with: pip install torch" in out
+
+
+def test_progress_lines_when_not_a_terminal(capsys):
+    bench.run(["sgd"], [100], ["one", "2"], [1], reps=1, peers=["numpy"], min_time=0.0, progress=True)
+    err = capsys.readouterr().err
+    assert err.splitlines() == ["[1/2] sgd 1e+02 one 1 thread(s)", "[2/2] sgd 1e+02 2 1 thread(s)"]
+
+
+def test_a_list_of_shapes_is_a_layout(tmp_path, capsys):
+    shapes = [(3, 5), (7,), (2, 2, 2)]
+    rows = bench.run(["adam"], [10 ** 6], [shapes], [1], reps=1, peers=["numpy"], min_time=0.0, progress=False)
+    assert {r["layout"] for r in rows} == {"shapes3"} and {r["elements"] for r in rows} == {15 + 7 + 8}
+    assert [a.shape for a in bench.make_arrays(0, shapes, np.float32, 0)] == shapes
+    assert bench.parse_shapes("3x5,7,2x2x2") == shapes
+    path = tmp_path / "shapes.json"
+    path.write_text(json.dumps([list(s) for s in shapes]))
+    out = tmp_path / "rows.json"
+    bench.main(["--algos", "sgd", "--layouts", "", "--shapes", f"@{path}", "--threads", "1", "--reps", "1",
+                "--min-time", "0", "--peers", "numpy", "--json", str(out), "--quiet"])
+    saved = json.loads(out.read_text())
+    assert {r["layout"] for r in saved["rows"]} == {"shapes3"}
+    env = saved["environment"]
+    assert env["pyoptk"] and env["numpy"] == np.__version__ and env["cpu"] and env["isa"] in env["available_isas"]
+    assert env["default_threads"] >= 1 and env["date"]
+
+
+def test_optional_dependencies_are_checked_before_running(monkeypatch):
+    real = bench.importlib.util.find_spec
+    monkeypatch.setattr(bench.importlib.util, "find_spec",
+                        lambda name: None if name in ("matplotlib", "torch") else real(name))
+    monkeypatch.setattr(bench, "run", lambda *a, **k: pytest.fail("ran before refusing"))
+    for argv in (["--plot", "x.png"], ["--peers", "numpy,torch-fused"], ["--model", "torch.nn:Linear"]):
+        with pytest.raises(SystemExit):
+            bench.main(argv)
+
+
+def test_torch_forloop_is_a_default_peer():
+    assert "torch-forloop" in bench.DEFAULT_PEERS and bench.parser().get_default("peers").count("torch") == 3

@@ -2,6 +2,7 @@
 #include "dispatch.h"
 
 #include <atomic>
+#include <utility>
 
 namespace pyoptk {
 namespace {
@@ -46,6 +47,24 @@ bool compiled(Isa isa) {
 
 std::atomic<int> g_active{-1};
 
+// Per ISA, the lookups of its kernel shards, indexed by shard (kernel_table.h).
+using ShardLookup = SpanFn (*)(int op, int dtype, int mode);
+#define PYOPTK_SHARD_LOOKUPS(isa)                                                   \
+  template <int... kShards>                                                         \
+  constexpr ShardLookup isa##_shards(std::integer_sequence<int, kShards...>, int s) { \
+    constexpr ShardLookup kTable[] = {&lookup_##isa<kShards>...};                   \
+    return kTable[s];                                                               \
+  }
+PYOPTK_SHARD_LOOKUPS(scalar)
+#ifdef PYOPTK_HAVE_AVX2
+PYOPTK_SHARD_LOOKUPS(avx2)
+#endif
+#ifdef PYOPTK_HAVE_AVX512
+PYOPTK_SHARD_LOOKUPS(avx512)
+#endif
+#undef PYOPTK_SHARD_LOOKUPS
+constexpr auto kShardSeq = std::make_integer_sequence<int, kKernelShards>{};
+
 }  // namespace
 
 const char* isa_name(Isa isa) {
@@ -74,17 +93,19 @@ Isa active_isa() {
 void set_active_isa(Isa isa) { g_active.store(static_cast<int>(isa), std::memory_order_relaxed); }
 
 SpanFn lookup(int op, int dtype, int mode) {
+  if (op < 0) return nullptr;  // the shard's lookup checks the upper bound
+  const int shard = op % kKernelShards;
   switch (active_isa()) {
 #ifdef PYOPTK_HAVE_AVX512
     case Isa::kAvx512:
-      return lookup_avx512(op, dtype, mode);
+      return avx512_shards(kShardSeq, shard)(op, dtype, mode);
 #endif
 #ifdef PYOPTK_HAVE_AVX2
     case Isa::kAvx2:
-      return lookup_avx2(op, dtype, mode);
+      return avx2_shards(kShardSeq, shard)(op, dtype, mode);
 #endif
     default:
-      return lookup_scalar(op, dtype, mode);
+      return scalar_shards(kShardSeq, shard)(op, dtype, mode);
   }
 }
 

@@ -1,12 +1,17 @@
-// Compiled once per ISA (CMake: PYOPTK_ISA_LEVEL, PYOPTK_ISA_NS, PYOPTK_LOOKUP and the -m flags).
-// Instantiates update_span for every op x valid mode x dtype and reduce_block for every reduction
-// kind x dtype, and exports a lookup over each.
+// Compiled once per (ISA, shard) (CMake: PYOPTK_ISA_LEVEL, PYOPTK_ISA_NS, PYOPTK_LOOKUP,
+// PYOPTK_SHARD and the -m flags). Instantiates update_span for every op of the shard x valid mode
+// x dtype, and (shard 0) reduce_block for every reduction kind x dtype, and exports a lookup over each.
 // No static initializers and no STL code here: everything below is constant data.
 #include "pyoptk/apply.h"
 #include "pyoptk/kernel_table.h"
 #include "pyoptk/mode_table.h"
 #include "pyoptk/ops/all.h"
 #include "pyoptk/reduce.h"
+
+#ifndef PYOPTK_SHARD
+#define PYOPTK_SHARD 0
+#endif
+static_assert(PYOPTK_SHARD >= 0 && PYOPTK_SHARD < pyoptk::kKernelShards, "PYOPTK_SHARD out of range");
 
 namespace pyoptk {
 inline namespace PYOPTK_ISA_NS {
@@ -20,6 +25,7 @@ struct SpanKernel {
   }
 };
 
+#if PYOPTK_SHARD == 0
 // Same order as ReduceKind.
 constexpr ReduceFn kReduceTable[kNumReduceKinds][kNumDtypes] = {
 #define PYOPTK_REDUCE_ENTRY(R) {&reduce_block<R, float>, &reduce_block<R, double>},
@@ -28,17 +34,22 @@ constexpr ReduceFn kReduceTable[kNumReduceKinds][kNumDtypes] = {
     PYOPTK_REDUCE_ENTRY(CountNonzero) PYOPTK_REDUCE_ENTRY(SumSquaresAxpy)
 #undef PYOPTK_REDUCE_ENTRY
 };
+#endif
 
 }  // namespace
 }  // namespace PYOPTK_ISA_NS
 
+template <int kShard>
 SpanFn PYOPTK_LOOKUP(int op, int dtype, int mode) {
-  return lookup_mode<SpanFn, SpanKernel>(op, dtype, mode);
+  return lookup_mode<SpanFn, SpanKernel, kShard, kKernelShards>(op, dtype, mode);
 }
+template SpanFn PYOPTK_LOOKUP<PYOPTK_SHARD>(int op, int dtype, int mode);
 
+#if PYOPTK_SHARD == 0
 ReduceFn PYOPTK_REDUCE_LOOKUP(int kind, int dtype) {
   if (kind < 0 || kind >= kNumReduceKinds || dtype < 0 || dtype >= kNumDtypes) return nullptr;
   return kReduceTable[kind][dtype];
 }
+#endif
 
 }  // namespace pyoptk

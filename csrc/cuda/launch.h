@@ -34,6 +34,14 @@ struct LaunchGroup {
   std::vector<DeviceTask> tasks;
 };
 
+// Queues one step kernel over `blocks` chunks on the legacy stream.
+using LaunchFn = void (*)(const DeviceTask* tasks, const Chunk* chunks, const void* coeffs, unsigned blocks);
+
+// Defined in kernels.cu, explicitly instantiated by its shard's translation unit (kernel_table.h's
+// kKernelShards): the launcher of (op, dtype, mode) for an op of shard kShard, else nullptr.
+template <int kShard>
+LaunchFn launcher(int op, int dtype, int mode);
+
 // Whether the op has a kernel for this dtype and mode (the same combinations as the CPU table).
 bool has_kernel(int op, int dtype, int mode);
 

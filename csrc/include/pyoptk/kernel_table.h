@@ -63,14 +63,27 @@ inline double combine(Combine how, double a, double b) {
 // kinds (dot); param is the exponent of kReduceSumPow.
 using ReduceFn = double (*)(const char* x, const char* y, int64_t begin, int64_t n, double param);
 
+// In shard 0 of each ISA.
 ReduceFn reduce_lookup_scalar(int kind, int dtype);
 ReduceFn reduce_lookup_avx2(int kind, int dtype);
 ReduceFn reduce_lookup_avx512(int kind, int dtype);
 
-// One lookup per compiled ISA (distinct names: each lives in its own translation unit).
-// Returns nullptr for a flag combination the op does not instantiate.
+// The kernels of each ISA are split into kKernelShards translation units of csrc/cpu/kernels.cpp
+// (CMake's PYOPTK_KERNEL_SHARDS), which compile in parallel; shard k holds the ops whose
+// id % kKernelShards == k. A new op or dtype lands in a shard by itself: no build-file edit.
+#ifndef PYOPTK_KERNEL_SHARDS
+#define PYOPTK_KERNEL_SHARDS 1
+#endif
+constexpr int kKernelShards = PYOPTK_KERNEL_SHARDS;
+
+// One lookup per compiled ISA (distinct names: each ISA's code lives in its own translation
+// units), explicitly instantiated for shard kShard by that shard's translation unit.
+// Returns nullptr for an op of another shard or a flag combination the op does not instantiate.
+template <int kShard>
 SpanFn lookup_scalar(int op, int dtype, int mode);
+template <int kShard>
 SpanFn lookup_avx2(int op, int dtype, int mode);
+template <int kShard>
 SpanFn lookup_avx512(int op, int dtype, int mode);
 
 // Layouts with a fused 16-bit span kernel (csrc/cpu/kernels_stored.cpp): param and grad, states.

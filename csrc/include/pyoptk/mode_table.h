@@ -33,21 +33,36 @@ constexpr ModeTable<Fn> make_mode_table(std::integer_sequence<int, kModes...>) {
 template <class Fn, template <class, int, class> class Kernel, class Op, class T>
 constexpr ModeTable<Fn> kModeTable = make_mode_table<Fn, Kernel, Op, T>(std::make_integer_sequence<int, kMaxModes>{});
 
-// kModeTables<Fn, Kernel>[op][dtype]: every op of ops/all.h, float32 then float64.
-template <class Fn, template <class, int, class> class Kernel>
+// The kernels are compiled in shards, one translation unit each, so that they build in parallel:
+// shard kShard of kNumShards holds the ops whose id % kNumShards == kShard (the others' tables
+// are null and never instantiated). The whole op list is shard 0 of 1.
+template <class Fn, template <class, int, class> class Kernel, int kShard, int kNumShards, class Op, int kId, class T>
+constexpr const ModeTable<Fn>* shard_table() {
+  if constexpr (kId % kNumShards == kShard) {
+    return &kModeTable<Fn, Kernel, Op, T>;
+  } else {
+    return nullptr;
+  }
+}
+
+// kModeTables<Fn, Kernel, shard, shards>[op][dtype]: every op of ops/all.h, float32 then float64.
+template <class Fn, template <class, int, class> class Kernel, int kShard = 0, int kNumShards = 1>
 constexpr const ModeTable<Fn>* kModeTables[kNumOps][kNumDtypes] = {
-#define PYOPTK_OP_TABLES(Op) {&kModeTable<Fn, Kernel, Op, float>, &kModeTable<Fn, Kernel, Op, double>},
+#define PYOPTK_OP_TABLES(Op)                                             \
+  {shard_table<Fn, Kernel, kShard, kNumShards, Op, kOp##Op, float>(), \
+   shard_table<Fn, Kernel, kShard, kNumShards, Op, kOp##Op, double>()},
     PYOPTK_FOR_EACH_OP(PYOPTK_OP_TABLES)
 #undef PYOPTK_OP_TABLES
 };
 
-// The entry for (op, dtype, mode), nullptr when out of range or not instantiated.
-template <class Fn, template <class, int, class> class Kernel>
+// The entry for (op, dtype, mode), nullptr when out of range, not in this shard or not instantiated.
+template <class Fn, template <class, int, class> class Kernel, int kShard = 0, int kNumShards = 1>
 constexpr Fn lookup_mode(int op, int dtype, int mode) {
   if (op < 0 || op >= kNumOps || dtype < 0 || dtype >= kNumDtypes || mode < 0 || mode >= kMaxModes) {
     return nullptr;
   }
-  return kModeTables<Fn, Kernel>[op][dtype]->fn[mode];
+  const ModeTable<Fn>* table = kModeTables<Fn, Kernel, kShard, kNumShards>[op][dtype];
+  return table != nullptr ? table->fn[mode] : nullptr;
 }
 
 }  // namespace PYOPTK_ISA_NS
