@@ -129,11 +129,13 @@ def split_sizes(total: int, layout: Layout) -> List[int]:
 def make_arrays(total: int, layout: Layout, dtype: Any, seed: int) -> List[np.ndarray]:
     shapes = layout_shapes(total, layout)
     rng = np.random.default_rng(seed)
+    # NumPy draws float32/float64 only: 16-bit arrays are rounded from float32 draws.
+    wide = np.float32 if np.dtype(dtype).itemsize == 2 else dtype
+    draw = lambda shape: rng.standard_normal(shape, dtype=wide).astype(dtype, copy=False)
     if isinstance(layout, str) and layout.startswith("arena"):
         sizes = [int(np.prod(shape)) for shape in shapes]
-        flat = rng.standard_normal(sum(sizes), dtype=dtype)
-        return np.split(flat, np.cumsum(sizes)[:-1])
-    return [rng.standard_normal(shape, dtype=dtype) for shape in shapes]
+        return np.split(draw(sum(sizes)), np.cumsum(sizes)[:-1])
+    return [draw(shape) for shape in shapes]
 
 
 def parse_shapes(text: str) -> List[Shape]:
@@ -498,8 +500,10 @@ def peer_notes(peers: Sequence[str], algos: Sequence[str], dtype: Any) -> List[s
         notes.append(f"not run: {names} ({package} is not installed; add it with: {INSTALL[package]})")
     if "torch-fused" in peers and "torch-fused" not in missing:
         unfused = [a for a in algos if a in ALGOS and not ALGOS[a].torch_fused]
-        if np.dtype(dtype) != np.float32:
+        if np.dtype(dtype) == np.float64:
             notes.append("not run: torch-fused, deepspeed for float64 (pyoptk-bench runs them on float32 only)")
+        elif np.dtype(dtype).itemsize == 2:
+            notes.append("16-bit params: torch-fused is the only peer run (float32 math, state in the param dtype)")
         elif unfused:
             notes.append(f"not run: torch-fused for {', '.join(unfused)} (torch has no fused CPU kernel for it)")
     if any(p.startswith("torch") for p in peers) and any(a in SPECIAL for a in algos):
@@ -626,7 +630,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
           f"median of {args.reps} rounds\n")
     print(EXPLANATION.format(noisy=NOISY_IQR_PCT) + "\n")
     print(format_table(rows))
-    notes = peer_notes(peers, algos, dtype)
+    notes = peer_notes(peers, algos, dtype_of(args.dtype))
     noisy = sum(map(is_noisy, rows))
     if noisy:
         notes.append(f"{noisy} of {len(rows)} rows noisy (IQR > {NOISY_IQR_PCT:.0f}%)")
