@@ -34,7 +34,15 @@ void run_serial(const Task* tasks, int64_t count) {
 }  // namespace
 
 int get_num_threads() { return g_num_threads; }
-void set_num_threads(int n) { g_num_threads = std::max(1, n); }
+void set_num_threads(int n) { g_num_threads = std::max(1, std::min(n, max_threads())); }
+
+int max_threads() {
+#ifdef _OPENMP
+  return std::max(256, 4 * omp_get_num_procs());
+#else
+  return 256;
+#endif
+}
 int64_t get_min_parallel() { return g_min_parallel; }
 void set_min_parallel(int64_t elements) { g_min_parallel = std::max<int64_t>(0, elements); }
 
