@@ -352,6 +352,7 @@ class Optimizer:
         return batches
 
     # ----- the step ---------------------------------------------------------------------
+    @_serialized
     def step(self, grads: list | None = None, closure: Callable | None = None) -> Any:
         """Update every param in place. ``grads`` align with the params in group order (None =
         no grad: the param is skipped and its state left alone); or ``closure() -> (loss, grads)``.
