@@ -38,7 +38,7 @@ class Plan {
   // grads[i] belongs to item i. Checks the grads (and that params/states are still writeable),
   // then updates everything in one multi-tensor call with the GIL released. Nothing is written
   // unless every check passed. Right before the GIL is released, every param, state and grad is
-  // re-read from NumPy's struct (data pointer, shape, contiguity, alignment: O(1) per array):
+  // re-read from NumPy's struct (data pointer, dtype, element count, flags: O(1) per array):
   // an array resized, re-strided or reshaped in place since it was checked raises StalePlan. param_lists (optional): the optimizer's current params, as lists
   // whose concatenation must be the plan's params, or StalePlan is raised.
   // scalars (optional): one dict per coefficient slot, merged into each entry's state dict once
@@ -59,7 +59,6 @@ class Plan {
     int itemsize;
     int64_t numel;
     pybind11::array param;
-    std::vector<pybind11::ssize_t> shape;  // the param's (and so every state's) shape, as planned
     PyObject* descr;                        // the param's dtype object
     std::vector<pybind11::array> states;  // present states only
     std::vector<int> state_ids;           // their op state index
