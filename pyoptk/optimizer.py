@@ -129,7 +129,7 @@ def _serialized(method: Callable) -> Callable:
         with self._lock:
             return method(self, *args, **kwargs)
 
-    locked.__serialized__ = True
+    setattr(locked, "__serialized__", True)  # __init_subclass__ leaves it as it is
     return locked
 
 
