@@ -409,9 +409,11 @@ class Optimizer:
     # Once every param has state and the params of each group are in lockstep (equal scalar
     # state), a step needs per group one mode check and one coefficient set, and per param only
     # its grad (checked in C++) and a scalar-state update.
-    def _make_plan(self, groups: list[tuple[dict, list]]) -> _Plan | None:
-        """A plan over the step's snapshot ``groups`` (every param has state: it just stepped).
-        Never raises: a plan it cannot make is None (the next step takes the checked path)."""
+    def _make_plan(self, groups: list[tuple[dict, list]] | None = None) -> _Plan | None:
+        """A plan over the step's snapshot ``groups`` (default: the groups now), every param of
+        which has state. Never raises: a plan it cannot make is None (the checked path runs)."""
+        if groups is None:
+            groups = self._groups_now()
         scalar_names = self._scalar_state_names()
         items, dicts, modes, scalars = [], [], [], []
         index = 0

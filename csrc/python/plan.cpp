@@ -239,6 +239,11 @@ py::dict registry() {
     entry["states"] = state_list;
     entry["coeffs"] = coeff_list;
     entry["reads_grad"] = op.reads_grad;
+    py::list hyper_list, scalar_list;  // the host coefficient function's inputs (ops/host_coeffs.h)
+    for (int k = 0; k < op.num_hypers; ++k) hyper_list.append(op.hyper_names[k]);
+    for (int k = 0; k < op.num_scalars; ++k) scalar_list.append(op.scalar_names[k]);
+    entry["hyper"] = hyper_list;
+    entry["scalars"] = scalar_list;
     out[op.name] = entry;
   }
   return out;

@@ -37,9 +37,10 @@ class Plan {
 
   // grads[i] belongs to item i. Checks the grads (and that params/states are still writeable),
   // then updates everything in one multi-tensor call with the GIL released. Nothing is written
-  // unless every check passed. Right before the GIL is released, every param, state and grad is
-  // re-read from NumPy's struct (data pointer, dtype, element count, flags: O(1) per array):
-  // an array resized, re-strided or reshaped in place since it was checked raises StalePlan. param_lists (optional): the optimizer's current params, as lists
+  // unless every check passed. Every param and state (and grad, when Python code may have run
+  // since it was checked) is re-read from NumPy's struct (data pointer, dtype, element count,
+  // flags: O(1) per array): one resized or relaid since it was checked raises StalePlan.
+  // param_lists (optional): the optimizer's current params, as lists
   // whose concatenation must be the plan's params, or StalePlan is raised.
   // scalars (optional): one dict per coefficient slot, merged into each entry's state dict once
   // the update has run (the optimizer's per-param scalar state, e.g. the step counter).
