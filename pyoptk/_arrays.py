@@ -109,11 +109,17 @@ def location_of(p: Any, where: str) -> Host | CudaDevice:
     """Where ``p`` lives, with the checks every param gets (dtype, contiguity, writeable), each
     failure a clear error naming ``where``."""
     if isinstance(p, np.ndarray):
+        if isinstance(p, np.ma.MaskedArray):
+            raise TypeError(f"{where} is a numpy.ma.MaskedArray; pyoptk would ignore its mask: pass its .data "
+                            "(or np.ma.filled(...)) explicitly")
         if p.dtype not in PARAM_DTYPES:
             raise TypeError(f"{where} has dtype {p.dtype}; pyoptk updates float32, float64, bfloat16 "
                             "(ml_dtypes) and float16 arrays")
         if not p.flags.c_contiguous:
             raise ValueError(f"{where} is not C-contiguous; pyoptk updates arrays in place and never through a copy")
+        if not p.flags.aligned:
+            raise ValueError(f"{where} is not aligned to its {p.itemsize}-byte items (a view at an odd byte offset); "
+                             "pass an aligned copy (np.array(...))")
         if not p.flags.writeable:
             raise ValueError(f"{where} is read-only")
         return HOST

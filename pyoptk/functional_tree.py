@@ -174,7 +174,7 @@ class _Engine:
                 self.opt.state[p] = d
                 moved = True
         if moved:
-            self.opt._plan = self.opt._make_plan(grads)
+            self.opt._plan = self.opt._make_plan()
 
 
 _ENGINES: OrderedDict[int, _Engine] = OrderedDict()

@@ -6,6 +6,8 @@ Everything else (grads bookkeeping, state lifecycle, checkpoints) lives here, on
 """
 from __future__ import annotations
 
+import functools
+import threading
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
 
@@ -17,6 +19,7 @@ from ._arrays import HOST, CudaDevice, Host, common_location, host_views, is_dev
 from ._compiled import arm
 from ._kernels import FusedStep, Kernel
 from ._precision import MASTER_KEY, Precision, cast_state, is_low_precision, scalar_arg
+from ._validate import real_number, whole_count
 
 __all__ = ["Optimizer", "required"]
 
@@ -72,6 +75,14 @@ class ParamState(MutableMapping[Any, "dict[str, Any]"]):
     def __contains__(self, param: object) -> bool:
         return id(param) in self._data
 
+    # Keyed by id(): a pickled or deep-copied state is re-keyed by its (copied) params' ids.
+    def __getstate__(self) -> dict:
+        return {"items": list(self._data.values()), "version": self.version}
+
+    def __setstate__(self, saved: dict) -> None:
+        self._data = {id(param): (param, value) for param, value in saved["items"]}
+        self.version = saved["version"]
+
 
 def _arena_span(params: list[np.ndarray]) -> np.ndarray | None:
     """A flat view over ``params`` when they are consecutive views of one buffer (an arena):
@@ -109,6 +120,21 @@ class _Plan:
         self.arm_tried = False
 
 
+# The methods that read or write an optimizer's groups and state as a whole: one thread at a time
+# per optimizer (the GIL is released inside a step, so two steps could otherwise interleave).
+_SERIALIZED = ("step", "state_dict", "load_state_dict", "add_param_group")
+
+
+def _serialized(method: Callable) -> Callable:
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+
+    setattr(locked, "__serialized__", True)  # __init_subclass__ leaves it as it is
+    return locked
+
+
 class Optimizer:
     """The base of every pyoptk optimizer, with ``torch.optim.Optimizer``'s interface over arrays.
 
@@ -120,7 +146,11 @@ class Optimizer:
 
     Subclasses set ``kernel`` and implement ``_check_group``, ``_group_mode`` and
     ``_group_coeffs``; they may override ``_new_state``, ``_advance``, ``_after_step`` and
-    ``_coeff_key``."""
+    ``_coeff_key``.
+
+    Thread safety: ``step``, ``state_dict``, ``load_state_dict`` and ``add_param_group`` (also as
+    overridden by subclasses) hold a per-optimizer re-entrant lock, so calls from several threads
+    on one optimizer run one after another; different optimizers step in parallel."""
 
     kernel: Kernel
     has_step: bool = True  # keeps state["step"] (torch's SGD does not)
@@ -128,8 +158,18 @@ class Optimizer:
     # False where a step does more than one fused update (NumPy reductions, matmuls): host only.
     runs_on_cuda: bool = True
     low_precision: bool = True  # steps bfloat16/float16 params (mixed precision, _precision.py)
+    # Ranges of scalar states other than step, checked on load: {name: (low, high)}.
+    scalar_state_bounds: dict[str, tuple[float, float]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _SERIALIZED:  # a subclass's own step() etc. takes the lock too
+            method = cls.__dict__.get(name)
+            if method is not None and not getattr(method, "__serialized__", False):
+                setattr(cls, name, _serialized(method))
 
     def __init__(self, params: Params, defaults: dict[str, Any], **precision: Any) -> None:
+        self._lock = threading.RLock()
         unknown = sorted(set(precision) - {"state_dtype", "master_weights", "stochastic_rounding", "seed"})
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
@@ -204,7 +244,20 @@ class Optimizer:
     def _after_step(self, state: dict[str, Any], group: dict[str, Any]) -> None:
         """Update the scalar state once the kernel has run (ASGD's eta and mu)."""
 
+    # ----- pickling / copy.deepcopy: the plan and the lock are rebuilt, not copied ------------
+    def __getstate__(self) -> dict[str, Any]:
+        with self._lock:
+            saved = dict(self.__dict__)
+        del saved["_lock"]
+        saved["_plan"] = None
+        return saved
+
+    def __setstate__(self, saved: dict[str, Any]) -> None:
+        self.__dict__.update(saved)
+        self._lock = threading.RLock()
+
     # ----- param groups -----------------------------------------------------------------
+    @_serialized
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         """Add a group of params, e.g. layers unfrozen during fine-tuning, as torch does.
 
@@ -216,6 +269,8 @@ class Optimizer:
         writeable C-contiguous float32/float64 array, or it lives on another device."""
         if not isinstance(param_group, dict):
             raise TypeError(f"param_group must be a dict, got {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError("param_group must have a 'params' entry")
         params = param_group["params"]
         if isinstance(params, np.ndarray) or hasattr(type(params), "__dlpack__") or is_device_array(params):
             params = [params]
@@ -293,6 +348,16 @@ class Optimizer:
     def _params(self) -> list[np.ndarray]:
         return [p for group in self.param_groups for p in group["params"]]
 
+    def _groups_now(self) -> list[tuple[dict, list]]:
+        """(group, a copy of its params list) per group: what a step works on from start to end,
+        whatever another thread does to ``param_groups`` meanwhile (or an error before any write)."""
+        groups = []
+        for gi, group in enumerate(list(self.param_groups)):
+            if not isinstance(group, dict) or "params" not in group:
+                raise TypeError(f"param_groups[{gi}] must be a dict with a 'params' list")
+            groups.append((group, list(group["params"])))
+        return groups
+
     def _collect_grads(self, grads: list | None, closure: Callable | None) -> tuple[Any, list]:
         """The step's grads (from ``grads`` or the closure), one per param, with every group checked."""
         loss = None
@@ -333,6 +398,7 @@ class Optimizer:
         return batches
 
     # ----- the step ---------------------------------------------------------------------
+    @_serialized
     def step(self, grads: Grads | None = None, closure: Closure | None = None, *, grad_scale: Any = None,
              found_inf: Any = None) -> Any:
         """Update every param in place.
@@ -362,19 +428,23 @@ class Optimizer:
         if self._plan is not None and self._fast_step(grads):
             self._count_rounding_step()
             return loss
+        groups = self._groups_now()
+        if sum(len(params) for _, params in groups) != len(grads):
+            raise ValueError(f"step() got {len(grads)} grads for {sum(len(ps) for _, ps in groups)} params "
+                             "(param_groups changed during the step)")
 
         fused = FusedStep(self.kernel, (self._where or HOST).core)
         pending: list[tuple[np.ndarray, dict, dict]] = []
         live = self.state._data
         fresh_bit = self.kernel.flag_bits[self.fresh_state_flag] if self.fresh_state_flag else 0
         index = 0
-        for gi, group in enumerate(self.param_groups):
+        for gi, (group, params) in enumerate(groups):
             mode = self._group_mode(group)
             names = self.kernel.state_names(mode)
             hyper = hyper_values(group)
-            stateless = [p for p, g in zip(group["params"], grads[index:]) if g is not None and id(p) not in live]
+            stateless = [p for p, g in zip(params, grads[index:]) if g is not None and id(p) not in live]
             created = dict(zip(map(id, stateless), self._new_states(names, stateless, group)))
-            for p in group["params"]:
+            for p in params:
                 g = grads[index]
                 if g is not None:
                     # Work on a copy of the state dict: it replaces the real one only after the
@@ -396,10 +466,11 @@ class Optimizer:
                 index += 1
         fused.run(*self._amp)  # (grad scale, rounding key)
         self._count_rounding_step()
+        # Nothing from here on may fail: the update is written.
         for p, state, group in pending:
             self._after_step(state, hyper_values(group))
             live[id(p)] = (p, state)
-        self._plan = self._make_plan(grads) if len(pending) == len(grads) else None
+        self._plan = self._make_plan(groups) if len(pending) == len(grads) else None
         return loss
 
     def _count_rounding_step(self) -> None:
@@ -430,30 +501,43 @@ class Optimizer:
     # Once every param has state and the params of each group are in lockstep (equal scalar
     # state), a step needs per group one mode check and one coefficient set, and per param only
     # its grad (checked in C++) and a scalar-state update.
-    def _make_plan(self, grads: list) -> _Plan | None:
+    def _make_plan(self, groups: list[tuple[dict, list]] | None = None) -> _Plan | None:
+        """A plan over the step's snapshot ``groups`` (default: the groups now), every param of
+        which has state. Never raises: a plan it cannot make is None (the checked path runs)."""
+        if groups is None:
+            groups = self._groups_now()
         scalar_names = self._scalar_state_names()
         items, dicts, modes, scalars = [], [], [], []
         index = 0
-        for gi, group in enumerate(self.param_groups):
+        live = self.state._data
+        for gi, (group, params) in enumerate(groups):
             mode = self._group_mode(group)
-            states = [self.state._data[id(p)][1] for p in group["params"]]
+            states = [live[id(p)][1] for p in params]
             shared = {name: states[0][name] for name in scalar_names} if states else {}
             if any(any(s[name] != shared[name] for name in scalar_names) for s in states[1:]):
                 return None
-            for p, s in zip(group["params"], states):
+            for p, s in zip(params, states):
                 items.append(FusedStep.item(self.kernel, index, mode, gi, p, None, s))
                 index += 1
             dicts += states
             modes.append(mode)
             scalars.append(shared)
-        core = (self._where or HOST).core.Plan(self.kernel.name, items, dicts)
-        return _Plan(core, self.state, list(self.param_groups), modes, scalars)
+        try:
+            core = (self._where or HOST).core.Plan(self.kernel.name, items, dicts)
+        except (TypeError, ValueError):  # an array changed since the step checked it
+            return None
+        return _Plan(core, self.state, [group for group, _ in groups], modes, scalars)
+
+    def _same_groups(self, plan: _Plan) -> bool:
+        """The plan's group dicts are still the optimizer's, by identity (``==`` would compare
+        their arrays: a replaced group dict made every later step raise)."""
+        return len(plan.groups) == len(self.param_groups) and all(a is b for a, b in zip(plan.groups, self.param_groups))
 
     def _compiled_step(self, grads: Any) -> bool:
         """The plan's step run by C++ (pyoptk/_compiled.py); False (nothing changed) where it does not apply."""
         plan = self._plan
         if plan is None or plan.compiled is None or plan.state is not self.state or \
-                plan.version != self.state.version or plan.groups != self.param_groups:
+                plan.version != self.state.version or not self._same_groups(plan):
             return False
         spans = plan.compiled.run(grads)
         if spans is None:
@@ -464,7 +548,7 @@ class Optimizer:
     def _fast_step(self, grads: list) -> bool:
         """Run the step through the plan; False (nothing changed) when the plan no longer fits."""
         plan = self._plan
-        if plan.state is not self.state or plan.version != self.state.version or plan.groups != self.param_groups:
+        if plan.state is not self.state or plan.version != self.state.version or not self._same_groups(plan):
             return False
         coeffs, advanced = [], []
         for group, mode, shared in zip(self.param_groups, plan.modes, plan.scalars):
@@ -499,6 +583,7 @@ class Optimizer:
         return self._group_mode(group) == self._plan.modes[gi]
 
     # ----- checkpoints ------------------------------------------------------------------
+    @_serialized
     def state_dict(self) -> dict[str, Any]:
         """torch's layout: params replaced by their index in group order. Arrays are references
         to the live state (as in torch): copy.deepcopy the result to snapshot it."""
@@ -521,12 +606,19 @@ class Optimizer:
             return dict(state)
         return {k: self._where.to_host(v) if not np.isscalar(v) else v for k, v in state.items()}
 
+    @_serialized
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a checkpoint of this optimizer class (or torch's, with tensors made arrays).
-        Everything is checked before anything is replaced."""
+        Everything is checked before anything is replaced; a checkpoint of the wrong structure is
+        a ValueError, a value of the wrong kind a TypeError."""
         if not isinstance(state_dict, dict) or "state" not in state_dict or "param_groups" not in state_dict:
             raise ValueError("state_dict must be a dict with 'state' and 'param_groups'")
         saved_groups = state_dict["param_groups"]
+        if not isinstance(saved_groups, (list, tuple)) or not all(
+                isinstance(g, dict) and isinstance(g.get("params"), (list, tuple)) for g in saved_groups):
+            raise ValueError("state_dict['param_groups'] must be a list of dicts, each with a 'params' list")
+        if not isinstance(state_dict["state"], dict) or not all(isinstance(v, dict) for v in state_dict["state"].values()):
+            raise ValueError("state_dict['state'] must be a dict of per-param dicts")
         if len(saved_groups) != len(self.param_groups):
             raise ValueError(
                 f"loaded state dict has {len(saved_groups)} parameter groups, the optimizer has {len(self.param_groups)}")
@@ -549,6 +641,10 @@ class Optimizer:
                 raise ValueError(f"param_groups[{gi}] of the state dict: {e}") from None
             groups.append(group)
             for saved_index, p in zip(saved["params"], current["params"]):
+                if isinstance(saved_index, bool) or not isinstance(saved_index, (int, np.integer)) \
+                        or saved_index in by_index:
+                    raise ValueError(f"param_groups[{gi}] of the state dict: params must be distinct ints, "
+                                     f"got {saved_index!r}")
                 by_index[saved_index] = (p, group)
         new_state = ParamState()
         for key, saved in state_dict["state"].items():
@@ -593,11 +689,12 @@ class Optimizer:
         return ["step"] if self.has_step else []
 
     def _load_scalar_state(self, key: Any, name: str, value: Any) -> Any:
-        """``step`` may come as an int or (from torch) a 0-d float array."""
-        number = float(np.asarray(value))
-        if name == "step" and (not number.is_integer() or number < 0):
-            raise ValueError(f"state of param {key}: 'step' must be a non-negative whole number, got {value!r}")
-        return int(number) if name == "step" else number
+        """``step``: a whole number in [0, 2**53] (an int or, from torch, a 0-d float array); other
+        scalar state a finite float, within ``scalar_state_bounds``."""
+        what = f"state of param {key}: '{name}'"
+        if name == "step":
+            return whole_count(value, what)
+        return real_number(value, what, *self.scalar_state_bounds.get(name, (-np.inf, np.inf)))
 
     def __repr__(self) -> str:
         lines = [type(self).__name__ + " ("]

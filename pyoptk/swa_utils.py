@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
+from ._validate import real_number, whole_count
 from ._kernels import FusedStep, Kernel
 from .lr_scheduler import LRScheduler, _per_group
 from .optimizer import Optimizer
@@ -207,12 +208,8 @@ class AveragedParams:
                 ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else [])))
         if state_dict["mode"] != self.mode:
             raise ValueError(f"state_dict holds {state_dict['mode']!r} averages, this AveragedParams is {self.mode!r}")
-        n = float(np.asarray(state_dict["n_averaged"]))
-        if not n.is_integer() or n < 0:
-            raise ValueError(f"n_averaged must be a non-negative whole number, got {state_dict['n_averaged']!r}")
-        z = float(np.asarray(state_dict["ema_norm"]))
-        if not 0.0 <= z <= 1.0:
-            raise ValueError(f"ema_norm must be in [0, 1], got {z}")
+        n = whole_count(state_dict["n_averaged"], "n_averaged")
+        z = real_number(state_dict["ema_norm"], "ema_norm", 0.0, 1.0)
         loaded = []
         for what, saved, own in (("averages", state_dict["averages"], self.averages),
                                  ("buffers", state_dict["buffers"], self.buffer_copies)):
@@ -228,7 +225,7 @@ class AveragedParams:
                 loaded.append((mine, value))
         for mine, value in loaded:
             np.copyto(mine, value, casting="unsafe")
-        self.n_averaged = int(n)
+        self.n_averaged = n
         self.ema_norm = z
 
     def __repr__(self) -> str:

@@ -1,6 +1,7 @@
 #include "multi_tensor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #ifdef _OPENMP
@@ -14,16 +15,17 @@ namespace {
 // float32 and float64, so two threads never split a vector or (for aligned arrays) a line.
 constexpr int64_t kBlock = 128;
 
+// Atomics: set from Python (GIL held) while another thread's step, GIL released, reads them.
 #ifdef _OPENMP
-int g_num_threads = omp_get_max_threads();  // honours OMP_NUM_THREADS
+std::atomic<int> g_num_threads{omp_get_max_threads()};  // honours OMP_NUM_THREADS
 #else
-int g_num_threads = 1;
+std::atomic<int> g_num_threads{1};
 #endif
 
 // Below this many elements a step runs on the calling thread: a fork/join costs more than it saves.
 // Measured on 2 Zen 5 cores (default OpenMP wait policy): 2 threads are 1.33x faster for Adam and
 // break even for plain SGD at 32K elements, and lose below 16K.
-int64_t g_min_parallel = int64_t{1} << 15;
+std::atomic<int64_t> g_min_parallel{int64_t{1} << 15};
 
 void run_serial(const Task* tasks, int64_t count) {
   for (int64_t k = 0; k < count; ++k) {
@@ -34,15 +36,23 @@ void run_serial(const Task* tasks, int64_t count) {
 }  // namespace
 
 int get_num_threads() { return g_num_threads; }
-void set_num_threads(int n) { g_num_threads = std::max(1, n); }
+void set_num_threads(int n) { g_num_threads = std::max(1, std::min(n, max_threads())); }
+
+int max_threads() {
+#ifdef _OPENMP
+  return std::max(256, 4 * omp_get_num_procs());
+#else
+  return 256;
+#endif
+}
 int64_t get_min_parallel() { return g_min_parallel; }
 void set_min_parallel(int64_t elements) { g_min_parallel = std::max<int64_t>(0, elements); }
 
-void run_tasks(const Task* tasks, int64_t count, int max_threads) {
+void run_tasks(const Task* tasks, int64_t count, int cap) {
   int64_t total = 0;
   for (int64_t k = 0; k < count; ++k) total += tasks[k].numel;
-  const int threads = max_threads > 0 ? max_threads : g_num_threads;
-  if (threads <= 1 || total < g_min_parallel || total <= kBlock) {
+  const int threads = cap > 0 ? cap : g_num_threads.load(std::memory_order_relaxed);
+  if (threads <= 1 || total < g_min_parallel.load(std::memory_order_relaxed) || total <= kBlock) {
     run_serial(tasks, count);
     return;
   }

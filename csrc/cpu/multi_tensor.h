@@ -32,7 +32,10 @@ inline void run_span(const Task& task, int64_t begin, int64_t n) {
 void run_tasks(const Task* tasks, int64_t count, int threads = 0);
 
 int get_num_threads();
-void set_num_threads(int n);
+void set_num_threads(int n);  // callers keep 1 <= n <= max_threads()
+// The most threads set_num_threads accepts: max(256, 4 x the processors). Beyond that threads
+// only oversubscribe, and thousands make libgomp abort the process when it cannot create them.
+int max_threads();
 int64_t get_min_parallel();
 void set_min_parallel(int64_t elements);
 

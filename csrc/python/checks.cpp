@@ -76,6 +76,29 @@ bool same_shape(const py::array& a, const py::array& b) {
   return true;
 }
 
+bool is_masked(py::handle obj) {
+  PyTypeObject* type = Py_TYPE(obj.ptr());
+  if (type == reinterpret_cast<PyTypeObject*>(py::detail::npy_api::get().PyArray_Type_)) return false;
+  PYBIND11_CONSTINIT static py::gil_safe_call_once_and_store<py::object> masked;
+  const py::object& masked_type = masked.call_once_and_store_result(
+      [] { return py::module_::import("numpy.ma").attr("MaskedArray"); }).get_stored();
+  return PyType_IsSubtype(type, reinterpret_cast<PyTypeObject*>(masked_type.ptr())) != 0;  // no Python code runs
+}
+
+bool is_aligned(const py::array& a) {
+  return (py::detail::array_proxy(a.ptr())->flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0;
+}
+
+void refuse_masked(const std::string& name) {
+  throw py::type_error(name + " is a numpy.ma.MaskedArray; pyoptk would ignore its mask: pass its .data "
+                       "(or np.ma.filled(...)) explicitly");
+}
+
+void refuse_unaligned(const py::array& a, const std::string& name) {
+  throw py::value_error(name + " is not aligned to its " + std::to_string(a.itemsize()) +
+                        "-byte items (a view at an odd byte offset); pass an aligned copy (np.array(...))");
+}
+
 // Checks one array against the param (nullptr: it is the param) and returns it.
 py::array checked(py::handle obj, int64_t index, const char* role, const py::array* param, bool written,
                   const OpInfo* op, unsigned also) {
@@ -84,6 +107,7 @@ py::array checked(py::handle obj, int64_t index, const char* role, const py::arr
     throw py::type_error(who(index, role, op) + " is a " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))) + ", expected a numpy.ndarray");
   }
+  if (is_masked(obj)) refuse_masked(who(index, role, op));
   py::array a = py::reinterpret_borrow<py::array>(obj);
   if (param == nullptr) {
     if (dtype_of(a) < 0) {
@@ -109,6 +133,7 @@ py::array checked(py::handle obj, int64_t index, const char* role, const py::arr
     throw py::value_error(who(index, role, op) +
                           " is not C-contiguous; pyoptk updates arrays in place and never through a copy");
   }
+  if (!is_aligned(a)) refuse_unaligned(a, who(index, role, op));
   if (written && !a.writeable()) throw py::value_error(who(index, role, op) + " is read-only");
   return a;
 }

@@ -33,8 +33,17 @@ int item_size(int dtype);
 bool same_dtype(const pybind11::array& a, const pybind11::array& b);
 bool same_shape(const pybind11::array& a, const pybind11::array& b);
 
-// obj must be a C-contiguous ndarray (writeable if written) of a float dtype, or of the param's
-// dtype and shape when param is given; `also`: bit d set = dtype d is accepted too (mixed precision).
+// Refused wherever arrays come in: a numpy.ma.MaskedArray (the kernels would ignore its mask) and
+// an array whose data is not aligned to its item size (a view at an odd byte offset: loading it
+// as float/double is undefined behaviour). The refusals name the array.
+bool is_masked(pybind11::handle obj);
+bool is_aligned(const pybind11::array& a);
+[[noreturn]] void refuse_masked(const std::string& name);
+[[noreturn]] void refuse_unaligned(const pybind11::array& a, const std::string& name);
+
+// obj must be a C-contiguous, aligned ndarray (writeable if written) of a float dtype, or of the
+// param's dtype and shape when param is given; not a masked array. `also`: bit d set = dtype d
+// is accepted too (mixed precision).
 pybind11::array checked(pybind11::handle obj, int64_t index, const char* role, const pybind11::array* param,
                         bool written, const OpInfo* op = nullptr, unsigned also = 0);
 

@@ -58,6 +58,9 @@ const char* tensor_grad_data(PyObject* obj, const py::array& param) {
   void* data = PyLong_AsVoidPtr(ptr);
   Py_DECREF(ptr);
   if (data == nullptr && PyErr_Occurred()) throw py::error_already_set();
+  // Unaligned data (a tensor over a byte buffer at an odd offset) takes the general path, which
+  // refuses it with a message: the kernels load whole floats.
+  if (reinterpret_cast<uintptr_t>(data) % static_cast<uintptr_t>(itemsize) != 0) return nullptr;
   return static_cast<const char*>(data);
 }
 

@@ -64,8 +64,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &get_num_threads);
   m.def("set_num_threads", [](int n) {
     if (n < 1) throw py::value_error("set_num_threads: n must be >= 1, got " + std::to_string(n));
+    if (n > max_threads()) {
+      throw py::value_error("set_num_threads: n must be <= " + std::to_string(max_threads()) + " (4 x this machine's " +
+                            "processors, at least 256), got " + std::to_string(n));
+    }
     set_num_threads(n);
   }, py::arg("n"));
+  m.def("max_threads", &max_threads, "The most threads set_num_threads accepts.");
   m.def("_get_min_parallel", &get_min_parallel);
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");

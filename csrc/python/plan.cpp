@@ -13,20 +13,43 @@ namespace py = pybind11;
 namespace pyoptk {
 namespace {
 
+constexpr int kLaidOut = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+constexpr int kWritable = kLaidOut | py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+
 // The common case of a grad check, read straight from NumPy's array struct (no wrapper objects):
-// an ndarray with the param's descriptor and shape, C-contiguous. Returns its data, or nullptr
-// when anything differs, and then the full check gives the verdict and the message.
+// an exact ndarray with the param's descriptor and shape, C-contiguous and aligned. Returns its
+// data, or nullptr when anything differs, and then the full check gives the verdict and message.
 const char* plain_grad_data(PyObject* obj, const py::array& param) {
-  if (!py::isinstance<py::array>(obj)) return nullptr;
+  if (Py_TYPE(obj) != reinterpret_cast<PyTypeObject*>(py::detail::npy_api::get().PyArray_Type_)) return nullptr;
   const auto* g = py::detail::array_proxy(obj);
   const auto* p = py::detail::array_proxy(param.ptr());
-  if (g->descr != p->descr || g->nd != p->nd || !(g->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_)) {
-    return nullptr;
-  }
+  if (g->descr != p->descr || g->nd != p->nd || (g->flags & kLaidOut) != kLaidOut) return nullptr;
   for (int d = 0; d < g->nd; ++d) {
     if (g->dimensions[d] != p->dimensions[d]) return nullptr;
   }
   return g->data;
+}
+
+// True while `a` still covers the bytes it was checked with: same data, dtype, element count,
+// and the flags (C-contiguous, aligned; writeable for written arrays). NumPy updates the flags
+// on `a.resize(n, refcheck=False)` (which frees or moves the buffer), `a.strides = ...` and
+// `a.shape = ...`; a reshape in place to the same count keeps the bytes, so it may stay.
+bool still_laid_out(py::handle a, const char* data, int64_t numel, PyObject* descr, int flags) {
+  const auto* s = py::detail::array_proxy(a.ptr());
+  if (s->data != data || s->descr != descr || (s->flags & flags) != flags) return false;
+  int64_t n = 1;
+  for (int d = 0; d < s->nd; ++d) n *= s->dimensions[d];
+  return n == numel;
+}
+
+template <class Entry>
+bool moved(const Entry& e) {
+  if (!still_laid_out(e.param, e.ptrs[0], e.numel, e.descr, kLaidOut)) return true;
+  if (e.mirror && !still_laid_out(e.mirror, e.mirror_ptr, e.numel, e.mirror_descr, kLaidOut)) return true;
+  for (size_t k = 0; k < e.states.size(); ++k) {
+    if (!still_laid_out(e.states[k], e.ptrs[2 + e.state_ids[k]], e.numel, e.state_descrs[k], kLaidOut)) return true;
+  }
+  return false;
 }
 
 bool writeable(const py::array& a) {
@@ -83,6 +106,7 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     const int storage = dtype_of(e.param);
     e.dtype = storage == kFloat64 ? kFloat64 : kFloat32;
     e.numel = e.param.size();
+    e.descr = py::detail::array_proxy(e.param.ptr())->descr;
     e.itemsize = static_cast<int>(e.param.itemsize());
     std::fill(std::begin(e.slot_dtype), std::end(e.slot_dtype), static_cast<int8_t>(e.dtype));
     e.slot_dtype[0] = static_cast<int8_t>(storage);
@@ -101,6 +125,7 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     e.slot_dtype[2 + k] = static_cast<int8_t>(dtype_of(e.states.back()));
     e.staged = e.staged || e.slot_dtype[2 + k] != e.dtype;
     e.ptrs[2 + k] = static_cast<char*>(e.states.back().mutable_data());
+    e.state_descrs.push_back(py::detail::array_proxy(e.states.back().ptr())->descr);
     if (e.param.nbytes() > 0) written_.push_back(extent_of(e.states.back(), e.index, info.state_names[k], true));
   };
   // Master weights: `param` is the float32 master copy; the 16-bit param is written from it.
@@ -117,6 +142,8 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     }
     e.mirror = mirror;
     e.mirror_dtype = static_cast<int8_t>(dtype);
+    e.mirror_ptr = static_cast<char*>(mirror.mutable_data());
+    e.mirror_descr = py::detail::array_proxy(mirror.ptr())->descr;
     e.staged = true;
     if (mirror.nbytes() > 0) written_.push_back(extent_of(mirror, e.index, info.slot_names[0], true));
   };
@@ -124,9 +151,13 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
   refuse_overlaps(written_, &info);  // leaves them sorted: run() binary-searches them
 }
 
-size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_lists, py::object scalars,
+size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object param_lists, py::object scalars,
                  py::object grad_scale, py::object rounding_key) {
   const OpInfo& info = kOpInfo[op_];
+  // A list or tuple: taking its items runs no Python code (a sequence's own __getitem__ could).
+  PyObject* fast = PySequence_Fast(grads_in.ptr(), "grads must be a sequence");
+  if (fast == nullptr) throw py::error_already_set();
+  const auto grads = py::reinterpret_steal<py::sequence>(fast);
   check_still_current(entries_, state_keys_, grads, param_lists, info.reads_grad);
   std::vector<CoeffBlock> coeffs;
   for (py::handle values : coeff_sets) coeffs.push_back(read_coeffs(info, values));
@@ -141,36 +172,60 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
 
   std::vector<Task> tasks(entries_.size());
   std::vector<int> itemsizes(entries_.size());
+  // Per grad, the NumPy array that was checked (the grad, or its host view; null for a torch
+  // tensor, read through its own methods) and its dtype object, for the last look below.
+  std::vector<PyObject*> grad_arrays(entries_.size(), nullptr);
+  std::vector<PyObject*> grad_descrs(entries_.size(), nullptr);
+  // Each param, master-weights mirror and state is re-read from NumPy's struct: still the bytes
+  // and flags it was checked with (a resize frees or moves its buffer), writeable
+  // (arr.flags.writeable = False).
+  auto verify_arrays = [&](const Entry& e) {
+    if (!still_laid_out(e.param, e.ptrs[0], e.numel, e.descr, kWritable)) {
+      if (!writeable(e.param)) throw py::value_error(who(e.index, info.slot_names[0], &info) + " is read-only");
+      throw StalePlan("a param was resized or relaid");
+    }
+    if (e.mirror && !still_laid_out(e.mirror, e.mirror_ptr, e.numel, e.mirror_descr, kWritable)) {
+      if (!writeable(py::reinterpret_borrow<py::array>(e.mirror))) {
+        throw py::value_error(who(e.index, info.slot_names[0], &info) + " is read-only");
+      }
+      throw StalePlan("a param was resized or relaid");
+    }
+    for (size_t k = 0; k < e.states.size(); ++k) {
+      const int id = e.state_ids[k];
+      if (!still_laid_out(e.states[k], e.ptrs[2 + id], e.numel, e.state_descrs[k], kWritable)) {
+        if (!writeable(e.states[k])) throw py::value_error(who(e.index, info.state_names[id], &info) + " is read-only");
+        throw StalePlan("a state array was resized or relaid");
+      }
+    }
+  };
+  // The plain grad check and everything else in this loop run no Python code; the full check
+  // may (a first import of numpy.ma, a finalizer), which could change arrays already verified.
+  bool python_may_have_run = false;
   // References that keep the grads alive while the GIL is released, whatever happens to `grads`.
   std::vector<py::object> grad_refs;
   grad_refs.reserve(entries_.size());
   for (size_t i = 0; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
     if (e.slot < 0 || e.slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
-    // Flags can change after the plan was made (arr.flags.writeable = False): check each run.
-    if (!writeable(e.param) || (e.mirror && !writeable(py::reinterpret_borrow<py::array>(e.mirror)))) {
-      throw py::value_error(who(e.index, info.slot_names[0], &info) + " is read-only");
-    }
-    for (size_t k = 0; k < e.states.size(); ++k) {
-      if (!writeable(e.states[k])) {
-        throw py::value_error(who(e.index, info.state_names[e.state_ids[k]], &info) + " is read-only");
-      }
-    }
+    verify_arrays(e);
+    PyObject* g = PySequence_Fast_GET_ITEM(fast, static_cast<py::ssize_t>(i));
     const char* data = nullptr;  // ops that read no grad take None in its slot
     int grad_dtype = e.dtype;
     if (info.reads_grad) {
-      grad_refs.push_back(grads[i]);
-      PyObject* g = grad_refs.back().ptr();
+      grad_refs.push_back(py::reinterpret_borrow<py::object>(g));
       // Grads come in the listed param's dtype or, for a float32-computing param, float32.
       const py::array like = e.mirror ? py::reinterpret_borrow<py::array>(e.mirror) : e.param;
       data = plain_grad_data(g, like);
       grad_dtype = e.mirror ? e.mirror_dtype : e.slot_dtype[0];  // plain: the listed param's dtype
+      bool tensor = false;
       if (data == nullptr && e.slot_dtype[0] < kNumDtypes) {
         // A torch tensor in the (float32 / float64) param's dtype; 16-bit grads take the checked path.
         data = tensor_grad_data(g, e.param);
+        tensor = data != nullptr;
         grad_dtype = e.slot_dtype[0];
       }
       if (data == nullptr) {
+        python_may_have_run = true;
         if (needs_host_view(g)) {  // DLPack / buffer-protocol / complex: checked as its NumPy view
           grad_refs.push_back(host_view(g, who(e.index, info.slot_names[1], &info)));
           g = grad_refs.back().ptr();
@@ -180,16 +235,28 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
         data = static_cast<const char*>(ga.data());
         grad_dtype = dtype_of(ga);
       }
+      if (!tensor) {
+        grad_arrays[i] = g;
+        grad_descrs[i] = reinterpret_cast<PyObject*>(py::detail::array_proxy(g)->descr);
+      }
       const int64_t nbytes = e.numel * item_size(grad_dtype);
       // The written arrays are fixed for the plan's life, so a grad buffer found clear of them
       // once (same address, same size) stays clear: frameworks reuse grad buffers.
       if (nbytes > 0 && (data != e.checked_grad || grad_dtype != e.checked_grad_dtype)) {
         // A grad may alias other grads, never a written array.
-        refuse_overlap_with(written_, {data, data + nbytes, false, e.index, info.slot_names[1]}, &info);
+        try {
+          refuse_overlap_with(written_, {data, data + nbytes, false, e.index, info.slot_names[1]}, &info);
+        } catch (const py::value_error&) {
+          // The extents are the planned ones: a moved array's old buffer may hold this grad now.
+          if (std::any_of(entries_.begin(), entries_.end(), [](const Entry& x) { return moved(x); })) {
+            throw StalePlan("a param or state array was resized or relaid");
+          }
+          throw;
+        }
         e.checked_grad = data;
         e.checked_grad_dtype = grad_dtype;
       }
-    } else if (!grads[i].is_none()) {
+    } else if (g != Py_None) {
       throw py::value_error(std::string(info.name) + " takes no second array (pass None)");
     }
     Task& task = tasks[i];
@@ -207,7 +274,7 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
       std::copy(std::begin(e.slot_dtype), std::end(e.slot_dtype), st.dtype);
       st.dtype[1] = static_cast<int8_t>(grad_dtype);
       if (e.mirror) {
-        st.mirror = static_cast<char*>(py::reinterpret_borrow<py::array>(e.mirror).mutable_data());
+        st.mirror = e.mirror_ptr;
         st.mirror_dtype = e.mirror_dtype;
       }
       st.grad_divisor = scaled ? &divisor : nullptr;
@@ -217,6 +284,17 @@ size_t Plan::run(py::sequence grads, py::sequence coeff_sets, py::object param_l
       task.stage = &stages.back();
     }
     itemsizes[i] = e.itemsize;
+  }
+  // Then one more look at every array (grads too) before the kernel; none runs from here on.
+  for (size_t i = 0; python_may_have_run && i < entries_.size(); ++i) {
+    const Entry& e = entries_[i];
+    verify_arrays(e);
+    if (!info.reads_grad) continue;
+    const bool same = grad_arrays[i] != nullptr
+                          ? still_laid_out(grad_arrays[i], tasks[i].ptrs[1], e.numel, grad_descrs[i], kLaidOut)
+                          : tensor_grad_data(PySequence_Fast_GET_ITEM(fast, static_cast<py::ssize_t>(i)), e.param) ==
+                                tasks[i].ptrs[1];
+    if (!same) throw StalePlan("a grad was resized or relaid");
   }
   coalesce(tasks, itemsizes);
 

@@ -37,7 +37,10 @@ class Plan {
 
   // grads[i] belongs to item i. Checks the grads (and that params/states are still writeable),
   // then updates everything in one multi-tensor call with the GIL released. Nothing is written
-  // unless every check passed. param_lists (optional): the optimizer's current params, as lists
+  // unless every check passed. Every param and state (and grad, when Python code may have run
+  // since it was checked) is re-read from NumPy's struct (data pointer, dtype, element count,
+  // flags: O(1) per array): one resized or relaid since it was checked raises StalePlan.
+  // param_lists (optional): the optimizer's current params, as lists
   // whose concatenation must be the plan's params, or StalePlan is raised.
   // scalars (optional): one dict per coefficient slot, merged into each entry's state dict once
   // the update has run (the optimizer's per-param scalar state, e.g. the step counter).
@@ -61,8 +64,10 @@ class Plan {
     int itemsize;
     int64_t numel;
     pybind11::array param;
+    PyObject* descr;                        // the param's dtype object
     std::vector<pybind11::array> states;  // present states only
     std::vector<int> state_ids;           // their op state index
+    std::vector<PyObject*> state_descrs;  // their dtype objects (equal to the param's, maybe not it)
     pybind11::object state_dict;          // None unless given
     char* ptrs[2 + kMaxStates];           // grad pointer filled per run
     const char* checked_grad = nullptr;   // a grad buffer already found clear of every written array
@@ -73,6 +78,8 @@ class Plan {
     bool staged = false;  // some array is not in the compute dtype
     pybind11::object mirror;  // null, or the 16-bit param array
     int8_t mirror_dtype = -1;
+    char* mirror_ptr = nullptr;         // its data and dtype object, re-checked each run
+    PyObject* mirror_descr = nullptr;
   };
   static SpanFn fused_layout(int op, const Entry& e, int grad_dtype);
   int op_;

@@ -57,11 +57,12 @@ const KindInfo& find_kind(const std::string& name) {
   throw py::value_error("unknown reduction '" + name + "'; expected one of " + names);
 }
 
-py::array checked(py::handle obj, const std::string& where) {
+py::array checked_input(py::handle obj, const std::string& where) {
   if (!py::isinstance<py::array>(obj)) {
     throw py::type_error(where + " is a " + std::string(py::str(py::type::of(obj).attr("__name__"))) +
                          ", expected a numpy.ndarray");
   }
+  if (is_masked(obj)) refuse_masked(where);
   py::array a = py::reinterpret_borrow<py::array>(obj);
   if (dtype_of(a) < 0) {
     throw py::type_error(where + " has dtype " + dtype_str(a) + "; expected float32, float64, bfloat16 or float16");
@@ -69,32 +70,37 @@ py::array checked(py::handle obj, const std::string& where) {
   if (!(a.flags() & py::array::c_style)) {
     throw py::value_error(where + " is not C-contiguous; pass np.ascontiguousarray(...) explicitly");
   }
+  if (!is_aligned(a)) refuse_unaligned(a, where);
   return a;
 }
 
 }  // namespace
 
-py::tuple reduce(const std::string& kind_name, py::sequence xs, py::object ys, double param,
+py::tuple reduce(const std::string& kind_name, py::sequence xs_in, py::object ys_in, double param,
                  const std::string& label, const std::string& label2) {
   const KindInfo& kind = find_kind(kind_name);
-  const size_t count = py::len(xs);
-  if ((kind.inputs == 2) == ys.is_none()) {
+  // Every item taken first (a sequence's __getitem__ is Python code, which could resize an array
+  // already checked) and kept referenced while the GIL is released.
+  const py::tuple xs(xs_in);
+  const py::tuple ys = ys_in.is_none() ? py::tuple() : py::tuple(ys_in);
+  const size_t count = xs.size();
+  if ((kind.inputs == 2) == ys_in.is_none()) {
     throw py::value_error(std::string(kind.name) + (kind.inputs == 2 ? " needs" : " takes no") + " second list");
   }
-  if (kind.inputs == 2 && py::len(ys) != count) {
+  if (kind.inputs == 2 && ys.size() != count) {
     throw py::value_error(label + " has " + std::to_string(count) + " arrays, " + label2 + " has " +
-                          std::to_string(py::len(ys)));
+                          std::to_string(ys.size()));
   }
   std::vector<ReduceTask> tasks(count);
   for (size_t k = 0; k < count; ++k) {
     const std::string where = label + "[" + std::to_string(k) + "]";
-    py::array x = checked(xs[k], where);
+    py::array x = checked_input(xs[k], where);
     const int dtype = dtype_of(x);  // 16-bit arrays reduce through the float32 kernel
     tasks[k] = {reduce_lookup(kind.kind, dtype == kFloat64 ? kFloat64 : kFloat32), static_cast<const char*>(x.data()),
                 nullptr, static_cast<int64_t>(x.size()), dtype, convert_fns()};
     if (kind.inputs == 2) {
       const std::string where2 = label2 + "[" + std::to_string(k) + "]";
-      py::array y = checked(py::sequence(ys)[k], where2);
+      py::array y = checked_input(ys[k], where2);
       if (!y.dtype().equal(x.dtype())) {
         throw py::type_error(where2 + " has dtype " + dtype_str(y) + ", " + where + " " + dtype_str(x));
       }

@@ -27,10 +27,12 @@ struct RowItem {
 // rows: a 1-D, C-contiguous int64 array of strictly increasing indices into the leading axis.
 py::array checked_rows(py::handle obj, int64_t index, const py::array& param) {
   if (!py::isinstance<py::array>(obj)) throw py::type_error(who(index, "rows") + " must be a numpy.ndarray of int64");
+  if (is_masked(obj)) refuse_masked(who(index, "rows"));
   py::array rows = py::reinterpret_borrow<py::array>(obj);
   if (!rows.dtype().equal(py::dtype::of<int64_t>()) || rows.ndim() != 1 || !(rows.flags() & py::array::c_style)) {
     throw py::type_error(who(index, "rows") + " must be a 1-D, C-contiguous int64 array");
   }
+  if (!is_aligned(rows)) refuse_unaligned(rows, who(index, "rows"));
   const int64_t extent0 = param.shape(0);
   const int64_t* r = static_cast<const int64_t*>(rows.data());
   for (int64_t i = 0; i < rows.shape(0); ++i) {
@@ -46,6 +48,7 @@ py::array checked_rows(py::handle obj, int64_t index, const py::array& param) {
 // values: shape (len(rows),) + param.shape[1:], the param's dtype, C-contiguous.
 py::array checked_values(py::handle obj, int64_t index, const py::array& param, int64_t nrows) {
   if (!py::isinstance<py::array>(obj)) throw py::type_error(who(index, "grad values") + " must be a numpy.ndarray");
+  if (is_masked(obj)) refuse_masked(who(index, "grad values"));
   py::array values = py::reinterpret_borrow<py::array>(obj);
   if (!same_dtype(values, param)) {
     throw py::type_error(who(index, "grad values") + " have dtype " + dtype_str(values) + ", expected " +
@@ -58,6 +61,7 @@ py::array checked_values(py::handle obj, int64_t index, const py::array& param, 
                           std::to_string(nrows) + ",) + the param's shape " + shape_str(param) + "[1:]");
   }
   if (!(values.flags() & py::array::c_style)) throw py::value_error(who(index, "grad values") + " are not C-contiguous");
+  if (!is_aligned(values)) refuse_unaligned(values, who(index, "grad values"));
   return values;
 }
 
@@ -70,15 +74,27 @@ void step_rows(const std::string& op_name, py::sequence items, py::sequence coef
   for (py::handle values : coeff_sets) coeffs.push_back(read_coeffs(info, values));
 
   const size_t arity = 6 + info.num_states;
+  // Every item's Python-level fields first (casts and sequence access may run Python code, which
+  // could resize an array already checked); then the arrays, with no Python code in between.
+  struct Fields {
+    py::tuple item;
+    int64_t index;
+    int mode;
+    int64_t slot;
+  };
+  std::vector<Fields> fields;
+  for (py::handle obj : py::tuple(items)) {
+    py::tuple item(py::reinterpret_borrow<py::object>(obj));
+    if (item.size() != arity) throw py::value_error("a row item of " + std::string(info.name) + " has " + std::to_string(arity) + " fields");
+    fields.push_back({item, item[0].cast<int64_t>(), item[1].cast<int>(), item[2].cast<int64_t>()});
+  }
   std::vector<RowItem> checked_items;
   std::vector<py::array> keep;  // every array stays referenced while the GIL is released
   std::vector<Extent> extents;
-  for (py::handle obj : items) {
-    py::tuple item = py::reinterpret_borrow<py::tuple>(obj);
-    if (item.size() != arity) throw py::value_error("a row item of " + std::string(info.name) + " has " + std::to_string(arity) + " fields");
-    const int64_t index = item[0].cast<int64_t>();
-    const int mode = item[1].cast<int>();
-    const int64_t slot = item[2].cast<int64_t>();
+  for (const Fields& f : fields) {
+    const py::tuple& item = f.item;
+    const int64_t index = f.index, slot = f.slot;
+    const int mode = f.mode;
     if (slot < 0 || slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
     py::array param = checked(item[3], index, "param", nullptr, true);
     if (param.ndim() < 1) throw py::value_error(who(index, "param") + " is 0-d; row updates need a leading axis to index");

@@ -7,6 +7,7 @@ import numpy as np
 
 from .._arrays import HOST, common_location
 from .._kernels import FusedStep, Kernel
+from .._validate import is_real, next_steps
 
 
 def check_torch_impl_args(foreach: Any, fused: Any, capturable: bool, differentiable: bool) -> None:
@@ -30,8 +31,8 @@ def check_nonneg(value: Any, what: str) -> None:
     A 0-d array or tensor is accepted (torch accepts a tensor lr) and checked by its value."""
     if is_scalar_array(value):
         value = float(value)
-    if not isinstance(value, (int, float, np.floating, np.integer)) or isinstance(value, bool):
-        raise ValueError(f"Invalid {what}: {value!r} (expected a real number)")
+    if not is_real(value):
+        raise ValueError(f"Invalid {what}: {value!r} (expected a real number that fits a float)")
     if not 0.0 <= value:
         raise ValueError(f"Invalid {what}: {value}")
 
@@ -49,8 +50,7 @@ def check_betas(betas: Any, count: int = 2) -> None:
 
 def check_pair(value: Any, what: str) -> None:
     """A (tuple or list) pair of real numbers, such as Rprop's etas and step_sizes."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(
-            isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool) for v in value):
+    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(map(is_real, value)):
         raise ValueError(f"Invalid {what}: {value!r} (expected a pair of numbers)")
 
 
@@ -93,7 +93,7 @@ def functional_step(kernel: Kernel, mode: int, coeffs: Callable[[int], Mapping[s
     for what, seq in [("grads", grads), *lists.items()] + ([("state_steps", state_steps)] if state_steps is not None else []):
         if len(seq) != n:
             raise ValueError(f"{what} has {len(seq)} entries for {len(params)} params")
-    steps = [int(t) + 1 for t in state_steps] if state_steps is not None else [0] * n
+    steps = next_steps(state_steps) if state_steps is not None else [0] * n
     fresh_buffers = {}
     where = common_location(list(params)) or HOST
     fused = FusedStep(kernel, where.core)
@@ -122,9 +122,15 @@ def check_dense_grad(p: np.ndarray, g: Any, where: str) -> None:
     so that a refused step changes nothing."""
     if not isinstance(g, np.ndarray):
         raise TypeError(f"{where} grad is a {type(g).__name__}, expected a numpy.ndarray")
+    if isinstance(g, np.ma.MaskedArray):
+        raise TypeError(f"{where} grad is a numpy.ma.MaskedArray; pyoptk would ignore its mask: pass its .data "
+                        "(or np.ma.filled(...)) explicitly")
     if g.dtype != p.dtype:
         raise TypeError(f"{where} grad has dtype {g.dtype}, expected {p.dtype} (the param's dtype)")
     if g.shape != p.shape:
         raise ValueError(f"{where} grad has shape {g.shape}, expected {p.shape} (the param's shape)")
     if not g.flags.c_contiguous:
         raise ValueError(f"{where} grad is not C-contiguous; pyoptk updates arrays in place and never through a copy")
+    if not g.flags.aligned:
+        raise ValueError(f"{where} grad is not aligned to its {g.itemsize}-byte items (a view at an odd byte "
+                         "offset); pass an aligned copy (np.array(...))")

@@ -7,8 +7,10 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .. import _core
 from .._kernels import FusedStep, Kernel
 from ..optimizer import Optimizer
+from .._validate import is_real, next_steps
 from ._common import check_bool, check_dense_grad
 
 __all__ = ["Adafactor", "adafactor"]
@@ -17,11 +19,7 @@ KERNEL = Kernel("adafactor")
 LERP = Kernel("muon_momentum")  # plain lerp (no nesterov): row_var / col_var EMAs
 UPDATE = Kernel("decayed_add")
 
-_REAL = (int, float, np.floating, np.integer)
-
-
-def _real(v: Any) -> bool:
-    return isinstance(v, _REAL) and not isinstance(v, bool)
+_real = is_real
 
 
 def _check(h: dict[str, Any]) -> None:
@@ -53,8 +51,9 @@ def _sq_norm_mean(g: np.ndarray, axis: int) -> np.ndarray:
 
 
 def _norm(a: np.ndarray) -> float:
-    flat = a.reshape(-1)
-    return float(np.sqrt(np.dot(flat, flat)))
+    """The 2-norm through pyoptk's fixed-order reduction: the same bits for any thread count and
+    ISA (np.dot goes through BLAS, whose threads change the summation order)."""
+    return float(np.sqrt(_core.sum_squares([a])))
 
 
 def adafactor(params, grads, row_vars, col_vars, variances, state_steps, *, d: float, lr: float,
@@ -85,7 +84,7 @@ def adafactor(params, grads, row_vars, col_vars, variances, state_steps, *, d: f
     # As torch: a None eps1 becomes finfo(dtype).eps of the first param, for the whole call.
     if eps1 is None:
         eps1 = float(np.finfo(params[0].dtype).eps)
-    steps = [int(t) + 1 for t in state_steps]
+    steps = next_steps(state_steps)
     lerps, pre = FusedStep(LERP), FusedStep(KERNEL)
     alphas, updates, var_estimates = [], [], []
     for i, (p, g) in enumerate(zip(params, grads)):
@@ -135,8 +134,9 @@ class Adafactor(Optimizer):
     ``finfo(dtype).eps`` (of the group's first param with a grad, as torch). State: ``step`` (int),
     ``row_var`` and ``col_var`` or ``variance``. ``foreach`` is accepted and ignored.
 
-    Numerics against torch: row/column means and RMS are NumPy reductions, which sum in another
-    order than torch's, so the last bits can differ (float64: ~1e-12 relative).
+    Numerics against torch: row/column means are NumPy reductions and the RMS norms pyoptk's
+    fixed-order reduction, which sum in another order than torch's, so the last bits can differ
+    (float64: ~1e-12 relative). None of them uses threads: the same bits for any thread count.
     """
 
     kernel = KERNEL

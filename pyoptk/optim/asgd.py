@@ -59,6 +59,7 @@ class ASGD(FusedOptimizer):
     """
 
     algorithm = ALGORITHM
+    scalar_state_bounds = {"eta": (0.0, float("inf")), "mu": (0.0, 1.0)}  # mu = 1 / max(1, step - t0)
 
     def __init__(self, params: Params, lr: float = 1e-2, lambd: float = 1e-4, alpha: float = 0.75, t0: float = 1e6,
                  weight_decay: float = 0, foreach: Optional[bool] = None, maximize: bool = False,

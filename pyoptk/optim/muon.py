@@ -7,7 +7,9 @@ from typing import Any, Optional
 
 import numpy as np
 
+from .._blas import one_blas_thread
 from .._kernels import FusedStep, Kernel
+from .._validate import is_real
 from ..optimizer import Optimizer
 from ._common import check_bool, check_dense_grad
 
@@ -21,8 +23,7 @@ DEFAULT_A, DEFAULT_B, DEFAULT_C = 3.4445, -4.7750, 2.0315
 DEFAULT_NS_STEPS = 5
 
 
-def _real(v: Any) -> bool:
-    return isinstance(v, (int, float, np.floating, np.integer)) and not isinstance(v, bool)
+_real = is_real
 
 
 def _check(h: dict[str, Any]) -> None:
@@ -110,7 +111,8 @@ def muon(params, grads, muon_momentum_bufs, *, foreach: Optional[bool] = None, l
     final = FusedStep(UPDATE)
     umode = UPDATE.mode(decoupled_weight_decay=weight_decay != 0)
     for i, p in enumerate(params):
-        ortho = zeropower_via_newtonschulz(updates[i], ns_coefficients, ns_steps, eps)
+        with one_blas_thread():  # the same bits whatever BLAS's thread count (see _blas.py)
+            ortho = zeropower_via_newtonschulz(updates[i], ns_coefficients, ns_steps, eps)
         alpha = -_adjust_lr(lr, adjust_lr_fn, p.shape)
         final.add(i, umode, final.slot(alpha, lambda: {"alpha": alpha, "decay": 1 - lr * weight_decay}),
                   p, ortho, {})
@@ -127,7 +129,9 @@ class Muon(Optimizer):
     with ``gamma' = lr * sqrt(max(1, A/B))`` ("original", the default) or ``0.2 * sqrt(max(A, B)) * lr``
     ("match_rms_adamw"). Deviation: torch runs the Newton–Schulz iteration in bfloat16; pyoptk runs it
     in the param's dtype (NumPy has no bfloat16 matmul), so results differ from torch by about
-    bfloat16's precision (~1e-2 relative on each update). State: ``momentum_buffer``.
+    bfloat16's precision (~1e-2 relative on each update). The matrix products run on one BLAS
+    thread (threadpoolctl), so results are the same for any thread count; they depend on the BLAS
+    library and the CPU it picks kernels for. State: ``momentum_buffer``.
     """
 
     kernel = KERNEL

@@ -5,6 +5,7 @@ from typing import Any, Mapping, Optional
 
 from .._kernels import Kernel
 from .._typing import Betas, Params
+from .._validate import next_steps, real_number
 from ._algorithm import Algorithm, FusedOptimizer
 from ._common import check_betas, check_bool, check_nonneg, check_torch_impl_args, functional_step, weight_decay_flags
 
@@ -58,6 +59,7 @@ class NAdam(FusedOptimizer):
     """
 
     algorithm = ALGORITHM
+    scalar_state_bounds = {"mu_product": (0.0, 1.0)}  # a product of momentum factors in (0, 1)
 
     def __init__(self, params: Params, lr: float = 2e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, momentum_decay: float = 4e-3, decoupled_weight_decay: bool = False, *,
@@ -86,7 +88,10 @@ def nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps, *, bet
     _check(h)
     if len(mu_products) != len(params):
         raise ValueError(f"mu_products has {len(mu_products)} entries for {len(params)} params")
-    new = [_next_mu_product(h, float(mp), int(t) + 1) for mp, t in zip(mu_products, state_steps)]
+    if len(state_steps) != len(params):
+        raise ValueError(f"state_steps has {len(state_steps)} entries for {len(params)} params")
+    new = [_next_mu_product(h, real_number(mp, f"mu_products[{i}]", 0.0, 1.0), t)
+           for i, (mp, t) in enumerate(zip(mu_products, next_steps(state_steps)))]
     functional_step(KERNEL, _mode(h), lambda i, t: _coeffs(h, t, new[i]), params, grads,
                     {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs}, state_steps,
                     item_key=lambda i, t: (t, new[i]))

@@ -8,6 +8,7 @@ import numpy as np
 
 from .. import _core
 from .._kernels import Kernel
+from .._validate import is_real, whole_count
 from ..optimizer import Optimizer
 from ._common import check_bool
 
@@ -69,8 +70,8 @@ class SparseGrad:
 def _check(h: dict[str, Any]) -> None:
     for name, what in (("lr", "learning rate"), ("eps", "epsilon value")):
         v = h[name]
-        if not isinstance(v, (int, float, np.floating, np.integer)) or isinstance(v, bool):
-            raise ValueError(f"Invalid {what}: {v!r} (expected a real number)")
+        if not is_real(v):
+            raise ValueError(f"Invalid {what}: {v!r} (expected a real number that fits a float)")
         if not 0.0 < v:
             raise ValueError(f"Invalid {what}: {v}")
     betas = h["betas"]
@@ -110,8 +111,11 @@ def sparse_adam(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, eps: float
         for what, s in (("exp_avg", exp_avgs[i]), ("exp_avg_sq", exp_avg_sqs[i])):
             if not isinstance(s, np.ndarray) or s.shape != p.shape or s.dtype != p.dtype:
                 raise ValueError(f"param {i} {what} must be an array of the param's shape and dtype")
+    steps = [whole_count(t, f"state_steps[{i}]") for i, t in enumerate(state_steps)]
+    if any(t < 1 for t in steps):
+        raise ValueError(f"state_steps must be >= 1 (already incremented, as torch's), got {list(state_steps)}")
     items, coeffs = [], []
-    _add_rows(items, coeffs, range(n), params, grads, exp_avgs, exp_avg_sqs, [int(t) for t in state_steps],
+    _add_rows(items, coeffs, range(n), params, grads, exp_avgs, exp_avg_sqs, steps,
               lr=lr, beta1=beta1, beta2=beta2, eps=eps, maximize=maximize)
     _core.step_rows(KERNEL.name, items, coeffs)
 
