@@ -197,6 +197,9 @@ class LBFGS(Optimizer):
             if g is None:
                 out[offset:offset + p.size] = 0
             else:
+                if isinstance(g, np.ma.MaskedArray):  # copied below: its mask would be dropped silently
+                    raise TypeError(f"param {i} grad is a numpy.ma.MaskedArray; pyoptk would ignore its mask: pass "
+                                    "its .data (or np.ma.filled(...)) explicitly")
                 g = np.asarray(g)
                 if g.shape != p.shape:
                     raise ValueError(f"param {i} grad has shape {g.shape}, expected {p.shape} (the param's shape)")
