@@ -74,7 +74,7 @@ DEFAULT_PEERS = ("numpy", "torch-fused", "torch-foreach", "torch-forloop")
 # The package each peer needs, and the command that installs it.
 PEER_PACKAGES = {"torch-fused": "torch", "torch-foreach": "torch", "torch-forloop": "torch", "deepspeed": "deepspeed",
                  "pytorch_optimizer": "pytorch_optimizer", "schedulefree": "schedulefree"}
-INSTALL = {"torch": "pip install torch --index-url https://download.pytorch.org/whl/cpu",
+INSTALL = {"torch": "pip install torch==2.13.0",
            "deepspeed": "pip install torch deepspeed", "matplotlib": "pip install 'pyoptk[bench]'",
            "pytorch_optimizer": "pip install pytorch_optimizer", "schedulefree": "pip install schedulefree"}
 NOISY_IQR_PCT = 20.0  # rows whose rounds spread more than this (IQR / median) are flagged

@@ -45,4 +45,4 @@ def pytest_terminal_summary(terminalreporter):
     whole = f" and {len(modules)} whole module(s) ({', '.join(modules)})" if modules else ""
     terminalreporter.write_line(
         f"{len(tests)} test(s){whole} skipped because torch is not installed: the torch-parity tests. "
-        "Run them with: pip install torch --index-url https://download.pytorch.org/whl/cpu && pytest -q", yellow=True)
+        "Run them with: pip install torch==2.13.0 && pytest -q", yellow=True)
