@@ -117,6 +117,7 @@ class LAMB(FusedOptimizer):
 
     algorithm = ALGORITHM
     runs_on_cuda = False
+    low_precision = False  # its NumPy norm passes take float32/float64 arrays
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, *, maximize: bool = False) -> None:
