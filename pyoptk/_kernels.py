@@ -11,7 +11,7 @@ _REGISTRY = _core.registry()
 
 # Hyper-parameters of the C++ coefficient functions (torch's functional names) that a param group
 # keeps as one pair: name -> (group key, index).
-_PAIRS = {"beta1": ("betas", 0), "beta2": ("betas", 1), "etaminus": ("etas", 0), "etaplus": ("etas", 1),
+_PAIRS = {"beta1": ("betas", 0), "beta2": ("betas", 1), "beta3": ("betas", 2), "etaminus": ("etas", 0), "etaplus": ("etas", 1),
           "step_size_min": ("step_sizes", 0), "step_size_max": ("step_sizes", 1)}
 
 

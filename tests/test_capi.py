@@ -61,6 +61,11 @@ CASES = [
     ("Adadelta", dict(lr=1.0, weight_decay=0.01)),
     ("Rprop", dict(lr=0.01, maximize=True)),
     ("ASGD", dict(lr=0.05, t0=3, lambd=1e-3, weight_decay=0.01)),
+    ("Lion", dict(lr=1e-3)),
+    ("Lion", dict(lr=1e-3, weight_decay=0.1, maximize=True, betas=(0.8, 0.95))),
+    ("Adan", dict(lr=1e-2)),
+    ("Adan", dict(lr=1e-2, weight_decay=0.1)),  # proximal decay
+    ("Adan", dict(lr=1e-2, weight_decay=0.1, no_prox=True, maximize=True, betas=(0.9, 0.8, 0.95))),
 ]
 STEPS = 12  # past RAdam's un-rectified steps (1..5), past ASGD's t0
 

@@ -94,6 +94,21 @@ def nadam(h, step, mu_product):
             "exp_avg_coeff": (-lr * mu_next) / (1.0 - mu_product_next)}
 
 
+# The new optimizers' (pyoptk/optim/<name>.py as they were merged, before the move).
+def lion(h, step):
+    lr, (beta1, beta2) = h["lr"], h["betas"]
+    return {"neg_lr": -lr, "decay": 1 - lr * h["weight_decay"], "one_minus_beta1": 1 - beta1,
+            "one_minus_beta2": 1 - beta2}
+
+
+def adan(h, step):
+    lr, (beta1, beta2, beta3), wd = h["lr"], h["betas"], h["weight_decay"]
+    return {"one_minus_beta1": 1 - beta1, "one_minus_beta2": 1 - beta2, "beta2": beta2, "beta3": beta3,
+            "one_minus_beta3": 1 - beta3, "inv_bias_correction3_sqrt": 1 / (1 - beta3 ** step) ** 0.5,
+            "eps": h["eps"], "exp_avg_coeff": -lr / (1 - beta1 ** step),
+            "exp_avg_diff_coeff": -lr * beta2 / (1 - beta2 ** step), "decay": 1 - lr * wd, "prox": 1 + lr * wd}
+
+
 def asgd(h, eta, mu):
     return {"decay": 1 - h["lambd"] * eta, "neg_eta": -eta, "mu": mu, "weight_decay": h["weight_decay"]}
 
@@ -143,6 +158,10 @@ SIMPLE = {
                                 "step_sizes": (u(r, 1e-8, 1e-4, 1e-6), u(r, 1, 100, 50))}),
     "sgd": (sgd, lambda r: {"lr": u(r, 1e-5, 1, 1e-3), "weight_decay": u(r, 1e-6, 1e-1, 0.0),
                             "momentum": u(r, 0, 0.99, 0.0), "dampening": u(r, 0, 0.5, 0.0)}),
+    "lion": (lion, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-4), "betas": (beta(r, 0.9), beta(r, 0.99)),
+                              "weight_decay": u(r, 1e-6, 0.5, 0.0)}),
+    "adan": (adan, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.98), beta(r, 0.92), beta(r, 0.99)),
+                              "eps": u(r, 1e-12, 1e-2, 1e-8), "weight_decay": u(r, 1e-6, 0.5, 0.0)}),
     "sparse_adam": (sparse_adam, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.9), beta(r, 0.999)),
                                             "eps": u(r, 1e-12, 1e-2, 1e-8)}),
 }
