@@ -66,6 +66,8 @@ CASES = [
     ("Adan", dict(lr=1e-2)),
     ("Adan", dict(lr=1e-2, weight_decay=0.1)),  # proximal decay
     ("Adan", dict(lr=1e-2, weight_decay=0.1, no_prox=True, maximize=True, betas=(0.9, 0.8, 0.95))),
+    ("AdEMAMix", dict(lr=1e-2)),  # no warmups: t_alpha = t_beta3 = None, NaN in C++
+    ("AdEMAMix", dict(lr=1e-2, weight_decay=0.1, t_alpha=6, t_beta3=4, maximize=True)),  # warmups end mid-run
 ]
 STEPS = 12  # past RAdam's un-rectified steps (1..5), past ASGD's t0
 

@@ -109,6 +109,33 @@ def adan(h, step):
             "exp_avg_diff_coeff": -lr * beta2 / (1 - beta2 ** step), "decay": 1 - lr * wd, "prox": 1 + lr * wd}
 
 
+def _ademamix_alpha(h, step):
+    alpha, t_alpha = h["alpha"], h["t_alpha"]
+    return alpha if t_alpha is None else min(step * alpha / t_alpha, alpha)
+
+
+def _ademamix_beta3(h, step):
+    beta1, _, beta3 = h["betas"]
+    t_beta3 = h["t_beta3"]
+    if t_beta3 is None:
+        return beta3
+    a = step / t_beta3
+    if beta3 == 0:
+        return beta3
+    if beta1 == 0:
+        return min(beta3 ** (1 / a), beta3) if a > 0 else 0.0
+    log_beta1, log_beta3 = math.log(beta1), math.log(beta3)
+    return min(math.exp(log_beta1 * log_beta3 / ((1.0 - a) * log_beta3 + a * log_beta1)), beta3)
+
+
+def ademamix(h, step):
+    lr, (beta1, beta2, _), wd = h["lr"], h["betas"], h["weight_decay"]
+    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
+            "one_minus_beta3": 1 - _ademamix_beta3(h, step), "inv_bias_correction2_sqrt": 1 / (1 - beta2 ** step) ** 0.5,
+            "eps": h["eps"], "fast_coeff": -lr / (1 - beta1 ** step), "slow_coeff": -lr * _ademamix_alpha(h, step),
+            "decay": 1 - lr * wd}
+
+
 def asgd(h, eta, mu):
     return {"decay": 1 - h["lambd"] * eta, "neg_eta": -eta, "mu": mu, "weight_decay": h["weight_decay"]}
 
@@ -162,6 +189,12 @@ SIMPLE = {
                               "weight_decay": u(r, 1e-6, 0.5, 0.0)}),
     "adan": (adan, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.98), beta(r, 0.92), beta(r, 0.99)),
                               "eps": u(r, 1e-12, 1e-2, 1e-8), "weight_decay": u(r, 1e-6, 0.5, 0.0)}),
+    "ademamix": (ademamix, lambda r: {
+        "lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.9), beta(r, 0.999), 0.9999 if r is None else u(r, 0.99, 0.99999, 0)),
+        "alpha": u(r, 0.5, 10, 5.0), "eps": u(r, 1e-12, 1e-2, 1e-8), "weight_decay": u(r, 1e-6, 0.5, 0.0),
+        # warmups: None (the default), or some steps (integers as the class takes them; floats too)
+        "t_alpha": None if r is None or r.random() < 0.2 else [int(r.integers(1, 500)), u(r, 1, 1e5, 0)][int(r.integers(2))],
+        "t_beta3": None if r is None or r.random() < 0.2 else [int(r.integers(1, 500)), u(r, 1, 1e5, 0)][int(r.integers(2))]}),
     "sparse_adam": (sparse_adam, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.9), beta(r, 0.999)),
                                             "eps": u(r, 1e-12, 1e-2, 1e-8)}),
 }
