@@ -109,6 +109,19 @@ def adan(h, step):
             "exp_avg_diff_coeff": -lr * beta2 / (1 - beta2 ** step), "decay": 1 - lr * wd, "prox": 1 + lr * wd}
 
 
+def _adopt_clip(h, step):
+    if h["clip_lambda"] is None or step < 2:
+        return 0.0
+    bound = h["clip_lambda"](step)
+    return float(bound)
+
+
+def adopt(h, step):
+    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
+    return {"neg_lr": -lr, "one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
+            "eps": h["eps"], "clip": _adopt_clip(h, step), "weight_decay": wd, "decay": 1 - lr * wd}
+
+
 def _ademamix_alpha(h, step):
     alpha, t_alpha = h["alpha"], h["t_alpha"]
     return alpha if t_alpha is None else min(step * alpha / t_alpha, alpha)
@@ -244,9 +257,29 @@ def test_asgd_coefficients_and_eta_mu_are_the_former_python_bits():
             assert bits(new) == bits([eta, mu]), (h, step)
 
 
+def test_adopt_coefficients_are_the_former_python_bits():
+    """The default clip (PowerClip(0.25), computed in C++) is the former ``step ** 0.25``; None
+    clips nothing; any other function of the step is still called (the Python override)."""
+    from pyoptk.optim.adopt import ALGORITHM, PowerClip, default_clip
+
+    kernel = Kernel("adopt")
+    schedules = [(default_clip, lambda t: t ** 0.25), (None, None), (PowerClip(0.5), lambda t: t ** 0.5),
+                 (PowerClip(0), lambda t: t ** 0.0), (lambda t: 3.0 - 1 / t, lambda t: 3.0 - 1 / t)]
+    for h in draws(adam_like):
+        for mine, former in schedules:
+            for step in STEPS:
+                got = ALGORITHM.coeffs(dict(h, clip_lambda=mine), step)
+                want = adopt(dict(h, clip_lambda=former), step)
+                assert list(got) == kernel.coeff_names
+                assert bits(got.values()) == bits(want[n] for n in kernel.coeff_names), (h, step, mine)
+    assert float(default_clip) == 0.25 and default_clip(16) == 2.0
+    with pytest.raises(ValueError, match="Invalid clip power"):
+        PowerClip(-1)
+
+
 def test_every_optimizer_op_with_python_coefficients_has_them_in_cpp():
     registry = _core.registry()
-    for name in [*SIMPLE, "nadam", "asgd"]:
+    for name in [*SIMPLE, "nadam", "asgd", "adopt"]:
         assert registry[name]["hyper"], name
     assert registry["nadam"]["scalars"] == ["mu_product"]
     assert registry["asgd"]["scalars"] == ["eta", "mu"]
