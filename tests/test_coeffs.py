@@ -109,6 +109,13 @@ def adan(h, step):
             "exp_avg_diff_coeff": -lr * beta2 / (1 - beta2 ** step), "decay": 1 - lr * wd, "prox": 1 + lr * wd}
 
 
+def lamb(h, step):
+    beta1, beta2 = h["betas"]
+    return {"one_minus_beta1": 1 - beta1, "beta1": beta1, "one_minus_beta2": 1 - beta2, "beta2": beta2,
+            "inv_bias_correction1": 1 / (1 - beta1 ** step), "inv_bias_correction2": 1 / (1 - beta2 ** step),
+            "eps": h["eps"]}
+
+
 def _adopt_clip(h, step):
     if h["clip_lambda"] is None or step < 2:
         return 0.0
@@ -208,6 +215,7 @@ SIMPLE = {
         # warmups: None (the default), or some steps (integers as the class takes them; floats too)
         "t_alpha": None if r is None or r.random() < 0.2 else [int(r.integers(1, 500)), u(r, 1, 1e5, 0)][int(r.integers(2))],
         "t_beta3": None if r is None or r.random() < 0.2 else [int(r.integers(1, 500)), u(r, 1, 1e5, 0)][int(r.integers(2))]}),
+    "lamb": (lamb, adam_like),  # the direction pass
     "sparse_adam": (sparse_adam, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.9), beta(r, 0.999)),
                                             "eps": u(r, 1e-12, 1e-2, 1e-8)}),
 }

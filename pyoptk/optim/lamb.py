@@ -32,11 +32,8 @@ def _mode(h: Mapping[str, Any]) -> int:
 
 
 def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
-    """The direction pass's coefficients (bias corrections in double)."""
-    beta1, beta2 = h["betas"]
-    return {"one_minus_beta1": 1 - beta1, "beta1": beta1, "one_minus_beta2": 1 - beta2, "beta2": beta2,
-            "inv_bias_correction1": 1 / (1 - beta1 ** step), "inv_bias_correction2": 1 / (1 - beta2 ** step),
-            "eps": h["eps"]}
+    """The direction pass's coefficients (ops/lamb.h: bias corrections in double)."""
+    return KERNEL.coeffs(h, step)
 
 
 def _update_coeffs(h: Mapping[str, Any], param_norm: float, update_norm: float) -> dict[str, float]:
