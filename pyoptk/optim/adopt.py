@@ -91,7 +91,7 @@ class ADOPT(FusedOptimizer):
         v \leftarrow \beta_2 v + (1-\beta_2) g^2
 
     Matches the authors' iShohei220/adopt ``ADOPT`` (defaults ``lr=1e-3``, ``betas=(0.9, 0.9999)``,
-    ``eps=1e-6``, ``clip_lambda=lambda step: step ** 0.25``, L2 weight decay unless ``decouple``)
+    ``eps=1e-6``, ``clip_lambda`` = step ** 0.25 (here ``PowerClip(0.25)``), L2 decay unless ``decouple``)
     and pytorch_optimizer's ``ADOPT`` (tested against it). ``g`` is the grad after maximize and L2
     decay; ``decouple=True`` instead scales ``p *= 1 - lr * wd`` (also on step 1, as the reference).
     ``clip_lambda=None`` turns clipping off. State: ``step`` (int), ``exp_avg``, ``exp_avg_sq``.
