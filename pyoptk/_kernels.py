@@ -11,8 +11,12 @@ _REGISTRY = _core.registry()
 
 # Hyper-parameters of the C++ coefficient functions (torch's functional names) that a param group
 # keeps as one pair: name -> (group key, index).
-_PAIRS = {"beta1": ("betas", 0), "beta2": ("betas", 1), "etaminus": ("etas", 0), "etaplus": ("etas", 1),
-          "step_size_min": ("step_sizes", 0), "step_size_max": ("step_sizes", 1)}
+_PAIRS = {"beta1": ("betas", 0), "beta2": ("betas", 1), "beta3": ("betas", 2), "etaminus": ("etas", 0),
+          "etaplus": ("etas", 1), "step_size_min": ("step_sizes", 0), "step_size_max": ("step_sizes", 1)}
+
+# An optional hyper-parameter left at None (AdEMAMix's t_alpha: no warmup) reaches C++ as NaN, as
+# the compiled step reads it (csrc/python/compiled_step.cpp); the group's check allowed the None.
+_NONE = float("nan")
 
 
 class Kernel:
@@ -34,7 +38,8 @@ class Kernel:
 
     def hyper(self, h: Mapping) -> tuple:
         """The C++ coefficient function's hyper-parameters, read from a param group's dict."""
-        return tuple(h[key] if i is None else h[key][i] for key, i in self._hyper_keys)
+        values = (h[key] if i is None else h[key][i] for key, i in self._hyper_keys)
+        return tuple(_NONE if v is None else v for v in values)
 
     def coeffs(self, h: Mapping, step: int, *scalars: float) -> dict[str, float]:
         """The kernel's coefficients for step ``step``, computed by the op's C++ function (the one

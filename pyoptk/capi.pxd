@@ -148,7 +148,7 @@ cdef inline int opt_next(OptStep* s) except -1 nogil:
 @cython.boundscheck(False)  # the sizes are checked above the accesses
 @cython.wraparound(False)
 cdef inline int opt_dense(OptStep* s, real[::1] param, const real[::1] grad, real[::1] s0=None,
-                          real[::1] s1=None, real[::1] s2=None) except -1 nogil:
+                          real[::1] s1=None, real[::1] s2=None, real[::1] s3=None) except -1 nogil:
     """The current step over one array: states in the op's order (None where the mode has none)."""
     cdef Py_ssize_t n = param.shape[0]
     cdef void* states[4]
@@ -156,12 +156,12 @@ cdef inline int opt_dense(OptStep* s, real[::1] param, const real[::1] grad, rea
     if param is None or grad is None:
         return _fail(b"opt_dense: param and grad must not be None")
     if grad.shape[0] != n or (s0 is not None and s0.shape[0] != n) or (s1 is not None and s1.shape[0] != n) \
-            or (s2 is not None and s2.shape[0] != n):
+            or (s2 is not None and s2.shape[0] != n) or (s3 is not None and s3.shape[0] != n):
         return _fail(b"opt_dense: grad and states must have the param's size")
     states[0] = &s0[0] if s0 is not None and n > 0 else NULL
     states[1] = &s1[0] if s1 is not None and n > 0 else NULL
     states[2] = &s2[0] if s2 is not None and n > 0 else NULL
-    states[3] = NULL
+    states[3] = &s3[0] if s3 is not None and n > 0 else NULL  # Adan keeps four
     status = s.api.step_span(s.op, s.mode, dtype, s.coeffs, s.info.num_coeffs,
                              &param[0] if n > 0 else NULL, &grad[0] if n > 0 else NULL, states,
                              s.info.num_states, n, s.threads)

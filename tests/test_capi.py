@@ -61,6 +61,16 @@ CASES = [
     ("Adadelta", dict(lr=1.0, weight_decay=0.01)),
     ("Rprop", dict(lr=0.01, maximize=True)),
     ("ASGD", dict(lr=0.05, t0=3, lambd=1e-3, weight_decay=0.01)),
+    ("Lion", dict(lr=1e-3)),
+    ("Lion", dict(lr=1e-3, weight_decay=0.1, maximize=True, betas=(0.8, 0.95))),
+    ("Adan", dict(lr=1e-2)),
+    ("Adan", dict(lr=1e-2, weight_decay=0.1)),  # proximal decay
+    ("Adan", dict(lr=1e-2, weight_decay=0.1, no_prox=True, maximize=True, betas=(0.9, 0.8, 0.95))),
+    ("ADOPT", dict(lr=1e-2)),  # the default clip, PowerClip(0.25): its power in C++
+    ("ADOPT", dict(lr=1e-2, clip_lambda=None, weight_decay=0.1)),  # L2 decay, no clip (NaN in C++)
+    ("ADOPT", dict(lr=1e-2, weight_decay=0.1, decouple=True, maximize=True, betas=(0.8, 0.99))),
+    ("AdEMAMix", dict(lr=1e-2)),  # no warmups: t_alpha = t_beta3 = None, NaN in C++
+    ("AdEMAMix", dict(lr=1e-2, weight_decay=0.1, t_alpha=6, t_beta3=4, maximize=True)),  # warmups end mid-run
 ]
 STEPS = 12  # past RAdam's un-rectified steps (1..5), past ASGD's t0
 

@@ -94,6 +94,68 @@ def nadam(h, step, mu_product):
             "exp_avg_coeff": (-lr * mu_next) / (1.0 - mu_product_next)}
 
 
+# The new optimizers' (pyoptk/optim/<name>.py as they were merged, before the move).
+def lion(h, step):
+    lr, (beta1, beta2) = h["lr"], h["betas"]
+    return {"neg_lr": -lr, "decay": 1 - lr * h["weight_decay"], "one_minus_beta1": 1 - beta1,
+            "one_minus_beta2": 1 - beta2}
+
+
+def adan(h, step):
+    lr, (beta1, beta2, beta3), wd = h["lr"], h["betas"], h["weight_decay"]
+    return {"one_minus_beta1": 1 - beta1, "one_minus_beta2": 1 - beta2, "beta2": beta2, "beta3": beta3,
+            "one_minus_beta3": 1 - beta3, "inv_bias_correction3_sqrt": 1 / (1 - beta3 ** step) ** 0.5,
+            "eps": h["eps"], "exp_avg_coeff": -lr / (1 - beta1 ** step),
+            "exp_avg_diff_coeff": -lr * beta2 / (1 - beta2 ** step), "decay": 1 - lr * wd, "prox": 1 + lr * wd}
+
+
+def lamb(h, step):
+    beta1, beta2 = h["betas"]
+    return {"one_minus_beta1": 1 - beta1, "beta1": beta1, "one_minus_beta2": 1 - beta2, "beta2": beta2,
+            "inv_bias_correction1": 1 / (1 - beta1 ** step), "inv_bias_correction2": 1 / (1 - beta2 ** step),
+            "eps": h["eps"]}
+
+
+def _adopt_clip(h, step):
+    if h["clip_lambda"] is None or step < 2:
+        return 0.0
+    bound = h["clip_lambda"](step)
+    return float(bound)
+
+
+def adopt(h, step):
+    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
+    return {"neg_lr": -lr, "one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
+            "eps": h["eps"], "clip": _adopt_clip(h, step), "weight_decay": wd, "decay": 1 - lr * wd}
+
+
+def _ademamix_alpha(h, step):
+    alpha, t_alpha = h["alpha"], h["t_alpha"]
+    return alpha if t_alpha is None else min(step * alpha / t_alpha, alpha)
+
+
+def _ademamix_beta3(h, step):
+    beta1, _, beta3 = h["betas"]
+    t_beta3 = h["t_beta3"]
+    if t_beta3 is None:
+        return beta3
+    a = step / t_beta3
+    if beta3 == 0:
+        return beta3
+    if beta1 == 0:
+        return min(beta3 ** (1 / a), beta3) if a > 0 else 0.0
+    log_beta1, log_beta3 = math.log(beta1), math.log(beta3)
+    return min(math.exp(log_beta1 * log_beta3 / ((1.0 - a) * log_beta3 + a * log_beta1)), beta3)
+
+
+def ademamix(h, step):
+    lr, (beta1, beta2, _), wd = h["lr"], h["betas"], h["weight_decay"]
+    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
+            "one_minus_beta3": 1 - _ademamix_beta3(h, step), "inv_bias_correction2_sqrt": 1 / (1 - beta2 ** step) ** 0.5,
+            "eps": h["eps"], "fast_coeff": -lr / (1 - beta1 ** step), "slow_coeff": -lr * _ademamix_alpha(h, step),
+            "decay": 1 - lr * wd}
+
+
 def asgd(h, eta, mu):
     return {"decay": 1 - h["lambd"] * eta, "neg_eta": -eta, "mu": mu, "weight_decay": h["weight_decay"]}
 
@@ -143,6 +205,17 @@ SIMPLE = {
                                 "step_sizes": (u(r, 1e-8, 1e-4, 1e-6), u(r, 1, 100, 50))}),
     "sgd": (sgd, lambda r: {"lr": u(r, 1e-5, 1, 1e-3), "weight_decay": u(r, 1e-6, 1e-1, 0.0),
                             "momentum": u(r, 0, 0.99, 0.0), "dampening": u(r, 0, 0.5, 0.0)}),
+    "lion": (lion, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-4), "betas": (beta(r, 0.9), beta(r, 0.99)),
+                              "weight_decay": u(r, 1e-6, 0.5, 0.0)}),
+    "adan": (adan, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.98), beta(r, 0.92), beta(r, 0.99)),
+                              "eps": u(r, 1e-12, 1e-2, 1e-8), "weight_decay": u(r, 1e-6, 0.5, 0.0)}),
+    "ademamix": (ademamix, lambda r: {
+        "lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.9), beta(r, 0.999), 0.9999 if r is None else u(r, 0.99, 0.99999, 0)),
+        "alpha": u(r, 0.5, 10, 5.0), "eps": u(r, 1e-12, 1e-2, 1e-8), "weight_decay": u(r, 1e-6, 0.5, 0.0),
+        # warmups: None (the default), or some steps (integers as the class takes them; floats too)
+        "t_alpha": None if r is None or r.random() < 0.2 else [int(r.integers(1, 500)), u(r, 1, 1e5, 0)][int(r.integers(2))],
+        "t_beta3": None if r is None or r.random() < 0.2 else [int(r.integers(1, 500)), u(r, 1, 1e5, 0)][int(r.integers(2))]}),
+    "lamb": (lamb, adam_like),  # the direction pass
     "sparse_adam": (sparse_adam, lambda r: {"lr": u(r, 1e-6, 1.0, 1e-3), "betas": (beta(r, 0.9), beta(r, 0.999)),
                                             "eps": u(r, 1e-12, 1e-2, 1e-8)}),
 }
@@ -192,9 +265,29 @@ def test_asgd_coefficients_and_eta_mu_are_the_former_python_bits():
             assert bits(new) == bits([eta, mu]), (h, step)
 
 
+def test_adopt_coefficients_are_the_former_python_bits():
+    """The default clip (PowerClip(0.25), computed in C++) is the former ``step ** 0.25``; None
+    clips nothing; any other function of the step is still called (the Python override)."""
+    from pyoptk.optim.adopt import ALGORITHM, PowerClip, default_clip
+
+    kernel = Kernel("adopt")
+    schedules = [(default_clip, lambda t: t ** 0.25), (None, None), (PowerClip(0.5), lambda t: t ** 0.5),
+                 (PowerClip(0), lambda t: t ** 0.0), (lambda t: 3.0 - 1 / t, lambda t: 3.0 - 1 / t)]
+    for h in draws(adam_like):
+        for mine, former in schedules:
+            for step in STEPS:
+                got = ALGORITHM.coeffs(dict(h, clip_lambda=mine), step)
+                want = adopt(dict(h, clip_lambda=former), step)
+                assert list(got) == kernel.coeff_names
+                assert bits(got.values()) == bits(want[n] for n in kernel.coeff_names), (h, step, mine)
+    assert float(default_clip) == 0.25 and default_clip(16) == 2.0
+    with pytest.raises(ValueError, match="Invalid clip power"):
+        PowerClip(-1)
+
+
 def test_every_optimizer_op_with_python_coefficients_has_them_in_cpp():
     registry = _core.registry()
-    for name in [*SIMPLE, "nadam", "asgd"]:
+    for name in [*SIMPLE, "nadam", "asgd", "adopt"]:
         assert registry[name]["hyper"], name
     assert registry["nadam"]["scalars"] == ["mu_product"]
     assert registry["asgd"]["scalars"] == ["eta", "mu"]

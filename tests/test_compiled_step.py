@@ -133,3 +133,17 @@ def test_an_optimizer_with_a_compiled_step_is_freed():
     del opt
     gc.collect()
     assert ref() is None
+
+
+def test_adopt_with_a_python_clip_schedule_stays_on_the_python_path(monkeypatch):
+    """A clip function C++ cannot compute (one that equals t ** 0.25 until step 8): never compiled,
+    so its later values are still called; the default PowerClip(0.25) is compiled."""
+    hyper = dict(lr=1e-2, clip_lambda=lambda t: t ** 0.25 if t < 8 else 0.5)
+    got, opt, armed = run("ADOPT", hyper)
+    assert armed == 0
+    python_only(monkeypatch)
+    want, _, _ = run("ADOPT", hyper)
+    for a, b in zip(got, want):
+        assert a.tobytes() == b.tobytes()
+    monkeypatch.undo()
+    assert run("ADOPT", dict(lr=1e-2))[2] >= 8

@@ -1,5 +1,6 @@
 #include "compiled_step.h"
 
+#include <cmath>
 #include <cstring>
 #include <string>
 
@@ -62,7 +63,7 @@ bool CompiledStep::read_hyper(const py::dict& group, std::vector<double>& out) c
       if (!(PyTuple_Check(v) || PyList_Check(v)) || PySequence_Size(v) <= hyper_keys_[k].second) return false;
       v = PyTuple_Check(v) ? PyTuple_GET_ITEM(v, hyper_keys_[k].second) : PyList_GET_ITEM(v, hyper_keys_[k].second);
     }
-    const double d = PyFloat_AsDouble(v);
+    const double d = v == Py_None ? std::nan("") : PyFloat_AsDouble(v);  // None: NaN (pyoptk/_kernels.py)
     if (d == -1.0 && PyErr_Occurred()) {
       PyErr_Clear();
       return false;

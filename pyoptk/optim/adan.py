@@ -29,11 +29,7 @@ def _mode(h: Mapping[str, Any]) -> int:
 
 
 def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
-    lr, (beta1, beta2, beta3), wd = h["lr"], h["betas"], h["weight_decay"]
-    return {"one_minus_beta1": 1 - beta1, "one_minus_beta2": 1 - beta2, "beta2": beta2, "beta3": beta3,
-            "one_minus_beta3": 1 - beta3, "inv_bias_correction3_sqrt": 1 / (1 - beta3 ** step) ** 0.5,
-            "eps": h["eps"], "exp_avg_coeff": -lr / (1 - beta1 ** step),
-            "exp_avg_diff_coeff": -lr * beta2 / (1 - beta2 ** step), "decay": 1 - lr * wd, "prox": 1 + lr * wd}
+    return KERNEL.coeffs(h, step)  # ops/adan.h
 
 
 ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)

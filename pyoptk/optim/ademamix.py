@@ -1,7 +1,6 @@
 """AdEMAMix: Adam with a mixture of a fast and a slow EMA (Pagliardini et al. 2024), one fused kernel."""
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Optional, Sequence, Tuple
 
 from .._kernels import Kernel
@@ -31,34 +30,11 @@ def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], decoupled_weight_decay=h["weight_decay"] != 0)
 
 
-def _alpha(h: Mapping[str, Any], step: int) -> float:
-    """alpha(t) = min(t alpha / T_alpha, alpha): a linear warmup (the paper's and pytorch_optimizer's)."""
-    alpha, t_alpha = h["alpha"], h["t_alpha"]
-    return alpha if t_alpha is None else min(step * alpha / t_alpha, alpha)
-
-
-def _beta3(h: Mapping[str, Any], step: int) -> float:
-    """beta3(t): 1 / log(beta) linear in t from beta1 to beta3 over T_beta3 steps (the paper's
-    formula; the same schedule as apple/ml-ademamix's half-life warmup)."""
-    beta1, _, beta3 = h["betas"]
-    t_beta3 = h["t_beta3"]
-    if t_beta3 is None:
-        return beta3
-    a = step / t_beta3
-    if beta3 == 0:
-        return beta3
-    if beta1 == 0:  # the formula's limit as beta1 -> 0 (log(0) is -inf): beta3 ** (1 / a)
-        return min(beta3 ** (1 / a), beta3) if a > 0 else 0.0
-    log_beta1, log_beta3 = math.log(beta1), math.log(beta3)
-    return min(math.exp(log_beta1 * log_beta3 / ((1.0 - a) * log_beta3 + a * log_beta1)), beta3)
-
-
 def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
-    lr, (beta1, beta2, _), wd = h["lr"], h["betas"], h["weight_decay"]
-    return {"one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
-            "one_minus_beta3": 1 - _beta3(h, step), "inv_bias_correction2_sqrt": 1 / (1 - beta2 ** step) ** 0.5,
-            "eps": h["eps"], "fast_coeff": -lr / (1 - beta1 ** step), "slow_coeff": -lr * _alpha(h, step),
-            "decay": 1 - lr * wd}
+    """ops/ademamix.h: alpha(t) = min(t alpha / T_alpha, alpha), a linear warmup (the paper's and
+    pytorch_optimizer's), and beta3(t) with 1 / log(beta) linear in t from beta1 to beta3 over
+    T_beta3 steps (the paper's formula; the same schedule as apple/ml-ademamix's half-life warmup)."""
+    return KERNEL.coeffs(h, step)
 
 
 ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)

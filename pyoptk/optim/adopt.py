@@ -9,14 +9,39 @@ from .._typing import Array, Betas, Params
 from ._algorithm import Algorithm, FusedOptimizer
 from ._common import check_betas, check_bool, check_nonneg, weight_decay_flags
 
-__all__ = ["ADOPT", "adopt", "default_clip"]
+__all__ = ["ADOPT", "adopt", "default_clip", "PowerClip"]
 
 KERNEL = Kernel("adopt")
 
 
-def default_clip(step: int) -> float:
-    """The reference's clipping schedule: clip(t) = t ** 0.25 (a named function, so it pickles)."""
-    return step ** 0.25
+class PowerClip:
+    """The clip schedule clip(t) = t ** power, which C++ computes too (ops/adopt.h): its float()
+    is the power, the number the compiled step and the C API read for ``clip_lambda``. Any other
+    function of the step works as well, computed here in Python each step."""
+
+    def __init__(self, power: float) -> None:
+        if not isinstance(power, (int, float)) or isinstance(power, bool) or not power >= 0:
+            raise ValueError(f"Invalid clip power: {power!r} (expected a number >= 0)")
+        self.power = float(power)
+
+    def __call__(self, step: int) -> float:
+        return step ** self.power
+
+    def __float__(self) -> float:
+        return self.power
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PowerClip) and other.power == self.power
+
+    def __hash__(self) -> int:
+        return hash(self.power)
+
+    def __repr__(self) -> str:
+        return f"PowerClip({self.power!r})"
+
+
+# The reference's clipping schedule: clip(t) = t ** 0.25.
+default_clip = PowerClip(0.25)
 
 
 def _check(h: Mapping[str, Any]) -> None:
@@ -45,9 +70,12 @@ def _clip(h: Mapping[str, Any], step: int) -> float:
 
 
 def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
-    lr, (beta1, beta2), wd = h["lr"], h["betas"], h["weight_decay"]
-    return {"neg_lr": -lr, "one_minus_beta1": 1 - beta1, "beta2": beta2, "one_minus_beta2": 1 - beta2,
-            "eps": h["eps"], "clip": _clip(h, step), "weight_decay": wd, "decay": 1 - lr * wd}
+    """ops/adopt.h; a clip schedule other than a PowerClip is called here (and checked)."""
+    if h["clip_lambda"] is None or isinstance(h["clip_lambda"], PowerClip):
+        return KERNEL.coeffs(h, step)
+    c = KERNEL.coeffs(dict(h, clip_lambda=None), step)
+    c["clip"] = _clip(h, step)
+    return c
 
 
 ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)
@@ -63,7 +91,7 @@ class ADOPT(FusedOptimizer):
         v \leftarrow \beta_2 v + (1-\beta_2) g^2
 
     Matches the authors' iShohei220/adopt ``ADOPT`` (defaults ``lr=1e-3``, ``betas=(0.9, 0.9999)``,
-    ``eps=1e-6``, ``clip_lambda=lambda step: step ** 0.25``, L2 weight decay unless ``decouple``)
+    ``eps=1e-6``, ``clip_lambda`` = step ** 0.25 (here ``PowerClip(0.25)``), L2 decay unless ``decouple``)
     and pytorch_optimizer's ``ADOPT`` (tested against it). ``g`` is the grad after maximize and L2
     decay; ``decouple=True`` instead scales ``p *= 1 - lr * wd`` (also on step 1, as the reference).
     ``clip_lambda=None`` turns clipping off. State: ``step`` (int), ``exp_avg``, ``exp_avg_sq``.

@@ -32,11 +32,8 @@ def _mode(h: Mapping[str, Any]) -> int:
 
 
 def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
-    """The direction pass's coefficients (bias corrections in double)."""
-    beta1, beta2 = h["betas"]
-    return {"one_minus_beta1": 1 - beta1, "beta1": beta1, "one_minus_beta2": 1 - beta2, "beta2": beta2,
-            "inv_bias_correction1": 1 / (1 - beta1 ** step), "inv_bias_correction2": 1 / (1 - beta2 ** step),
-            "eps": h["eps"]}
+    """The direction pass's coefficients (ops/lamb.h: bias corrections in double)."""
+    return KERNEL.coeffs(h, step)
 
 
 def _update_coeffs(h: Mapping[str, Any], param_norm: float, update_norm: float) -> dict[str, float]:
@@ -117,6 +114,7 @@ class LAMB(FusedOptimizer):
 
     algorithm = ALGORITHM
     runs_on_cuda = False
+    low_precision = False  # its NumPy norm passes take float32/float64 arrays
 
     def __init__(self, params: Params, lr: float = 1e-3, betas: Betas = (0.9, 0.999), eps: float = 1e-6,
                  weight_decay: float = 0.0, *, maximize: bool = False) -> None:

@@ -93,6 +93,7 @@ class LARS(FusedOptimizer):
     """
 
     algorithm = ALGORITHM
+    low_precision = False  # its NumPy norm passes take float32/float64 arrays
     has_step = False
     runs_on_cuda = False
 

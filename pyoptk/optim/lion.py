@@ -25,9 +25,7 @@ def _mode(h: Mapping[str, Any]) -> int:
 
 
 def _coeffs(h: Mapping[str, Any]) -> dict[str, float]:
-    lr, (beta1, beta2) = h["lr"], h["betas"]
-    return {"neg_lr": -lr, "decay": 1 - lr * h["weight_decay"], "one_minus_beta1": 1 - beta1,
-            "one_minus_beta2": 1 - beta2}
+    return KERNEL.coeffs(h, 1)  # ops/lion.h; the step is not read (Lion keeps none)
 
 
 ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=())

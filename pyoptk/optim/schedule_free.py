@@ -86,6 +86,8 @@ class _ScheduleFree(FusedOptimizer):
     algorithm = ALGORITHM
     has_step = False
     fresh_state_flag = "first_step"  # z = y when a param's state is created
+    group_state = tuple(_GROUP_STATE)
+    low_precision = False  # float32/float64: every train()/eval() swap would round y and x to 16 bits
 
     def __init__(self, params: Params, defaults: dict[str, Any]) -> None:
         super().__init__(params, {**defaults, **_GROUP_STATE})

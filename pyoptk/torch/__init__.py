@@ -20,7 +20,7 @@ except ImportError as _e:  # torch is optional for pyoptk; this module is its to
 
 from .. import _core
 from .. import optim as _optim
-from ._adapter import TorchOptimizer, twin
+from ._adapter import TorchOptimizer, core_method, twin
 
 # Plans read torch grad tensors through their own methods (no NumPy wrapper per tensor per step).
 _core._register_tensor_type(_torch.Tensor, _torch.Tensor.data_ptr, _torch.Tensor.is_contiguous,
@@ -41,15 +41,20 @@ SparseAdam = twin(_optim.SparseAdam)
 Adafactor = twin(_optim.Adafactor)
 Muon = twin(_optim.Muon)
 LBFGS = twin(_optim.LBFGS, closure_driven=True, tensor_scalars=())
-# beyond torch.optim (the schedule-free pair keeps its schedule in the param groups, which the
-# adapter's one-way group sync would overwrite: not twinned yet)
+# beyond torch.optim
 Lion = twin(_optim.Lion)
 LAMB = twin(_optim.LAMB)
 LARS = twin(_optim.LARS)
 Adan = twin(_optim.Adan)
 ADOPT = twin(_optim.ADOPT)
 AdEMAMix = twin(_optim.AdEMAMix)
+# Schedule-free: the schedule lives in the param groups (group_state, copied back after each core
+# call); train() / eval() swap the params between y and x, as the schedulefree package's.
+_SWAPS = dict(train=core_method("train", _optim.ScheduleFreeSGD.train.__doc__ or ""),
+              eval=core_method("eval", _optim.ScheduleFreeSGD.eval.__doc__ or ""))
+ScheduleFreeSGD = twin(_optim.ScheduleFreeSGD, **_SWAPS)
+ScheduleFreeAdamW = twin(_optim.ScheduleFreeAdamW, **_SWAPS)
 
 __all__ = ["TorchOptimizer", "twin", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
            "RAdam", "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS",
-           "Lion", "LAMB", "LARS", "Adan", "ADOPT", "AdEMAMix"]
+           "Lion", "LAMB", "LARS", "Adan", "ADOPT", "AdEMAMix", "ScheduleFreeSGD", "ScheduleFreeAdamW"]

@@ -4,7 +4,8 @@ torch's base class keeps what a training script touches (param groups with torch
 names, hooks, ``zero_grad``, ``state_dict`` packing, ``load_state_dict``'s checks and casts);
 the pyoptk optimizer behind it (``self._core``) holds NumPy views of the same memory and runs the
 step. torch's groups are the source of the hyper-parameters (schedulers write them); they are
-copied into the core's groups before each step.
+copied into the core's groups before each step, and the keys the core writes itself
+(``group_state``: schedule-free's schedule) are copied back after each of its calls.
 """
 from __future__ import annotations
 
@@ -84,6 +85,21 @@ class TorchOptimizer(torch.optim.Optimizer):
                 if k not in _TORCH_ONLY:
                     core_group[k] = float(v) if isinstance(v, torch.Tensor) else v
 
+    def _write_back(self) -> None:
+        """Copy the group keys the core changed itself (its ``group_state``) into torch's groups,
+        so that the next sync, state_dict() and schedulers see them."""
+        for group, core_group in zip(self.param_groups, self._core.param_groups):
+            for k in self.core_class.group_state:
+                group[k] = core_group[k]
+
+    def _core_call(self, method: str, *args: Any) -> Any:
+        """A core method run between a sync and a write-back (schedule-free's train() / eval())."""
+        self._sync()
+        try:
+            return getattr(self._core, method)(*args)
+        finally:
+            self._write_back()
+
     def _torch_params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
 
@@ -102,6 +118,12 @@ class TorchOptimizer(torch.optim.Optimizer):
         and updates the params in place. ``closure`` re-evaluates the model and returns the loss
         (called once, with grad enabled; LBFGS calls it as often as its iteration needs)."""
         self._sync()
+        try:
+            return self._step(closure)
+        finally:
+            self._write_back()
+
+    def _step(self, closure: Callable[[], Any] | None) -> Any:
         if self.closure_driven:
             return self._closure_step(closure)
         loss = None
@@ -158,6 +180,16 @@ class TorchOptimizer(torch.optim.Optimizer):
             raise
         self.state = TorchState(self)  # type: ignore[assignment]
         self._sync()
+
+
+def core_method(name: str, doc: str) -> Callable[[TorchOptimizer], None]:
+    """A method of a twin that runs the core's method of that name (the train() and eval() of
+    the schedule-free twins), keeping the groups in step both ways."""
+    def method(self: TorchOptimizer) -> None:
+        self._core_call(name)
+    method.__name__ = method.__qualname__ = name
+    method.__doc__ = doc
+    return method
 
 
 def twin(core_class: type[Optimizer], **attrs: Any) -> type[TorchOptimizer]:

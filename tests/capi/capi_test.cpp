@@ -213,7 +213,7 @@ int run(const char* cases, const std::string& dir) {
     int dtype, n, steps, threads, nspans, first_step;
     fields >> id >> name >> flags >> dtype >> n >> steps >> threads >> nspans >> first_step;
     std::vector<double> hyper;
-    for (double h; fields >> h;) hyper.push_back(h);
+    for (std::string h; fields >> h;) hyper.push_back(std::strtod(h.c_str(), nullptr));  // strtod reads "nan"
     const int op = op_id(name.c_str());
     int mode = 0, first_mode = 0;
     const std::string all = flags == "-" ? "" : flags;

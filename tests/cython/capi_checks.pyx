@@ -44,7 +44,7 @@ ctypedef fused real:
 
 
 def run_steps(bytes name, bytes flags, bytes first_flags, double[::1] hyper, real[::1] param, real[:, ::1] grads,
-              real[::1] s0=None, real[::1] s1=None, real[::1] s2=None, int threads=1):
+              real[::1] s0=None, real[::1] s1=None, real[::1] s2=None, real[::1] s3=None, int threads=1):
     """grads.shape[0] steps of one op over one array, without the GIL; the first step with
     first_flags (SGD's first_step). Returns the scalar state after them."""
     cdef OptStep s
@@ -62,5 +62,5 @@ def run_steps(bytes name, bytes flags, bytes first_flags, double[::1] hyper, rea
         for t in range(grads.shape[0]):
             s.mode = first_mode if t == 0 else mode
             opt_next(&s)
-            opt_dense(&s, param, grads[t], s0, s1, s2)
+            opt_dense(&s, param, grads[t], s0, s1, s2, s3)
     return [s.scalars[k] for k in range(s.info.num_scalars)]

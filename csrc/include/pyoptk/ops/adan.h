@@ -32,6 +32,24 @@ struct Adan {
       "one_minus_beta1", "one_minus_beta2", "beta2", "beta3", "one_minus_beta3", "inv_bias_correction3_sqrt",
       "eps", "exp_avg_coeff", "exp_avg_diff_coeff", "decay", "prox"};
 
+  // Host: bias corrections in double from the step (sqrt as pow(x, 0.5), as Python's ** 0.5).
+  static constexpr int kNumHypers = 6;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "beta1", "beta2", "beta3", "eps", "weight_decay"};
+  static void coeffs(const double* h, int64_t step, const double*, double* c) {
+    const double lr = h[0], beta1 = h[1], beta2 = h[2], beta3 = h[3], wd = h[5], t = static_cast<double>(step);
+    c[kOneMinusBeta1] = 1 - beta1;
+    c[kOneMinusBeta2] = 1 - beta2;
+    c[kBeta2] = beta2;
+    c[kBeta3] = beta3;
+    c[kOneMinusBeta3] = 1 - beta3;
+    c[kInvBiasCorrection3Sqrt] = 1 / std::pow(1 - std::pow(beta3, t), 0.5);
+    c[kEps] = h[4];
+    c[kExpAvgCoeff] = -lr / (1 - std::pow(beta1, t));
+    c[kExpAvgDiffCoeff] = -lr * beta2 / (1 - std::pow(beta2, t));
+    c[kDecay] = 1 - lr * wd;
+    c[kProx] = 1 + lr * wd;
+  }
+
   static constexpr bool valid(int mode) {
     return (mode & kWeightDecay) == 0 && ((mode & kDecoupledWeightDecay) == 0 || (mode & kProximal) == 0);
   }

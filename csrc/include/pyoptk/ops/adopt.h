@@ -28,6 +28,23 @@ struct Adopt {
   static constexpr const char* kCoeffNames[kNumCoeffs] = {
       "neg_lr", "one_minus_beta1", "beta2", "one_minus_beta2", "eps", "clip", "weight_decay", "decay"};
 
+  // Host: clip_lambda is the power of the clip schedule clip(t) = t^power (pyoptk.optim.adopt.PowerClip,
+  // the default 0.25), NaN for none; the first step clips nothing. Other schedules (a Python
+  // function of the step) stay in the Python layer, which overrides `clip`.
+  static constexpr int kNumHypers = 6;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "beta1", "beta2", "eps", "weight_decay", "clip_lambda"};
+  static void coeffs(const double* h, int64_t step, const double*, double* c) {
+    const double lr = h[0], wd = h[4], power = h[5];
+    c[kNegLr] = -lr;
+    c[kOneMinusBeta1] = 1 - h[1];
+    c[kBeta2] = h[2];
+    c[kOneMinusBeta2] = 1 - h[2];
+    c[kEps] = h[3];
+    c[kClipValue] = (std::isnan(power) || step < 2) ? 0.0 : std::pow(static_cast<double>(step), power);
+    c[kWeightDecayCoeff] = wd;
+    c[kDecay] = 1 - lr * wd;
+  }
+
   static constexpr bool valid(int mode) {
     return (mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0;
   }

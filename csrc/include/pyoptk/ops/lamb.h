@@ -30,6 +30,21 @@ struct LambDirection {
   static constexpr const char* kCoeffNames[kNumCoeffs] = {
       "one_minus_beta1", "beta1", "one_minus_beta2", "beta2", "inv_bias_correction1", "inv_bias_correction2", "eps"};
 
+  // Host: the direction pass's bias corrections in double (the update pass's trust ratio needs
+  // the norms of this pass's output: computed between the passes, pyoptk/optim/lamb.py).
+  static constexpr int kNumHypers = 3;
+  static constexpr const char* kHyperNames[kNumHypers] = {"beta1", "beta2", "eps"};
+  static void coeffs(const double* h, int64_t step, const double*, double* c) {
+    const double beta1 = h[0], beta2 = h[1], t = static_cast<double>(step);
+    c[kOneMinusBeta1] = 1 - beta1;
+    c[kBeta1] = beta1;
+    c[kOneMinusBeta2] = 1 - beta2;
+    c[kBeta2] = beta2;
+    c[kInvBiasCorrection1] = 1 / (1 - std::pow(beta1, t));
+    c[kInvBiasCorrection2] = 1 / (1 - std::pow(beta2, t));
+    c[kEps] = h[2];
+  }
+
   static constexpr bool valid(int) { return true; }
 
   // "p" is the scratch array that receives r.  m = (1 - b1) g + b1 m;  v = (1 - b2) g^2 + b2 v;

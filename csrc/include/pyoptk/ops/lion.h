@@ -20,6 +20,17 @@ struct Lion {
   enum Coeff : int { kNegLr, kDecay, kOneMinusBeta1, kOneMinusBeta2, kNumCoeffs };
   static constexpr const char* kCoeffNames[kNumCoeffs] = {"neg_lr", "decay", "one_minus_beta1", "one_minus_beta2"};
 
+  // Host: no step dependence (Lion keeps no step counter).
+  static constexpr int kNumHypers = 4;
+  static constexpr const char* kHyperNames[kNumHypers] = {"lr", "beta1", "beta2", "weight_decay"};
+  static void coeffs(const double* h, int64_t, const double*, double* c) {
+    const double lr = h[0];
+    c[kNegLr] = -lr;
+    c[kDecay] = 1 - lr * h[3];
+    c[kOneMinusBeta1] = 1 - h[1];
+    c[kOneMinusBeta2] = 1 - h[2];
+  }
+
   static constexpr bool valid(int mode) { return (mode & kWeightDecay) == 0; }
 
   // p = p (1 - lr wd);  p = p - lr sign(lerp(m, g, 1 - b1));  m = lerp(m, g, 1 - b2).
