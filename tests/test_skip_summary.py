@@ -1,10 +1,18 @@
 """Without torch, pytest's summary says how many tests were skipped for lack of it (conftest.py)."""
+import os
 import pathlib
 import re
 import subprocess
 import sys
 
 TESTS = pathlib.Path(__file__).parent
+
+
+def _env(**values):
+    """A minimal environment, plus the sanitizer run's variables when there are any (CI's ASan
+    build loads only with its runtime preloaded)."""
+    keep = ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS")
+    return {**{k: os.environ[k] for k in keep if k in os.environ}, **values}
 
 
 def test_summary_counts_the_tests_skipped_for_lack_of_torch(tmp_path):
@@ -14,7 +22,7 @@ def test_summary_counts_the_tests_skipped_for_lack_of_torch(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--rootdir", str(TESTS.parent),
          str(TESTS / "test_clip.py"), str(TESTS / "test_torch_checkpoint.py")],
-        cwd=tmp_path, env={"PYTHONPATH": str(tmp_path / "no_torch"), "PATH": "/usr/bin:/bin"},
+        cwd=tmp_path, env=_env(PYTHONPATH=str(tmp_path / "no_torch"), PATH="/usr/bin:/bin"),
         capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stdout + done.stderr
     line = next((l for l in done.stdout.splitlines() if "skipped because torch is not installed" in l), None)
