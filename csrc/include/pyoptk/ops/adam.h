@@ -44,7 +44,7 @@ struct Adam {
   }
 
   static constexpr bool valid(int mode) {
-    return (mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0;
+    return one_weight_decay_kind(mode);
   }
 
   // m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2;  vmax = max(vmax, v) (amsgrad);

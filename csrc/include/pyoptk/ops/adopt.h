@@ -46,7 +46,7 @@ struct Adopt {
   }
 
   static constexpr bool valid(int mode) {
-    return (mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0;
+    return one_weight_decay_kind(mode);
   }
 
   // step 1: v = v + g^2.  later: n = g / max(sqrt(v), eps), clamped to +-clip;  m = lerp(m, n, 1 - b1);

@@ -30,6 +30,12 @@ enum CommonFlag : int {
   kFirstOpFlag = 1 << 3,           // op-specific flags start here
 };
 
+// L2 and decoupled weight decay exclude each other (the Python layer sets at most one): the mode
+// check of every op that takes both.
+constexpr bool one_weight_decay_kind(int mode) {
+  return (mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0;
+}
+
 constexpr int kMaxStates = 4;
 constexpr int kMaxCoeffs = 16;
 constexpr int kMaxFlags = 6;

@@ -57,7 +57,7 @@ struct NAdam {
   }
 
   static constexpr bool valid(int mode) {
-    return mode < (1 << kNumFlags) && ((mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0);
+    return mode < (1 << kNumFlags) && one_weight_decay_kind(mode);
   }
 
   // m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g^2;  denom = sqrt(v / bc2) + eps  (sqrt AFTER the

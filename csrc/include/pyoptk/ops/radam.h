@@ -51,7 +51,7 @@ struct RAdam {
   }
 
   static constexpr bool valid(int mode) {
-    return mode < (1 << kNumFlags) && ((mode & kWeightDecay) == 0 || (mode & kDecoupledWeightDecay) == 0);
+    return mode < (1 << kNumFlags) && one_weight_decay_kind(mode);
   }
 
   // m, v as Adam;  u = (m / bc1) lr;  rectified: u = u (sqrt(bc2) / (sqrt(v) + eps)) r_t;  p = p - u.
