@@ -31,6 +31,27 @@ def kernel_config():
     _core._set_min_parallel(saved[2])
 
 
+@pytest.fixture
+def all_isas_threads():
+    """Yields (isa, threads) pairs to run under; small arrays split across threads too."""
+    isa, threads, min_parallel = pyoptk.isa(), pyoptk.get_num_threads(), pyoptk._core._get_min_parallel()
+    pyoptk._core._set_min_parallel(0)
+
+    def combos():
+        for name in pyoptk.available_isas():
+            for n in (1, 2):
+                pyoptk.set_isa(name)
+                pyoptk.set_num_threads(n)
+                yield name, n
+
+    try:
+        yield combos
+    finally:
+        pyoptk.set_isa(isa)
+        pyoptk.set_num_threads(threads)
+        pyoptk._core._set_min_parallel(min_parallel)
+
+
 def _skipped_for_torch(report) -> bool:
     # pytest.importorskip("torch") words its reason "could not import 'torch': ..."
     return report.skipped and isinstance(report.longrepr, tuple) and "could not import 'torch'" in report.longrepr[2]

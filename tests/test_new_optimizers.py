@@ -86,27 +86,6 @@ def _run(name, kw, params, grads, steps=STEPS):
     return params, opt
 
 
-@pytest.fixture
-def all_isas_threads():
-    """Yields (isa, threads) pairs to run under; small arrays split across threads too."""
-    isa, threads, min_parallel = pyoptk.isa(), pyoptk.get_num_threads(), pyoptk._core._get_min_parallel()
-    pyoptk._core._set_min_parallel(0)
-
-    def combos():
-        for name in pyoptk.available_isas():
-            for n in (1, 2):
-                pyoptk.set_isa(name)
-                pyoptk.set_num_threads(n)
-                yield name, n
-
-    try:
-        yield combos
-    finally:
-        pyoptk.set_isa(isa)
-        pyoptk.set_num_threads(threads)
-        pyoptk._core._set_min_parallel(min_parallel)
-
-
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name,kw", CASES, ids=IDS)
 def test_kernel_vs_reference_all_isas(name, kw, dtype, all_isas_threads):
