@@ -39,7 +39,8 @@ def get_include() -> str:
 
 
 def isa() -> str:
-    """The instruction set the kernels run on now: 'avx512', 'avx2' or 'scalar'."""
+    """The instruction set the kernels run on now: 'avx512_bf16' (AVX-512 with its bfloat16
+    conversions), 'avx512', 'avx2' or 'scalar'."""
     return _core.isa()
 
 

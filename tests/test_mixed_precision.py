@@ -56,15 +56,23 @@ def _narrow_inputs(dtype):
     values = np.concatenate([x, ties]).view(np.float32)
     special = [0.0, -0.0, np.inf, -np.inf, np.nan, 65504.0, 65519.99, 65520.0, -65520.0, 6e-8, 2.98e-8,
                2.9802322e-08, 1e-45, -1e-45, 1.17549435e-38, 3.3895314e38, 3.4028235e38]
-    return np.concatenate([np.array(special, np.float32), values])
+    # NaNs with payloads, signalling and negative: every ISA must give them the same bits.
+    nans = np.array([0x7fc00001, 0x7f800001, 0xffc12345, 0xff800003, 0x7fffffff], np.uint32).view(np.float32)
+    # Whole vectors of normal values too (the fast path of the avx512_bf16 build), then a vector with
+    # one denormal lane and one with one NaN lane (its fallback).
+    normal = np.float32(1.5) + np.arange(64, dtype=np.float32) / 7
+    one_denormal, one_nan = normal[:16].copy(), normal[:16].copy()
+    one_denormal[5], one_nan[11] = np.float32(3e-40), np.float32(np.nan)
+    return np.concatenate([np.array(special, np.float32), nans, normal, one_denormal, one_nan, values])
 
 
 @pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
 @pytest.mark.parametrize("threads", [1, 2])
 def test_narrowing_is_round_to_nearest_even(dtype, threads, kernel_config):
     x = _narrow_inputs(dtype)
-    with np.errstate(over="ignore"):
+    with np.errstate(over="ignore", invalid="ignore"):  # inf from overflow; NaN payloads
         want = x.astype(dtype)
+    first = None
     for isa in pyoptk.available_isas():
         kernel_config(isa, threads)
         p = np.full(x.size, -0.0, dtype)  # -0 + g == g exactly, for every g
@@ -72,6 +80,8 @@ def test_narrowing_is_round_to_nearest_even(dtype, threads, kernel_config):
         nan = np.isnan(want.astype(np.float32))
         assert np.array_equal(np.isnan(p.astype(np.float32)), nan), isa
         _same_bits(p[~nan], want[~nan], f"{isa}, {threads} threads")
+        first = p if first is None else first
+        _same_bits(p, first, f"{isa} against scalar, NaNs included")
 
 
 @pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
@@ -80,14 +90,18 @@ def test_widening_is_exact_for_every_bit_pattern(dtype, threads, kernel_config):
     h = np.arange(2 ** 16, dtype=np.uint16).view(dtype)
     want = h.astype(np.float32)
     nan = np.isnan(want)
+    first = None
     for isa in pyoptk.available_isas():
         kernel_config(isa, threads)
         p = np.full(h.size, -0.0, dtype)
         s0 = np.full(h.size, -0.0, np.float32)  # float32 state: receives the widened grad
-        _stream(p, h, [s0])
+        _stream(p, h, [s0])  # the fused 16-bit kernel: widened and narrowed in registers
         assert np.array_equal(np.isnan(s0), nan)
         _same_bits(s0[~nan], want[~nan], f"widen, {isa}")
         _same_bits(p[~nan], h[~nan], f"round trip, {isa}")
+        first = (p, s0) if first is None else first
+        _same_bits(p, first[0], f"round trip, {isa} against scalar, NaNs included")
+        _same_bits(s0, first[1], f"widen, {isa} against scalar, NaNs included")
 
 
 # ----- every element-wise algorithm, bit for bit against the float32 kernel + ml_dtypes casts --

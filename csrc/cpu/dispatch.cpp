@@ -18,6 +18,8 @@ bool cpu_supports(Isa isa) {
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+    case Isa::kAvx512Bf16:
+      return cpu_supports(Isa::kAvx512) && __builtin_cpu_supports("avx512bf16");
   }
   return false;
 #else
@@ -37,6 +39,12 @@ bool compiled(Isa isa) {
 #endif
     case Isa::kAvx512:
 #ifdef PYOPTK_HAVE_AVX512
+      return true;
+#else
+      return false;
+#endif
+    case Isa::kAvx512Bf16:
+#ifdef PYOPTK_HAVE_AVX512_BF16
       return true;
 #else
       return false;
@@ -68,7 +76,7 @@ constexpr auto kShardSeq = std::make_integer_sequence<int, kKernelShards>{};
 }  // namespace
 
 const char* isa_name(Isa isa) {
-  static const char* const kNames[kNumIsas] = {"scalar", "avx2", "avx512"};
+  static const char* const kNames[kNumIsas] = {"scalar", "avx2", "avx512", "avx512_bf16"};
   return kNames[static_cast<int>(isa)];
 }
 
@@ -98,6 +106,7 @@ SpanFn lookup(int op, int dtype, int mode) {
   switch (active_isa()) {
 #ifdef PYOPTK_HAVE_AVX512
     case Isa::kAvx512:
+    case Isa::kAvx512Bf16:
       return avx512_shards(kShardSeq, shard)(op, dtype, mode);
 #endif
 #ifdef PYOPTK_HAVE_AVX2
@@ -113,6 +122,7 @@ ReduceFn reduce_lookup(int kind, int dtype) {
   switch (active_isa()) {
 #ifdef PYOPTK_HAVE_AVX512
     case Isa::kAvx512:
+    case Isa::kAvx512Bf16:
       return reduce_lookup_avx512(kind, dtype);
 #endif
 #ifdef PYOPTK_HAVE_AVX2
@@ -126,6 +136,10 @@ ReduceFn reduce_lookup(int kind, int dtype) {
 
 const ConvertFns* convert_fns() {
   switch (active_isa()) {
+#ifdef PYOPTK_HAVE_AVX512_BF16
+    case Isa::kAvx512Bf16:
+      return convert_fns_avx512_bf16();
+#endif
 #ifdef PYOPTK_HAVE_AVX512
     case Isa::kAvx512:
       return convert_fns_avx512();
@@ -141,6 +155,10 @@ const ConvertFns* convert_fns() {
 
 SpanFn lookup_stored(int op, int layout, int mode) {
   switch (active_isa()) {
+#ifdef PYOPTK_HAVE_AVX512_BF16
+    case Isa::kAvx512Bf16:
+      return lookup_stored_avx512_bf16(op, layout, mode);
+#endif
 #ifdef PYOPTK_HAVE_AVX512
     case Isa::kAvx512:
       return lookup_stored_avx512(op, layout, mode);

@@ -5,8 +5,11 @@
 
 namespace pyoptk {
 
-enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2 };
-constexpr int kNumIsas = 3;
+// kAvx512Bf16: AVX-512 plus its BF16 conversions (Zen 4+, Cooper Lake, Sapphire Rapids+). Only
+// the 16-bit units (kernels_stored.cpp, convert.cpp) are built for it; its other kernels are
+// kAvx512's.
+enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
+constexpr int kNumIsas = 4;
 
 const char* isa_name(Isa isa);
 bool isa_available(Isa isa);  // compiled into this binary and supported by this CPU

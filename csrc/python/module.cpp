@@ -24,10 +24,12 @@ using namespace pyoptk;
 namespace {
 
 Isa parse_isa(const std::string& name) {
+  std::string names;
   for (int i = 0; i < kNumIsas; ++i) {
     if (name == isa_name(static_cast<Isa>(i))) return static_cast<Isa>(i);
+    names += (i ? ", " : "") + std::string(isa_name(static_cast<Isa>(i)));
   }
-  throw py::value_error("unknown ISA '" + name + "'; expected one of scalar, avx2, avx512");
+  throw py::value_error("unknown ISA '" + name + "'; expected one of " + names);
 }
 
 }  // namespace

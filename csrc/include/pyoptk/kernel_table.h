@@ -23,6 +23,7 @@ struct ConvertFns {
 const ConvertFns* convert_fns_scalar();
 const ConvertFns* convert_fns_avx2();
 const ConvertFns* convert_fns_avx512();
+const ConvertFns* convert_fns_avx512_bf16();
 
 // Updates elements [begin, begin + n) of one tensor. ptrs = {param, grad, state 0, state 1, ...}
 // (absent states are null); coeffs points to the op's coefficients already converted to the dtype.
@@ -92,5 +93,6 @@ enum StoredLayout : int { kBf16Bf16, kBf16F32, kF16F16, kF16F32, kNumStoredLayou
 SpanFn lookup_stored_scalar(int op, int layout, int mode);
 SpanFn lookup_stored_avx2(int op, int layout, int mode);
 SpanFn lookup_stored_avx512(int op, int layout, int mode);
+SpanFn lookup_stored_avx512_bf16(int op, int layout, int mode);
 
 }  // namespace pyoptk

@@ -43,10 +43,7 @@ inline Vec<float> widen_lanes(__m256i h, bf16_t) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 inline Vec<float> widen_lanes(__m256i h, f16_t) { return _mm512_cvtph_ps(h); }
-inline __m256i narrow_lanes(Vec<float> v, bf16_t) {
-  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(v.v), 16), _mm512_set1_epi32(1));
-  return cvt::bf16_lanes(v.v, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
-}
+inline __m256i narrow_lanes(Vec<float> v, bf16_t) { return cvt::bf16_rne_lanes(v.v); }
 inline __m256i narrow_lanes(Vec<float> v, f16_t) {
   return _mm512_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
@@ -71,10 +68,7 @@ inline Vec<float> widen_lanes(__m128i h, bf16_t) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
 }
 inline Vec<float> widen_lanes(__m128i h, f16_t) { return _mm256_cvtph_ps(h); }
-inline __m128i narrow_lanes(Vec<float> v, bf16_t) {
-  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(v.v), 16), _mm256_set1_epi32(1));
-  return cvt::bf16_lanes(v.v, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
-}
+inline __m128i narrow_lanes(Vec<float> v, bf16_t) { return cvt::bf16_rne_lanes(v.v); }
 inline __m128i narrow_lanes(Vec<float> v, f16_t) {
   return _mm256_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }

@@ -5,9 +5,11 @@
 // integer/IEEE operations lane by lane and use them for the last partial vector, so every ISA
 // gives the same bits.
 //
-// Why not vcvtneps2bf16 (AVX-512 BF16): it treats denormal inputs as zero and flushes denormal
-// outputs, so it cannot give round-to-nearest-even's bits for tiny values; the integer form costs
-// a few lane operations per 16 elements and the step stays memory-bound.
+// vcvtneps2bf16 (AVX-512 BF16, the avx512_bf16 build: PYOPTK_ISA_BF16) rounds to nearest even
+// in one instruction, but treats denormal inputs as zero and quiets NaNs with their payload: a
+// vector holding either (vfpclassps finds them) takes the integer form instead, so the bits stay
+// those of the scalar functions. The integer form costs about ten lane operations per 16
+// elements, which makes an all-bfloat16 Adam compute-bound on one core.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -152,6 +154,15 @@ inline __m256i bf16_lanes(__m512 v, __m512i add) {
   }
   return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
 }
+// 16 lanes of f32_to_bf16.
+inline __m256i bf16_rne_lanes(__m512 v) {
+#if PYOPTK_ISA_BF16
+  // Denormal (0x20), quiet (0x01) or signalling (0x80) NaN lanes: the instruction's bits differ.
+  if (_mm512_fpclass_ps_mask(v, 0xA1) == 0) return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(v));
+#endif
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(v), 16), _mm512_set1_epi32(1));
+  return bf16_lanes(v, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), lsb));
+}
 inline __m512i mix32_lanes(__m512i x) {
   x = _mm512_xor_si512(x, _mm512_srli_epi32(x, 16));
   x = _mm512_mullo_epi32(x, _mm512_set1_epi32(0x7feb352d));
@@ -176,6 +187,10 @@ inline __m128i bf16_lanes(__m256 v, __m256i add) {
   const __m256i packed = _mm256_packus_epi32(r, r);
   return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
 }
+inline __m128i bf16_rne_lanes(__m256 v) {
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(v), 16), _mm256_set1_epi32(1));
+  return bf16_lanes(v, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
+}
 inline __m256i mix32_lanes(__m256i x) {
   x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
   x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
@@ -188,18 +203,12 @@ inline __m256i mix32_lanes(__m256i x) {
 inline void narrow_bf16(const float* src, uint16_t* dst, int64_t n) {
   int64_t i = 0;
 #if PYOPTK_ISA_LEVEL == 2
-  const __m512i k7fff = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
   for (; i + 16 <= n; i += 16) {
-    const __m512 v = _mm512_loadu_ps(src + i);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(_mm512_castps_si512(v), 16), one);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bf16_lanes(v, _mm512_add_epi32(k7fff, lsb)));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bf16_rne_lanes(_mm512_loadu_ps(src + i)));
   }
 #elif PYOPTK_ISA_LEVEL == 1
-  const __m256i k7fff = _mm256_set1_epi32(0x7fff), one = _mm256_set1_epi32(1);
   for (; i + 8 <= n; i += 8) {
-    const __m256 v = _mm256_loadu_ps(src + i);
-    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(v), 16), one);
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), bf16_lanes(v, _mm256_add_epi32(k7fff, lsb)));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + i), bf16_rne_lanes(_mm256_loadu_ps(src + i)));
   }
 #endif
   for (; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
