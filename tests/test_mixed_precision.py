@@ -403,3 +403,44 @@ def test_load_casts_state_and_refuses_what_the_dtype_cannot_hold():
     _same_bits(half.state[ph]["exp_avg_sq"], before["state"][0]["exp_avg_sq"])
     half.load_state_dict(sd)  # representable: cast as torch casts (to the param dtype)
     assert half.state[ph]["exp_avg"].dtype == np.float16
+
+
+# ----- fused master weights: tasks join only where every array continues -----------------------
+@pytest.mark.parametrize("gap", [0, 1], ids=["grad-arena", "grads-spaced-like-float32"])
+@pytest.mark.parametrize("dtype", LOW, ids=LOW_IDS)
+def test_fused_master_weights_join_params_by_each_arrays_item_size(dtype, gap, kernel_config):
+    """Master weights run a fused kernel (float32 param and state, 16-bit grad, the 16-bit param
+    written from the result), and the driver joins tasks whose arrays continue one another. The
+    float32 arrays are arenas; the 16-bit grads are one too (the tasks join), or each starts where
+    a float32 one would, a gap of its own size after it (joining by the float32 item size would
+    read the gaps)."""
+    rng = np.random.default_rng(11)
+    sizes = [7, 33, 1023, 1]
+    offsets = np.cumsum([0] + sizes)
+    total = int(offsets[-1])
+    mode = _core.registry()["sgd"]["flags"]["momentum"]
+    coeffs = [(-0.1, 0.0, 0.9, 0.75)]  # neg_lr, weight_decay, momentum, 1 - dampening
+
+    def arrays():
+        master = rng.standard_normal(total).astype(np.float32)
+        momentum = rng.standard_normal(total).astype(np.float32)
+        grad_buffer = rng.standard_normal((1 + gap) * total).astype(dtype)
+        grads = [grad_buffer[(1 + gap) * o: (1 + gap) * o + n] for o, n in zip(offsets, sizes)]
+        return master, momentum, grads, np.zeros(total, dtype)
+
+    master, momentum, grads, low = arrays()
+    rng = np.random.default_rng(11)
+    ref = arrays()
+    for isa in pyoptk.available_isas():
+        kernel_config(isa, 1)
+        m, mo, lo = master.copy(), momentum.copy(), low.copy()
+        items = [(i, mode, 0, m[o:o + n], g, mo[o:o + n], lo[o:o + n])
+                 for i, (o, n, g) in enumerate(zip(offsets, sizes, grads))]
+        _core.step("sgd", items, coeffs)
+        for i, (o, n) in enumerate(zip(offsets, sizes)):  # the reference: one param at a time
+            rm, rmo, rlo = ref[0][o:o + n].copy(), ref[1][o:o + n].copy(), ref[3][o:o + n].copy()
+            _core.step("sgd", [(0, mode, 0, rm, ref[2][i], rmo, rlo)], coeffs)
+            _same_bits(m[o:o + n], rm, f"{isa} master {i}")
+            _same_bits(mo[o:o + n], rmo, f"{isa} momentum {i}")
+            _same_bits(lo[o:o + n], rm.astype(dtype), f"{isa} 16-bit param {i}")
+            _same_bits(rlo, rm.astype(dtype), f"{isa} 16-bit param {i} alone")

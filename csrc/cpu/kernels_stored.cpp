@@ -16,18 +16,30 @@ namespace pyoptk {
 inline namespace PYOPTK_ISA_NS {
 namespace {
 
-// (param and grad, states) storage; the formula computes in float32.
-template <class P, class S>
+// (param, states, grad, master weights' 16-bit param or void) storage; the formula computes in
+// float32.
+template <class P, class S, class G = P, class M = void>
 struct Layout {};
 
 template <class Op, int kMode, class L>
 struct StoredKernel;
-template <class Op, int kMode, class P, class S>
-struct StoredKernel<Op, kMode, Layout<P, S>> {
+template <class Op, int kMode, class P, class S, class G, class M>
+struct StoredKernel<Op, kMode, Layout<P, S, G, M>> {
   static void run(char* const* ptrs, int64_t begin, int64_t n, const void* coeffs) {
-    update_span<Op, kMode, float, P, S>(ptrs, begin, n, coeffs);
+    update_span<Op, kMode, float, P, S, G, M>(ptrs, begin, n, coeffs);
   }
 };
+
+// Master weights: a float32 param and states, a 16-bit grad, and the 16-bit param written from
+// the result, in the pointer slot after the states (none left for an op using all of them).
+template <class Op, class H>
+constexpr const ModeTable<SpanFn>* master_table() {
+  if constexpr (Op::kNumStates < kMaxStates) {
+    return &kModeTable<SpanFn, StoredKernel, Op, Layout<float, float, H, H>>;
+  } else {
+    return nullptr;
+  }
+}
 
 // Same order as StoredLayout (kernel_table.h).
 template <class Op>
@@ -36,6 +48,8 @@ constexpr const ModeTable<SpanFn>* kStoredTables[kNumStoredLayouts] = {
     &kModeTable<SpanFn, StoredKernel, Op, Layout<bf16_t, float>>,
     &kModeTable<SpanFn, StoredKernel, Op, Layout<f16_t, f16_t>>,
     &kModeTable<SpanFn, StoredKernel, Op, Layout<f16_t, float>>,
+    master_table<Op, bf16_t>(),
+    master_table<Op, f16_t>(),
 };
 
 const ModeTable<SpanFn>* const* stored_tables(int op) {
@@ -59,7 +73,7 @@ const ModeTable<SpanFn>* const* stored_tables(int op) {
 SpanFn PYOPTK_CONCAT(lookup_stored_, PYOPTK_ISA_NS)(int op, int layout, int mode) {
   const ModeTable<SpanFn>* const* tables = stored_tables(op);
   if (tables == nullptr || layout < 0 || layout >= kNumStoredLayouts || mode < 0 || mode >= kMaxModes) return nullptr;
-  return tables[layout]->fn[mode];
+  return tables[layout] == nullptr ? nullptr : tables[layout]->fn[mode];
 }
 
 }  // namespace pyoptk

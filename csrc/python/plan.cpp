@@ -1,6 +1,7 @@
 #include "plan.h"
 
 #include <algorithm>
+#include <array>
 
 #include "../cpu/dispatch.h"
 #include "../cpu/registry.h"
@@ -56,8 +57,11 @@ bool writeable(const py::array& a) {
   return (py::detail::array_proxy(a.ptr())->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
 }
 
-// Tasks with the same span function have the same dtype, hence the same item size.
-void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
+// Bytes per element of each pointer slot of a task.
+using SlotSizes = std::array<int8_t, 2 + kMaxStates>;
+
+// Joins a task to the one before it when every array continues where the other's ends.
+void coalesce(std::vector<Task>& tasks, const std::vector<SlotSizes>& itemsizes) {
   size_t out = 0;
   for (size_t k = 0; k < tasks.size(); ++k) {
     if (out > 0) {
@@ -65,10 +69,10 @@ void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
       const Task& next = tasks[k];
       // Staged tasks keep their own extents: stochastic rounding is keyed by each param's index.
       bool joins = last.fn == next.fn && last.coeffs == next.coeffs && last.stage == nullptr && next.stage == nullptr;
-      const int64_t bytes = last.numel * itemsizes[k];
       for (int j = 0; joins && j < 2 + kMaxStates; ++j) {
         joins = (last.ptrs[j] == nullptr && next.ptrs[j] == nullptr) ||
-                (last.ptrs[j] != nullptr && last.ptrs[j] + bytes == next.ptrs[j]);
+                (last.ptrs[j] != nullptr && itemsizes[k][j] == itemsizes[k - 1][j] &&
+                 last.ptrs[j] + last.numel * itemsizes[k][j] == next.ptrs[j]);
       }
       if (joins) {
         last.numel += next.numel;
@@ -83,8 +87,16 @@ void coalesce(std::vector<Task>& tasks, const std::vector<int>& itemsizes) {
 }  // namespace
 
 // The fused 16-bit kernel for an entry whose param and grad share a 16-bit dtype and whose states
-// all have that dtype or float32; nullptr when there is none (the staging layer runs it).
+// all have that dtype or float32, or with master weights whose grad has the 16-bit param's dtype
+// and whose states are float32; nullptr when there is none (the staging layer runs it).
 SpanFn Plan::fused_layout(int op, const Entry& e, int grad_dtype) {
+  if (e.mirror) {
+    if (grad_dtype != e.mirror_dtype || e.slot_dtype[0] != kFloat32) return nullptr;
+    for (int k : e.state_ids) {
+      if (e.slot_dtype[2 + k] != kFloat32) return nullptr;
+    }
+    return lookup_stored(op, e.mirror_dtype == kBFloat16 ? kBf16Master : kF16Master, e.mode);
+  }
   const int p = e.slot_dtype[0];
   if ((p != kBFloat16 && p != kFloat16) || grad_dtype != p) return nullptr;
   int states = -1;
@@ -107,7 +119,6 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     e.dtype = storage == kFloat64 ? kFloat64 : kFloat32;
     e.numel = e.param.size();
     e.descr = py::detail::array_proxy(e.param.ptr())->descr;
-    e.itemsize = static_cast<int>(e.param.itemsize());
     std::fill(std::begin(e.slot_dtype), std::end(e.slot_dtype), static_cast<int8_t>(e.dtype));
     e.slot_dtype[0] = static_cast<int8_t>(storage);
     e.staged = storage != e.dtype;
@@ -171,7 +182,7 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
   const ConvertFns* cvt = convert_fns();
 
   std::vector<Task> tasks(entries_.size());
-  std::vector<int> itemsizes(entries_.size());
+  std::vector<SlotSizes> itemsizes(entries_.size());
   // Per grad, the NumPy array that was checked (the grad, or its host view; null for a torch
   // tensor, read through its own methods) and its dtype object, for the last look below.
   std::vector<PyObject*> grad_arrays(entries_.size(), nullptr);
@@ -265,9 +276,15 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
     task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
     task.numel = e.numel;
     task.coeffs = e.dtype == kFloat32 ? static_cast<const void*>(coeffs[e.slot].f32) : coeffs[e.slot].f64;
-    const SpanFn fused = (e.staged && !e.mirror && !scaled && !stochastic) ? fused_layout(op_, e, grad_dtype) : nullptr;
+    for (int k = 0; k < 2 + kMaxStates; ++k) itemsizes[i][k] = static_cast<int8_t>(item_size(e.slot_dtype[k]));
+    itemsizes[i][1] = static_cast<int8_t>(item_size(grad_dtype));
+    const SpanFn fused = ((e.staged || e.mirror) && !scaled && !stochastic) ? fused_layout(op_, e, grad_dtype) : nullptr;
     if (fused != nullptr) {
       task.fn = fused;  // converts in registers: no staging
+      if (e.mirror) {
+        task.ptrs[2 + info.num_states] = e.mirror_ptr;  // where the master-weights kernels write it
+        itemsizes[i][2 + info.num_states] = 2;
+      }
     } else if (e.staged || grad_dtype != e.dtype || scaled) {
       Staging st;
       st.cvt = cvt;
@@ -283,7 +300,6 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
       stages.push_back(st);
       task.stage = &stages.back();
     }
-    itemsizes[i] = e.itemsize;
   }
   // Then one more look at every array (grads too) before the kernel; none runs from here on.
   for (size_t i = 0; python_may_have_run && i < entries_.size(); ++i) {

@@ -61,7 +61,6 @@ class Plan {
     int mode;
     int64_t slot;
     int dtype;  // the dtype the op computes in: float64 for float64 params, else float32
-    int itemsize;
     int64_t numel;
     pybind11::array param;
     PyObject* descr;                        // the param's dtype object

@@ -2,6 +2,7 @@
 // time, and the remainder with masked loads/stores through the same formula (no scalar copy).
 #pragma once
 #include <cstdint>
+#include <type_traits>
 
 #include "pyoptk/ops/common.h"
 #include "pyoptk/simd/vec.h"
@@ -52,10 +53,11 @@ PYOPTK_HD void store_lanes(T* p, Vec<T> v, int n) {
   }
 }
 
-// T: the dtype the formula computes in; P (param and grad) and S (states): the storage dtypes,
-// T itself or a 16-bit tag of stored.h, converted as they are loaded and stored.
-template <class Op, int kMode, bool kTail, class T, class P, class S>
-PYOPTK_HD void update_lanes(P* p, const P* g, S* const* s, const T* c, int64_t i, int n) {
+// T: the dtype the formula computes in; P (param), G (grad) and S (states): the storage dtypes,
+// T itself or a 16-bit tag of stored.h, converted as they are loaded and stored. M: master
+// weights' 16-bit param (void: none), written from the updated param P rounded to M.
+template <class Op, int kMode, bool kTail, class T, class P, class G, class S, class M = void>
+PYOPTK_HD void update_lanes(P* p, const G* g, S* const* s, const T* c, int64_t i, int n, M* mirror = nullptr) {
   constexpr int kSlots = Op::kNumStates > 0 ? Op::kNumStates : 1;
   Vec<T> pv = load_lanes<kTail>(p + i, n);
   Vec<T> sv[kSlots];
@@ -70,12 +72,14 @@ PYOPTK_HD void update_lanes(P* p, const P* g, S* const* s, const T* c, int64_t i
   }
   Op::template apply<kMode>(pv, gv, sv, c);
   store_lanes<kTail>(p + i, pv, n);
+  if constexpr (!std::is_void<M>::value) store_lanes<kTail>(mirror + i, pv, n);
   for (int k = 0; k < Op::kNumStates; ++k) {
     if (has_state<Op, kMode>(k)) store_lanes<kTail>(s[k] + i, sv[k], n);
   }
 }
 
-template <class Op, int kMode, class T, class P = T, class S = T>
+// The master-weights mirror (M not void) is the pointer after the op's states.
+template <class Op, int kMode, class T, class P = T, class S = T, class G = P, class M = void>
 void update_span(char* const* ptrs, int64_t begin, int64_t n, const void* coeffs) {
   constexpr int kWidth = Lanes<Vec<T>>::kCount;
   constexpr int kSlots = Op::kNumStates > 0 ? Op::kNumStates : 1;
@@ -83,15 +87,17 @@ void update_span(char* const* ptrs, int64_t begin, int64_t n, const void* coeffs
   T c[Op::kNumCoeffs];
   for (int k = 0; k < Op::kNumCoeffs; ++k) c[k] = static_cast<const T*>(coeffs)[k];
   P* PYOPTK_RESTRICT p = reinterpret_cast<P*>(ptrs[0]) + begin;
-  const P* PYOPTK_RESTRICT g = OpReadsGrad<Op>::value ? reinterpret_cast<const P*>(ptrs[1]) + begin : nullptr;
+  const G* PYOPTK_RESTRICT g = OpReadsGrad<Op>::value ? reinterpret_cast<const G*>(ptrs[1]) + begin : nullptr;
   S* s[kSlots];
   for (int k = 0; k < Op::kNumStates; ++k) {
     s[k] = has_state<Op, kMode>(k) ? reinterpret_cast<S*>(ptrs[2 + k]) + begin : nullptr;
   }
+  M* PYOPTK_RESTRICT mirror = nullptr;
+  if constexpr (!std::is_void<M>::value) mirror = reinterpret_cast<M*>(ptrs[2 + Op::kNumStates]) + begin;
   int64_t i = 0;
-  for (; i + kWidth <= n; i += kWidth) update_lanes<Op, kMode, false>(p, g, s, c, i, kWidth);
+  for (; i + kWidth <= n; i += kWidth) update_lanes<Op, kMode, false>(p, g, s, c, i, kWidth, mirror);
   if constexpr (kWidth > 1) {
-    if (i < n) update_lanes<Op, kMode, true>(p, g, s, c, i, static_cast<int>(n - i));
+    if (i < n) update_lanes<Op, kMode, true>(p, g, s, c, i, static_cast<int>(n - i), mirror);
   }
 }
 

@@ -87,8 +87,10 @@ SpanFn lookup_avx2(int op, int dtype, int mode);
 template <int kShard>
 SpanFn lookup_avx512(int op, int dtype, int mode);
 
-// Layouts with a fused 16-bit span kernel (csrc/cpu/kernels_stored.cpp): param and grad, states.
-enum StoredLayout : int { kBf16Bf16, kBf16F32, kF16F16, kF16F32, kNumStoredLayouts };
+// Layouts with a fused 16-bit span kernel (csrc/cpu/kernels_stored.cpp): param and grad, states;
+// kBf16Master / kF16Master: master weights (float32 param and states, 16-bit grad, and the 16-bit
+// param in ptrs[2 + the op's state count]).
+enum StoredLayout : int { kBf16Bf16, kBf16F32, kF16F16, kF16F32, kBf16Master, kF16Master, kNumStoredLayouts };
 // nullptr when the op has no fused kernel for the layout (the staging layer runs it).
 SpanFn lookup_stored_scalar(int op, int layout, int mode);
 SpanFn lookup_stored_avx2(int op, int layout, int mode);
