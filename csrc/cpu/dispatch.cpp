@@ -157,7 +157,8 @@ SpanFn lookup_stored(int op, int layout, int mode) {
   switch (active_isa()) {
 #ifdef PYOPTK_HAVE_AVX512_BF16
     case Isa::kAvx512Bf16:
-      return lookup_stored_avx512_bf16(op, layout, mode);
+      if (SpanFn fn = lookup_stored_avx512_bf16(op, layout, mode)) return fn;
+      return lookup_stored_avx512(op, layout, mode);  // its float16 layouts
 #endif
 #ifdef PYOPTK_HAVE_AVX512
     case Isa::kAvx512:
