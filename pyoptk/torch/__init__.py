@@ -24,7 +24,7 @@ from ._adapter import TorchOptimizer, core_method, twin
 
 # Plans read torch grad tensors through their own methods (no NumPy wrapper per tensor per step).
 _core._register_tensor_type(_torch.Tensor, _torch.Tensor.data_ptr, _torch.Tensor.is_contiguous,
-                            _torch.float32, _torch.float64)
+                            _torch.float32, _torch.float64, _torch.bfloat16, _torch.float16)
 
 SGD = twin(_optim.SGD)
 Adam = twin(_optim.Adam)

@@ -160,9 +160,23 @@ class TorchOptimizer(torch.optim.Optimizer):
                         "recommends")
 
     # ----- checkpoints: torch packs and checks; the core loads and checks its part -----------
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """torch's ``state_dict()``, plus pyoptk's mixed-precision settings when they are not the
+        default (``"precision"``, with the stochastic-rounding counter; torch's loader ignores it)."""
+        out = super().state_dict()
+        precision = self._core.state_dict().get("precision") if self._core is not None else None
+        if precision is not None:
+            out["precision"] = precision
+        return out
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         before = self.param_groups, self.state
-        super().load_state_dict(state_dict)  # torch's checks, hooks and casts; sets torch-side groups and state
+        loading: list[dict[str, Any]] = []  # the state dict torch loads, after every pre-hook (this one runs last)
+        hook = self.register_load_state_dict_pre_hook(lambda opt, sd: loading.append(sd))
+        try:
+            super().load_state_dict(state_dict)  # torch's checks, hooks and casts; sets torch-side groups and state
+        finally:
+            hook.remove()
         try:
             params = self._torch_params()
             index = {id(p): i for i, p in enumerate(params)}
@@ -174,12 +188,24 @@ class TorchOptimizer(torch.optim.Optimizer):
                 groups.append(packed)
             loaded = {index[id(p)]: {k: to_numpy(v) for k, v in s.items()} for p, s in self.state.items()
                       if isinstance(p, torch.Tensor) and id(p) in index}
-            self._core.load_state_dict({"state": loaded, "param_groups": groups})
+            loaded.update(uncast_low_precision_state(loading[0], params))
+            precision = {"precision": loading[0]["precision"]} if "precision" in loading[0] else {}
+            self._core.load_state_dict({"state": loaded, "param_groups": groups, **precision})
         except BaseException:
             self.param_groups, self.state = before
             raise
         self.state = TorchState(self)  # type: ignore[assignment]
         self._sync()
+
+
+def uncast_low_precision_state(state_dict: dict[str, Any], params: list[torch.Tensor]) -> dict[int, dict]:
+    """The saved state of each 16-bit param, as saved. torch's loader casts every state tensor to
+    its param's dtype, which would round the float32 state (``state_dtype="float32"``) and the
+    ``master_param`` that pyoptk keeps for 16-bit params; the core casts to its own settings."""
+    saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+    return {index: {k: to_numpy(v) for k, v in state_dict["state"][saved].items()}
+            for index, (saved, p) in enumerate(zip(saved_ids, params))
+            if p.dtype in (torch.bfloat16, torch.float16) and saved in state_dict["state"]}
 
 
 def core_method(name: str, doc: str) -> Callable[[TorchOptimizer], None]:
