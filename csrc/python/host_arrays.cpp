@@ -63,6 +63,9 @@ const char* tensor_grad_data(PyObject* obj, int want_dtype, int64_t numel) {
   void* data = PyLong_AsVoidPtr(ptr);
   Py_DECREF(ptr);
   if (data == nullptr && PyErr_Occurred()) throw py::error_already_set();
+  // An empty tensor's data_ptr() is 0; nothing is read through it, but null means "not planned".
+  alignas(64) static const char kNoData[64] = {};
+  if (data == nullptr && n == 0) return kNoData;
   // Unaligned data (a tensor over a byte buffer at an odd offset) takes the general path, which
   // refuses it with a message: the kernels load whole floats.
   if (reinterpret_cast<uintptr_t>(data) % static_cast<uintptr_t>(itemsize) != 0) return nullptr;

@@ -17,7 +17,7 @@ import torch
 
 from .._typing import Params
 from ..optimizer import _TORCH_IMPL_KEYS, Optimizer
-from ._state import TorchState, grad_array, grad_tensor, param_view, to_numpy
+from ._state import TorchState, check_grads, grad_array, grad_tensor, param_view, to_numpy
 
 __all__ = ["TorchOptimizer", "twin"]
 
@@ -131,10 +131,14 @@ class TorchOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         amp = {k: getattr(self, k) for k in ("grad_scale", "found_inf") if getattr(self, k, None) is not None}
-        if amp:  # set by GradScaler only when _step_supports_amp_scaling
-            self._core.step(self._grads(), **{k: v.detach().cpu().numpy() for k, v in amp.items()})
-        else:
-            self._core.step(self._grads())
+        try:
+            if amp:  # set by GradScaler only when _step_supports_amp_scaling
+                self._core.step(self._grads(), **{k: v.detach().cpu().numpy() for k, v in amp.items()})
+            else:
+                self._core.step(self._grads())
+        except (TypeError, ValueError):
+            check_grads(self._torch_params())  # words a refused torch grad in torch's terms, if that is the cause
+            raise
         return loss
 
     def _closure_step(self, closure: Callable[[], Any] | None) -> Any:

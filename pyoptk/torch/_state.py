@@ -64,6 +64,22 @@ def grad_array(g: torch.Tensor | None, p: torch.Tensor) -> Any:
     return numpy_view(torch.view_as_real(g.detach()) if g.dtype.is_complex else g.detach())
 
 
+def check_grads(params: list[torch.Tensor]) -> None:
+    """After the core refused a step: a clear error for a grad that is not what the kernels read (a
+    dense grad of another dtype than its param's, e.g. set through ``.grad.data``, which torch's
+    ``.grad`` setter does not check; a non-contiguous one). Returns when every grad looks right."""
+    for i, p in enumerate(params):
+        g = p.grad
+        if g is None or g.is_sparse or g.device != p.device:
+            continue
+        if g.dtype != p.dtype and not (g.dtype == torch.float32 and p.dtype in (torch.bfloat16, torch.float16)):
+            raise TypeError(f"param {i}'s grad is {g.dtype}, the param {p.dtype}: pyoptk.torch reads grads in their "
+                            "param's dtype (or float32 for a 16-bit param)")
+        if not g.is_contiguous():
+            raise ValueError(f"param {i}'s grad is not contiguous; pyoptk reads grads in place, never through a "
+                             "copy (make it contiguous: p.grad = p.grad.contiguous())")
+
+
 def grad_tensor(g: torch.Tensor | None) -> Any:
     """A dense grad for the fused kernels, which read torch tensors directly: complex grads as their
     real view (a tensor of the real view's shape), others as they are."""
