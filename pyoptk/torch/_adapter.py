@@ -17,6 +17,7 @@ import torch
 
 from .._typing import Params
 from ..optimizer import _TORCH_IMPL_KEYS, Optimizer
+from ._dtensor import check_shards, is_dtensor, refuse_dtensors
 from ._state import TorchState, check_grads, grad_array, grad_tensor, param_view, to_numpy
 
 __all__ = ["TorchOptimizer", "twin"]
@@ -50,6 +51,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._core: Any = None  # the pyoptk optimizer, made with the first param group
         self._views: dict[torch.Tensor, Any] = {}
         self._direct = True  # every param is a real CPU tensor stepped by the fused kernel: grads go as they are
+        self._shards: list = []  # (index, param, view) of FSDP2's DTensor params: their local shards are stepped
         super().__init__(params, defaults)  # type: ignore[arg-type]  # torch's own checks of the params
         self.state = TorchState(self)  # type: ignore[assignment]
 
@@ -59,6 +61,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         group = self.param_groups[-1]
         try:
             start = len(self._views)
+            if self.core_class.step is not Optimizer.step:  # not one element-wise kernel: needs whole tensors
+                refuse_dtensors(group["params"], type(self).__name__, start)
             views = [param_view(p, f"param {start + i}") for i, p in enumerate(group["params"])]
             core_group = {k: self._value(v) for k, v in group.items() if k not in _TORCH_ONLY}
             core_group["params"] = views
@@ -70,8 +74,10 @@ class TorchOptimizer(torch.optim.Optimizer):
             self.param_groups.pop()
             raise
         self._views.update(zip(group["params"], views))
+        self._shards += [(start + i, p, v) for i, (p, v) in enumerate(zip(group["params"], views)) if is_dtensor(p)]
         self._direct = self._direct and self.core_class.step is Optimizer.step and all(
-            isinstance(v, np.ndarray) and not p.dtype.is_complex for p, v in zip(group["params"], views))
+            isinstance(v, np.ndarray) and not p.dtype.is_complex and not is_dtensor(p)
+            for p, v in zip(group["params"], views))
 
     @staticmethod
     def _value(v: Any) -> Any:
@@ -109,7 +115,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         if self._direct:
             return [p.grad for group in self.param_groups for p in group["params"]]
         if self.core_class.step is Optimizer.step:
-            return [grad_tensor(p.grad) for p in self._torch_params()]
+            check_shards(self._shards)  # FSDP2's shards: still the memory the kernels step
+            return [grad_tensor(p.grad, p) for p in self._torch_params()]
         return [grad_array(p.grad, p) for p in self._torch_params()]
 
     # ----- the step -------------------------------------------------------------------------

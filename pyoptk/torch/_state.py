@@ -11,6 +11,7 @@ import torch
 
 from .. import SparseGrad
 from .._precision import BFLOAT16
+from ._dtensor import as_dtensor, is_dtensor, local, local_grad
 
 
 def numpy_view(t: torch.Tensor) -> np.ndarray:
@@ -31,8 +32,10 @@ def tensor_view(a: np.ndarray) -> torch.Tensor:
 def param_view(p: torch.Tensor, where: str) -> Any:
     """What pyoptk steps for torch param ``p``: a NumPy view of its memory (CPU; complex params
     as ``view_as_real``, shape (..., 2), as torch steps them; bfloat16 as ``ml_dtypes.bfloat16``),
-    or the detached tensor itself on a GPU (pyoptk's CUDA path reads it through DLPack). Refused
-    with a clear error otherwise."""
+    or the detached tensor itself on a GPU (pyoptk's CUDA path reads it through DLPack); for an
+    FSDP2 DTensor, that of its local shard. Refused with a clear error otherwise."""
+    if is_dtensor(p):
+        return param_view(local(p), where)
     if not (p.dtype.is_floating_point or p.dtype.is_complex):
         raise TypeError(f"{where} has dtype {p.dtype}; pyoptk.torch steps float32/float64/bfloat16/float16 "
                         "(and complex) params")
@@ -80,9 +83,12 @@ def check_grads(params: list[torch.Tensor]) -> None:
                              "copy (make it contiguous: p.grad = p.grad.contiguous())")
 
 
-def grad_tensor(g: torch.Tensor | None) -> Any:
+def grad_tensor(g: torch.Tensor | None, p: torch.Tensor) -> Any:
     """A dense grad for the fused kernels, which read torch tensors directly: complex grads as their
-    real view (a tensor of the real view's shape), others as they are."""
+    real view (a tensor of the real view's shape), a DTensor param's grad as its local shard, others
+    as they are."""
+    if g is not None and is_dtensor(p):
+        g = local_grad(g, p)
     if g is not None and g.dtype.is_complex:
         return torch.view_as_real(g.detach())
     return g
@@ -90,11 +96,14 @@ def grad_tensor(g: torch.Tensor | None) -> Any:
 
 def to_torch(value: Any, p: torch.Tensor, scalar_as_tensor: bool) -> Any:
     """pyoptk's value of a state entry as torch keeps it: arrays as tensors sharing their memory
-    (complex for a complex param), scalars torch keeps in 0-d tensors as 0-d float32 tensors."""
+    (complex for a complex param; DTensors over the shard for an FSDP2 param), scalars torch keeps
+    in 0-d tensors as 0-d float32 tensors."""
     if isinstance(value, np.ndarray):
         t = tensor_view(value)
         if p.dtype.is_complex and value.shape == tuple(p.shape) + (2,):
             t = torch.view_as_complex(t)  # the state of a complex param, kept as its real view
+        if is_dtensor(p) and t.shape == local(p).shape:
+            t = as_dtensor(t, p)
         return t
     if isinstance(value, list):
         return [to_torch(v, p, scalar_as_tensor) for v in value]
@@ -109,7 +118,7 @@ def to_numpy(value: Any) -> Any:
     """A torch state entry as pyoptk loads it: tensors as NumPy arrays (complex as their real
     view; 0-d tensors as 0-d arrays), lists element by element, other values as they are."""
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().resolve_conj()
+        value = (local(value) if is_dtensor(value) else value).detach().cpu().resolve_conj()
         return numpy_view(torch.view_as_real(value) if value.dtype.is_complex else value)
     if isinstance(value, (list, tuple)):
         return type(value)(to_numpy(v) for v in value)
