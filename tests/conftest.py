@@ -52,6 +52,23 @@ def all_isas_threads():
         pyoptk._core._set_min_parallel(min_parallel)
 
 
+@pytest.fixture
+def ns_in_dtype(monkeypatch):
+    """torch's Muon runs Newton–Schulz in bfloat16; pyoptk in the param dtype (documented).
+    For a tight comparison, torch's is run in the param dtype too (as the NumPy API's tests do)."""
+    import torch
+
+    def ns(grad, ns_coefficients, ns_steps, eps):
+        a, b, c = ns_coefficients
+        x = grad.T if grad.size(0) > grad.size(1) else grad.clone()
+        x = x / x.norm().clamp(min=eps)
+        for _ in range(ns_steps):
+            gram = x @ x.T
+            x = torch.addmm(x, torch.addmm(gram, gram, gram, beta=b, alpha=c), x, beta=a)
+        return x.T if grad.size(0) > grad.size(1) else x
+    monkeypatch.setattr(torch.optim._muon, "_zeropower_via_newtonschulz", ns)
+
+
 def _skipped_for_torch(report) -> bool:
     # pytest.importorskip("torch") words its reason "could not import 'torch': ..."
     return report.skipped and isinstance(report.longrepr, tuple) and "could not import 'torch'" in report.longrepr[2]

@@ -114,3 +114,43 @@ def test_0d_lr_changes_in_place_without_replanning():
     assert np.array_equal(w, ref)
     with pytest.raises(ValueError, match="Invalid learning rate"):
         pyoptk.Adam([np.ones(3)], lr=np.array(-1.0))
+
+
+def _quadratic(ws):
+    """Loss 0.5 ||w - 3||^2 over the params, and its grads."""
+    return sum(0.5 * float(np.sum((w - 3.0) ** 2)) for w in ws), [w - 3.0 for w in ws]
+
+
+# The optimizers with their own step (NumPy passes, rows, a closure): params, and a step given grads.
+OWN_STEP = {
+    "Adafactor": (lambda: [np.ones((4, 3)), np.ones(5)], lambda opt, ws: opt.step(_quadratic(ws)[1])),
+    "Muon": (lambda: [np.linspace(-1, 1, 12).reshape(4, 3)], lambda opt, ws: opt.step(_quadratic(ws)[1])),
+    "SparseAdam": (lambda: [np.ones((6, 3))],
+                   lambda opt, ws: opt.step([pyoptk.SparseGrad(np.array([0, 4]), ws[0][[0, 4]] - 3.0)])),
+    "LBFGS": (lambda: [np.ones(5), np.zeros(2)], lambda opt, ws: opt.step(lambda: _quadratic(ws))),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OWN_STEP))
+def test_0d_lr_for_optimizers_with_their_own_step(name):
+    """A 0-d lr (array here, a tensor in test_torch_training) changed in place between steps gives
+    the bits of a float lr changed in the group at the same step; a bad one is refused by value."""
+    make, step = OWN_STEP[name]
+    lr = np.array(0.01)
+    ws, refs = make(), make()
+    opt, ropt = getattr(pyoptk, name)(ws, lr=lr), getattr(pyoptk, name)(refs, lr=0.01)
+    for k in range(5):
+        if k == 2:
+            lr[...] = 0.5  # a scheduler writing the array in place
+            ropt.param_groups[0]["lr"] = 0.5
+        step(opt, ws)
+        step(ropt, refs)
+    assert opt.param_groups[0]["lr"] is lr
+    assert all(np.array_equal(w, r) for w, r in zip(ws, refs)) and not np.array_equal(ws[0], make()[0])
+    with pytest.raises(ValueError, match="earning rate"):
+        getattr(pyoptk, name)(make(), lr=np.array(-1.0))
+    lr[...] = -1.0
+    before = [w.copy() for w in ws]
+    with pytest.raises(ValueError, match="earning rate"):
+        step(opt, ws)
+    assert all(np.array_equal(w, b) for w, b in zip(ws, before))

@@ -1,5 +1,7 @@
 """pyoptk on bfloat16 / float16 params against torch 2.13's fused CPU optimizers (runs when torch is
-installed). torch's fused kernels compute in float32 and keep the state in the param dtype: the
+installed), through both faces: the NumPy API, and pyoptk.torch on torch bf16/fp16 tensors (the
+twin reads p.grad and takes grad_scale / found_inf as GradScaler hands them, as torch's fused
+optimizers do). torch's fused kernels compute in float32 and keep the state in the param dtype: the
 same as pyoptk with state_dtype=None.
 
 Where the bits match, the test demands it; where they cannot, it says exactly why:
@@ -28,31 +30,51 @@ import ml_dtypes
 import pyoptk
 
 torch = pytest.importorskip("torch")
+import pyoptk.torch  # noqa: E402
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 DTYPES = [(BF16, torch.bfloat16), (np.dtype(np.float16), torch.float16)]
 IDS = ["bf16", "f16"]
+FRONTENDS = ["numpy", "torch"]  # pyoptk.<Algo> on NumPy arrays, pyoptk.torch.<Algo> on tensors
 
 
-def _run(name, hyper, dtype, tdtype, steps, n, grad_scale=None, found_inf=None):
+def _run(name, hyper, dtype, tdtype, steps, n, grad_scale=None, found_inf=None, frontend="numpy"):
     rng = np.random.default_rng(0)
     start = rng.standard_normal(n).astype(np.float32)
-    ours = start.astype(dtype)
     theirs = torch.from_numpy(start).to(tdtype)
-    opt = getattr(pyoptk, name)([ours], **hyper)
     topt = getattr(torch.optim, name)([theirs], **hyper, fused=True)
+    if frontend == "numpy":
+        ours = start.astype(dtype)
+        opt = getattr(pyoptk, name)([ours], **hyper)
+    else:
+        ours = torch.from_numpy(start).to(tdtype)
+        opt = getattr(pyoptk.torch, name)([ours], **hyper)
+    amp = [topt] + ([opt] if frontend == "torch" else [])
     if grad_scale is not None:  # what torch.amp.GradScaler hands a fused optimizer
-        topt.grad_scale = torch.tensor(grad_scale)
-        topt.found_inf = torch.tensor(0.0 if found_inf is None else found_inf)
+        for o in amp:
+            o.grad_scale = torch.tensor(grad_scale)
+            o.found_inf = torch.tensor(0.0 if found_inf is None else found_inf)
     for _ in range(steps):
         g = (rng.standard_normal(n) * (grad_scale or 1.0)).astype(np.float32)
-        opt.step([g.astype(dtype)], grad_scale=grad_scale, found_inf=found_inf)
+        if frontend == "numpy":
+            opt.step([g.astype(dtype)], grad_scale=grad_scale, found_inf=found_inf)
+        else:
+            ours.grad = torch.from_numpy(g).to(tdtype)
+            opt.step()
         theirs.grad = torch.from_numpy(g).to(tdtype)
         topt.step()
     return opt, ours, topt, theirs
 
 
+@pytest.fixture(params=FRONTENDS)
+def frontend(request):
+    return request.param
+
+
 def _as_numpy(t, dtype):
+    """A torch bf16/fp16 tensor (or a NumPy array, as it is) as a NumPy array of `dtype`."""
+    if isinstance(t, np.ndarray):
+        return t
     return t.view(torch.int16).numpy().view(np.uint16).view(dtype)
 
 
@@ -60,10 +82,10 @@ def _nearly(opt, ours, topt, theirs, dtype, fraction=5e-3, atol=0.05):
     """At most `fraction` of the elements of the param and of each state differ, by <= atol."""
     tstate = topt.state[theirs]
     assert set(opt.state[ours]) == set(tstate)
-    assert opt.state[ours]["step"] == tstate["step"].item()
+    assert float(opt.state[ours]["step"]) == tstate["step"].item()
     pairs = [("param", ours, theirs)] + [(k, opt.state[ours][k], v) for k, v in tstate.items() if k != "step"]
     for key, mine, t in pairs:
-        want = _as_numpy(t, dtype)
+        mine, want = _as_numpy(mine, dtype), _as_numpy(t, dtype)
         differ = mine.view(np.uint16) != want.view(np.uint16)
         assert differ.mean() <= fraction, f"{key}: {differ.sum()} of {mine.size} elements differ"
         np.testing.assert_allclose(mine.astype(np.float64), want.astype(np.float64), rtol=2.0 ** -6, atol=atol,
@@ -71,15 +93,15 @@ def _nearly(opt, ours, topt, theirs, dtype, fraction=5e-3, atol=0.05):
 
 
 def _exact(opt, ours, topt, theirs, dtype):
-    np.testing.assert_array_equal(ours.view(np.uint16), _as_numpy(theirs, dtype).view(np.uint16))
+    np.testing.assert_array_equal(_as_numpy(ours, dtype).view(np.uint16), _as_numpy(theirs, dtype).view(np.uint16))
     tstate = topt.state[theirs]
     assert set(opt.state[ours]) == set(tstate)
     for key, value in tstate.items():
         if key == "step":
-            assert opt.state[ours][key] == value.item()
+            assert float(opt.state[ours][key]) == value.item()
         else:
-            np.testing.assert_array_equal(opt.state[ours][key].view(np.uint16), _as_numpy(value, dtype).view(np.uint16),
-                                          err_msg=key)
+            mine = _as_numpy(opt.state[ours][key], dtype)
+            np.testing.assert_array_equal(mine.view(np.uint16), _as_numpy(value, dtype).view(np.uint16), err_msg=key)
 
 
 ADAM = [("Adam", dict(lr=0.01)), ("AdamW", dict(lr=0.01)), ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.05)),
@@ -88,21 +110,23 @@ ADAM = [("Adam", dict(lr=0.01)), ("AdamW", dict(lr=0.01)), ("Adam", dict(lr=0.01
 
 @pytest.mark.parametrize("dtype,tdtype", DTYPES, ids=IDS)
 @pytest.mark.parametrize("name,hyper", ADAM, ids=["Adam", "AdamW", "Adam-amsgrad-wd", "AdamW-maximize"])
-def test_adam_nearly_bit_identical_to_torch_fused(name, hyper, dtype, tdtype):
-    _nearly(*_run(name, hyper, dtype, tdtype, steps=50, n=100003), dtype)
+def test_adam_nearly_bit_identical_to_torch_fused(name, hyper, dtype, tdtype, frontend):
+    _nearly(*_run(name, hyper, dtype, tdtype, steps=50, n=100003, frontend=frontend), dtype)
 
 
 @pytest.mark.parametrize("dtype,tdtype", DTYPES, ids=IDS)
 @pytest.mark.parametrize("scale", [1024.0, 3.0])
-def test_grad_scale_as_torch_fused(dtype, tdtype, scale):
+def test_grad_scale_as_torch_fused(dtype, tdtype, scale, frontend):
     """torch divides each grad by grad_scale in float32; so does pyoptk (as it reads the grad)."""
-    _nearly(*_run("Adam", dict(lr=0.01), dtype, tdtype, steps=20, n=4099, grad_scale=scale), dtype)
+    _nearly(*_run("Adam", dict(lr=0.01), dtype, tdtype, steps=20, n=4099, grad_scale=scale, frontend=frontend), dtype)
 
 
 @pytest.mark.parametrize("dtype,tdtype", DTYPES, ids=IDS)
-def test_found_inf_skips_like_torch_fused(dtype, tdtype):
-    opt, ours, topt, theirs = _run("Adam", dict(lr=0.01), dtype, tdtype, steps=3, n=99, grad_scale=8.0, found_inf=1.0)
-    assert not opt.state and ours.view(np.uint16).tolist() == _as_numpy(theirs, dtype).view(np.uint16).tolist()
+def test_found_inf_skips_like_torch_fused(dtype, tdtype, frontend):
+    opt, ours, topt, theirs = _run("Adam", dict(lr=0.01), dtype, tdtype, steps=3, n=99, grad_scale=8.0, found_inf=1.0,
+                                   frontend=frontend)
+    mine = _as_numpy(ours, dtype)
+    assert not opt.state and mine.view(np.uint16).tolist() == _as_numpy(theirs, dtype).view(np.uint16).tolist()
     assert topt.state[theirs]["step"].item() == 0  # torch: created, then counted back
 
 
@@ -111,8 +135,8 @@ def test_found_inf_skips_like_torch_fused(dtype, tdtype):
 @pytest.mark.parametrize("hyper", [dict(lr=0.1), dict(lr=0.1, momentum=0.9),
                                    dict(lr=0.1, momentum=0.9, weight_decay=0.01, nesterov=True, maximize=True)],
                          ids=["plain", "momentum", "nesterov-wd"])
-def test_sgd_bit_identical_to_torch_fused_scalar_path(hyper, n, dtype, tdtype):
-    _exact(*_run("SGD", hyper, dtype, tdtype, steps=20, n=n), dtype)
+def test_sgd_bit_identical_to_torch_fused_scalar_path(hyper, n, dtype, tdtype, frontend):
+    _exact(*_run("SGD", hyper, dtype, tdtype, steps=20, n=n, frontend=frontend), dtype)
 
 
 def test_torch_fused_sgd_vector_loop_drops_the_update():
@@ -129,5 +153,5 @@ def test_torch_fused_sgd_vector_loop_drops_the_update():
 @pytest.mark.parametrize("hyper", [dict(lr=0.125, eps=2.0 ** -14), dict(lr=0.125, eps=2.0 ** -14, weight_decay=0.25, maximize=True),
                                    dict(lr=0.125, eps=2.0 ** -14, initial_accumulator_value=0.5)],
                          ids=["plain", "wd-maximize", "initial"])
-def test_adagrad_bit_identical_to_torch_fused(hyper, dtype, tdtype):
-    _exact(*_run("Adagrad", hyper, dtype, tdtype, steps=20, n=4099), dtype)
+def test_adagrad_bit_identical_to_torch_fused(hyper, dtype, tdtype, frontend):
+    _exact(*_run("Adagrad", hyper, dtype, tdtype, steps=20, n=4099, frontend=frontend), dtype)

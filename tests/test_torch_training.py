@@ -89,6 +89,55 @@ def test_tensor_lr_changed_in_place_by_a_scheduler():
         # (loose: torch computes with a float32 tensor lr in tensor arithmetic, pyoptk with its value in double)
 
 
+def _own_step_case(name):
+    """Params and a training step for the optimizers with their own step: rows of a sparse
+    embedding (SparseAdam), a closure (LBFGS), a matrix (Adafactor's factored path, Muon)."""
+    torch.manual_seed(0)
+    if name == "SparseAdam":
+        emb = torch.nn.Embedding(6, 3, sparse=True).double()
+        idx = torch.tensor([0, 4, 4])
+
+        def step(opt):
+            opt.zero_grad()
+            emb(idx).pow(2).sum().backward()
+            opt.step()
+        return list(emb.parameters()), step
+    w = torch.nn.Parameter(torch.linspace(-1, 1, 12, dtype=torch.float64).reshape(4, 3))
+
+    def closure(opt):
+        opt.zero_grad()
+        loss = 0.5 * ((w - 3) ** 2).sum()
+        loss.backward()
+        return loss
+    if name == "LBFGS":
+        return [w], lambda opt: opt.step(lambda: closure(opt))
+    return [w], lambda opt: (closure(opt), opt.step())
+
+
+@pytest.mark.parametrize("name", ["Adafactor", "Muon", "LBFGS", "SparseAdam"])
+def test_tensor_lr_for_optimizers_with_their_own_step(name, ns_in_dtype):
+    """A tensor lr changed in place between steps is read at each step: the same bits as a float
+    lr changed in the group, and torch.optim's trajectory with that float lr (torch's own run with
+    the tensor is not that: its LBFGS differs from its float-lr run by 1e-5, its SparseAdam by
+    2e-8, measured, as it computes with the tensor in tensor arithmetic)."""
+    runs = []
+    for cls, lr in ((pt, torch.tensor(0.25)), (pt, 0.25), (torch.optim, 0.25)):
+        params, step = _own_step_case(name)
+        opt = getattr(cls, name)(params, lr=lr)
+        for k in range(4):
+            if k == 2:  # a scheduler's new value (exact in float32, so the float run can match it)
+                if torch.is_tensor(lr):
+                    lr.fill_(0.0625)
+                else:
+                    opt.param_groups[0]["lr"] = 0.0625
+            step(opt)
+        runs.append([p.detach().clone() for p in params])
+    start = _own_step_case(name)[0]
+    for ours, float_lr, theirs, before in zip(*runs, start):
+        assert torch.equal(ours, float_lr) and not torch.equal(ours, before.detach())
+        np.testing.assert_allclose(ours.numpy(), theirs.numpy(), **TOL)
+
+
 def test_swa_utils():
     from torch.optim.swa_utils import SWALR, AveragedModel
 

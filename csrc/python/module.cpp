@@ -77,7 +77,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
   m.def("_register_tensor_type", &pyoptk::register_tensor_type, py::arg("type"), py::arg("data_ptr"),
-        py::arg("is_contiguous"), py::arg("float32"), py::arg("float64"),
+        py::arg("is_contiguous"), py::arg("float32"), py::arg("float64"), py::arg("bfloat16"), py::arg("float16"),
         "Let plans read grads of this tensor type through its methods (pyoptk.torch registers torch.Tensor).");
   bind_reductions(m);
   bind_coeffs(m);

@@ -229,11 +229,9 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
       data = plain_grad_data(g, like);
       grad_dtype = e.mirror ? e.mirror_dtype : e.slot_dtype[0];  // plain: the listed param's dtype
       bool tensor = false;
-      if (data == nullptr && e.slot_dtype[0] < kNumDtypes) {
-        // A torch tensor in the (float32 / float64) param's dtype; 16-bit grads take the checked path.
-        data = tensor_grad_data(g, e.param);
+      if (data == nullptr) {  // a torch tensor in the listed param's dtype (16-bit ones too)
+        data = tensor_grad_data(g, grad_dtype, e.numel);
         tensor = data != nullptr;
-        grad_dtype = e.slot_dtype[0];
       }
       if (data == nullptr) {
         python_may_have_run = true;
@@ -308,8 +306,8 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
     if (!info.reads_grad) continue;
     const bool same = grad_arrays[i] != nullptr
                           ? still_laid_out(grad_arrays[i], tasks[i].ptrs[1], e.numel, grad_descrs[i], kLaidOut)
-                          : tensor_grad_data(PySequence_Fast_GET_ITEM(fast, static_cast<py::ssize_t>(i)), e.param) ==
-                                tasks[i].ptrs[1];
+                          : tensor_grad_data(PySequence_Fast_GET_ITEM(fast, static_cast<py::ssize_t>(i)),
+                                             e.mirror ? e.mirror_dtype : e.slot_dtype[0], e.numel) == tasks[i].ptrs[1];
     if (!same) throw StalePlan("a grad was resized or relaid");
   }
   coalesce(tasks, itemsizes);

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import _core
 from .._kernels import FusedStep, Kernel
-from ..optimizer import Optimizer
+from ..optimizer import Optimizer, hyper_values
 from .._validate import is_real, next_steps
 from ._common import check_bool, check_dense_grad
 
@@ -23,6 +23,7 @@ _real = is_real
 
 
 def _check(h: dict[str, Any]) -> None:
+    h = hyper_values(h)  # a 0-d lr is checked by its value
     lr, eps = h["lr"], h["eps"]
     for name in ("lr", "beta2_decay", "d", "weight_decay"):
         if not _real(h[name]):
@@ -165,6 +166,7 @@ class Adafactor(Optimizer):
         for group, batch in zip(self.param_groups, batches):
             if not batch:
                 continue
+            group = hyper_values(group)  # a 0-d lr (changed in place by a scheduler) as its value
             states = []
             for p, _ in batch:
                 state = dict(self.state[p]) if p in self.state else {"step": 0}

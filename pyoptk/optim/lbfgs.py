@@ -13,7 +13,7 @@ import numpy as np
 from .. import _core
 from .._kernels import FusedStep, Kernel
 from .._validate import is_real, real_number, whole_count
-from ..optimizer import Optimizer
+from ..optimizer import Optimizer, hyper_values
 
 __all__ = ["LBFGS"]
 
@@ -162,6 +162,7 @@ class LBFGS(Optimizer):
         self._flat_params = self.param_groups[0]["params"]
 
     def _check_group(self, group):
+        group = hyper_values(group)  # a 0-d lr is checked by its value
         if not _num(group["lr"]):
             raise ValueError(f"Invalid learning rate: {group['lr']!r} (expected a real number)")
         if not 0.0 <= group["lr"]:
@@ -240,7 +241,7 @@ class LBFGS(Optimizer):
             raise TypeError("LBFGS.step needs a closure: step(closure) with closure() -> (loss, grads)")
         if grads is not None:
             raise ValueError("LBFGS.step takes a closure, not grads")
-        group = self.param_groups[0]
+        group = hyper_values(self.param_groups[0])  # a 0-d lr (changed in place by a scheduler) as its value
         self._check_group(group)
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]

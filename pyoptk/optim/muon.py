@@ -10,7 +10,7 @@ import numpy as np
 from .._blas import one_blas_thread
 from .._kernels import FusedStep, Kernel
 from .._validate import is_real
-from ..optimizer import Optimizer
+from ..optimizer import Optimizer, hyper_values
 from ._common import check_bool, check_dense_grad
 
 __all__ = ["Muon", "muon", "zeropower_via_newtonschulz"]
@@ -27,6 +27,7 @@ _real = is_real
 
 
 def _check(h: dict[str, Any]) -> None:
+    h = hyper_values(h)  # a 0-d lr is checked by its value
     for name in ("lr", "momentum", "weight_decay", "eps"):
         if not _real(h[name]):
             raise ValueError(f"Invalid {name}: {h[name]!r} (expected a real number)")
@@ -163,6 +164,7 @@ class Muon(Optimizer):
         for group, batch in zip(self.param_groups, batches):
             if not batch:
                 continue
+            group = hyper_values(group)  # a 0-d lr (changed in place by a scheduler) as its value
             fresh = {id(p): {"momentum_buffer": np.zeros_like(p)} for p, _ in batch if p not in self.state}
             bufs = [(fresh[id(p)] if id(p) in fresh else self.state[p])["momentum_buffer"] for p, _ in batch]
             muon([p for p, _ in batch], [g for _, g in batch], bufs, lr=group["lr"],

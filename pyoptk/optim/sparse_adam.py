@@ -9,7 +9,7 @@ import numpy as np
 from .. import _core
 from .._kernels import Kernel
 from .._validate import is_real, whole_count
-from ..optimizer import Optimizer
+from ..optimizer import Optimizer, hyper_values
 from ._common import check_bool
 
 __all__ = ["SparseAdam", "SparseGrad", "sparse_adam"]
@@ -68,6 +68,7 @@ class SparseGrad:
 
 
 def _check(h: dict[str, Any]) -> None:
+    h = hyper_values(h)  # a 0-d lr is checked by its value
     for name, what in (("lr", "learning rate"), ("eps", "epsilon value")):
         v = h[name]
         if not is_real(v):
@@ -177,7 +178,7 @@ class SparseAdam(Optimizer):
                 g = grads[index]
                 if g is not None:
                     _check_sparse(p, g, f"param {index}")
-                    todo.append((group, p, g, index))
+                    todo.append((hyper_values(group), p, g, index))  # a 0-d lr as its value
                 index += 1
         items, coeffs, pending = [], [], []
         for group, p, g, index in todo:

@@ -8,7 +8,9 @@ tensors zero-copy), its state being torch tensors that share memory with the ker
     loss.backward(); opt.step(); opt.zero_grad()
 
 Schedulers, ``swa_utils``, ``torch.amp.GradScaler``, hooks and ``ZeroRedundancyOptimizer`` work
-on them as on torch's own. Each class is one line below: :func:`twin` makes the torch twin of any
+on them as on torch's own; bfloat16/float16 models step through the mixed-precision kernels
+(``state_dtype``, ``master_weights``, ``stochastic_rounding`` as extra keyword arguments), and
+the element-wise ones step FSDP2's DTensor params as their local shards. Each class is one line below: :func:`twin` makes the torch twin of any
 ``pyoptk.Optimizer`` subclass.
 """
 from __future__ import annotations
@@ -24,7 +26,7 @@ from ._adapter import TorchOptimizer, core_method, twin
 
 # Plans read torch grad tensors through their own methods (no NumPy wrapper per tensor per step).
 _core._register_tensor_type(_torch.Tensor, _torch.Tensor.data_ptr, _torch.Tensor.is_contiguous,
-                            _torch.float32, _torch.float64)
+                            _torch.float32, _torch.float64, _torch.bfloat16, _torch.float16)
 
 SGD = twin(_optim.SGD)
 Adam = twin(_optim.Adam)

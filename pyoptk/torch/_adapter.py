@@ -17,7 +17,8 @@ import torch
 
 from .._typing import Params
 from ..optimizer import _TORCH_IMPL_KEYS, Optimizer
-from ._state import TorchState, grad_array, grad_tensor, param_view, to_numpy
+from ._dtensor import check_shards, is_dtensor, refuse_dtensors
+from ._state import TorchState, check_grads, grad_array, grad_tensor, param_view, to_numpy
 
 __all__ = ["TorchOptimizer", "twin"]
 
@@ -50,6 +51,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._core: Any = None  # the pyoptk optimizer, made with the first param group
         self._views: dict[torch.Tensor, Any] = {}
         self._direct = True  # every param is a real CPU tensor stepped by the fused kernel: grads go as they are
+        self._shards: list = []  # (index, param, view) of FSDP2's DTensor params: their local shards are stepped
         super().__init__(params, defaults)  # type: ignore[arg-type]  # torch's own checks of the params
         self.state = TorchState(self)  # type: ignore[assignment]
 
@@ -59,6 +61,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         group = self.param_groups[-1]
         try:
             start = len(self._views)
+            if self.core_class.step is not Optimizer.step:  # not one element-wise kernel: needs whole tensors
+                refuse_dtensors(group["params"], type(self).__name__, start)
             views = [param_view(p, f"param {start + i}") for i, p in enumerate(group["params"])]
             core_group = {k: self._value(v) for k, v in group.items() if k not in _TORCH_ONLY}
             core_group["params"] = views
@@ -70,8 +74,10 @@ class TorchOptimizer(torch.optim.Optimizer):
             self.param_groups.pop()
             raise
         self._views.update(zip(group["params"], views))
+        self._shards += [(start + i, p, v) for i, (p, v) in enumerate(zip(group["params"], views)) if is_dtensor(p)]
         self._direct = self._direct and self.core_class.step is Optimizer.step and all(
-            isinstance(v, np.ndarray) and not p.dtype.is_complex for p, v in zip(group["params"], views))
+            isinstance(v, np.ndarray) and not p.dtype.is_complex and not is_dtensor(p)
+            for p, v in zip(group["params"], views))
 
     @staticmethod
     def _value(v: Any) -> Any:
@@ -109,7 +115,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         if self._direct:
             return [p.grad for group in self.param_groups for p in group["params"]]
         if self.core_class.step is Optimizer.step:
-            return [grad_tensor(p.grad) for p in self._torch_params()]
+            check_shards(self._shards)  # FSDP2's shards: still the memory the kernels step
+            return [grad_tensor(p.grad, p) for p in self._torch_params()]
         return [grad_array(p.grad, p) for p in self._torch_params()]
 
     # ----- the step -------------------------------------------------------------------------
@@ -131,10 +138,14 @@ class TorchOptimizer(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         amp = {k: getattr(self, k) for k in ("grad_scale", "found_inf") if getattr(self, k, None) is not None}
-        if amp:  # set by GradScaler only when _step_supports_amp_scaling
-            self._core.step(self._grads(), **{k: v.detach().cpu().numpy() for k, v in amp.items()})
-        else:
-            self._core.step(self._grads())
+        try:
+            if amp:  # set by GradScaler only when _step_supports_amp_scaling
+                self._core.step(self._grads(), **{k: v.detach().cpu().numpy() for k, v in amp.items()})
+            else:
+                self._core.step(self._grads())
+        except (TypeError, ValueError):
+            check_grads(self._torch_params())  # words a refused torch grad in torch's terms, if that is the cause
+            raise
         return loss
 
     def _closure_step(self, closure: Callable[[], Any] | None) -> Any:
@@ -160,9 +171,23 @@ class TorchOptimizer(torch.optim.Optimizer):
                         "recommends")
 
     # ----- checkpoints: torch packs and checks; the core loads and checks its part -----------
+    def state_dict(self) -> dict[str, Any]:  # type: ignore[override]
+        """torch's ``state_dict()``, plus pyoptk's mixed-precision settings when they are not the
+        default (``"precision"``, with the stochastic-rounding counter; torch's loader ignores it)."""
+        out = super().state_dict()
+        precision = self._core.state_dict().get("precision") if self._core is not None else None
+        if precision is not None:
+            out["precision"] = precision
+        return out
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         before = self.param_groups, self.state
-        super().load_state_dict(state_dict)  # torch's checks, hooks and casts; sets torch-side groups and state
+        loading: list[dict[str, Any]] = []  # the state dict torch loads, after every pre-hook (this one runs last)
+        hook = self.register_load_state_dict_pre_hook(lambda opt, sd: loading.append(sd))
+        try:
+            super().load_state_dict(state_dict)  # torch's checks, hooks and casts; sets torch-side groups and state
+        finally:
+            hook.remove()
         try:
             params = self._torch_params()
             index = {id(p): i for i, p in enumerate(params)}
@@ -174,12 +199,24 @@ class TorchOptimizer(torch.optim.Optimizer):
                 groups.append(packed)
             loaded = {index[id(p)]: {k: to_numpy(v) for k, v in s.items()} for p, s in self.state.items()
                       if isinstance(p, torch.Tensor) and id(p) in index}
-            self._core.load_state_dict({"state": loaded, "param_groups": groups})
+            loaded.update(uncast_low_precision_state(loading[0], params))
+            precision = {"precision": loading[0]["precision"]} if "precision" in loading[0] else {}
+            self._core.load_state_dict({"state": loaded, "param_groups": groups, **precision})
         except BaseException:
             self.param_groups, self.state = before
             raise
         self.state = TorchState(self)  # type: ignore[assignment]
         self._sync()
+
+
+def uncast_low_precision_state(state_dict: dict[str, Any], params: list[torch.Tensor]) -> dict[int, dict]:
+    """The saved state of each 16-bit param, as saved. torch's loader casts every state tensor to
+    its param's dtype, which would round the float32 state (``state_dtype="float32"``) and the
+    ``master_param`` that pyoptk keeps for 16-bit params; the core casts to its own settings."""
+    saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+    return {index: {k: to_numpy(v) for k, v in state_dict["state"][saved].items()}
+            for index, (saved, p) in enumerate(zip(saved_ids, params))
+            if p.dtype in (torch.bfloat16, torch.float16) and saved in state_dict["state"]}
 
 
 def core_method(name: str, doc: str) -> Callable[[TorchOptimizer], None]:

@@ -10,18 +10,35 @@ import numpy as np
 import torch
 
 from .. import SparseGrad
+from .._precision import BFLOAT16
+from ._dtensor import as_dtensor, is_dtensor, local, local_grad
+
+
+def numpy_view(t: torch.Tensor) -> np.ndarray:
+    """A NumPy view of a CPU tensor's memory, zero-copy. torch's ``numpy()`` knows no bfloat16:
+    such a tensor is viewed through its int16 bits as ``ml_dtypes.bfloat16``, the dtype pyoptk steps."""
+    if t.dtype == torch.bfloat16:
+        return t.view(torch.int16).numpy().view(BFLOAT16)
+    return t.numpy()
+
+
+def tensor_view(a: np.ndarray) -> torch.Tensor:
+    """A tensor over a NumPy array's memory, zero-copy (``ml_dtypes.bfloat16`` as ``torch.bfloat16``)."""
+    if a.dtype == BFLOAT16:
+        return torch.from_numpy(a.view(np.int16)).view(torch.bfloat16)
+    return torch.from_numpy(a)
 
 
 def param_view(p: torch.Tensor, where: str) -> Any:
     """What pyoptk steps for torch param ``p``: a NumPy view of its memory (CPU; complex params
-    as ``view_as_real``, shape (..., 2), as torch steps them), or the detached tensor itself on a GPU
-    (pyoptk's CUDA path reads it through DLPack). Refused with a clear error otherwise."""
-    if p.dtype in (torch.float16, torch.bfloat16):
-        raise TypeError(f"{where} is {p.dtype}: pyoptk.torch steps float32 and float64 params (complex ones as "
-                        "their real view); bfloat16/float16 params are not supported yet. Keep float32 params "
-                        "(torch.autocast runs the model in low precision) or use torch.optim for these")
+    as ``view_as_real``, shape (..., 2), as torch steps them; bfloat16 as ``ml_dtypes.bfloat16``),
+    or the detached tensor itself on a GPU (pyoptk's CUDA path reads it through DLPack); for an
+    FSDP2 DTensor, that of its local shard. Refused with a clear error otherwise."""
+    if is_dtensor(p):
+        return param_view(local(p), where)
     if not (p.dtype.is_floating_point or p.dtype.is_complex):
-        raise TypeError(f"{where} has dtype {p.dtype}; pyoptk.torch steps float32/float64 (and complex) params")
+        raise TypeError(f"{where} has dtype {p.dtype}; pyoptk.torch steps float32/float64/bfloat16/float16 "
+                        "(and complex) params")
     if getattr(type(p), "__torch_dispatch__", None) is not getattr(torch.Tensor, "__torch_dispatch__", None):
         raise TypeError(f"{where} is a {type(p).__name__}, a tensor subclass with its own dispatch (FSDP2's "
                         "fully_shard makes DTensors): pyoptk.torch steps plain tensors; use torch.optim for these, "
@@ -31,7 +48,7 @@ def param_view(p: torch.Tensor, where: str) -> Any:
     if not p.is_contiguous():
         raise ValueError(f"{where} is not contiguous; pyoptk updates params in place and never through a copy "
                          "(make it contiguous before building the model's optimizer)")
-    return (torch.view_as_real(p.detach()) if p.dtype.is_complex else p.detach()).numpy()
+    return numpy_view(torch.view_as_real(p.detach()) if p.dtype.is_complex else p.detach())
 
 
 def grad_array(g: torch.Tensor | None, p: torch.Tensor) -> Any:
@@ -44,15 +61,34 @@ def grad_array(g: torch.Tensor | None, p: torch.Tensor) -> Any:
         if g.sparse_dim() != 1:
             raise ValueError(f"a sparse grad of sparse_dim {g.sparse_dim()}: pyoptk's SparseAdam takes row-sparse "
                              "grads (sparse_dim 1, as nn.Embedding(sparse=True) makes)")
-        return SparseGrad(g._indices()[0].numpy(), g._values().detach().numpy())
+        return SparseGrad(g._indices()[0].numpy(), numpy_view(g._values().detach()))
     if g.device.type != "cpu":
         return g.detach()
-    return (torch.view_as_real(g.detach()) if g.dtype.is_complex else g.detach()).numpy()
+    return numpy_view(torch.view_as_real(g.detach()) if g.dtype.is_complex else g.detach())
 
 
-def grad_tensor(g: torch.Tensor | None) -> Any:
+def check_grads(params: list[torch.Tensor]) -> None:
+    """After the core refused a step: a clear error for a grad that is not what the kernels read (a
+    dense grad of another dtype than its param's, e.g. set through ``.grad.data``, which torch's
+    ``.grad`` setter does not check; a non-contiguous one). Returns when every grad looks right."""
+    for i, p in enumerate(params):
+        g = p.grad
+        if g is None or g.is_sparse or g.device != p.device:
+            continue
+        if g.dtype != p.dtype and not (g.dtype == torch.float32 and p.dtype in (torch.bfloat16, torch.float16)):
+            raise TypeError(f"param {i}'s grad is {g.dtype}, the param {p.dtype}: pyoptk.torch reads grads in their "
+                            "param's dtype (or float32 for a 16-bit param)")
+        if not g.is_contiguous():
+            raise ValueError(f"param {i}'s grad is not contiguous; pyoptk reads grads in place, never through a "
+                             "copy (make it contiguous: p.grad = p.grad.contiguous())")
+
+
+def grad_tensor(g: torch.Tensor | None, p: torch.Tensor) -> Any:
     """A dense grad for the fused kernels, which read torch tensors directly: complex grads as their
-    real view (a tensor of the real view's shape), others as they are."""
+    real view (a tensor of the real view's shape), a DTensor param's grad as its local shard, others
+    as they are."""
+    if g is not None and is_dtensor(p):
+        g = local_grad(g, p)
     if g is not None and g.dtype.is_complex:
         return torch.view_as_real(g.detach())
     return g
@@ -60,11 +96,14 @@ def grad_tensor(g: torch.Tensor | None) -> Any:
 
 def to_torch(value: Any, p: torch.Tensor, scalar_as_tensor: bool) -> Any:
     """pyoptk's value of a state entry as torch keeps it: arrays as tensors sharing their memory
-    (complex for a complex param), scalars torch keeps in 0-d tensors as 0-d float32 tensors."""
+    (complex for a complex param; DTensors over the shard for an FSDP2 param), scalars torch keeps
+    in 0-d tensors as 0-d float32 tensors."""
     if isinstance(value, np.ndarray):
-        t = torch.from_numpy(value)
+        t = tensor_view(value)
         if p.dtype.is_complex and value.shape == tuple(p.shape) + (2,):
             t = torch.view_as_complex(t)  # the state of a complex param, kept as its real view
+        if is_dtensor(p) and t.shape == local(p).shape:
+            t = as_dtensor(t, p)
         return t
     if isinstance(value, list):
         return [to_torch(v, p, scalar_as_tensor) for v in value]
@@ -79,8 +118,8 @@ def to_numpy(value: Any) -> Any:
     """A torch state entry as pyoptk loads it: tensors as NumPy arrays (complex as their real
     view; 0-d tensors as 0-d arrays), lists element by element, other values as they are."""
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu().resolve_conj()
-        return (torch.view_as_real(value) if value.dtype.is_complex else value).numpy()
+        value = (local(value) if is_dtensor(value) else value).detach().cpu().resolve_conj()
+        return numpy_view(torch.view_as_real(value) if value.dtype.is_complex else value)
     if isinstance(value, (list, tuple)):
         return type(value)(to_numpy(v) for v in value)
     return value
