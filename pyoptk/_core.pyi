@@ -21,8 +21,10 @@ def step(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]], gra
     """items: (param index, mode, coefficient slot, param, grad, state 0, ..., [16-bit param written
     from the float32 master `param`]); a one-shot Plan."""
 
-def step_rows(op: str, mode: int, coeffs: Sequence[float], param: np.ndarray, values: np.ndarray,
-              states: Sequence[Optional[np.ndarray]], rows: np.ndarray) -> None: ...
+def step_rows(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]],
+              rounding_key: Optional[int] = None) -> None:
+    """items: (param index, mode, coefficient slot, param, values, rows, state 0, ..., [16-bit param
+    written from the float32 master `param`]); row rows[i] updated with values[i]."""
 def registry() -> dict[str, dict[str, Any]]:
     """{op: {"flags": {name: bit}, "states": [(name, required bits)], "coeffs": [names], "reads_grad": bool,
     "hyper": [names], "scalars": [names]}}"""
