@@ -507,7 +507,8 @@ def peer_notes(peers: Sequence[str], algos: Sequence[str], dtype: Any) -> List[s
         if np.dtype(dtype) == np.float64:
             notes.append("not run: torch-fused, deepspeed for float64 (pyoptk-bench runs them on float32 only)")
         elif np.dtype(dtype).itemsize == 2:
-            notes.append("16-bit params: torch-fused is the only peer run (float32 math, state in the param dtype)")
+            notes.append("16-bit params: the peers run are torch-fused (float32 math, state in the param dtype) and "
+                         "deepspeed (state in the param dtype or float32)")
         elif unfused:
             notes.append(f"not run: torch-fused for {', '.join(unfused)} (torch has no fused CPU kernel for it)")
     if any(p.startswith("torch") for p in peers) and any(a in SPECIAL for a in algos):
