@@ -14,7 +14,7 @@ class Plan:
             scalars: Optional[Sequence[dict]] = None, grad_scale: Optional[float] = None,
             rounding_key: Optional[int] = None) -> int:
         """Runs the update; returns the number of contiguous spans it ran as. grad_scale: grads are
-        divided by it as they are read; rounding_key: bfloat16 arrays rounded stochastically."""
+        divided by it as they are read; rounding_key: 16-bit arrays rounded stochastically."""
 
 def step(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]], grad_scale: Optional[float] = None,
          rounding_key: Optional[int] = None) -> int:
