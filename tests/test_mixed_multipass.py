@@ -23,6 +23,7 @@ import pytest
 import pyoptk
 from pyoptk import SparseGrad
 from pyoptk.optim.muon import zeropower_via_newtonschulz
+from test_mixed_precision import _bits, _compare_with_float32_run, _fma32, _same_bits
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F16 = np.dtype(np.float16)
@@ -37,21 +38,6 @@ PRECISION_IDS = ["state=param", "state=f32", "state=bf16", "master", "master+sta
 DENSE_SHAPES = [(1,), (7,), (1023,), (1, 1), (7, 17), (33, 129), (3, 5, 7)]
 MUON_SHAPES = [(1, 1), (7, 17), (33, 129), (129, 33)]
 SPARSE_SHAPES = [(1, 1), (7, 17), (40, 129), (3, 1023)]
-
-
-def _bits(a):
-    a = np.ascontiguousarray(a)
-    return a.view({2: np.uint16, 4: np.uint32, 8: np.uint64}[a.dtype.itemsize])
-
-
-def _same_bits(got, want, msg=""):
-    assert got.dtype == want.dtype, f"{msg}: dtype {got.dtype} != {want.dtype}"
-    np.testing.assert_array_equal(_bits(got), _bits(want), err_msg=msg)
-
-
-def _cast(a, dtype):
-    with np.errstate(over="ignore"):  # past float16's range: inf, as the kernels round
-        return np.asarray(a).astype(dtype)
 
 
 def _grads(name, shapes, dtype, rng, steps=STEPS):
@@ -92,35 +78,10 @@ def _check_against_float32_run(name, kw, shapes, dtype, precision, grad_dtype=No
     rng = np.random.default_rng(1)
     params = [rng.standard_normal(s).astype(dtype) for s in shapes]
     grads = _grads(name, shapes, grad_dtype or dtype, rng)
-    ours = getattr(pyoptk, name)(params, **kw, **precision)
-    ref_params = [p.astype(F32) for p in params]
     ref_kw = dict(kw)
     if name == "Adafactor" and kw.get("eps", (None,))[0] is None:  # torch: finfo of the param dtype
         ref_kw["eps"] = (float(ml_dtypes.finfo(dtype).eps), 1e-3)
-    ref = getattr(pyoptk, name)(ref_params, **ref_kw)
-    master = precision.get("master_weights", False)
-    state_dtype = np.dtype(precision.get("state_dtype") or dtype)
-    for k in range(STEPS):
-        if k > 0:  # the float32 run starts from our stored arrays, widened
-            for p, rp in zip(params, ref_params):
-                rp[...] = ours.state[p]["master_param"] if master else p.astype(F32)
-                for key, value in ours.state[p].items():
-                    if isinstance(value, np.ndarray) and key != "master_param":
-                        ref.state[rp][key][...] = value.astype(F32)
-        ours.step(grads[k])
-        ref.step([_widened_grad(g) for g in grads[k]])
-        for i, (p, rp) in enumerate(zip(params, ref_params)):
-            where = f"step {k}, param {i} {p.shape}"
-            _same_bits(p, _cast(rp, dtype), where)
-            state, rstate = ours.state[p], ref.state[rp]
-            assert set(state) == set(rstate) | ({"master_param"} if master else set()), where
-            if master:
-                _same_bits(state["master_param"], rp, where + " master_param")
-            for key, value in rstate.items():
-                if isinstance(value, np.ndarray):
-                    _same_bits(state[key], _cast(value, state_dtype), f"{where} {key}")
-                else:
-                    assert state[key] == value, f"{where} {key}"
+    _compare_with_float32_run(name, kw, ref_kw, precision, dtype, params, grads, widen=_widened_grad)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS, ids=PRECISION_IDS)
@@ -147,11 +108,6 @@ def test_float32_grads_for_16bit_params(name, kw, shapes, dtype):
 
 
 # ----- NumPy transcriptions, rounded with ml_dtypes casts where the step stores -----------------
-def _fma32(a, b, c):
-    """float32 fma through float64: the product of two float32 values is exact in float64."""
-    return (np.asarray(a, np.float64) * b + c).astype(F32)
-
-
 def _lerp32(a, b, w):
     """The kernels' lerp (torch's): a + w (b - a) for |w| < 0.5, else b - (1 - w)(b - a), one fma."""
     w32 = F32.type(w)  # the coefficient is float32; w - 1 is taken in float32, as in the kernel
@@ -364,19 +320,26 @@ def test_stochastic_rounding_draws_per_pass_and_resumes(name, kw, shapes):
     assert opt.state_dict()["precision"]["rounding_step"] == (4 * per_step if per_step else opt._rounding_step) > 0
     if name == "LBFGS":
         return  # its closure is rebuilt per run; the straight run above pins its counter
+    _check_resume(name, kw, shapes, sr, a)
+
+
+def _check_resume(name, kw, shapes, precision, straight, check_sd=lambda sd: None):
+    """_run_all's 4 steps as 2, a pickled checkpoint loaded into a new optimizer, 2 more: the
+    same bits as the straight run."""
     rng = np.random.default_rng(2)
-    start = [rng.standard_normal(s).astype(BF16) for s in shapes]
+    params = [rng.standard_normal(s).astype(BF16) for s in shapes]
     grads = _grads(name, shapes, BF16, rng, 4)
-    first = getattr(pyoptk, name)([p.copy() for p in start], **kw, **sr)
+    first = getattr(pyoptk, name)(params, **kw, **precision)
     for g in grads[:2]:
         first.step(g)
     sd = pickle.loads(pickle.dumps(copy.deepcopy(first.state_dict())))
-    resumed = [p.copy() for p in first.param_groups[0]["params"]]
-    second = getattr(pyoptk, name)(resumed, **kw, **sr)
+    check_sd(sd)
+    resumed = [p.copy() for p in params]
+    second = getattr(pyoptk, name)(resumed, **kw, **precision)
     second.load_state_dict(sd)
     for g in grads[2:]:
         second.step(g)
-    for x, y in zip(a[:len(start)], resumed):
+    for x, y in zip(straight[:len(params)], resumed):
         _same_bits(y, x)
 
 
@@ -403,25 +366,14 @@ def test_stochastic_rounding_keeps_tiny_sparse_updates():
 @pytest.mark.parametrize("name,kw,shapes", ALL[:3], ids=[a[0] for a in ALL[:3]])
 def test_checkpoint_resumes_bit_identically(name, kw, shapes, precision):
     straight, _ = _run_all(name, kw, shapes, BF16, precision, steps=4)
-    rng = np.random.default_rng(2)
-    params = [rng.standard_normal(s).astype(BF16) for s in shapes]
-    grads = _grads(name, shapes, BF16, rng, 4)
-    first = getattr(pyoptk, name)(params, **kw, **precision)
-    for g in grads[:2]:
-        first.step(g)
-    sd = copy.deepcopy(first.state_dict())
     want = np.dtype(precision.get("state_dtype") or BF16)
-    for s in sd["state"].values():
-        for key, value in s.items():
-            if isinstance(value, np.ndarray):
-                assert value.dtype == (F32 if key == "master_param" else want), key
-    resumed = [p.copy() for p in params]
-    second = getattr(pyoptk, name)(resumed, **kw, **precision)
-    second.load_state_dict(sd)
-    for g in grads[2:]:
-        second.step(g)
-    for x, y in zip(straight[:len(params)], resumed):
-        _same_bits(y, x)
+
+    def dtypes(sd):
+        for s in sd["state"].values():
+            for key, value in s.items():
+                if isinstance(value, np.ndarray):
+                    assert value.dtype == (F32 if key == "master_param" else want), key
+    _check_resume(name, kw, shapes, precision, straight, dtypes)
 
 
 def test_lbfgs_checkpoint_with_master_weights():

@@ -196,12 +196,20 @@ def _low_setup(dtype, grad_dtype, seed=0):
 
 def _check_against_float32_kernel(name, kw, precision, dtype, grad_dtype):
     params, grads = _low_setup(dtype, grad_dtype)
+    ours = _compare_with_float32_run(name, kw, kw, precision, dtype, params, grads)
+    assert ours._plan is not None  # the later steps ran through the checked plan
+
+
+def _compare_with_float32_run(name, kw, ref_kw, precision, dtype, params, grads, widen=lambda g: g.astype(np.float32)):
+    """Steps `params` (16-bit) through `grads` and, beside them, the float32 optimizer (`ref_kw`)
+    on float32 copies that start each step from our stored arrays, widened: after every step our
+    arrays must be its results rounded to the stored dtypes (ml_dtypes' casts). Returns ours."""
     ours = getattr(pyoptk, name)(params, **kw, **precision)
     ref_params = [p.astype(np.float32) for p in params]
-    ref = getattr(pyoptk, name)(ref_params, **kw)
+    ref = getattr(pyoptk, name)(ref_params, **ref_kw)
     master = precision.get("master_weights", False)
     state_dtype = np.dtype(precision.get("state_dtype") or dtype)
-    for k in range(STEPS):
+    for k in range(len(grads)):
         if k > 0:  # the reference resumes from our rounded arrays, widened
             for p, rp in zip(params, ref_params):
                 rp[...] = ours.state[p]["master_param"] if master else p.astype(np.float32)
@@ -209,22 +217,23 @@ def _check_against_float32_kernel(name, kw, precision, dtype, grad_dtype):
                     if isinstance(value, np.ndarray) and key != "master_param":
                         ref.state[rp][key][...] = value.astype(np.float32)
         ours.step(grads[k])
-        ref.step([g.astype(np.float32) for g in grads[k]])
+        ref.step([widen(g) for g in grads[k]])
         for i, (p, rp) in enumerate(zip(params, ref_params)):
-            where = f"step {k}, param {i} (size {p.size})"
-            _same_bits(p, rp.astype(dtype), where)
+            where = f"step {k}, param {i} (shape {p.shape})"
+            with np.errstate(over="ignore"):  # past float16's range: inf, as the kernel rounds
+                _same_bits(p, rp.astype(dtype), where)
             state, rstate = ours.state[p], ref.state[rp]
             assert set(state) == set(rstate) | ({"master_param"} if master else set()), where
             if master:
                 _same_bits(state["master_param"], rp, where + " master_param")
             for key, value in rstate.items():
                 if isinstance(value, np.ndarray):
-                    with np.errstate(over="ignore"):  # past float16's range: inf, as the kernel rounds
+                    with np.errstate(over="ignore"):
                         want = value.astype(state_dtype)
                     _same_bits(state[key], want, f"{where} {key}")
                 else:
                     assert state[key] == value, f"{where} {key}"
-    assert ours._plan is not None  # the later steps ran through the checked plan
+    return ours
 
 
 @pytest.mark.parametrize("precision", PRECISIONS, ids=PRECISION_IDS)

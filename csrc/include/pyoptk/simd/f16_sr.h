@@ -19,10 +19,9 @@ namespace cvt {
 // round-to-nearest-even (f32_to_f16).
 inline uint16_t f32_to_f16_sr(float f, uint32_t random13) {
   const uint32_t u = bits(f);
-  const uint16_t sign = uint16_t((u >> 16) & 0x8000u);
   const uint32_t a = u & 0x7fffffffu;
-  if (a > 0x7f800000u) return uint16_t(sign | 0x7e00u | ((a >> 13) & 0x3ffu));  // quiet NaN
-  if (a >= 0x47800000u) return uint16_t(sign | 0x7c00u);                          // >= 2^16: inf
+  if (a >= 0x47800000u) return f32_to_f16(f);  // NaN, inf, >= 2^16: nothing to draw
+  const uint16_t sign = uint16_t((u >> 16) & 0x8000u);
   if (a < 0x38800000u) {
     const uint32_t fixed = uint32_t(from_bits(a) * 137438953472.0f);  // 2^37
     return uint16_t(sign | ((fixed + random13) >> 13));  // a carry gives 2^-14, the first normal
