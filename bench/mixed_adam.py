@@ -1,5 +1,7 @@
-"""Adam at DRAM sizes in four storage layouts, against the roofline probe for the same bytes and
-torch's fused bf16 Adam, all interleaved in one process (medians of rounds, ratios in-run):
+"""Adam at DRAM sizes in four storage layouts, against the roofline probe for the same bytes,
+torch's fused bf16 Adam and DeepSpeed's CPU Adam (fp32, bf16 params with fp32 state, all-bf16:
+the same bytes per element as pyoptk's layouts of those names), all interleaved in one process
+(medians of rounds, ratios in-run):
 
     python bench/mixed_adam.py --size 1e8 --threads 1,2 --reps 7 --json bench/results/mixed_adam_1e8.json
 
@@ -41,12 +43,38 @@ def steppers(total: int) -> dict:
     try:
         import torch
     except ImportError:
+        print("peers skipped: torch is not installed (pip install torch==2.13.0)")
         return out
-    params, grads = make_arrays(total, "one", BF16, 0), make_arrays(total, "one", BF16, 1)
+    out["torch fused all-bf16"] = torch.optim.Adam(_tensors(torch, total, BF16), lr=1e-3, fused=True).step
+    out.update(deepspeed_steppers(torch, total))
+    return out
+
+
+def _tensors(torch, total: int, dtype) -> list:
+    """Params as tensors sharing fresh arrays' memory, each with its grad set."""
+    params, grads = make_arrays(total, "one", dtype, 0), make_arrays(total, "one", dtype, 1)
     tparams = [_as_tensor(torch, p) for p in params]
     for t, g in zip(tparams, grads):
         t.grad = _as_tensor(torch, g)
-    out["torch fused all-bf16"] = torch.optim.Adam(tparams, lr=1e-3, fused=True).step
+    return tparams
+
+
+def deepspeed_steppers(torch, total: int) -> dict:
+    """DeepSpeed's CPU Adam (plain Adam: adamw_mode=False, no weight decay) in the layouts it
+    has kernels for, named as pyoptk's layout of the same dtypes and bytes; {} with the reason
+    printed when it is not installed or its op does not build."""
+    try:
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+    except Exception as e:  # ImportError, or its JIT build of cpu_adam failing
+        print(f"deepspeed peer skipped: {type(e).__name__}: {e} (pip install deepspeed)")
+        return {}
+    out = {}
+    for name, (dtype, state, master, _) in LAYOUTS.items():
+        if master:  # DeepSpeed keeps no master copy of a bf16 param
+            continue
+        opt = DeepSpeedCPUAdam(_tensors(torch, total, dtype), lr=1e-3, adamw_mode=False,
+                               fp32_optimizer_states=state == F32)
+        out[f"deepspeed {name}"] = opt.step
     return out
 
 

@@ -14,15 +14,17 @@ class Plan:
             scalars: Optional[Sequence[dict]] = None, grad_scale: Optional[float] = None,
             rounding_key: Optional[int] = None) -> int:
         """Runs the update; returns the number of contiguous spans it ran as. grad_scale: grads are
-        divided by it as they are read; rounding_key: bfloat16 arrays rounded stochastically."""
+        divided by it as they are read; rounding_key: 16-bit arrays rounded stochastically."""
 
 def step(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]], grad_scale: Optional[float] = None,
          rounding_key: Optional[int] = None) -> int:
     """items: (param index, mode, coefficient slot, param, grad, state 0, ..., [16-bit param written
     from the float32 master `param`]); a one-shot Plan."""
 
-def step_rows(op: str, mode: int, coeffs: Sequence[float], param: np.ndarray, values: np.ndarray,
-              states: Sequence[Optional[np.ndarray]], rows: np.ndarray) -> None: ...
+def step_rows(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]],
+              rounding_key: Optional[int] = None) -> None:
+    """items: (param index, mode, coefficient slot, param, values, rows, state 0, ..., [16-bit param
+    written from the float32 master `param`]); row rows[i] updated with values[i]."""
 def registry() -> dict[str, dict[str, Any]]:
     """{op: {"flags": {name: bit}, "states": [(name, required bits)], "coeffs": [names], "reads_grad": bool,
     "hyper": [names], "scalars": [names]}}"""

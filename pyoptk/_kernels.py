@@ -96,7 +96,7 @@ class FusedStep:
         self.items.append(self.item(self.kernel, index, mode, slot, param, grad, states))
 
     def run(self, grad_scale: float | None = None, rounding_key: int | None = None) -> None:
-        """grad_scale: grads are divided by it as they are read; rounding_key: bfloat16 arrays are
+        """grad_scale: grads are divided by it as they are read; rounding_key: 16-bit arrays are
         written with stochastic rounding keyed by it (host arrays only; None = the defaults)."""
         if not self.items:
             return

@@ -43,8 +43,9 @@ class Precision:
     """``state_dtype``: None = the param's dtype (torch's rule), or float32 / bfloat16 for the
     states of float32 and 16-bit params. ``master_weights``: 16-bit params keep a float32 copy in
     the state (``master_param``) that the step updates; the param is its rounded value, written in
-    the same pass. ``stochastic_rounding``: bfloat16 arrays the step writes (params, states) are
-    rounded stochastically, from a counter-based generator keyed by (seed, step, param, element).
+    the same pass. ``stochastic_rounding``: bfloat16 and float16 arrays the step writes (params,
+    states) are rounded stochastically, from a counter-based generator keyed by (seed, step,
+    param, element).
     """
 
     state_dtype: Optional[np.dtype] = None
@@ -71,8 +72,6 @@ class Precision:
         if p_dtype == np.float64 and self.state_dtype is not None:
             raise ValueError(f"{where} is float64: state_dtype={self.state_dtype.name} applies to float32, "
                              "bfloat16 and float16 params")
-        if p_dtype == FLOAT16 and self.stochastic_rounding:
-            raise ValueError(f"{where} is float16: stochastic rounding is implemented for bfloat16 arrays")
 
     def state_dtype_for(self, p_dtype: np.dtype) -> np.dtype:
         return np.dtype(p_dtype) if self.state_dtype is None else self.state_dtype

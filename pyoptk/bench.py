@@ -273,7 +273,9 @@ def _as_tensor(torch, a: np.ndarray):
     return torch.from_numpy(a)
 
 
-def _deepspeed(name: str, algo: Algo, params, grads):
+def _deepspeed(name: str, algo: Algo, params, grads, fp32_state: bool = True):
+    """DeepSpeed's CPU Adam; its kernels take float32 params with float32 state, and bfloat16 /
+    float16 params with float32 (fp32_state) or param-dtype state."""
     if not name.startswith("adam"):
         return None
     try:
@@ -281,10 +283,10 @@ def _deepspeed(name: str, algo: Algo, params, grads):
         from deepspeed.ops.adam import DeepSpeedCPUAdam
     except Exception:
         return None
-    tparams = [torch.from_numpy(p).requires_grad_() for p in params]
+    tparams = [_as_tensor(torch, p).requires_grad_() for p in params]
     for t, g in zip(tparams, grads):
-        t.grad = torch.from_numpy(g)
-    opt = DeepSpeedCPUAdam(tparams, adamw_mode=name == "adamw", **algo.hyper)
+        t.grad = _as_tensor(torch, g)
+    opt = DeepSpeedCPUAdam(tparams, adamw_mode=name == "adamw", fp32_optimizer_states=fp32_state, **algo.hyper)
     return opt.step
 
 
@@ -358,9 +360,10 @@ def make_steppers(name: str, total: int, layout: Layout, dtype: Any, peers: Sequ
         out["roofline"] = _stream(algo.states, *fresh(), state_dtype)
     low = np.dtype(dtype).itemsize == 2
     same_state = state_dtype is None or np.dtype(state_dtype) == np.dtype(dtype)
+    f32_state = state_dtype is not None and np.dtype(state_dtype) == np.float32
     for peer in peers:
-        if low and (peer not in ("torch-fused",) or not same_state):
-            continue  # 16-bit: torch's fused kernel (float32 math, state in the param dtype) only
+        if low and not ((peer == "torch-fused" and same_state) or (peer == "deepspeed" and (same_state or f32_state))):
+            continue  # 16-bit: torch's fused kernel (float32 math, state in the param dtype) and DeepSpeed's only
         if peer == "numpy":
             fn = _numpy(name, algo, *fresh())
         elif peer.startswith("torch-"):
@@ -369,7 +372,8 @@ def make_steppers(name: str, total: int, layout: Layout, dtype: Any, peers: Sequ
         elif peer in ("pytorch_optimizer", "schedulefree"):
             fn = _package_peer(peer, algo, *fresh())
         elif peer == "deepspeed":
-            fn = _deepspeed(name, algo, *fresh()) if dtype == np.float32 else None
+            fn = _deepspeed(name, algo, *fresh(), fp32_state=not low or f32_state) \
+                if (low or (dtype == np.float32 and (same_state or f32_state))) else None
         else:
             raise ValueError(f"unknown peer {peer!r}; choose from {PEERS}")
         if fn is not None:
@@ -503,7 +507,8 @@ def peer_notes(peers: Sequence[str], algos: Sequence[str], dtype: Any) -> List[s
         if np.dtype(dtype) == np.float64:
             notes.append("not run: torch-fused, deepspeed for float64 (pyoptk-bench runs them on float32 only)")
         elif np.dtype(dtype).itemsize == 2:
-            notes.append("16-bit params: torch-fused is the only peer run (float32 math, state in the param dtype)")
+            notes.append("16-bit params: the peers run are torch-fused (float32 math, state in the param dtype) and "
+                         "deepspeed (state in the param dtype or float32)")
         elif unfused:
             notes.append(f"not run: torch-fused for {', '.join(unfused)} (torch has no fused CPU kernel for it)")
     if any(p.startswith("torch") for p in peers) and any(a in SPECIAL for a in algos):

@@ -677,15 +677,19 @@ class Optimizer:
             out[name] = self._load_scalar_state(key, name, saved[name])
         shape, dtype = self._where.describe(p) if arrays or master else (None, None)
         for name in arrays + ([MASTER_KEY] if master else []):
-            value = np.asarray(saved[name])
-            if value.shape != shape:
-                raise ValueError(f"state of param {key}: '{name}' has shape {value.shape}, the param {shape}")
-            if not (np.issubdtype(value.dtype, np.floating) or is_low_precision(value.dtype)):
-                raise ValueError(f"state of param {key}: '{name}' has dtype {value.dtype}, expected floating point")
-            # Cast as torch does (to the dtype this optimizer keeps the state in).
             want = np.dtype(np.float32) if name == MASTER_KEY else self.precision.state_dtype_for(dtype)
-            out[name] = self._where.load(cast_state(value, want, f"state of param {key}: '{name}'"))
+            out[name] = self._load_array(key, name, saved[name], shape, want)
         return out
+
+    def _load_array(self, key: Any, name: str, saved: Any, shape: tuple, want: np.dtype) -> Any:
+        """A checkpoint's state array of the given shape, cast as torch does to ``want`` (the
+        dtype this optimizer keeps it in)."""
+        value = np.asarray(saved)
+        if value.shape != shape:
+            raise ValueError(f"state of param {key}: '{name}' has shape {value.shape}, the param {shape}")
+        if not (np.issubdtype(value.dtype, np.floating) or is_low_precision(value.dtype)):
+            raise ValueError(f"state of param {key}: '{name}' has dtype {value.dtype}, expected floating point")
+        return self._where.load(cast_state(value, want, f"state of param {key}: '{name}'"))
 
     def _scalar_state_names(self) -> list[str]:
         return ["step"] if self.has_step else []

@@ -1,5 +1,5 @@
 """Fused unscale / clip / skip (step's grad_scale and found_inf, clip_grad_norm_for_step) and
-stochastic rounding of bfloat16 arrays."""
+stochastic rounding of bfloat16 and float16 arrays."""
 from __future__ import annotations
 
 import copy
@@ -137,48 +137,61 @@ def test_norms_of_16bit_grads_are_the_widened_float32_norms(kernel_config):
 
 
 # ----- stochastic rounding --------------------------------------------------------------------
-def test_tiny_updates_lost_by_rne_kept_by_stochastic_rounding():
-    """1000 steps of 1e-4 on bfloat16 params at 1.0: each is below half a bfloat16 ulp (2^-9), so
-    round-to-nearest-even loses every one; stochastic rounding keeps them on average."""
+# The ulp at 1.0: bfloat16 2^-7, float16 2^-10.
+SR_DTYPES = [(BF16, 2.0 ** -7), (np.dtype(np.float16), 2.0 ** -10)]
+SR_IDS = ["bf16", "f16"]
+
+
+@pytest.mark.parametrize("dtype,ulp", SR_DTYPES, ids=SR_IDS)
+def test_tiny_updates_lost_by_rne_kept_by_stochastic_rounding(dtype, ulp):
+    """1000 steps of 1e-4 on 16-bit params at 1.0: each is below half an ulp below 1 (bfloat16
+    2^-9, float16 2^-12), so round-to-nearest-even loses every one; stochastic rounding keeps them
+    on average."""
     n, steps, lr, g = 4096, 1000, 1.0, 1e-4
-    rne = np.ones(n, BF16)
-    sr = np.ones(n, BF16)
+    rne = np.ones(n, dtype)
+    sr = np.ones(n, dtype)
     exact = np.ones(n, np.float32)
     opt_rne = pyoptk.SGD([rne], lr=lr)
     opt_sr = pyoptk.SGD([sr], lr=lr, stochastic_rounding=True, seed=1)
     opt_f32 = pyoptk.SGD([exact], lr=lr)
-    grad16, grad32 = np.full(n, g, BF16), np.full(n, g, np.float32)
+    grad16 = np.full(n, g, dtype)
+    grad32 = grad16.astype(np.float32)
     for _ in range(steps):
         opt_rne.step([grad16])
         opt_sr.step([grad16])
         opt_f32.step([grad32])
-    target = float(exact.mean())  # 1 - 1000 * 1e-4 (bf16 of 1e-4 is 1.0014e-4)
+    target = float(exact.mean())  # 1 - 1000 g (g as the 16-bit dtype holds it)
     assert target == pytest.approx(1 - steps * float(np.float32(grad16[0])), abs=5e-4)  # float32's own rounding
     assert np.all(rne == 1.0)  # every update lost
-    assert float(sr.astype(np.float64).mean()) == pytest.approx(target, abs=2e-3)  # kept, unbiased
-    # Each element is a random walk of 1000 roundings (sd of one ~ 0.16 ulp = 6e-4): spread ~0.02.
-    assert float(sr.astype(np.float64).std()) < 0.03
+    # Each element is a random walk of 1000 roundings: one has an sd of sqrt(f (1 - f)) ulps for
+    # f = 1e-4 / ulp (bfloat16: 0.16 ulp of 2^-8, spread ~0.02 over 1000; float16: 0.4 ulp of
+    # 2^-11, ~0.006); the mean of 4096 elements is 64x tighter.
+    mean_tol, spread = (2e-3, 0.03) if dtype == BF16 else (6e-4, 0.012)
+    assert float(sr.astype(np.float64).mean()) == pytest.approx(target, abs=mean_tol)  # kept, unbiased
+    assert float(sr.astype(np.float64).std()) < spread
 
 
-def test_stochastic_rounding_probability_is_the_dropped_fraction():
-    """x = 1 + f ulp rounds up with probability f (ulp of bfloat16 at 1 is 2^-7)."""
+@pytest.mark.parametrize("dtype,ulp", SR_DTYPES, ids=SR_IDS)
+def test_stochastic_rounding_probability_is_the_dropped_fraction(dtype, ulp):
+    """x = 1 + f ulp rounds up with probability f."""
     n = 200000
     for f in (0.125, 0.5, 0.875):
-        p = np.ones(n, BF16)
+        p = np.ones(n, dtype)
         opt = pyoptk.SGD([p], lr=1.0, stochastic_rounding=True, seed=9)
-        opt.step([np.full(n, -f * 2.0 ** -7, np.float32)])
+        opt.step([np.full(n, -f * ulp, np.float32)])
         up = float(np.mean(p.astype(np.float32) > 1))
-        assert set(np.unique(p.astype(np.float32))) <= {1.0, 1.0 + 2.0 ** -7}
+        assert set(np.unique(p.astype(np.float32))) <= {1.0, 1.0 + ulp}
         assert up == pytest.approx(f, abs=0.005)  # 5 sigma of a binomial at n = 2e5
 
 
-def test_stochastic_rounding_is_keyed_by_seed_step_and_element():
+@pytest.mark.parametrize("dtype,ulp", SR_DTYPES, ids=SR_IDS)
+def test_stochastic_rounding_is_keyed_by_seed_step_and_element(dtype, ulp):
     def run(seed, steps, size=5000):
-        p = np.ones(size, BF16)
+        p = np.ones(size, dtype)
         opt = pyoptk.SGD([p], lr=1.0, stochastic_rounding=True, seed=seed)
         out = []
         for _ in range(steps):
-            opt.step([np.full(size, -0.3 * 2.0 ** -7, np.float32)])
+            opt.step([np.full(size, -0.3 * ulp, np.float32)])
             out.append(p.copy())
         return out
     a, b, c = run(0, 3), run(0, 3), run(1, 3)

@@ -32,3 +32,37 @@ def test_bytes_per_element():
     assert bench.bytes_per_element("adam", 2, 4) == 22
     assert bench.bytes_per_element("adam", 2) == 14
     assert bench.bytes_per_element("sgd-momentum", 2, 4) == 14
+
+
+def _mixed_adam():
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "mixed_adam.py"
+    spec = importlib.util.spec_from_file_location("mixed_adam", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_mixed_adam_skips_deepspeed_with_its_reason(monkeypatch, capsys):
+    torch = pytest.importorskip("torch")
+    monkeypatch.setitem(__import__("sys").modules, "deepspeed.ops.adam", None)  # its import: ImportError
+    assert _mixed_adam().deepspeed_steppers(torch, 100) == {}
+    out = capsys.readouterr().out
+    assert out.startswith("deepspeed peer skipped: ModuleNotFoundError: ") and out.endswith("(pip install deepspeed)\n"), out
+
+
+def test_mixed_adam_deepspeed_peer_in_its_three_layouts():
+    """DeepSpeed's CPU Adam in the layouts it has kernels for, each a working step (it JIT-builds
+    its op on first use: slow once)."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("deepspeed")
+    steps = _mixed_adam().deepspeed_steppers(torch, 1000)
+    assert sorted(steps) == ["deepspeed all-bf16", "deepspeed bf16+fp32-state", "deepspeed fp32"]
+    for step in steps.values():
+        step()
+    import numpy as np
+
+    rows = bench.make_steppers("adam", 1000, "one", bench.dtype_of("bfloat16"), ["deepspeed"], state_dtype="float32")
+    assert "deepspeed" in rows and np.dtype(bench.dtype_of("bfloat16")).itemsize == 2
+    rows["deepspeed"]()

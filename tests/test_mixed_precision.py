@@ -104,6 +104,63 @@ def test_widening_is_exact_for_every_bit_pattern(dtype, threads, kernel_config):
         _same_bits(s0, first[1], f"widen, {isa} against scalar, NaNs included")
 
 
+def _f16_neighbours(x):
+    """The float16 values either side of each float32 x, toward zero first (exact x: both x);
+    values past 65504 have inf as their upper neighbour."""
+    with np.errstate(over="ignore"):  # 65504's upper neighbour is inf
+        near = x.astype(F16)
+        n32 = near.astype(np.float32)
+        toward_zero = np.where(np.abs(n32) > np.abs(x), np.nextafter(near, F16.type(0)), near)
+        tz32 = toward_zero.astype(np.float32)
+        away = np.where(tz32 == x, toward_zero, np.nextafter(toward_zero, np.copysign(np.inf, x).astype(F16)))
+    return toward_zero, away
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_float16_stochastic_rounding(threads, kernel_config):
+    """Each value lands on one of its two float16 neighbours, exact values and specials stay, the
+    away-from-zero one is taken with the dropped fraction's probability (normals and subnormals
+    alike), and every ISA draws the same bits."""
+    rng = np.random.default_rng(8)
+    # 64 copies of each value, so that each draws 64 times: normals, subnormals, near the top.
+    base = np.concatenate([rng.standard_normal(300).astype(np.float32),
+                           (rng.uniform(-1, 1, 300) * 2.0 ** -14).astype(np.float32),  # float16 subnormals
+                           rng.uniform(65504, 65536, 50).astype(np.float32),
+                           np.array([1.0, -2.5, 0.0, -0.0, 65504.0, 2.0 ** -24, 2.0 ** -14], np.float32)])
+    x = np.repeat(base, 64)
+    special = np.array([np.inf, -np.inf, np.nan, 65536.0, -1e30, 3e38], np.float32)
+    first = None
+    for isa in pyoptk.available_isas():
+        kernel_config(isa, threads)
+        p = np.full(x.size + special.size, -0.0, F16)  # -0 + g == g exactly, for every g
+        _core.step("stream", [(0, 0, 0, p, np.concatenate([x, special]), None, None, None, None)], [(1.0,)],
+                   rounding_key=12345)
+        if first is None:
+            first = p.copy()
+        else:
+            _same_bits(p, first, f"{isa}, {threads} threads")
+    got, tail = first[:x.size].astype(np.float32), first[x.size:].astype(np.float32)
+    np.testing.assert_array_equal(tail[:2], [np.inf, -np.inf])
+    assert np.isnan(tail[2]) and np.all(tail[3:] == [np.inf, -np.inf, np.inf])
+    low, high = (a.astype(np.float32) for a in _f16_neighbours(x))
+    assert np.all((got == low) | (got == high)), "not a neighbour"
+    exact = low == high
+    assert np.array_equal(_bits(first[:x.size][exact]), _bits(x[exact].astype(F16)))  # signed zeros too
+    # P(away from zero) = the dropped fraction: per value over its 64 draws, and summed.
+    finite_high = np.isfinite(high) & ~exact
+    frac = np.where(finite_high, (np.abs(x) - np.abs(low)) / np.where(finite_high, np.abs(high - low), 1), 0)
+    up = (got == high) & ~exact
+    expected, seen = frac[finite_high].sum(), up[finite_high].sum()
+    assert abs(seen - expected) < 5 * np.sqrt(expected), (seen, expected)
+    per_value = up.reshape(-1, 64).mean(axis=1)[finite_high.reshape(-1, 64)[:, 0]]
+    assert np.all(np.abs(per_value - frac.reshape(-1, 64)[:, 0][finite_high.reshape(-1, 64)[:, 0]]) < 0.35)
+    # Between 65504 and 65536 the upper neighbour is inf, taken in proportion to the excess.
+    top = (np.abs(x) > 65504) & (np.abs(x) < 65536)
+    assert np.all(np.isinf(got[top]) | (np.abs(got[top]) == 65504))
+    share = float(np.mean(np.isinf(got[top])))
+    assert share == pytest.approx(float(np.mean((np.abs(x[top]) - 65504) / 32)), abs=0.05)
+
+
 # ----- every element-wise algorithm, bit for bit against the float32 kernel + ml_dtypes casts --
 SGD_ADAM_CASES = [
     ("SGD", dict(lr=0.1)),
@@ -139,12 +196,20 @@ def _low_setup(dtype, grad_dtype, seed=0):
 
 def _check_against_float32_kernel(name, kw, precision, dtype, grad_dtype):
     params, grads = _low_setup(dtype, grad_dtype)
+    ours = _compare_with_float32_run(name, kw, kw, precision, dtype, params, grads)
+    assert ours._plan is not None  # the later steps ran through the checked plan
+
+
+def _compare_with_float32_run(name, kw, ref_kw, precision, dtype, params, grads, widen=lambda g: g.astype(np.float32)):
+    """Steps `params` (16-bit) through `grads` and, beside them, the float32 optimizer (`ref_kw`)
+    on float32 copies that start each step from our stored arrays, widened: after every step our
+    arrays must be its results rounded to the stored dtypes (ml_dtypes' casts). Returns ours."""
     ours = getattr(pyoptk, name)(params, **kw, **precision)
     ref_params = [p.astype(np.float32) for p in params]
-    ref = getattr(pyoptk, name)(ref_params, **kw)
+    ref = getattr(pyoptk, name)(ref_params, **ref_kw)
     master = precision.get("master_weights", False)
     state_dtype = np.dtype(precision.get("state_dtype") or dtype)
-    for k in range(STEPS):
+    for k in range(len(grads)):
         if k > 0:  # the reference resumes from our rounded arrays, widened
             for p, rp in zip(params, ref_params):
                 rp[...] = ours.state[p]["master_param"] if master else p.astype(np.float32)
@@ -152,22 +217,23 @@ def _check_against_float32_kernel(name, kw, precision, dtype, grad_dtype):
                     if isinstance(value, np.ndarray) and key != "master_param":
                         ref.state[rp][key][...] = value.astype(np.float32)
         ours.step(grads[k])
-        ref.step([g.astype(np.float32) for g in grads[k]])
+        ref.step([widen(g) for g in grads[k]])
         for i, (p, rp) in enumerate(zip(params, ref_params)):
-            where = f"step {k}, param {i} (size {p.size})"
-            _same_bits(p, rp.astype(dtype), where)
+            where = f"step {k}, param {i} (shape {p.shape})"
+            with np.errstate(over="ignore"):  # past float16's range: inf, as the kernel rounds
+                _same_bits(p, rp.astype(dtype), where)
             state, rstate = ours.state[p], ref.state[rp]
             assert set(state) == set(rstate) | ({"master_param"} if master else set()), where
             if master:
                 _same_bits(state["master_param"], rp, where + " master_param")
             for key, value in rstate.items():
                 if isinstance(value, np.ndarray):
-                    with np.errstate(over="ignore"):  # past float16's range: inf, as the kernel rounds
+                    with np.errstate(over="ignore"):
                         want = value.astype(state_dtype)
                     _same_bits(state[key], want, f"{where} {key}")
                 else:
                     assert state[key] == value, f"{where} {key}"
-    assert ours._plan is not None  # the later steps ran through the checked plan
+    return ours
 
 
 @pytest.mark.parametrize("precision", PRECISIONS, ids=PRECISION_IDS)
@@ -311,14 +377,12 @@ def test_bad_settings_refused():
             pyoptk.Adam([pb], state_dtype=bad)
     with pytest.raises(ValueError, match="param 0 of the new group is float64: state_dtype=float32"):
         pyoptk.Adam([np.ones(4)], state_dtype="float32")
-    with pytest.raises(ValueError, match="param 0 of the new group is float16: stochastic rounding"):
-        pyoptk.SGD([np.ones(4, np.float16)], lr=0.1, stochastic_rounding=True)
     with pytest.raises(ValueError, match="Invalid master_weights"):
         pyoptk.Adam([pb], master_weights="yes")
     with pytest.raises(TypeError, match=r"unexpected keyword arguments \['state_dtyp'\]"):
         pyoptk.Adam([pb], state_dtyp="float32")
-    for cls, kw in [(pyoptk.Adafactor, {}), (pyoptk.Muon, {}), (pyoptk.SparseAdam, {}), (pyoptk.LBFGS, {}),
-                    (pyoptk.LAMB, {}), (pyoptk.LARS, {}), (pyoptk.ScheduleFreeSGD, {}), (pyoptk.ScheduleFreeAdamW, {})]:
+    # SparseAdam, Adafactor, Muon and LBFGS take 16-bit params: tests/test_mixed_multipass.py.
+    for cls, kw in [(pyoptk.LAMB, {}), (pyoptk.LARS, {}), (pyoptk.ScheduleFreeSGD, {}), (pyoptk.ScheduleFreeAdamW, {})]:
         with pytest.raises(TypeError, match=f"{cls.__name__} steps float32 and float64 params; param 0"):
             cls([np.ones((4, 4), BF16)], **kw)
     opt = pyoptk.Adam([pb])

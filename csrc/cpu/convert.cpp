@@ -1,6 +1,7 @@
 // Compiled once per ISA next to kernels.cpp: the storage conversions of simd/convert.h as a table.
 #include "pyoptk/kernel_table.h"
 #include "pyoptk/simd/convert.h"
+#include "pyoptk/simd/f16_sr.h"
 
 #define PYOPTK_CONCAT2(a, b) a##b
 #define PYOPTK_CONCAT(a, b) PYOPTK_CONCAT2(a, b)
@@ -34,8 +35,12 @@ void narrow(int dtype, const float* src, void* dst, int64_t n) {
   }
 }
 
-void narrow_sr(const float* src, void* dst, int64_t n, uint32_t key, uint32_t index) {
-  cvt::narrow_bf16_sr(src, static_cast<uint16_t*>(dst), n, key, index);
+void narrow_sr(int dtype, const float* src, void* dst, int64_t n, uint32_t key, uint32_t index) {
+  if (dtype == kBFloat16) {
+    cvt::narrow_bf16_sr(src, static_cast<uint16_t*>(dst), n, key, index);
+  } else {
+    cvt::narrow_f16_sr(src, static_cast<uint16_t*>(dst), n, key, index);
+  }
 }
 
 constexpr ConvertFns kConvertFns = {&widen, &narrow, &narrow_sr};

@@ -15,7 +15,7 @@ int64_t item_size(int dtype) { return dtype == kFloat64 ? 8 : dtype == kFloat32 
 // draws the bits of (key of this slot, element index): the same for any split into threads or
 // blocks, and on every ISA.
 void store_narrow(const Staging& st, int slot, int dtype, const float* src, char* dst, int64_t index, int64_t n) {
-  if (!(st.stochastic && dtype == kBFloat16)) {
+  if (!st.stochastic) {
     st.cvt->narrow(dtype, src, dst, n);
     return;
   }
@@ -24,7 +24,7 @@ void store_narrow(const Staging& st, int slot, int dtype, const float* src, char
     const uint32_t lo = static_cast<uint32_t>(index);
     const int64_t m = std::min<int64_t>(n, (int64_t{1} << 32) - lo);  // never wrap the low 32 bits
     const uint32_t key = static_cast<uint32_t>(mix64(st.sr_key ^ mix64((hi << 8) | static_cast<uint64_t>(slot))));
-    st.cvt->narrow_sr(src, dst, m, key, lo);
+    st.cvt->narrow_sr(dtype, src, dst, m, key, lo);
     src += m;
     dst += 2 * m;
     index += m;

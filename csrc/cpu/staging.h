@@ -1,7 +1,7 @@
 // Mixed precision without a second copy of any formula or loop: a task whose arrays are not all
 // float32 runs its span in L1-sized blocks; each 16-bit array (and a scaled grad) is converted
 // into a float32 scratch block, the op's float32 span function runs on the scratch pointers, and
-// the written blocks are rounded back (to nearest even, or stochastically for bfloat16).
+// the written blocks are rounded back (to nearest even, or stochastically).
 #pragma once
 #include <cstdint>
 
@@ -17,7 +17,7 @@ struct Staging {
   char* mirror = nullptr;             // master weights: the 16-bit param, rounded from slot 0's result
   int8_t mirror_dtype = kFloat32;
   const float* grad_divisor = nullptr;  // grad_scale: the grad is divided by it as it is read (any dtype)
-  bool stochastic = false;            // bfloat16 params/states/mirror rounded stochastically
+  bool stochastic = false;            // 16-bit params/states/mirror rounded stochastically
   uint64_t sr_key = 0;                // (seed, rounding step, param index), mixed
 };
 

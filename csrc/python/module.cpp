@@ -47,6 +47,7 @@ PYBIND11_MODULE(_core, m) {
         py::arg("rounding_key") = py::none(),
         "Validate and run one fused, multi-tensor update in place (internal; use the optimizers).");
   m.def("step_rows", &pyoptk::step_rows, py::arg("op"), py::arg("items"), py::arg("coeffs"),
+        py::arg("rounding_key") = py::none(),
         "Validate, then run one op over chosen rows of several params in one call (internal; SparseAdam).");
   m.def("registry", &pyoptk::registry, "Names of every op's flags, states and coefficients.");
   m.def("isa", [] { return std::string(isa_name(active_isa())); }, "The ISA the kernels run on now.");

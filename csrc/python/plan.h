@@ -47,7 +47,7 @@ class Plan {
   // Returns the number of contiguous spans the update ran as (arrays that continue each other in
   // memory are merged).
   // grad_scale (optional float): every grad is divided by it as it is read (torch's fused
-  // unscale). rounding_key (optional int): bfloat16 arrays are written with stochastic rounding
+  // unscale). rounding_key (optional int): 16-bit arrays are written with stochastic rounding
   // keyed by it and each param's index; None rounds to nearest even.
   size_t run(pybind11::sequence grads, pybind11::sequence coeff_sets,
              pybind11::object param_lists = pybind11::none(), pybind11::object scalars = pybind11::none(),

@@ -7,6 +7,7 @@ import numpy as np
 
 from .._arrays import HOST, common_location
 from .._kernels import FusedStep, Kernel
+from .._precision import is_low_precision
 from .._validate import is_real, next_steps
 
 
@@ -125,8 +126,9 @@ def check_dense_grad(p: np.ndarray, g: Any, where: str) -> None:
     if isinstance(g, np.ma.MaskedArray):
         raise TypeError(f"{where} grad is a numpy.ma.MaskedArray; pyoptk would ignore its mask: pass its .data "
                         "(or np.ma.filled(...)) explicitly")
-    if g.dtype != p.dtype:
-        raise TypeError(f"{where} grad has dtype {g.dtype}, expected {p.dtype} (the param's dtype)")
+    if g.dtype != p.dtype and not (is_low_precision(p.dtype) and g.dtype == np.float32):
+        also = " or float32" if is_low_precision(p.dtype) else ""
+        raise TypeError(f"{where} grad has dtype {g.dtype}, expected {p.dtype} (the param's dtype){also}")
     if g.shape != p.shape:
         raise ValueError(f"{where} grad has shape {g.shape}, expected {p.shape} (the param's shape)")
     if not g.flags.c_contiguous:

@@ -9,9 +9,11 @@ import numpy as np
 
 from .. import _core
 from .._kernels import FusedStep, Kernel
+from .._precision import MASTER_KEY
 from ..optimizer import Optimizer, hyper_values
 from .._validate import is_real, next_steps
 from ._common import check_bool, check_dense_grad
+from ._low import Rounding, compute_dtype, finfo_eps, state_dtype_ok, widened
 
 __all__ = ["Adafactor", "adafactor"]
 
@@ -62,9 +64,19 @@ def adafactor(params, grads, row_vars, col_vars, variances, state_steps, *, d: f
     """Functional Adafactor (torch.optim._adafactor.adafactor's keyword arguments). ``state_steps``
     (ints) are incremented in place, as torch increments its step tensors. Params with ndim >= 2
     use ``row_vars[i]``/``col_vars[i]`` (shapes ``[..., R, 1]`` / ``[..., 1, C]``); others ``variances[i]``.
-    Everything is checked before anything changes."""
+    Everything is checked before anything changes. 16-bit params: grads in their dtype or
+    float32, states in their dtype, float32 or bfloat16; rounded to nearest even."""
     _check(dict(lr=lr, beta2_decay=beta2_decay, eps=(eps1, eps2), d=d, weight_decay=weight_decay,
                 maximize=maximize))
+    _run(params, grads, row_vars, col_vars, variances, [None] * len(params), state_steps, Rounding(), d=d, lr=lr,
+         beta2_decay=beta2_decay, weight_decay=weight_decay, eps1=eps1, eps2=eps2, maximize=maximize)
+
+
+def _run(params, grads, row_vars, col_vars, variances, masters, state_steps, rounding: Rounding, *, d, lr,
+         beta2_decay, weight_decay, eps1, eps2, maximize) -> None:
+    """The step: checks, the variance EMAs (fused), the update U (fused), the param update (fused,
+    onto ``masters[i]``, the float32 master copy, when given). The NumPy passes read 16-bit arrays
+    widened to float32; each fused pass rounds what it stores."""
     n = len(params)
     for what, seq in (("grads", grads), ("row_vars", row_vars), ("col_vars", col_vars),
                       ("variances", variances), ("state_steps", state_steps)):
@@ -75,27 +87,31 @@ def adafactor(params, grads, row_vars, col_vars, variances, state_steps, *, d: f
         if p.ndim > 1:
             rs, cs = p.shape[:-1] + (1,), p.shape[:-2] + (1, p.shape[-1])
             for what, s, shape in (("row_var", row_vars[i], rs), ("col_var", col_vars[i], cs)):
-                if not isinstance(s, np.ndarray) or s.shape != shape or s.dtype != p.dtype:
-                    raise ValueError(f"param {i} {what} must be a {p.dtype} array of shape {shape}")
+                if not isinstance(s, np.ndarray) or s.shape != shape or not state_dtype_ok(p.dtype, s.dtype):
+                    raise ValueError(f"param {i} {what} must be a {p.dtype} array of shape {shape} "
+                                     "(or float32 / bfloat16 for a 16-bit or float32 param)")
         elif not isinstance(variances[i], np.ndarray) or variances[i].shape != p.shape \
-                or variances[i].dtype != p.dtype:
-            raise ValueError(f"param {i} variance must be an array of the param's shape and dtype")
+                or not state_dtype_ok(p.dtype, variances[i].dtype):
+            raise ValueError(f"param {i} variance must be an array of the param's shape and dtype "
+                             "(or float32 / bfloat16 for a 16-bit or float32 param)")
     if n == 0:
         return
     # As torch: a None eps1 becomes finfo(dtype).eps of the first param, for the whole call.
     if eps1 is None:
-        eps1 = float(np.finfo(params[0].dtype).eps)
+        eps1 = finfo_eps(params[0].dtype)
     steps = next_steps(state_steps)
     lerps, pre = FusedStep(LERP), FusedStep(KERNEL)
     alphas, updates, var_estimates = [], [], []
+    grads = [widened(g) for g in grads]  # what every pass reads: exact
     for i, (p, g) in enumerate(zip(params, grads)):
         t = float(steps[i])
         w = t ** beta2_decay
         rho = min(lr, 1 / (t ** 0.5))
-        alphas.append(max(eps2, _norm(p) / (p.size ** 0.5) if p.size else 0.0) * rho)  # before weight decay, as torch
+        stored = p if masters[i] is None else masters[i]
+        alphas.append(max(eps2, _norm(stored) / (p.size ** 0.5) if p.size else 0.0) * rho)  # before weight decay
         slot_lerp = lerps.slot(w, lambda: {"one_minus_momentum": w, "momentum": 1 - w})
         slot_pre = pre.slot(w, lambda: {"one_minus_beta2": w, "eps1_sq": eps1 * eps1})
-        updates.append(np.empty_like(p))
+        updates.append(np.empty(p.shape, compute_dtype(p.dtype)))
         if p.ndim > 1:
             lerps.add(i, 0, slot_lerp, row_vars[i], _sq_norm_mean(g, -1), {})
             lerps.add(i, 0, slot_lerp, col_vars[i], _sq_norm_mean(g, -2), {})
@@ -103,22 +119,23 @@ def adafactor(params, grads, row_vars, col_vars, variances, state_steps, *, d: f
         else:
             pre.add(i, KERNEL.mode(maximize=maximize, full_variance=True), slot_pre, updates[i], g,
                     {"variance": variances[i]})
-    lerps.run()
+    lerps.run(rounding_key=rounding.key())
     for i in var_estimates:
-        est = np.multiply(row_vars[i], col_vars[i])  # row_var @ col_var: one exact product each
-        est /= np.maximum(row_vars[i].mean(axis=-2, keepdims=True), eps1)
+        row, col = widened(row_vars[i]), widened(col_vars[i])  # as stored
+        est = np.multiply(row, col)  # row_var @ col_var: one exact product each
+        est /= np.maximum(row.mean(axis=-2, keepdims=True), eps1)
         w = float(steps[i]) ** beta2_decay
         pre.add(i, KERNEL.mode(maximize=maximize), pre.slot(w, lambda: {"one_minus_beta2": w, "eps1_sq": eps1 * eps1}),
                 updates[i], grads[i], {"variance": est})
-    pre.run()
+    pre.run(rounding_key=rounding.key())
     final = FusedStep(UPDATE)
     mode = UPDATE.mode(decoupled_weight_decay=weight_decay != 0)
     for i, p in enumerate(params):
         denom = max(1.0, _norm(updates[i]) / ((updates[i].size ** 0.5) * d)) if p.size else 1.0
         alpha = -alphas[i] / denom
         final.add(i, mode, final.slot(alpha, lambda: {"alpha": alpha, "decay": 1 - lr * weight_decay}),
-                  p, updates[i], {})
-    final.run()
+                  p, updates[i], {} if masters[i] is None else {MASTER_KEY: masters[i]})
+    final.run(rounding_key=rounding.key())
     state_steps[:] = steps
 
 
@@ -138,19 +155,24 @@ class Adafactor(Optimizer):
     Numerics against torch: row/column means are NumPy reductions and the RMS norms pyoptk's
     fixed-order reduction, which sum in another order than torch's, so the last bits can differ
     (float64: ~1e-12 relative). None of them uses threads: the same bits for any thread count.
+
+    bfloat16 / float16 params (``state_dtype``, ``master_weights``, ``stochastic_rounding`` as for
+    the element-wise optimizers): the grad is widened once to float32 for the reductions and U;
+    the EMAs, U and the param update are fused float32 passes that round what they store, and
+    each later pass reads the stored (rounded) state. eps1=None is ``finfo(param dtype).eps`` as
+    in torch (bfloat16: 2**-7).
     """
 
     kernel = KERNEL
     runs_on_cuda = False
-    low_precision = False  # its NumPy passes take float32/float64 arrays
 
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8,
                  eps: tuple[Optional[float], float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,
-                 foreach: Optional[bool] = None, maximize: bool = False):
+                 foreach: Optional[bool] = None, maximize: bool = False, **precision):
         defaults = dict(lr=lr, beta2_decay=beta2_decay, eps=tuple(eps) if isinstance(eps, list) else eps, d=d,
                         weight_decay=weight_decay, maximize=maximize)
         _check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **precision)
 
     def _check_group(self, group):
         _check(group)
@@ -158,11 +180,18 @@ class Adafactor(Optimizer):
     def _group_mode(self, group):
         return 0
 
+    def _shapes(self, p) -> dict[str, tuple]:
+        """The state arrays of param ``p`` and their shapes."""
+        if p.ndim > 1:
+            return {"row_var": p.shape[:-1] + (1,), "col_var": p.shape[:-2] + (1, p.shape[-1])}
+        return {"variance": p.shape}
+
     def step(self, grads=None, closure=None):
         """Update every param with a grad. Returns the closure's loss (or None). A refused step
         changes nothing."""
         loss, grads = self._collect_grads(grads, closure)
         batches = self._dense_batches(grads)
+        rounding = Rounding(self)
         for group, batch in zip(self.param_groups, batches):
             if not batch:
                 continue
@@ -171,35 +200,34 @@ class Adafactor(Optimizer):
             for p, _ in batch:
                 state = dict(self.state[p]) if p in self.state else {"step": 0}
                 if "row_var" not in state and "variance" not in state:
-                    if p.ndim > 1:
-                        state["row_var"] = np.zeros(p.shape[:-1] + (1,), p.dtype)
-                        state["col_var"] = np.zeros(p.shape[:-2] + (1, p.shape[-1]), p.dtype)
-                    else:
-                        state["variance"] = np.zeros_like(p)
+                    dtype = self.precision.state_dtype_for(p.dtype)
+                    state.update({name: np.zeros(shape, dtype) for name, shape in self._shapes(p).items()})
+                if self._keeps_master(p) and MASTER_KEY not in state:
+                    state[MASTER_KEY] = p.astype(np.float32)  # exact
                 states.append(state)
             steps = [s["step"] for s in states]
             eps1, eps2 = group["eps"]
-            adafactor([p for p, _ in batch], [g for _, g in batch], [s.get("row_var") for s in states],
-                      [s.get("col_var") for s in states], [s.get("variance") for s in states], steps,
-                      d=group["d"], lr=group["lr"], beta2_decay=group["beta2_decay"],
-                      weight_decay=group["weight_decay"], eps1=eps1, eps2=eps2, maximize=group["maximize"])
+            _run([p for p, _ in batch], [g for _, g in batch], [s.get("row_var") for s in states],
+                 [s.get("col_var") for s in states], [s.get("variance") for s in states],
+                 [s.get(MASTER_KEY) for s in states], steps, rounding,
+                 d=group["d"], lr=group["lr"], beta2_decay=group["beta2_decay"],
+                 weight_decay=group["weight_decay"], eps1=eps1, eps2=eps2, maximize=group["maximize"])
             for (p, _), state, t in zip(batch, states, steps):
                 state["step"] = t
                 self.state[p] = state
+        rounding.commit()
         return loss
 
     def _load_param_state(self, key, p, group, saved):
-        names = {"step", "row_var", "col_var"} if p.ndim > 1 else {"step", "variance"}
+        shapes = self._shapes(p)
+        names = {"step"} | set(shapes) | ({MASTER_KEY} if self._keeps_master(p) else set())
         if set(saved) != names:
             raise ValueError(f"state of param {key}: keys {sorted(saved)}, expected {sorted(names)} "
                              f"(Adafactor keeps these for a {p.ndim}-d param)")
         out = {"step": self._load_scalar_state(key, "step", saved["step"])}
-        shapes = ({"row_var": p.shape[:-1] + (1,), "col_var": p.shape[:-2] + (1, p.shape[-1])} if p.ndim > 1
-                  else {"variance": p.shape})
+        dtype = self.precision.state_dtype_for(p.dtype)
         for name, shape in shapes.items():
-            value = np.asarray(saved[name])
-            if value.shape != shape or not np.issubdtype(value.dtype, np.floating):
-                raise ValueError(f"state of param {key}: '{name}' has shape {value.shape} and dtype {value.dtype}, "
-                                 f"expected floating point of shape {shape}")
-            out[name] = np.array(value, dtype=p.dtype, order="C", copy=True)
+            out[name] = self._load_array(key, name, saved[name], shape, dtype)
+        if MASTER_KEY in names:
+            out[MASTER_KEY] = self._load_array(key, MASTER_KEY, saved[MASTER_KEY], p.shape, np.dtype(np.float32))
         return out

@@ -12,8 +12,10 @@ import numpy as np
 
 from .. import _core
 from .._kernels import FusedStep, Kernel
+from .._precision import MASTER_KEY
 from .._validate import is_real, real_number, whole_count
 from ..optimizer import Optimizer, hyper_values
+from ._low import Rounding, compute_dtype
 
 __all__ = ["LBFGS"]
 
@@ -142,21 +144,31 @@ class LBFGS(Optimizer):
     for any thread count and ISA). torch's dot products and the L1 norm of the first grad sum in
     their own order, so results can differ from torch's in the last bits, for short vectors too
     (the tests' Rosenbrock trajectories agree with torch's to 1e-12, relative); not bit-identical.
+
+    bfloat16 / float16 params: the flat vectors (grad, direction, history) are float32, whatever
+    the params' dtype (``state_dtype`` may only be None or "float32": a 16-bit curvature history
+    would lose what L-BFGS is for); each param update ``p += t d`` is one fused float32 pass that
+    rounds the param to nearest even or, with ``stochastic_rounding``, stochastically (one
+    rounding step per update). ``master_weights``: state ``master_param`` is a float32 flat vector
+    over all params (like ``d``); updates go to it and the params are its rounded values. The
+    closure always sees the 16-bit params.
     """
 
     has_step = False
     runs_on_cuda = False
-    low_precision = False  # its NumPy passes take float32/float64 arrays
 
     def __init__(self, params, lr: float = 1, max_iter: int = 20, max_eval: Optional[int] = None,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,
-                 line_search_fn: Optional[str] = None):
+                 line_search_fn: Optional[str] = None, **precision):
         if max_eval is None:
             max_eval = max_iter * 5 // 4
         defaults = dict(lr=lr, max_iter=max_iter, max_eval=max_eval, tolerance_grad=tolerance_grad,
                         tolerance_change=tolerance_change, history_size=history_size, line_search_fn=line_search_fn)
         self._check_group(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **precision)
+        if self.precision.state_dtype not in (None, np.dtype(np.float32)):
+            raise ValueError(f"Invalid state_dtype for LBFGS: {self.precision.state_dtype.name} (its vectors are "
+                             "float32 for float32 and 16-bit params: None or float32)")
         if len(self.param_groups) != 1:
             raise ValueError("LBFGS doesn't support per-parameter options (parameter groups)")
         self._flat_params = self.param_groups[0]["params"]
@@ -187,7 +199,8 @@ class LBFGS(Optimizer):
 
     # ----- flat vectors over the params ---------------------------------------------------
     def _dtype(self):
-        return np.result_type(*self._flat_params)
+        """The flat vectors' dtype: the params' compute dtype (float32 for 16-bit params)."""
+        return compute_dtype(np.result_type(*self._flat_params))
 
     def _gather_flat_grad(self, grads) -> np.ndarray:
         if isinstance(grads, np.ndarray) or len(grads) != len(self._flat_params):
@@ -216,17 +229,35 @@ class LBFGS(Optimizer):
         return float(loss), self._gather_flat_grad(grads), loss
 
     def _add_grad(self, step_size: float, update: np.ndarray) -> None:
+        """p += step_size * update for every param, in one fused pass (onto the master copy under
+        master weights, the param written as its rounding)."""
+        fused = FusedStep(_AXPY)
+        slot = fused.slot(0, lambda: {"alpha": step_size, "decay": 1.0})
         offset = 0
-        for p in self._flat_params:
-            _axpy(step_size, update[offset:offset + p.size].reshape(p.shape), p)
+        for i, (p, m) in enumerate(zip(self._flat_params, self._masters())):
+            piece = update[offset:offset + p.size].reshape(p.shape)
+            fused.add(i, 0, slot, p, piece, {} if m is None else {MASTER_KEY: m})
             offset += p.size
+        rounding = Rounding(self)
+        fused.run(rounding_key=rounding.key())
+        rounding.commit()
+
+    def _masters(self) -> list:
+        """Each param's float32 master copy (views of state["master_param"]), or Nones."""
+        key = self._flat_params[0]
+        flat = self.state[key].get(MASTER_KEY) if key in self.state else None
+        if flat is None:
+            return [None] * len(self._flat_params)
+        bounds = np.cumsum([p.size for p in self._flat_params])[:-1]
+        return [piece.reshape(p.shape) for piece, p in zip(np.split(flat, bounds), self._flat_params)]
 
     def _clone_param(self):
-        return [p.copy() for p in self._flat_params]
+        return [p.copy() for p in self._flat_params] + [None if m is None else m.copy() for m in self._masters()]
 
     def _set_param(self, params_data) -> None:
-        for p, pdata in zip(self._flat_params, params_data):
-            np.copyto(p, pdata)
+        for p, pdata in zip(self._flat_params + self._masters(), params_data):
+            if pdata is not None:
+                np.copyto(p, pdata)
 
     def _directional_evaluate(self, closure, x, t, d):
         self._add_grad(t, d)
@@ -252,6 +283,8 @@ class LBFGS(Optimizer):
         self.state[key] = state
         state.setdefault("func_evals", 0)
         state.setdefault("n_iter", 0)
+        if self._keeps_master(key) and MASTER_KEY not in state:  # exact
+            state[MASTER_KEY] = np.concatenate([p.reshape(-1) for p in self._flat_params]).astype(np.float32)
 
         loss, flat_grad, orig_loss = self._evaluate(closure)
         current_evals = 1
@@ -352,10 +385,12 @@ class LBFGS(Optimizer):
         if key != 0 or p is not self._flat_params[0]:
             raise ValueError(f"LBFGS keeps its state on param 0; the state dict has state for param {key}")
         known = {"func_evals", "n_iter", "d", "t", "old_dirs", "old_stps", "ro", "H_diag", "prev_flat_grad",
-                 "prev_loss", "al"}
+                 "prev_loss", "al"} | ({MASTER_KEY} if self._keeps_master(p) else set())
         unknown = sorted(set(saved) - known)
         if unknown:
             raise ValueError(f"state of param {key}: unknown keys {unknown} (LBFGS keeps {sorted(known)})")
+        if self._keeps_master(p) and MASTER_KEY not in saved:
+            raise ValueError(f"state of param {key}: missing keys ['{MASTER_KEY}'] (LBFGS with master weights)")
         n, dtype = sum(q.size for q in self._flat_params), self._dtype()
 
         def vector(name, v):
@@ -369,7 +404,9 @@ class LBFGS(Optimizer):
 
         out: dict[str, Any] = {}
         for name, v in saved.items():
-            if name in _ARRAY_KEYS:
+            if name == MASTER_KEY:
+                out[name] = vector(name, v)
+            elif name in _ARRAY_KEYS:
                 out[name] = None if v is None else vector(name, v)
             elif name in _LIST_KEYS:
                 out[name] = [vector(name, x) for x in v]

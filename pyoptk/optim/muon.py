@@ -9,9 +9,11 @@ import numpy as np
 
 from .._blas import one_blas_thread
 from .._kernels import FusedStep, Kernel
+from .._precision import MASTER_KEY
 from .._validate import is_real
 from ..optimizer import Optimizer, hyper_values
 from ._common import check_bool, check_dense_grad
+from ._low import Rounding, compute_dtype, kernel_grad, state_dtype_ok, widened
 
 __all__ = ["Muon", "muon", "zeropower_via_newtonschulz"]
 
@@ -86,38 +88,49 @@ def muon(params, grads, muon_momentum_bufs, *, foreach: Optional[bool] = None, l
          momentum: float, nesterov: bool, ns_coefficients, ns_steps: int, eps: float,
          adjust_lr_fn: Optional[str], has_complex: bool = False) -> None:
     """Functional Muon (torch.optim._muon.muon's keyword arguments). Everything is checked before
-    anything changes."""
+    anything changes. 16-bit params: grads in their dtype or float32, buffers in their dtype,
+    float32 or bfloat16; rounded to nearest even."""
     _check(dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                 ns_coefficients=ns_coefficients, eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn))
+    _run(params, grads, muon_momentum_bufs, None, Rounding(), lr=lr, weight_decay=weight_decay, momentum=momentum,
+         nesterov=nesterov, ns_coefficients=ns_coefficients, ns_steps=ns_steps, eps=eps, adjust_lr_fn=adjust_lr_fn)
+
+
+def _run(params, grads, bufs, masters, rounding: Rounding, *, lr, weight_decay, momentum, nesterov,
+         ns_coefficients, ns_steps, eps, adjust_lr_fn) -> None:
+    """The step: checks, then the momentum pass, Newton–Schulz per param (float32 for 16-bit
+    params), and the update pass (onto ``masters[i]``, the float32 master copy, when given)."""
     n = len(params)
-    for what, seq in (("grads", grads), ("muon_momentum_bufs", muon_momentum_bufs)):
+    for what, seq in (("grads", grads), ("muon_momentum_bufs", bufs)):
         if len(seq) != n:
             raise ValueError(f"{what} has {len(seq)} entries for {n} params")
     _check_2d(params)
-    for i, (p, g, b) in enumerate(zip(params, grads, muon_momentum_bufs)):
+    for i, (p, g, b) in enumerate(zip(params, grads, bufs)):
         check_dense_grad(p, g, f"param {i}")
-        if not isinstance(b, np.ndarray) or b.shape != p.shape or b.dtype != p.dtype or not b.flags.c_contiguous:
-            raise ValueError(f"param {i} momentum_buffer must be a C-contiguous array of the param's shape and dtype")
+        if not isinstance(b, np.ndarray) or b.shape != p.shape or not state_dtype_ok(p.dtype, b.dtype) \
+                or not b.flags.c_contiguous:
+            raise ValueError(f"param {i} momentum_buffer must be a C-contiguous array of the param's shape and dtype "
+                             "(or float32 / bfloat16 for a 16-bit or float32 param)")
     if n == 0:
         return
     fused = FusedStep(KERNEL)
     slot = fused.slot(0, lambda: {"one_minus_momentum": 1 - momentum, "momentum": momentum})
     mode = KERNEL.mode(nesterov=nesterov)
     updates = []
-    for i, (g, b) in enumerate(zip(grads, muon_momentum_bufs)):
-        u = np.empty_like(g) if nesterov else b
+    for i, (g, b) in enumerate(zip(grads, bufs)):
+        u = np.empty(b.shape, compute_dtype(b.dtype)) if nesterov else b  # float32 for 16-bit
         updates.append(u)
-        fused.add(i, mode, slot, b, g, {"update": u} if nesterov else {})
-    fused.run()  # b = lerp(b, g, 1 - momentum); u = lerp(g, b, momentum) (nesterov) or b
+        fused.add(i, mode, slot, b, kernel_grad(g, b.dtype), {"update": u} if nesterov else {})
+    fused.run(rounding_key=rounding.key())  # b = lerp(b, g, 1 - mu); u = lerp(g, b, mu) (nesterov) or b
     final = FusedStep(UPDATE)
     umode = UPDATE.mode(decoupled_weight_decay=weight_decay != 0)
     for i, p in enumerate(params):
         with one_blas_thread():  # the same bits whatever BLAS's thread count (see _blas.py)
-            ortho = zeropower_via_newtonschulz(updates[i], ns_coefficients, ns_steps, eps)
+            ortho = zeropower_via_newtonschulz(widened(updates[i]), ns_coefficients, ns_steps, eps)
         alpha = -_adjust_lr(lr, adjust_lr_fn, p.shape)
         final.add(i, umode, final.slot(alpha, lambda: {"alpha": alpha, "decay": 1 - lr * weight_decay}),
-                  p, ortho, {})
-    final.run()  # p = p (1 - lr wd); p += -adjusted_lr * ortho
+                  p, ortho, {} if masters is None or masters[i] is None else {MASTER_KEY: masters[i]})
+    final.run(rounding_key=rounding.key())  # p = p (1 - lr wd); p += -adjusted_lr * ortho
 
 
 class Muon(Optimizer):
@@ -133,21 +146,26 @@ class Muon(Optimizer):
     bfloat16's precision (~1e-2 relative on each update). The matrix products run on one BLAS
     thread (threadpoolctl), so results are the same for any thread count; they depend on the BLAS
     library and the CPU it picks kernels for. State: ``momentum_buffer``.
+
+    bfloat16 / float16 params (``state_dtype``, ``master_weights``, ``stochastic_rounding`` as for
+    the element-wise optimizers): the momentum pass and the update pass are fused kernels in
+    float32 that round what they store; the Nesterov look-ahead and the Newton–Schulz iteration
+    are float32 arrays, never rounded.
     """
 
     kernel = KERNEL
     runs_on_cuda = False
-    low_precision = False  # its NumPy passes take float32/float64 arrays
     has_step = False
 
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
                  nesterov: bool = True, ns_coefficients: tuple[float, float, float] = (DEFAULT_A, DEFAULT_B, DEFAULT_C),
-                 eps: float = EPS, ns_steps: int = DEFAULT_NS_STEPS, adjust_lr_fn: Optional[str] = None):
+                 eps: float = EPS, ns_steps: int = DEFAULT_NS_STEPS, adjust_lr_fn: Optional[str] = None,
+                 **precision):
         defaults = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                         ns_coefficients=tuple(ns_coefficients) if isinstance(ns_coefficients, list) else ns_coefficients,
                         eps=eps, ns_steps=ns_steps, adjust_lr_fn=adjust_lr_fn)
         _check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **precision)
 
     def _check_group(self, group):
         _check(group)
@@ -161,25 +179,34 @@ class Muon(Optimizer):
         changes nothing."""
         loss, grads = self._collect_grads(grads, closure)
         batches = self._dense_batches(grads)
+        rounding = Rounding(self)
         for group, batch in zip(self.param_groups, batches):
             if not batch:
                 continue
             group = hyper_values(group)  # a 0-d lr (changed in place by a scheduler) as its value
-            fresh = {id(p): {"momentum_buffer": np.zeros_like(p)} for p, _ in batch if p not in self.state}
-            bufs = [(fresh[id(p)] if id(p) in fresh else self.state[p])["momentum_buffer"] for p, _ in batch]
-            muon([p for p, _ in batch], [g for _, g in batch], bufs, lr=group["lr"],
+            fresh = {id(p): self._fresh_state(p) for p, _ in batch if p not in self.state}
+            states = [fresh[id(p)] if id(p) in fresh else self.state[p] for p, _ in batch]
+            _run([p for p, _ in batch], [g for _, g in batch], [s["momentum_buffer"] for s in states],
+                 [s.get(MASTER_KEY) for s in states], rounding, lr=group["lr"],
                  weight_decay=group["weight_decay"], momentum=group["momentum"], nesterov=group["nesterov"],
                  ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"], eps=group["eps"],
                  adjust_lr_fn=group["adjust_lr_fn"])
             for p, _ in batch:  # new buffers are kept only once the step ran
                 if id(p) in fresh:
                     self.state[p] = fresh[id(p)]
+        rounding.commit()
         return loss
 
+    def _fresh_state(self, p):
+        state = {"momentum_buffer": np.zeros(p.shape, self.precision.state_dtype_for(p.dtype))}
+        if self._keeps_master(p):
+            state[MASTER_KEY] = p.astype(np.float32)  # exact
+        return state
+
     def _load_param_state(self, key, p, group, saved):
-        if set(saved) != {"momentum_buffer"}:
-            raise ValueError(f"state of param {key}: keys {sorted(saved)}, expected ['momentum_buffer']")
-        value = np.asarray(saved["momentum_buffer"])
-        if value.shape != p.shape or not np.issubdtype(value.dtype, np.floating):
-            raise ValueError(f"state of param {key}: 'momentum_buffer' has shape {value.shape}, the param {p.shape}")
-        return {"momentum_buffer": np.array(value, dtype=p.dtype, order="C", copy=True)}
+        expected = {"momentum_buffer"} | ({MASTER_KEY} if self._keeps_master(p) else set())
+        if set(saved) != expected:
+            raise ValueError(f"state of param {key}: keys {sorted(saved)}, expected {sorted(expected)}")
+        return {name: self._load_array(key, name, saved[name], p.shape,
+                                       np.dtype(np.float32) if name == MASTER_KEY else
+                                       self.precision.state_dtype_for(p.dtype)) for name in sorted(expected)}

@@ -8,9 +8,11 @@ import numpy as np
 
 from .. import _core
 from .._kernels import Kernel
+from .._precision import MASTER_KEY, is_low_precision
 from .._validate import is_real, whole_count
 from ..optimizer import Optimizer, hyper_values
 from ._common import check_bool
+from ._low import Rounding, state_dtype_ok, widened
 
 __all__ = ["SparseAdam", "SparseGrad", "sparse_adam"]
 
@@ -22,7 +24,8 @@ class SparseGrad:
     gradient of row ``indices[k]`` of the param (its leading axis). Repeated indices are summed
     (torch's ``coalesce``); rows not listed have zero gradient and are left untouched.
 
-    indices: 1-D integer array; values: shape ``(len(indices),) + param.shape[1:]``, the param's dtype.
+    indices: 1-D integer array; values: shape ``(len(indices),) + param.shape[1:]``, the param's dtype
+    (or float32 for a bfloat16 / float16 param).
     """
 
     __slots__ = ("indices", "values")
@@ -45,22 +48,26 @@ class SparseGrad:
             raise IndexError(f"{where} SparseGrad index {bad} is out of range for a param with {p.shape[0]} rows")
         if not isinstance(vals, np.ndarray):
             raise TypeError(f"{where} SparseGrad values are a {type(vals).__name__}, expected a numpy.ndarray")
-        if vals.dtype != p.dtype:
-            raise TypeError(f"{where} SparseGrad values have dtype {vals.dtype}, expected {p.dtype} (the param's dtype)")
+        if vals.dtype != p.dtype and not (is_low_precision(p.dtype) and vals.dtype == np.float32):
+            also = " or float32" if is_low_precision(p.dtype) else ""
+            raise TypeError(f"{where} SparseGrad values have dtype {vals.dtype}, expected {p.dtype} (the param's "
+                            f"dtype){also}")
         want = (idx.shape[0],) + p.shape[1:]
         if vals.shape != want:
             raise ValueError(f"{where} SparseGrad values have shape {vals.shape}, expected {want} "
                              "(len(indices),) + param.shape[1:]")
 
     def coalesce(self) -> tuple[np.ndarray, np.ndarray]:
-        """(sorted unique rows as int64, their summed values), like torch's ``coalesce``."""
+        """(sorted unique rows as int64, their summed values), like torch's ``coalesce``. 16-bit
+        repeats are summed in float32 (the sum is float32; the kernel takes it as it is)."""
         rows, inverse = np.unique(self.indices.astype(np.int64, copy=False), return_inverse=True)
         if rows.size == self.indices.size:  # no repeats: only a reorder
             out = np.empty_like(self.values)
             out[inverse] = self.values
             return rows, out
-        out = np.zeros((rows.size,) + self.values.shape[1:], self.values.dtype)
-        np.add.at(out, inverse.reshape(-1), self.values)  # sums repeats in order of appearance
+        values = widened(self.values)
+        out = np.zeros((rows.size,) + values.shape[1:], values.dtype)
+        np.add.at(out, inverse.reshape(-1), values)  # sums repeats in order of appearance
         return rows, out
 
     def __repr__(self) -> str:
@@ -110,28 +117,33 @@ def sparse_adam(params, grads, exp_avgs, exp_avg_sqs, state_steps, *, eps: float
     for i, (p, g) in enumerate(zip(params, grads)):
         _check_sparse(p, g, f"param {i}")
         for what, s in (("exp_avg", exp_avgs[i]), ("exp_avg_sq", exp_avg_sqs[i])):
-            if not isinstance(s, np.ndarray) or s.shape != p.shape or s.dtype != p.dtype:
-                raise ValueError(f"param {i} {what} must be an array of the param's shape and dtype")
+            if not isinstance(s, np.ndarray) or s.shape != p.shape or not state_dtype_ok(p.dtype, s.dtype):
+                raise ValueError(f"param {i} {what} must be an array of the param's shape and dtype "
+                                 "(or float32 / bfloat16 for a 16-bit or float32 param)")
     steps = [whole_count(t, f"state_steps[{i}]") for i, t in enumerate(state_steps)]
     if any(t < 1 for t in steps):
         raise ValueError(f"state_steps must be >= 1 (already incremented, as torch's), got {list(state_steps)}")
     items, coeffs = [], []
-    _add_rows(items, coeffs, range(n), params, grads, exp_avgs, exp_avg_sqs, steps,
+    _add_rows(items, coeffs, range(n), params, grads, exp_avgs, exp_avg_sqs, [None] * n, steps,
               lr=lr, beta1=beta1, beta2=beta2, eps=eps, maximize=maximize)
     _core.step_rows(KERNEL.name, items, coeffs)
 
 
-def _add_rows(items: list, coeffs: list, indices, params, grads, exp_avgs, exp_avg_sqs, steps, *, lr, beta1, beta2,
-              eps, maximize) -> None:
+def _add_rows(items: list, coeffs: list, indices, params, grads, exp_avgs, exp_avg_sqs, masters, steps, *, lr, beta1,
+              beta2, eps, maximize) -> None:
     """Row items (and their coefficient sets) for one set of hyper-parameters; _core.step_rows
-    checks all of them before it writes any row."""
+    checks all of them before it writes any row. masters[i]: the float32 master copy of a 16-bit
+    param (master weights: the kernel updates it and writes the param's rows from it), or None."""
     mode = KERNEL.mode(maximize=maximize)
-    for i, p, g, m, v, t in zip(indices, params, grads, exp_avgs, exp_avg_sqs, steps):
+    for i, p, g, m, v, master, t in zip(indices, params, grads, exp_avgs, exp_avg_sqs, masters, steps):
         if g.values.size == 0:  # torch skips an empty grad (its step still counts)
             continue
         rows, values = g.coalesce()
         coeffs.append(_coeffs(lr, beta1, beta2, eps, t))
-        items.append((i, mode, len(coeffs) - 1, p, values, rows, m, v))
+        if master is None:
+            items.append((i, mode, len(coeffs) - 1, p, values, rows, m, v))
+        else:
+            items.append((i, mode, len(coeffs) - 1, master, values, rows, m, v, p))
 
 
 class SparseAdam(Optimizer):
@@ -149,17 +161,21 @@ class SparseAdam(Optimizer):
     Numerics against torch: the same operations in the same order. The last bits can differ where
     torch's vectorised sqrt is not correctly rounded, or where three or more duplicate indices are
     summed in another order.
+
+    bfloat16 / float16 params (``state_dtype``, ``master_weights``, ``stochastic_rounding`` as for
+    the element-wise optimizers): the touched rows are staged like a dense step (float32 math,
+    rounded when stored); grad values in the param's dtype or float32; repeated indices summed in
+    float32. Stochastic rounding keys each row by (seed, step, param, row, element).
     """
 
     kernel = KERNEL
     runs_on_cuda = False
-    low_precision = False  # its NumPy passes take float32/float64 arrays
 
     def __init__(self, params, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                 maximize: bool = False):
+                 maximize: bool = False, **precision):
         defaults = dict(lr=lr, betas=tuple(betas) if isinstance(betas, list) else betas, eps=eps, maximize=maximize)
         _check(defaults)
-        super().__init__(params, defaults)
+        super().__init__(params, defaults, **precision)
 
     def _check_group(self, group):
         _check(group)
@@ -182,14 +198,23 @@ class SparseAdam(Optimizer):
                 index += 1
         items, coeffs, pending = [], [], []
         for group, p, g, index in todo:
-            state = dict(self.state[p]) if p in self.state else {
-                "step": 0, "exp_avg": np.zeros_like(p), "exp_avg_sq": np.zeros_like(p)}
+            state = dict(self.state[p]) if p in self.state else self._fresh_state(p)
             state["step"] += 1
             beta1, beta2 = group["betas"]
-            _add_rows(items, coeffs, [index], [p], [g], [state["exp_avg"]], [state["exp_avg_sq"]], [state["step"]],
+            _add_rows(items, coeffs, [index], [p], [g], [state["exp_avg"]], [state["exp_avg_sq"]],
+                      [state.get(MASTER_KEY)], [state["step"]],
                       lr=group["lr"], beta1=beta1, beta2=beta2, eps=group["eps"], maximize=group["maximize"])
             pending.append((p, state))
-        _core.step_rows(KERNEL.name, items, coeffs)  # all params' rows, checked first, in one call
+        rounding = Rounding(self)
+        _core.step_rows(KERNEL.name, items, coeffs, rounding.key())  # all params' rows, checked first, in one call
+        rounding.commit()
         for p, state in pending:
             self.state[p] = state
         return loss
+
+    def _fresh_state(self, p):
+        dtype = self.precision.state_dtype_for(p.dtype)
+        state = {"step": 0, "exp_avg": np.zeros(p.shape, dtype), "exp_avg_sq": np.zeros(p.shape, dtype)}
+        if self._keeps_master(p):
+            state[MASTER_KEY] = p.astype(np.float32)  # exact
+        return state

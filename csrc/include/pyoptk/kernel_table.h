@@ -17,8 +17,9 @@ struct ConvertFns {
   void (*widen)(int dtype, const void* src, float* dst, int64_t n, const float* divisor);
   // dst = src rounded to nearest even; dtype kBFloat16 or kFloat16.
   void (*narrow)(int dtype, const float* src, void* dst, int64_t n);
-  // bfloat16 with stochastic rounding: element i uses the random bits of (key, index + i).
-  void (*narrow_sr)(const float* src, void* dst, int64_t n, uint32_t key, uint32_t index);
+  // Stochastic rounding (dtype kBFloat16 or kFloat16): element i uses the random bits of
+  // (key, index + i).
+  void (*narrow_sr)(int dtype, const float* src, void* dst, int64_t n, uint32_t key, uint32_t index);
 };
 const ConvertFns* convert_fns_scalar();
 const ConvertFns* convert_fns_avx2();
