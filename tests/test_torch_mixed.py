@@ -20,8 +20,10 @@ DTYPES = [(BF16, torch.bfloat16), (np.dtype(np.float16), torch.float16)]
 DTYPE_IDS = ["bf16", "f16"]
 SHAPES = [(7, 5), (0,), (1,), (1023,)]  # 0, 1, odd, and tails past every SIMD width
 STEPS = 6
-# Every twin whose NumPy optimizer steps 16-bit params (the others refuse them: test below).
-LOW = [n for n in pt.__all__ if n not in ("TorchOptimizer", "twin") and getattr(pyoptk, n).low_precision]
+# Every twin whose NumPy optimizer steps 16-bit params (the others refuse them: test below); the
+# ones that need their own data (sparse grads, matrices, a closure) have their own test below.
+OWN_DATA = ("SparseAdam", "Muon", "LBFGS")
+LOW = [n for n in pt.__all__ if n not in ("TorchOptimizer", "twin") + OWN_DATA and getattr(pyoptk, n).low_precision]
 REFUSING = [n for n in pt.__all__ if n not in ("TorchOptimizer", "twin") and not getattr(pyoptk, n).low_precision]
 PRECISIONS = [{}, dict(state_dtype="float32"), dict(master_weights=True, state_dtype="float32"),
               dict(master_weights=True), dict(stochastic_rounding=True, seed=7)]
@@ -84,8 +86,6 @@ def test_twin_bit_identical_to_numpy_api_through_a_checkpoint(name, dtype, tdtyp
     """The twin steps 3 times, its state_dict resumes a fresh twin, which steps 3 more: the same
     bits as the NumPy optimizer run uninterrupted (params, state, master_param; the stochastic
     rounding counter resumes too)."""
-    if precision.get("stochastic_rounding") and dtype != BF16:
-        pytest.skip("stochastic rounding is for bfloat16 (float16 refused: test_refusals)")
     params, grads = _data(dtype)
     arrays = [p.copy() for p in params]
     npopt = getattr(pyoptk, name)(_groups(arrays), **precision)
@@ -272,8 +272,6 @@ def test_refusals_change_nothing():
     with pytest.raises(TypeError, match="mixes dtypes"):
         opt.add_param_group({"params": [b, torch.nn.Parameter(torch.zeros(2))]})
     assert len(opt.param_groups) == 1 and len(opt._core.param_groups) == 1
-    with pytest.raises(ValueError, match="stochastic rounding"):
-        pt.SGD([torch.nn.Parameter(torch.zeros(3, dtype=torch.float16))], lr=0.1, stochastic_rounding=True)
     with pytest.raises(ValueError, match="state_dtype"):
         pt.Adam([b], state_dtype="float16")
     with pytest.raises(TypeError):
@@ -293,3 +291,61 @@ def test_refusals_change_nothing():
     with pytest.raises(ValueError, match="param 0's grad is not contiguous"):
         opt16.step()
     assert not b.detach().any() and b not in opt16.state
+
+
+def _bits(t: torch.Tensor) -> np.ndarray:
+    return _np(t).view(np.uint16)
+
+
+@pytest.mark.parametrize("precision", PRECISIONS, ids=PRECISION_IDS)
+@pytest.mark.parametrize("dtype,tdtype", DTYPES, ids=DTYPE_IDS)
+def test_sparse_adam_muon_lbfgs_twins_on_16bit_params_match_the_numpy_api(dtype, tdtype, precision):
+    """The multi-pass algorithms' twins on 16-bit params, each with its own kind of data: an
+    embedding's sparse grads (SparseAdam), matrices (Muon), a closure (LBFGS)."""
+    rng = np.random.default_rng(4)
+    # SparseAdam on an embedding: repeated rows in a batch, summed as torch coalesces them.
+    emb = torch.nn.Embedding(11, 6, sparse=True).to(tdtype)
+    table = _np(emb.weight).copy()
+    opt, ref = pt.SparseAdam(emb.parameters(), lr=0.1, **precision), pyoptk.SparseAdam([table], lr=0.1, **precision)
+    for _ in range(STEPS):
+        opt.zero_grad()
+        (emb(torch.from_numpy(rng.integers(0, 11, 5))).float() * 3).sum().backward()
+        g = emb.weight.grad.coalesce()
+        ref.step([pyoptk.SparseGrad(g.indices()[0].numpy().copy(), _np(g.values()).copy())])
+        opt.step()
+    np.testing.assert_array_equal(_bits(emb.weight), table.view(np.uint16), err_msg="SparseAdam")
+    # Muon on two matrices.
+    ws = [torch.nn.Parameter(_tensor(rng.standard_normal(s).astype(dtype))) for s in ((7, 5), (33, 17))]
+    arrays = [_np(w).copy() for w in ws]
+    opt, ref = pt.Muon(ws, lr=0.02, **precision), pyoptk.Muon(arrays, lr=0.02, **precision)
+    for _ in range(STEPS):
+        grads = [rng.standard_normal(a.shape).astype(dtype) for a in arrays]
+        for w, g in zip(ws, grads):
+            w.grad = _tensor(g)
+        opt.step()
+        ref.step(grads)
+    for w, a in zip(ws, arrays):
+        np.testing.assert_array_equal(_bits(w), a.view(np.uint16), err_msg="Muon")
+    # LBFGS on a quadratic: torch's backward of w.float() rounds 2 (w - 1) to the param dtype,
+    # as the NumPy closure does.
+    w = torch.nn.Parameter(_tensor(rng.standard_normal(9).astype(dtype)))
+    a = _np(w).copy()
+    if precision.get("master_weights") and precision.get("state_dtype") is None:
+        precision = dict(precision, state_dtype="float32")  # LBFGS's history is float32 only
+    opt = pt.LBFGS([w], lr=0.5, max_iter=4, **precision)
+    ref = pyoptk.LBFGS([a], lr=0.5, max_iter=4, **precision)
+
+    def closure():
+        opt.zero_grad()
+        loss = ((w.float() - 1) ** 2).sum()
+        loss.backward()
+        return loss
+
+    def ref_closure():
+        x = a.astype(np.float32)
+        return float(((x - 1) ** 2).sum()), [(2 * (x - 1)).astype(dtype)]
+
+    for _ in range(3):
+        opt.step(closure)
+        ref.step(ref_closure)
+    np.testing.assert_array_equal(_bits(w), a.view(np.uint16), err_msg="LBFGS")
