@@ -15,8 +15,9 @@ def entries(path: pathlib.Path) -> list[tuple[int, int, str]]:
             continue
         start, end, _mtime, target, *_ = line.split("\t")
         rows.append((int(start), int(end), target))
-    # ninja appends; a rebuild restarts the clock at 0: keep the rows after the last restart.
-    last = max((i for i, r in enumerate(rows) if i == 0 or r[0] < rows[i - 1][0]), default=0)
+    # Rows are written as jobs finish, so end times rise within one build; ninja appends each
+    # build with its clock restarted at 0: keep the rows after the last restart.
+    last = max((i for i, r in enumerate(rows) if i == 0 or r[1] < rows[i - 1][1]), default=0)
     return rows[last:]
 
 
