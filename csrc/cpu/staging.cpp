@@ -9,8 +9,6 @@ namespace {
 
 constexpr int kSlots = 2 + kMaxStates;
 
-int64_t item_size(int dtype) { return dtype == kFloat64 ? 8 : dtype == kFloat32 ? 4 : 2; }
-
 // Rounds n float32 values to a 16-bit array at element `index` of its param. Stochastic rounding
 // draws the bits of (key of this slot, element index): the same for any split into threads or
 // blocks, and on every ISA.

@@ -60,8 +60,6 @@ const char* dtype_name(int dtype) {
   return dtype >= 0 && dtype < kNumStorageDtypes ? kNames[dtype] : "?";
 }
 
-int item_size(int dtype) { return dtype == kFloat64 ? 8 : dtype == kFloat32 ? 4 : 2; }
-
 // The common case first: both arrays share NumPy's builtin descriptor object.
 bool same_dtype(const py::array& a, const py::array& b) {
   return py::detail::array_proxy(a.ptr())->descr == py::detail::array_proxy(b.ptr())->descr ||

@@ -29,7 +29,6 @@ std::string dtype_str(const pybind11::array& a);
 std::string who(int64_t index, const char* role, const OpInfo* op = nullptr);
 int dtype_of(const pybind11::array& a);            // a Dtype (kFloat32 ... kFloat16) or -1
 const char* dtype_name(int dtype);                 // "float32", "bfloat16", ...
-int item_size(int dtype);
 bool same_dtype(const pybind11::array& a, const pybind11::array& b);
 bool same_shape(const pybind11::array& a, const pybind11::array& b);
 

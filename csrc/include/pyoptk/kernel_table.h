@@ -10,6 +10,9 @@ namespace pyoptk {
 // dtypes after it are storage only: their arrays are staged through float32 (csrc/cpu/staging.h).
 enum Dtype : int { kFloat32 = 0, kFloat64 = 1, kNumDtypes, kBFloat16 = kNumDtypes, kFloat16, kNumStorageDtypes };
 
+// Bytes per element of a Dtype.
+constexpr int item_size(int dtype) { return dtype == kFloat64 ? 8 : dtype == kFloat32 ? 4 : 2; }
+
 // Storage conversions of one ISA build (csrc/cpu/convert.cpp, simd/convert.h); bit-identical
 // across builds.
 struct ConvertFns {
