@@ -96,7 +96,7 @@ def test_grad_changed_after_assignment_is_refused_before_anything_is_written(cha
     opt, params = warmed()
     HOSTILE[change](params[0].grad)
     before_p, before_s = snapshot(opt, params)
-    with pytest.raises((ValueError, TypeError), match="param 0 grad"):
+    with pytest.raises((ValueError, TypeError), match=r"param 0('s)? grad"):
         opt.step()
     after_p, after_s = snapshot(opt, params)
     for a, b in zip(before_p, after_p):
