@@ -17,10 +17,44 @@ struct TensorApi {
   PyObject* dtype_name = nullptr;
   PyObject* nbytes_name = nullptr;
   PyObject* dtypes[kNumStorageDtypes] = {};  // indexed by Dtype: float32, float64, bfloat16, float16
+  // torch's own C functions behind the four reads, called directly on objects of exactly `type`:
+  // what getattr / a method call would run, without the interpreter's lookup and call machinery
+  // (about a third of each read's cost). Only while the type is unchanged since registration (its
+  // version tag: CPython resets it when the type's attributes change) and looks attributes up
+  // the generic way; otherwise, and for subclasses, the reads go through Python.
+  PyGetSetDef* dtype_get = nullptr;
+  PyGetSetDef* nbytes_get = nullptr;
+  PyCFunction data_ptr_fn = nullptr;                // METH_NOARGS
+  PyCFunctionWithKeywords contiguous_fn = nullptr;  // METH_VARARGS | METH_KEYWORDS
+  PyObject* no_args = nullptr;
+  unsigned int version = 0;  // 0: no direct calls
 };
 TensorApi api;
 
 PyObject* call(PyObject* method, PyObject* self) { return PyObject_CallOneArg(method, self); }
+
+// The C getter of a getset descriptor that `type` resolves `name` to, or nullptr.
+PyGetSetDef* getset_of(PyTypeObject* type, PyObject* name) {
+  PyObject* d = PyObject_GetAttr(reinterpret_cast<PyObject*>(type), name);  // the descriptor itself
+  if (d == nullptr) {
+    PyErr_Clear();
+    return nullptr;
+  }
+  PyGetSetDef* def = Py_IS_TYPE(d, &PyGetSetDescr_Type) ? reinterpret_cast<PyGetSetDescrObject*>(d)->d_getset : nullptr;
+  Py_DECREF(d);
+  return def != nullptr && def->get != nullptr ? def : nullptr;
+}
+
+// The C function of method descriptor `m` if it takes the calling convention `flags`, or nullptr.
+PyCFunction method_of(PyObject* m, int flags) {
+  if (!Py_IS_TYPE(m, &PyMethodDescr_Type)) return nullptr;
+  const PyMethodDef* def = reinterpret_cast<PyMethodDescrObject*>(m)->d_method;
+  return def->ml_flags == flags ? def->ml_meth : nullptr;
+}
+
+bool direct(PyObject* obj) {
+  return Py_TYPE(obj) == api.type && api.version != 0 && api.type->tp_version_tag == api.version;
+}
 
 }  // namespace
 
@@ -36,6 +70,16 @@ void register_tensor_type(py::object type, py::object data_ptr, py::object is_co
   api.dtypes[1] = float64.release().ptr();
   api.dtypes[kBFloat16] = bfloat16.release().ptr();
   api.dtypes[kFloat16] = float16.release().ptr();
+  api.dtype_get = getset_of(api.type, api.dtype_name);
+  api.nbytes_get = getset_of(api.type, api.nbytes_name);
+  api.data_ptr_fn = method_of(api.data_ptr, METH_NOARGS);
+  api.contiguous_fn = reinterpret_cast<PyCFunctionWithKeywords>(
+      reinterpret_cast<void (*)()>(method_of(api.is_contiguous, METH_VARARGS | METH_KEYWORDS)));
+  api.no_args = PyTuple_New(0);
+  // The lookups above gave the type a version tag (0: none could be given).
+  const bool generic = api.type->tp_getattro == PyObject_GenericGetAttr;
+  const bool found = api.dtype_get && api.nbytes_get && api.data_ptr_fn && api.contiguous_fn && api.no_args;
+  api.version = generic && found ? api.type->tp_version_tag : 0;
 }
 
 const char* tensor_grad_data(PyObject* obj, int want_dtype, int64_t numel) {
@@ -43,22 +87,23 @@ const char* tensor_grad_data(PyObject* obj, int want_dtype, int64_t numel) {
   if (want_dtype < 0 || want_dtype >= kNumStorageDtypes) return nullptr;
   const int itemsize = item_size(want_dtype);
   PyObject* want = api.dtypes[want_dtype];
-  PyObject* dtype = PyObject_GetAttr(obj, api.dtype_name);
+  const bool fast = direct(obj);
+  PyObject* dtype = fast ? api.dtype_get->get(obj, api.dtype_get->closure) : PyObject_GetAttr(obj, api.dtype_name);
   if (dtype == nullptr) throw py::error_already_set();
   Py_DECREF(dtype);  // dtypes are module-level singletons: a pointer comparison is enough
   if (dtype != want) return nullptr;
   // With the dtype equal, equal byte counts are equal element counts (the nbytes property is
   // cheaper than a numel() call).
-  PyObject* nbytes = PyObject_GetAttr(obj, api.nbytes_name);
+  PyObject* nbytes = fast ? api.nbytes_get->get(obj, api.nbytes_get->closure) : PyObject_GetAttr(obj, api.nbytes_name);
   if (nbytes == nullptr) throw py::error_already_set();
   const long long n = PyLong_AsLongLong(nbytes);
   Py_DECREF(nbytes);
   if (n != static_cast<long long>(numel) * itemsize) return nullptr;
-  PyObject* contiguous = call(api.is_contiguous, obj);
+  PyObject* contiguous = fast ? api.contiguous_fn(obj, api.no_args, nullptr) : call(api.is_contiguous, obj);
   if (contiguous == nullptr) throw py::error_already_set();
   Py_DECREF(contiguous);
   if (contiguous != Py_True) return nullptr;
-  PyObject* ptr = call(api.data_ptr, obj);
+  PyObject* ptr = fast ? api.data_ptr_fn(obj, nullptr) : call(api.data_ptr, obj);
   if (ptr == nullptr) throw py::error_already_set();
   void* data = PyLong_AsVoidPtr(ptr);
   Py_DECREF(ptr);
