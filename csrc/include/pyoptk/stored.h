@@ -99,18 +99,12 @@ inline void store_stored(S* p, Vec<float> v, int n) {
 }
 
 #if PYOPTK_ISA_BF16
-// vcvtne2ps2bf16 rounds 32 lanes in one instruction, where stored one vector at a time costs as
-// much for 16: the span loop steps two vectors at a time over bfloat16 arrays.
+// Two vectors round in one instruction (cvt::bf16_rne_pair): the span loop steps two vectors at a
+// time over bfloat16 arrays.
 template <>
 struct NarrowsInPairs<bf16_t> : std::true_type {};
 inline void store_pair(bf16_t* p, Vec<float> lo, Vec<float> hi) {
-  // Denormal (0x20) or NaN (0x01, 0x80) lanes: the instruction's bits differ (simd/convert.h).
-  if ((_mm512_fpclass_ps_mask(lo.v, 0xA1) | _mm512_fpclass_ps_mask(hi.v, 0xA1)) == 0) {
-    _mm512_storeu_si512(p, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(hi.v, lo.v)));
-  } else {
-    store_stored<false>(p, lo, 16);
-    store_stored<false>(p + 16, hi, 16);
-  }
+  _mm512_storeu_si512(p, cvt::bf16_rne_pair(lo.v, hi.v));
 }
 #endif
 
