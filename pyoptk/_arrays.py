@@ -5,12 +5,13 @@ the rest of the Python layer is the same for both.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from . import _core, cuda
-from ._precision import PARAM_DTYPES
+from ._precision import BFLOAT16, PARAM_DTYPES
 
 _cuda = getattr(_core, "cuda", None)  # present in builds with the CUDA kernels
 
@@ -154,12 +155,42 @@ _ACCEPTED = ("a numpy.ndarray, a CPU array speaking DLPack or the buffer protoco
              "a memoryview...), or a CUDA array (DLPack or __cuda_array_interface__)")
 
 
+def is_torch_tensor(obj: Any) -> bool:
+    """A torch tensor, told without importing torch (pyoptk never does)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(obj, torch.Tensor)
+
+
+def torch_view(t: Any, where: str) -> np.ndarray:
+    """A NumPy view of a torch CPU tensor through torch's own ``numpy()``, after which torch
+    refuses to resize the tensor's storage while the view lives (after a DLPack export it
+    would not, and a resize frees the memory under the view). Refused when the storage no longer
+    holds the tensor (``untyped_storage().resize_()`` shrinks it under its tensors)."""
+    torch = sys.modules["torch"]
+    if t.requires_grad:
+        raise TypeError(f"{where} is a {type(t).__name__} that requires grad, which torch exports to no other "
+                        "library: pass p.detach() (the same memory), or use pyoptk.torch, which steps torch "
+                        "params as torch.optim does")
+    if t.numel() > 0:
+        extent = 1 + sum((n - 1) * st for n, st in zip(t.shape, t.stride()))
+        held = t.untyped_storage().nbytes() - t.storage_offset() * t.element_size()
+        if min(t.stride(), default=0) < 0 or held < extent * t.element_size():
+            raise ValueError(f"{where}: its storage ({t.untyped_storage().nbytes()} bytes) no longer holds its "
+                             f"{t.numel()} elements (shrunk with untyped_storage().resize_()?)")
+    try:
+        return t.view(torch.int16).numpy().view(BFLOAT16) if t.dtype == torch.bfloat16 else t.numpy()
+    except (RuntimeError, TypeError) as e:  # a conjugate / negative view, a dtype NumPy lacks...
+        raise TypeError(f"{where}: NumPy cannot view this torch tensor ({e})") from None
+
+
 def host_view(obj: Any, where: str) -> np.ndarray:
     """A NumPy view, zero-copy, of a host array that is not a float ndarray: anything speaking
     DLPack or the buffer protocol, and complex arrays (stepped as their real view of shape
     (..., 2), torch's ``view_as_real``). Updates through the view land in ``obj``. A clear error otherwise."""
     if isinstance(obj, np.ndarray):
         a = obj
+    elif is_torch_tensor(obj) and obj.device.type == "cpu":
+        a = torch_view(obj, where)
     elif hasattr(type(obj), "__dlpack__"):
         try:
             a = np.from_dlpack(obj)

@@ -61,10 +61,25 @@ def test_torch_cpu_tensors_as_params_and_grads_zero_copy():
         ropt.step(grads)
     for t, r, ptr in zip(params, ref, ptrs):
         assert t.data_ptr() == ptr and np.array_equal(t.numpy(), r)
-    with pytest.raises(TypeError, match="param 0 is a Parameter that NumPy cannot read through DLPack"):
-        pyoptk.Adam([torch.nn.Parameter(torch.zeros(3))])  # requires grad: torch refuses the export
+    with pytest.raises(TypeError, match=r"param 0 is a Parameter that requires grad.*p\.detach\(\)"):
+        pyoptk.Adam([torch.nn.Parameter(torch.zeros(3))])  # torch exports no tensor that requires grad
     with pytest.raises(TypeError, match=r"param 1 grad has dtype float64, expected float32"):
         opt.step([torch.zeros(7, 5, dtype=torch.float64), torch.zeros(1023, dtype=torch.float64)])
+
+
+def test_torch_tensors_memory_stays_the_views():
+    # A view made through DLPack would let torch resize the storage under it (freeing the memory
+    # the step writes); pyoptk's views pin it, and a grad whose storage shrank is refused.
+    torch = pytest.importorskip("torch")
+    p = torch.zeros(64)
+    opt = pyoptk.SGD([p], lr=0.1)
+    with pytest.raises(RuntimeError, match="not resizable"):
+        p.untyped_storage().resize_(0)
+    g = torch.ones(64)
+    g.untyped_storage().resize_(16)
+    with pytest.raises(ValueError, match=r"param 0 grad: its storage \(16 bytes\) no longer holds its 64 elements"):
+        opt.step([g])
+    assert torch.equal(p, torch.zeros(64))
 
 
 def test_complex_params_step_as_their_real_view():

@@ -6,6 +6,7 @@
 
 #include "checks.h"
 #include "plan.h"
+#include "torch_grads.h"
 
 namespace py = pybind11;
 
@@ -110,7 +111,8 @@ py::tuple CompiledStep::predict() {
 }
 
 py::object CompiledStep::run(py::handle grads) {
-  if (!(PyList_Check(grads.ptr()) || PyTuple_Check(grads.ptr())) || PySequence_Size(grads.ptr()) != num_params_) {
+  const bool listed = PyList_Check(grads.ptr()) || PyTuple_Check(grads.ptr()) || py::isinstance<TorchGrads>(grads);
+  if (!listed || PySequence_Size(grads.ptr()) != num_params_) {
     return py::none();
   }
   // Every group checked before anything runs: a refused new value raises with nothing written.

@@ -2,6 +2,7 @@
 
 #include "checks.h"
 #include "pyoptk/kernel_table.h"
+#include "torch_abi.h"
 
 namespace py = pybind11;
 
@@ -10,28 +11,18 @@ namespace {
 
 // Owned references, kept for the life of the process (never released at exit, when the
 // interpreter may already be gone).
-struct TensorApi {
-  PyTypeObject* type = nullptr;
-  PyObject* data_ptr = nullptr;
-  PyObject* is_contiguous = nullptr;
-  PyObject* dtype_name = nullptr;
-  PyObject* nbytes_name = nullptr;
+struct TensorTypes {
+  PyTypeObject* types[2] = {};  // torch.Tensor, torch.nn.Parameter
   PyObject* dtypes[kNumStorageDtypes] = {};  // indexed by Dtype: float32, float64, bfloat16, float16
-  // torch's own C functions behind the four reads, called directly on objects of exactly `type`:
-  // what getattr / a method call would run, without the interpreter's lookup and call machinery
-  // (about a third of each read's cost). Only while the type is unchanged since registration (its
-  // version tag: CPython resets it when the type's attributes change) and looks attributes up
-  // the generic way; otherwise, and for subclasses, the reads go through Python.
-  PyGetSetDef* dtype_get = nullptr;
-  PyGetSetDef* nbytes_get = nullptr;
-  PyCFunction data_ptr_fn = nullptr;                // METH_NOARGS
-  PyCFunctionWithKeywords contiguous_fn = nullptr;  // METH_VARARGS | METH_KEYWORDS
-  PyObject* no_args = nullptr;
-  unsigned int version = 0;  // 0: no direct calls
+  PyObject* grad_name = nullptr;
+  // torch's `grad` getter, called directly on objects of exactly these types: what getattr would
+  // run, without the interpreter's lookup. Only while neither type changed since registration
+  // (their version tags: CPython resets them when a type's attributes change) and both look
+  // attributes up the generic way; otherwise the read goes through Python.
+  PyGetSetDef* grad_get = nullptr;
+  unsigned int versions[2] = {};  // 0: no direct calls
 };
-TensorApi api;
-
-PyObject* call(PyObject* method, PyObject* self) { return PyObject_CallOneArg(method, self); }
+TensorTypes torch_types;
 
 // The C getter of a getset descriptor that `type` resolves `name` to, or nullptr.
 PyGetSetDef* getset_of(PyTypeObject* type, PyObject* name) {
@@ -45,76 +36,93 @@ PyGetSetDef* getset_of(PyTypeObject* type, PyObject* name) {
   return def != nullptr && def->get != nullptr ? def : nullptr;
 }
 
-// The C function of method descriptor `m` if it takes the calling convention `flags`, or nullptr.
-PyCFunction method_of(PyObject* m, int flags) {
-  if (!Py_IS_TYPE(m, &PyMethodDescr_Type)) return nullptr;
-  const PyMethodDef* def = reinterpret_cast<PyMethodDescrObject*>(m)->d_method;
-  return def->ml_flags == flags ? def->ml_meth : nullptr;
+}  // namespace
+
+PyObject* grad_attr(PyObject* obj) {
+  const TensorTypes& t = torch_types;
+  for (int k = 0; k < 2; ++k) {
+    if (Py_TYPE(obj) == t.types[k] && t.versions[k] != 0 && t.types[k]->tp_version_tag == t.versions[k]) {
+      return t.grad_get->get(obj, t.grad_get->closure);
+    }
+  }
+  return PyObject_GetAttr(obj, t.grad_name);
 }
 
-bool direct(PyObject* obj) {
-  return Py_TYPE(obj) == api.type && api.version != 0 && api.type->tp_version_tag == api.version;
+namespace {
+
+// A new reference to obj.<name>(), or nullptr with the error set.
+PyObject* call_method(PyObject* obj, const char* name) {
+  py::object method = py::reinterpret_steal<py::object>(PyObject_GetAttrString(obj, name));
+  return method ? PyObject_CallNoArgs(method.ptr()) : nullptr;
+}
+
+long long long_of(PyObject* value) {  // consumes the reference
+  if (value == nullptr) throw py::error_already_set();
+  const long long v = PyLong_AsLongLong(value);
+  Py_DECREF(value);
+  if (v == -1 && PyErr_Occurred()) throw py::error_already_set();
+  return v;
+}
+
+// tensor_data through Python: a subclass, or torch's C shim not enabled.
+const char* grad_data_through_python(PyObject* obj, int want_dtype, int64_t numel) {
+  const int64_t itemsize = item_size(want_dtype);
+  py::object dtype = py::reinterpret_steal<py::object>(PyObject_GetAttrString(obj, "dtype"));
+  if (!dtype) throw py::error_already_set();
+  if (dtype.ptr() != torch_types.dtypes[want_dtype]) return nullptr;  // module-level singletons
+  py::object device = py::reinterpret_steal<py::object>(PyObject_GetAttrString(obj, "is_cpu"));
+  if (!device) throw py::error_already_set();
+  if (device.ptr() != Py_True) return nullptr;
+  if (long_of(call_method(obj, "numel")) != numel) return nullptr;
+  py::object contiguous = py::reinterpret_steal<py::object>(call_method(obj, "is_contiguous"));
+  if (!contiguous) throw py::error_already_set();
+  if (contiguous.ptr() != Py_True) return nullptr;
+  // torch lets a storage be resized under its tensors: the bytes read must still be the storage's.
+  py::object storage = py::reinterpret_steal<py::object>(call_method(obj, "untyped_storage"));
+  if (!storage) throw py::error_already_set();
+  const long long size = long_of(call_method(storage.ptr(), "nbytes"));
+  const long long offset = long_of(call_method(obj, "storage_offset"));
+  if (offset < 0 || (offset + numel) * itemsize > size) return nullptr;
+  void* data = PyLong_AsVoidPtr(py::reinterpret_steal<py::object>(call_method(obj, "data_ptr")).ptr());
+  if (data == nullptr && PyErr_Occurred()) throw py::error_already_set();
+  // An empty tensor's data_ptr() is 0; nothing is read through it, but null means "not planned".
+  alignas(64) static const char kNoData[64] = {};
+  if (numel == 0) return kNoData;
+  // Unaligned data (a tensor over a byte buffer at an odd offset) takes the general path, which
+  // refuses it with a message: the kernels load whole floats.
+  if (data == nullptr || reinterpret_cast<uintptr_t>(data) % static_cast<uintptr_t>(itemsize) != 0) return nullptr;
+  return static_cast<const char*>(data);
 }
 
 }  // namespace
 
-void register_tensor_type(py::object type, py::object data_ptr, py::object is_contiguous, py::object float32,
-                          py::object float64, py::object bfloat16, py::object float16) {
-  if (!PyType_Check(type.ptr())) throw py::type_error("register_tensor_type: expected a type");
-  api.type = reinterpret_cast<PyTypeObject*>(type.release().ptr());
-  api.data_ptr = data_ptr.release().ptr();
-  api.is_contiguous = is_contiguous.release().ptr();
-  api.dtype_name = PyUnicode_InternFromString("dtype");
-  api.nbytes_name = PyUnicode_InternFromString("nbytes");
-  api.dtypes[0] = float32.release().ptr();
-  api.dtypes[1] = float64.release().ptr();
-  api.dtypes[kBFloat16] = bfloat16.release().ptr();
-  api.dtypes[kFloat16] = float16.release().ptr();
-  api.dtype_get = getset_of(api.type, api.dtype_name);
-  api.nbytes_get = getset_of(api.type, api.nbytes_name);
-  api.data_ptr_fn = method_of(api.data_ptr, METH_NOARGS);
-  api.contiguous_fn = reinterpret_cast<PyCFunctionWithKeywords>(
-      reinterpret_cast<void (*)()>(method_of(api.is_contiguous, METH_VARARGS | METH_KEYWORDS)));
-  api.no_args = PyTuple_New(0);
-  // The lookups above gave the type a version tag (0: none could be given).
-  const bool generic = api.type->tp_getattro == PyObject_GenericGetAttr;
-  const bool found = api.dtype_get && api.nbytes_get && api.data_ptr_fn && api.contiguous_fn && api.no_args;
-  api.version = generic && found ? api.type->tp_version_tag : 0;
+void register_tensor_type(py::object tensor, py::object parameter, py::object float32, py::object float64,
+                          py::object bfloat16, py::object float16) {
+  if (!PyType_Check(tensor.ptr()) || !PyType_Check(parameter.ptr())) {
+    throw py::type_error("register_tensor_type: expected two types");
+  }
+  TensorTypes& t = torch_types;
+  t.types[0] = reinterpret_cast<PyTypeObject*>(tensor.release().ptr());
+  t.types[1] = reinterpret_cast<PyTypeObject*>(parameter.release().ptr());
+  t.dtypes[kFloat32] = float32.release().ptr();
+  t.dtypes[kFloat64] = float64.release().ptr();
+  t.dtypes[kBFloat16] = bfloat16.release().ptr();
+  t.dtypes[kFloat16] = float16.release().ptr();
+  t.grad_name = PyUnicode_InternFromString("grad");
+  t.grad_get = getset_of(t.types[0], t.grad_name);
+  const bool same_getter = t.grad_get != nullptr && getset_of(t.types[1], t.grad_name) == t.grad_get;
+  for (int k = 0; k < 2; ++k) {
+    // The lookups above gave the types version tags (0: none could be given).
+    const bool generic = t.types[k]->tp_getattro == PyObject_GenericGetAttr;
+    t.versions[k] = generic && same_getter ? t.types[k]->tp_version_tag : 0;
+  }
 }
 
-const char* tensor_grad_data(PyObject* obj, int want_dtype, int64_t numel) {
-  if (api.type == nullptr || !PyObject_TypeCheck(obj, api.type)) return nullptr;
-  if (want_dtype < 0 || want_dtype >= kNumStorageDtypes) return nullptr;
-  const int itemsize = item_size(want_dtype);
-  PyObject* want = api.dtypes[want_dtype];
-  const bool fast = direct(obj);
-  PyObject* dtype = fast ? api.dtype_get->get(obj, api.dtype_get->closure) : PyObject_GetAttr(obj, api.dtype_name);
-  if (dtype == nullptr) throw py::error_already_set();
-  Py_DECREF(dtype);  // dtypes are module-level singletons: a pointer comparison is enough
-  if (dtype != want) return nullptr;
-  // With the dtype equal, equal byte counts are equal element counts (the nbytes property is
-  // cheaper than a numel() call).
-  PyObject* nbytes = fast ? api.nbytes_get->get(obj, api.nbytes_get->closure) : PyObject_GetAttr(obj, api.nbytes_name);
-  if (nbytes == nullptr) throw py::error_already_set();
-  const long long n = PyLong_AsLongLong(nbytes);
-  Py_DECREF(nbytes);
-  if (n != static_cast<long long>(numel) * itemsize) return nullptr;
-  PyObject* contiguous = fast ? api.contiguous_fn(obj, api.no_args, nullptr) : call(api.is_contiguous, obj);
-  if (contiguous == nullptr) throw py::error_already_set();
-  Py_DECREF(contiguous);
-  if (contiguous != Py_True) return nullptr;
-  PyObject* ptr = fast ? api.data_ptr_fn(obj, nullptr) : call(api.data_ptr, obj);
-  if (ptr == nullptr) throw py::error_already_set();
-  void* data = PyLong_AsVoidPtr(ptr);
-  Py_DECREF(ptr);
-  if (data == nullptr && PyErr_Occurred()) throw py::error_already_set();
-  // An empty tensor's data_ptr() is 0; nothing is read through it, but null means "not planned".
-  alignas(64) static const char kNoData[64] = {};
-  if (data == nullptr && n == 0) return kNoData;
-  // Unaligned data (a tensor over a byte buffer at an odd offset) takes the general path, which
-  // refuses it with a message: the kernels load whole floats.
-  if (reinterpret_cast<uintptr_t>(data) % static_cast<uintptr_t>(itemsize) != 0) return nullptr;
-  return static_cast<const char*>(data);
+const char* tensor_data(PyObject* obj, int want_dtype, int64_t numel) {
+  if (want_dtype < 0 || want_dtype >= kNumStorageDtypes || torch_types.types[0] == nullptr) return nullptr;
+  if (torch_abi::Handle h = torch_abi::handle_of(obj)) return torch_abi::cpu_data(h, want_dtype, numel);
+  if (!PyObject_TypeCheck(obj, torch_types.types[0])) return nullptr;
+  return grad_data_through_python(obj, want_dtype, numel);
 }
 
 bool needs_host_view(py::handle obj) {

@@ -1,28 +1,34 @@
-// Host grads that are not plain float NumPy arrays. torch CPU tensors are read through their own
-// methods and properties (dtype, nbytes, is_contiguous, data_ptr) once pyoptk.torch has registered torch's tensor
-// type: no NumPy wrapper per tensor, so a framework's fresh grad tensors every step stay cheap.
-// Anything else (DLPack or buffer-protocol CPU arrays, complex arrays stepped as their real view)
-// becomes a NumPy view through pyoptk._arrays.host_view, which words every refusal.
+// Host grads that are not plain float NumPy arrays. torch CPU tensors are read without a NumPy
+// wrapper once pyoptk.torch has registered torch's tensor types: through torch's C shim
+// (torch_abi.h) where it is enabled, else through their Python properties and methods (dtype,
+// nbytes, is_contiguous, data_ptr). Either way a framework's fresh grad tensors every step stay
+// cheap. Anything else (DLPack or buffer-protocol CPU arrays, complex arrays stepped as their
+// real view) becomes a NumPy view through pyoptk._arrays.host_view, which words every refusal.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 namespace pyoptk {
 
-// pyoptk.torch calls this once: torch.Tensor, its unbound methods, and torch's float32, float64,
-// bfloat16 and float16 dtypes.
-void register_tensor_type(pybind11::object type, pybind11::object data_ptr, pybind11::object is_contiguous,
-                          pybind11::object float32, pybind11::object float64, pybind11::object bfloat16,
-                          pybind11::object float16);
+// pyoptk.torch calls this once: torch.Tensor, torch.nn.Parameter (the exact types whose `grad`
+// getter may be called directly), and torch's float32, float64, bfloat16 and float16 dtypes.
+void register_tensor_type(pybind11::object tensor, pybind11::object parameter, pybind11::object float32,
+                          pybind11::object float64, pybind11::object bfloat16, pybind11::object float16);
 
-// The data of a registered tensor of storage dtype `dtype` (a Dtype, 16-bit ones included) and
-// `numel` elements, contiguous and aligned; nullptr when obj is no such tensor (the caller then
-// takes the general path, which gives the verdict). The shape is not compared: torch's `.grad`
-// setter already refuses a grad of another shape or dtype.
-const char* tensor_grad_data(PyObject* obj, int dtype, int64_t numel);
+// The data of a registered CPU tensor of storage dtype `dtype` (a Dtype, 16-bit ones included)
+// and `numel` elements, contiguous, aligned and inside its storage; nullptr when obj is no such
+// tensor (for a grad, the caller then takes the general path, which gives the verdict). The
+// shape is not compared: torch's `.grad` setter already refuses a grad of another shape or
+// dtype, and a param's view has its shape.
+const char* tensor_data(PyObject* obj, int dtype, int64_t numel);
+
+// A new reference to obj.grad (nullptr with the error set): torch's getter called directly on
+// the registered exact types, getattr otherwise.
+PyObject* grad_attr(PyObject* obj);
 
 // True when obj must go through host_view to be checked as a NumPy array.
 bool needs_host_view(pybind11::handle obj);

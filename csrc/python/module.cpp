@@ -11,6 +11,8 @@
 #include "coeffs.h"
 #include "compiled_step.h"
 #include "host_arrays.h"
+#include "torch_abi.h"
+#include "torch_grads.h"
 #include "plan.h"
 #include "rows.h"
 #include "reduce.h"
@@ -77,12 +79,16 @@ PYBIND11_MODULE(_core, m) {
   m.def("_get_min_parallel", &get_min_parallel);
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
-  m.def("_register_tensor_type", &pyoptk::register_tensor_type, py::arg("type"), py::arg("data_ptr"),
-        py::arg("is_contiguous"), py::arg("float32"), py::arg("float64"), py::arg("bfloat16"), py::arg("float16"),
-        "Let plans read grads of this tensor type through its methods (pyoptk.torch registers torch.Tensor).");
+  m.def("_register_tensor_type", &pyoptk::register_tensor_type, py::arg("tensor"), py::arg("parameter"),
+        py::arg("float32"), py::arg("float64"), py::arg("bfloat16"), py::arg("float16"),
+        "Let plans read grads of these tensor types without NumPy (pyoptk.torch registers torch's).");
+  m.def("_enable_torch_abi", &pyoptk::torch_abi::enable, py::arg("library"), py::arg("exact_types"),
+        py::arg("probes"), "Read torch tensors through torch's C shim once it agrees on the probes; '' or why not.");
+  m.def("_torch_abi_status", &pyoptk::torch_abi::status, "'' when torch tensors are read through torch's C shim.");
   bind_reductions(m);
   bind_coeffs(m);
   bind_compiled_step(m);
+  bind_torch_grads(m);
   // The C API (pyoptk/include/pyoptk/capi.h), for C/C++/Cython callers: pyoptk_import() reads it.
   m.attr("_C_API") = py::capsule(c_api(), PYOPTK_CAPSULE_NAME);
 #ifdef PYOPTK_WITH_CUDA

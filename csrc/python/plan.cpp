@@ -6,6 +6,7 @@
 #include "../cpu/dispatch.h"
 #include "../cpu/registry.h"
 #include "checks.h"
+#include "grad_list.h"
 #include "host_arrays.h"
 #include "plan_book.h"
 
@@ -165,10 +166,7 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
 size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object param_lists, py::object scalars,
                  py::object grad_scale, py::object rounding_key) {
   const OpInfo& info = kOpInfo[op_];
-  // A list or tuple: taking its items runs no Python code (a sequence's own __getitem__ could).
-  PyObject* fast = PySequence_Fast(grads_in.ptr(), "grads must be a sequence");
-  if (fast == nullptr) throw py::error_already_set();
-  const auto grads = py::reinterpret_steal<py::sequence>(fast);
+  GradList grads(grads_in);
   check_still_current(entries_, state_keys_, grads, param_lists, info.reads_grad);
   std::vector<CoeffBlock> coeffs;
   for (py::handle values : coeff_sets) coeffs.push_back(read_coeffs(info, values));
@@ -219,18 +217,24 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
     Entry& e = entries_[i];
     if (e.slot < 0 || e.slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
     verify_arrays(e);
-    PyObject* g = PySequence_Fast_GET_ITEM(fast, static_cast<py::ssize_t>(i));
     const char* data = nullptr;  // ops that read no grad take None in its slot
     int grad_dtype = e.dtype;
     if (info.reads_grad) {
-      grad_refs.push_back(py::reinterpret_borrow<py::object>(g));
       // Grads come in the listed param's dtype or, for a float32-computing param, float32.
       const py::array like = e.mirror ? py::reinterpret_borrow<py::array>(e.mirror) : e.param;
-      data = plain_grad_data(g, like);
       grad_dtype = e.mirror ? e.mirror_dtype : e.slot_dtype[0];  // plain: the listed param's dtype
-      bool tensor = false;
+      // A torch tensor held by a TorchGrads (kept alive by it), in the listed param's dtype.
+      data = grads.tensor(i) ? torch_abi::cpu_data(grads.tensor(i), grad_dtype, e.numel) : nullptr;
+      bool tensor = data != nullptr;
+      PyObject* g = nullptr;
+      if (!tensor) {
+        python_may_have_run = python_may_have_run || grads.makes_objects();  // torch's getter may run the GC
+        g = grads.object(i);
+        grad_refs.push_back(py::reinterpret_borrow<py::object>(g));
+        data = plain_grad_data(g, like);
+      }
       if (data == nullptr) {  // a torch tensor in the listed param's dtype (16-bit ones too)
-        data = tensor_grad_data(g, grad_dtype, e.numel);
+        data = tensor_data(g, grad_dtype, e.numel);
         tensor = data != nullptr;
       }
       if (data == nullptr) {
@@ -265,7 +269,7 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
         e.checked_grad = data;
         e.checked_grad_dtype = grad_dtype;
       }
-    } else if (g != Py_None) {
+    } else if (!grads.missing(i)) {
       throw py::value_error(std::string(info.name) + " takes no second array (pass None)");
     }
     Task& task = tasks[i];
@@ -304,10 +308,11 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
     const Entry& e = entries_[i];
     verify_arrays(e);
     if (!info.reads_grad) continue;
+    const int grad_dtype = e.mirror ? e.mirror_dtype : e.slot_dtype[0];
     const bool same = grad_arrays[i] != nullptr
                           ? still_laid_out(grad_arrays[i], tasks[i].ptrs[1], e.numel, grad_descrs[i], kLaidOut)
-                          : tensor_grad_data(PySequence_Fast_GET_ITEM(fast, static_cast<py::ssize_t>(i)),
-                                             e.mirror ? e.mirror_dtype : e.slot_dtype[0], e.numel) == tasks[i].ptrs[1];
+                      : grads.tensor(i) ? torch_abi::cpu_data(grads.tensor(i), grad_dtype, e.numel) == tasks[i].ptrs[1]
+                                        : tensor_data(grads.object(i), grad_dtype, e.numel) == tasks[i].ptrs[1];
     if (!same) throw StalePlan("a grad was resized or relaid");
   }
   coalesce(tasks, itemsizes);

@@ -11,6 +11,7 @@
 
 #include "../cpu/registry.h"
 #include "checks.h"
+#include "grad_list.h"
 #include "plan.h"
 
 namespace pyoptk {
@@ -85,14 +86,14 @@ pybind11::handle listed_param(const Entry& e) {
 // holds the plan's state arrays.
 template <class Entry>
 void check_still_current(const std::vector<Entry>& entries, const std::vector<pybind11::object>& state_keys,
-                         pybind11::sequence grads, pybind11::object param_lists, bool reads_grad) {
+                         const GradList& grads, pybind11::object param_lists, bool reads_grad) {
   namespace py = pybind11;
   if (!param_lists.is_none()) {
     size_t i = 0;
     for (py::handle list : py::sequence(param_lists)) {
       for (py::handle p : py::sequence(py::reinterpret_borrow<py::object>(list))) {
         if (i >= entries.size() || !p.is(listed_param(entries[i]))) throw StalePlan("params changed");
-        if (reads_grad && grads[i].is_none()) throw StalePlan("a param has no grad");
+        if (reads_grad && i < grads.size() && grads.missing(i)) throw StalePlan("a param has no grad");
         ++i;
       }
     }
@@ -105,8 +106,8 @@ void check_still_current(const std::vector<Entry>& entries, const std::vector<py
       if (now != e.states[k].ptr()) throw StalePlan("a state array was replaced");
     }
   }
-  if (py::len(grads) != entries.size()) {
-    throw py::value_error("got " + std::to_string(py::len(grads)) + " grads for " + std::to_string(entries.size()) +
+  if (grads.size() != entries.size()) {
+    throw py::value_error("got " + std::to_string(grads.size()) + " grads for " + std::to_string(entries.size()) +
                           " params");
   }
 }

@@ -22,11 +22,14 @@ except ImportError as _e:  # torch is optional for pyoptk; this module is its to
 
 from .. import _core
 from .. import optim as _optim
+from . import _abi
 from ._adapter import TorchOptimizer, core_method, twin
 
-# Plans read torch grad tensors through their own methods (no NumPy wrapper per tensor per step).
-_core._register_tensor_type(_torch.Tensor, _torch.Tensor.data_ptr, _torch.Tensor.is_contiguous,
-                            _torch.float32, _torch.float64, _torch.bfloat16, _torch.float16)
+# Plans read torch grad tensors without a NumPy wrapper per tensor per step: through torch's C
+# shim where it checks out (._abi), else through their Python getters.
+_core._register_tensor_type(_torch.Tensor, _torch.nn.Parameter, _torch.float32, _torch.float64, _torch.bfloat16,
+                            _torch.float16)
+_abi.enable()
 
 SGD = twin(_optim.SGD)
 Adam = twin(_optim.Adam)

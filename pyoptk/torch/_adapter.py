@@ -15,10 +15,12 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from .. import _core
+from .._precision import MASTER_KEY
 from .._typing import Params
 from ..optimizer import _TORCH_IMPL_KEYS, Optimizer
 from ._dtensor import check_shards, is_dtensor, refuse_dtensors
-from ._state import TorchState, check_grads, grad_array, grad_tensor, param_view, to_numpy
+from ._state import TorchState, check_grads, grad_array, grad_tensor, param_view, same_memory, to_numpy
 
 __all__ = ["TorchOptimizer", "twin"]
 
@@ -112,12 +114,40 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _grads(self) -> list:
         """Each param's grad (None: no grad, skipped) as the core's step takes it: the tensors
         themselves for the fused kernels, NumPy views for steps that do NumPy work on them."""
-        if self._direct:
-            return [p.grad for group in self.param_groups for p in group["params"]]
+        if self._direct:  # read in C++, each param's memory checked against its view on the way
+            try:
+                return _core.TorchGrads(self.param_groups, self._core.param_groups)
+            except _core.ParamMoved:
+                self._rebind()
+                return _core.TorchGrads(self.param_groups, self._core.param_groups)
         if self.core_class.step is Optimizer.step:
             check_shards(self._shards)  # FSDP2's shards: still the memory the kernels step
             return [grad_tensor(p.grad, p) for p in self._torch_params()]
         return [grad_array(p.grad, p) for p in self._torch_params()]
+
+    def _rebind(self) -> None:
+        """Point the core at each param's memory now, as torch's optimizers see it: after
+        ``p.data = t`` or ``p.set_(t)`` the step updates ``t``, keeping the param's state
+        (the float32 master copy of a 16-bit param is taken again from the new values)."""
+        core = self._core
+        if len(self.param_groups) != len(core.param_groups) or any(
+                len(g["params"]) != len(c["params"]) for g, c in zip(self.param_groups, core.param_groups)):
+            raise ValueError(f"{type(self).__name__}: param_groups were changed other than by add_param_group")
+        start = 0
+        for group, core_group in zip(self.param_groups, core.param_groups):
+            for j, (p, view) in enumerate(zip(group["params"], core_group["params"])):
+                new = param_view(p, f"param {start + j}")
+                if same_memory(new, view):
+                    continue
+                core_group["params"][j] = self._views[p] = new
+                if view in core.state:
+                    state = core.state[view]
+                    del core.state[view]
+                    if MASTER_KEY in state:
+                        state[MASTER_KEY] = new.astype(np.float32)
+                    core.state[new] = state
+            start += len(group["params"])
+        core._plan = None
 
     # ----- the step -------------------------------------------------------------------------
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]

@@ -10,16 +10,15 @@ import numpy as np
 import torch
 
 from .. import SparseGrad
+from .._arrays import torch_view
 from .._precision import BFLOAT16
 from ._dtensor import as_dtensor, is_dtensor, local, local_grad
 
 
-def numpy_view(t: torch.Tensor) -> np.ndarray:
-    """A NumPy view of a CPU tensor's memory, zero-copy. torch's ``numpy()`` knows no bfloat16:
-    such a tensor is viewed through its int16 bits as ``ml_dtypes.bfloat16``, the dtype pyoptk steps."""
-    if t.dtype == torch.bfloat16:
-        return t.view(torch.int16).numpy().view(BFLOAT16)
-    return t.numpy()
+def numpy_view(t: torch.Tensor, where: str = "a tensor") -> np.ndarray:
+    """A NumPy view of a CPU tensor's memory, zero-copy (bfloat16 as ``ml_dtypes.bfloat16``, the
+    dtype pyoptk steps); torch then refuses to resize its storage while the view lives."""
+    return torch_view(t, where)
 
 
 def tensor_view(a: np.ndarray) -> torch.Tensor:
@@ -49,6 +48,12 @@ def param_view(p: torch.Tensor, where: str) -> Any:
         raise ValueError(f"{where} is not contiguous; pyoptk updates params in place and never through a copy "
                          "(make it contiguous before building the model's optimizer)")
     return numpy_view(torch.view_as_real(p.detach()) if p.dtype.is_complex else p.detach())
+
+
+def same_memory(a: np.ndarray, b: np.ndarray) -> bool:
+    """Two NumPy views of the same bytes, read as the same dtype and shape."""
+    return a.__array_interface__["data"][0] == b.__array_interface__["data"][0] and a.dtype == b.dtype and \
+        a.shape == b.shape
 
 
 def grad_array(g: torch.Tensor | None, p: torch.Tensor) -> Any:

@@ -1,0 +1,70 @@
+#include "torch_grads.h"
+
+#include <pybind11/numpy.h>
+
+#include <string>
+
+#include "checks.h"
+#include "host_arrays.h"
+
+namespace py = pybind11;
+
+namespace pyoptk {
+
+TorchGrads::TorchGrads(py::sequence torch_groups, py::sequence core_groups) {
+  const py::ssize_t groups = py::len(torch_groups);
+  if (py::len(core_groups) != groups) throw ParamMoved("the optimizer's param groups changed");
+  const py::str params_key("params");
+  for (py::ssize_t gi = 0; gi < groups; ++gi) {
+    const py::list params = torch_groups[gi][params_key], views = core_groups[gi][params_key];
+    const size_t n = params.size();
+    if (views.size() != n) throw ParamMoved("the optimizer's param groups changed");
+    for (size_t j = 0; j < n; ++j) {
+      PyObject* p = PyList_GET_ITEM(params.ptr(), j);
+      PyObject* view = PyList_GET_ITEM(views.ptr(), j);
+      params_.push_back(py::reinterpret_borrow<py::object>(p));
+      tensors_.push_back(nullptr);
+      objects_.emplace_back();
+      if (py::isinstance<py::array>(view)) {
+        const auto a = py::reinterpret_borrow<py::array>(view);
+        const int dtype = dtype_of(a);
+        const char* data = dtype < 0 ? nullptr : tensor_data(p, dtype, a.size());
+        if (data == nullptr || (a.size() > 0 && data != a.data())) {
+          throw ParamMoved("param " + std::to_string(params_.size() - 1) +
+                           " no longer lies in the memory the optimizer steps");
+        }
+      }
+      torch_abi::Handle h = torch_abi::handle_of(p);
+      if (h != nullptr && torch_abi::grad_of(h, &tensors_.back())) continue;
+      objects_.back() = object(params_.size() - 1);  // read through Python
+    }
+  }
+}
+
+TorchGrads::~TorchGrads() {
+  for (torch_abi::Handle t : tensors_) torch_abi::release(t);
+}
+
+py::object TorchGrads::object(size_t i) const {
+  if (objects_[i]) return objects_[i];
+  PyObject* grad = grad_attr(params_[i].ptr());
+  if (grad == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(grad);
+}
+
+void bind_torch_grads(py::module_& m) {
+  py::register_exception<ParamMoved>(m, "ParamMoved");
+  py::class_<TorchGrads>(m, "TorchGrads",
+                         "pyoptk.torch's grads for one step, read from the params in C++ (internal); a sequence "
+                         "of the params' .grad.")
+      .def(py::init<py::sequence, py::sequence>(), py::arg("torch_groups"), py::arg("core_groups"))
+      .def("__len__", &TorchGrads::size)
+      .def("__getitem__", [](const TorchGrads& g, py::ssize_t i) {
+        const auto n = static_cast<py::ssize_t>(g.size());
+        if (i < 0) i += n;
+        if (i < 0 || i >= n) throw py::index_error("grad index out of range");
+        return g.object(static_cast<size_t>(i));
+      });
+}
+
+}  // namespace pyoptk
