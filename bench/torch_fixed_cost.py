@@ -4,6 +4,7 @@ of 1, 8 and 100 elements, one thread. Before every step each param gets a NEW gr
 the same rounds (interleaved, medians of 9 rounds of 5 steps): pyoptk's NumPy API with new grad
 arrays each step, torch.optim.Adam(fused=True), and the floor any torch optimizer pays in this
 protocol: reading ``[p.grad for p in params]`` alone (torch's own getter, after the same prep).
+The same three again with the grads a backward leaves (autograd's, with no Python object yet).
 
     python bench/torch_fixed_cost.py [--count 10000] [--sizes 1 8 100]
 """
@@ -46,6 +47,19 @@ class _GradRead(_Torch):
         self.grads = [p.grad for p in self.params]
 
 
+class _Backward(_Torch):
+    """As a training step leaves them: grads made by autograd (one backward through every param),
+    which have no Python object until something reads ``p.grad``."""
+
+    def prepare(self):
+        self.opt.zero_grad(set_to_none=True)
+        torch.cat([p.view(-1) for p in self.params]).sum().backward()
+
+
+class _BackwardGradRead(_Backward, _GradRead):
+    pass
+
+
 class _NumPy:
     """pyoptk's NumPy API, a fresh list of grad arrays (cycled) each step."""
 
@@ -68,6 +82,11 @@ IMPLS = {
     "pyoptk.Adam (NumPy API)": lambda size, n: _NumPy(size, n),
     "torch.optim.Adam(fused=True)": lambda size, n: _Torch(lambda ps: torch.optim.Adam(ps, fused=True), size, n),
     "[p.grad for p in params] alone": lambda size, n: _GradRead(lambda ps: pyoptk.torch.Adam(ps), size, n),
+    "pyoptk.torch.Adam, grads from backward": lambda size, n: _Backward(lambda ps: pyoptk.torch.Adam(ps), size, n),
+    "torch.optim.Adam(fused=True), grads from backward":
+        lambda size, n: _Backward(lambda ps: torch.optim.Adam(ps, fused=True), size, n),
+    "[p.grad for p in params] alone, grads from backward":
+        lambda size, n: _BackwardGradRead(lambda ps: pyoptk.torch.Adam(ps), size, n),
 }
 
 

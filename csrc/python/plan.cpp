@@ -163,6 +163,16 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
   refuse_overlaps(written_, &info);  // leaves them sorted: run() binary-searches them
 }
 
+// Starts loading the objects the checks of entry e will read (its arrays, state dict and grad
+// tensor): with many small arrays the checks wait on memory, not on arithmetic.
+template <class Entry>
+void prefetch_entry(const Entry& e, torch_abi::Handle grad) {
+  __builtin_prefetch(e.param.ptr());
+  for (const py::array& s : e.states) __builtin_prefetch(s.ptr());
+  if (!e.state_dict.is_none()) __builtin_prefetch(e.state_dict.ptr());
+  if (grad != nullptr) torch_abi::prefetch(grad);
+}
+
 size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object param_lists, py::object scalars,
                  py::object grad_scale, py::object rounding_key) {
   const OpInfo& info = kOpInfo[op_];
@@ -215,6 +225,7 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
   grad_refs.reserve(entries_.size());
   for (size_t i = 0; i < entries_.size(); ++i) {
     Entry& e = entries_[i];
+    if (i + 4 < entries_.size()) prefetch_entry(entries_[i + 4], grads.tensor(i + 4));
     if (e.slot < 0 || e.slot >= static_cast<int64_t>(coeffs.size())) throw py::value_error("coefficient slot out of range");
     verify_arrays(e);
     const char* data = nullptr;  // ops that read no grad take None in its slot

@@ -40,6 +40,10 @@ bool grad_of(Handle param, Handle* grad);
 // Drops an owned handle (grad_of's), with the GIL held: it may free the tensor.
 void release(Handle owned);
 
+// Starts loading what the reads of h's tensor touch first (its TensorImpl), for a loop over many
+// tensors to overlap the cache misses of the next few with the work on this one.
+void prefetch(Handle h);
+
 // The data of h's tensor when it is a dense (strided) CPU tensor of storage dtype `dtype` (a
 // pyoptk Dtype), with `numel` elements, contiguous, lying wholly inside its storage, and
 // aligned to its item size; nullptr otherwise (the caller's general path gives the verdict).
