@@ -4,9 +4,10 @@ of 1, 8 and 100 elements, one thread. Before every step each param gets a NEW gr
 the same rounds (interleaved, medians of 9 rounds of 5 steps): pyoptk's NumPy API with new grad
 arrays each step, torch.optim.Adam(fused=True), and the floor any torch optimizer pays in this
 protocol: reading ``[p.grad for p in params]`` alone (torch's own getter, after the same prep).
-The same three again with the grads a backward leaves (autograd's, with no Python object yet).
+``--grads backward``: the grads a backward leaves instead (autograd's, with no Python object yet;
+the NumPy API has no such row).
 
-    python bench/torch_fixed_cost.py [--count 10000] [--sizes 1 8 100]
+    python bench/torch_fixed_cost.py [--count 10000] [--sizes 1 8 100] [--grads assigned|backward]
 """
 import argparse
 import statistics
@@ -77,22 +78,24 @@ class _NumPy:
         self.opt.step(self.grads)
 
 
-IMPLS = {
+ASSIGNED = {
     "pyoptk.torch.Adam": lambda size, n: _Torch(lambda ps: pyoptk.torch.Adam(ps), size, n),
     "pyoptk.Adam (NumPy API)": lambda size, n: _NumPy(size, n),
     "torch.optim.Adam(fused=True)": lambda size, n: _Torch(lambda ps: torch.optim.Adam(ps, fused=True), size, n),
     "[p.grad for p in params] alone": lambda size, n: _GradRead(lambda ps: pyoptk.torch.Adam(ps), size, n),
-    "pyoptk.torch.Adam, grads from backward": lambda size, n: _Backward(lambda ps: pyoptk.torch.Adam(ps), size, n),
-    "torch.optim.Adam(fused=True), grads from backward":
-        lambda size, n: _Backward(lambda ps: torch.optim.Adam(ps, fused=True), size, n),
-    "[p.grad for p in params] alone, grads from backward":
-        lambda size, n: _BackwardGradRead(lambda ps: pyoptk.torch.Adam(ps), size, n),
+}
+BACKWARD = {
+    "pyoptk.torch.Adam": lambda size, n: _Backward(lambda ps: pyoptk.torch.Adam(ps), size, n),
+    "torch.optim.Adam(fused=True)": lambda size, n: _Backward(lambda ps: torch.optim.Adam(ps, fused=True), size, n),
+    "[p.grad for p in params] alone": lambda size, n: _BackwardGradRead(lambda ps: pyoptk.torch.Adam(ps), size, n),
 }
 
 
-def main(count=10_000, rounds=9, steps=5, sizes=(1, 8, 100)):
+def main(count=10_000, rounds=9, steps=5, sizes=(1, 8, 100), grads="assigned"):
     torch.set_num_threads(1)
     pyoptk.set_num_threads(1)
+    IMPLS = ASSIGNED if grads == "assigned" else BACKWARD
+    print(f"grads: {grads}")
     table = {name: [] for name in IMPLS}
     best = {name: [] for name in IMPLS}  # the best round: the machine's noise only ever adds
     for size in sizes:
@@ -115,9 +118,10 @@ def main(count=10_000, rounds=9, steps=5, sizes=(1, 8, 100)):
         print("|---" * (len(sizes) + 1) + "|")
         for name, cells in cells_of.items():
             print(f"| {name} | " + " | ".join(f"{c:.3f}" for c in cells) + " |")
-        ours, numpy_api = cells_of["pyoptk.torch.Adam"], cells_of["pyoptk.Adam (NumPy API)"]
-        print("| adapter's own cost (pyoptk.torch - NumPy API) | " +
-              " | ".join(f"{a - b:.3f}" for a, b in zip(ours, numpy_api)) + " |")
+        if "pyoptk.Adam (NumPy API)" in cells_of:
+            ours, numpy_api = cells_of["pyoptk.torch.Adam"], cells_of["pyoptk.Adam (NumPy API)"]
+            print("| adapter's own cost (pyoptk.torch - NumPy API) | " +
+                  " | ".join(f"{a - b:.3f}" for a, b in zip(ours, numpy_api)) + " |")
         print()
 
 
@@ -126,5 +130,7 @@ if __name__ == "__main__":
     ap.add_argument("--count", type=int, default=10_000)
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--sizes", type=int, nargs="+", default=[1, 8, 100])
+    ap.add_argument("--grads", choices=["assigned", "backward"], default="assigned",
+                    help="new grad tensors assigned to p.grad before each step, or left by a backward")
     args = ap.parse_args()
-    main(count=args.count, rounds=args.rounds, sizes=tuple(args.sizes))
+    main(count=args.count, rounds=args.rounds, sizes=tuple(args.sizes), grads=args.grads)

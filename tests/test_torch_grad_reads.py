@@ -184,6 +184,13 @@ def test_torch_grads_is_a_sequence_of_the_params_grads():
         grads[3]
 
 
+def test_torch_grads_names_a_param_whose_memory_moved():
+    opt, params = warmed()
+    params[2].data = torch.randn(params[2].shape)
+    with pytest.raises(_core.ParamMoved, match="param 2 no longer lies in the memory the optimizer steps"):
+        _core.TorchGrads(opt.param_groups, opt._core.param_groups)
+
+
 def test_param_without_grad_is_skipped_as_torch_skips_it():
     opt, params = warmed()
     params[1].grad = None

@@ -12,6 +12,15 @@ namespace py = pybind11;
 namespace pyoptk {
 
 TorchGrads::TorchGrads(py::sequence torch_groups, py::sequence core_groups) {
+  try {
+    read(torch_groups, core_groups);
+  } catch (...) {  // no destructor runs for a constructor that throws: drop what was read
+    for (torch_abi::Handle t : tensors_) torch_abi::release(t);
+    throw;
+  }
+}
+
+void TorchGrads::read(py::sequence torch_groups, py::sequence core_groups) {
   const py::ssize_t groups = py::len(torch_groups);
   if (py::len(core_groups) != groups) throw ParamMoved("the optimizer's param groups changed");
   const py::str params_key("params");

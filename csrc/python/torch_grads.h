@@ -38,6 +38,7 @@ class TorchGrads {
   pybind11::object object(size_t i) const;
 
  private:
+  void read(pybind11::sequence torch_groups, pybind11::sequence core_groups);
   std::vector<pybind11::object> params_;
   std::vector<torch_abi::Handle> tensors_;  // owned; null: no grad, or read as an object
   std::vector<pybind11::object> objects_;   // the grads read through Python (subclasses, shim off)
