@@ -167,6 +167,9 @@ def torch_view(t: Any, where: str) -> np.ndarray:
     would not, and a resize frees the memory under the view). Refused when the storage no longer
     holds the tensor (``untyped_storage().resize_()`` shrinks it under its tensors)."""
     torch = sys.modules["torch"]
+    if t.layout != torch.strided:
+        raise TypeError(f"{where} is a {t.layout} tensor; pyoptk steps dense arrays (torch's row-sparse grads of "
+                        "nn.Embedding(sparse=True) go to SparseAdam)")
     if t.requires_grad:
         raise TypeError(f"{where} is a {type(t).__name__} that requires grad, which torch exports to no other "
                         "library: pass p.detach() (the same memory), or use pyoptk.torch, which steps torch "

@@ -3,7 +3,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-class ParamMoved(Exception):
+class ParamMoved(ValueError):
     """A torch param no longer lies in the memory its NumPy view steps (pyoptk.torch rebinds it)."""
 
 class StalePlan(Exception):

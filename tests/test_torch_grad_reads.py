@@ -184,6 +184,15 @@ def test_torch_grads_is_a_sequence_of_the_params_grads():
         grads[3]
 
 
+def test_sparse_grad_of_a_dense_optimizer_is_refused_with_nothing_written():
+    p = torch.nn.Parameter(torch.zeros(4, 3))
+    opt = pt.Adam([p])
+    p.grad = torch.sparse_coo_tensor([[1]], torch.ones(1, 3), (4, 3), check_invariants=True)
+    with pytest.raises(TypeError, match="param 0 grad is a torch.sparse_coo tensor; pyoptk steps dense arrays"):
+        opt.step()
+    assert torch.equal(p.detach(), torch.zeros(4, 3)) and opt.state[p] == {}
+
+
 def test_torch_grads_names_a_param_whose_memory_moved():
     opt, params = warmed()
     params[2].data = torch.randn(params[2].shape)

@@ -1,5 +1,7 @@
 #include "host_arrays.h"
 
+#include <climits>
+
 #include "checks.h"
 #include "pyoptk/kernel_table.h"
 #include "torch_abi.h"
@@ -45,7 +47,7 @@ PyObject* grad_attr(PyObject* obj) {
       return t.grad_get->get(obj, t.grad_get->closure);
     }
   }
-  return PyObject_GetAttr(obj, t.grad_name);
+  return t.grad_name != nullptr ? PyObject_GetAttr(obj, t.grad_name) : PyObject_GetAttrString(obj, "grad");
 }
 
 namespace {
@@ -74,15 +76,19 @@ const char* grad_data_through_python(PyObject* obj, int want_dtype, int64_t nume
   if (!device) throw py::error_already_set();
   if (device.ptr() != Py_True) return nullptr;
   if (long_of(call_method(obj, "numel")) != numel) return nullptr;
+  // A sparse or opaque tensor raises here: the general path words the refusal.
   py::object contiguous = py::reinterpret_steal<py::object>(call_method(obj, "is_contiguous"));
-  if (!contiguous) throw py::error_already_set();
+  py::object storage;
+  if (contiguous) storage = py::reinterpret_steal<py::object>(call_method(obj, "untyped_storage"));
+  if (!storage) {
+    PyErr_Clear();
+    return nullptr;
+  }
   if (contiguous.ptr() != Py_True) return nullptr;
   // torch lets a storage be resized under its tensors: the bytes read must still be the storage's.
-  py::object storage = py::reinterpret_steal<py::object>(call_method(obj, "untyped_storage"));
-  if (!storage) throw py::error_already_set();
   const long long size = long_of(call_method(storage.ptr(), "nbytes"));
   const long long offset = long_of(call_method(obj, "storage_offset"));
-  if (offset < 0 || (offset + numel) * itemsize > size) return nullptr;
+  if (offset < 0 || offset > INT64_MAX / itemsize - numel || (offset + numel) * itemsize > size) return nullptr;
   void* data = PyLong_AsVoidPtr(py::reinterpret_steal<py::object>(call_method(obj, "data_ptr")).ptr());
   if (data == nullptr && PyErr_Occurred()) throw py::error_already_set();
   // An empty tensor's data_ptr() is 0; nothing is read through it, but null means "not planned".

@@ -71,7 +71,7 @@ py::object TorchGrads::object(size_t i) const {
 }
 
 void bind_torch_grads(py::module_& m) {
-  py::register_exception<ParamMoved>(m, "ParamMoved");
+  py::register_exception<ParamMoved>(m, "ParamMoved", PyExc_ValueError);
   py::class_<TorchGrads>(m, "TorchGrads",
                          "pyoptk.torch's grads for one step, read from the params in C++ (internal); a sequence "
                          "of the params' .grad.")
