@@ -82,7 +82,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("_register_tensor_type", &pyoptk::register_tensor_type, py::arg("tensor"), py::arg("parameter"),
         py::arg("float32"), py::arg("float64"), py::arg("bfloat16"), py::arg("float16"),
         "Let plans read grads of these tensor types without NumPy (pyoptk.torch registers torch's).");
-  m.def("_enable_torch_abi", &pyoptk::torch_abi::enable, py::arg("library"), py::arg("exact_types"),
+  m.def("_enable_torch_abi", &pyoptk::torch_abi::enable, py::arg("lib_dir"), py::arg("exact_types"),
         py::arg("probes"), "Read torch tensors through torch's C shim once it agrees on the probes; '' or why not.");
   m.def("_torch_abi_status", &pyoptk::torch_abi::status, "'' when torch tensors are read through torch's C shim.");
   bind_reductions(m);

@@ -15,12 +15,6 @@ from .._precision import BFLOAT16
 from ._dtensor import as_dtensor, is_dtensor, local, local_grad
 
 
-def numpy_view(t: torch.Tensor, where: str = "a tensor") -> np.ndarray:
-    """A NumPy view of a CPU tensor's memory, zero-copy (bfloat16 as ``ml_dtypes.bfloat16``, the
-    dtype pyoptk steps); torch then refuses to resize its storage while the view lives."""
-    return torch_view(t, where)
-
-
 def tensor_view(a: np.ndarray) -> torch.Tensor:
     """A tensor over a NumPy array's memory, zero-copy (``ml_dtypes.bfloat16`` as ``torch.bfloat16``)."""
     if a.dtype == BFLOAT16:
@@ -47,7 +41,7 @@ def param_view(p: torch.Tensor, where: str) -> Any:
     if not p.is_contiguous():
         raise ValueError(f"{where} is not contiguous; pyoptk updates params in place and never through a copy "
                          "(make it contiguous before building the model's optimizer)")
-    return numpy_view(torch.view_as_real(p.detach()) if p.dtype.is_complex else p.detach())
+    return torch_view(torch.view_as_real(p.detach()) if p.dtype.is_complex else p.detach(), where)
 
 
 def same_memory(a: np.ndarray, b: np.ndarray) -> bool:
@@ -66,10 +60,10 @@ def grad_array(g: torch.Tensor | None, p: torch.Tensor) -> Any:
         if g.sparse_dim() != 1:
             raise ValueError(f"a sparse grad of sparse_dim {g.sparse_dim()}: pyoptk's SparseAdam takes row-sparse "
                              "grads (sparse_dim 1, as nn.Embedding(sparse=True) makes)")
-        return SparseGrad(g._indices()[0].numpy(), numpy_view(g._values().detach()))
+        return SparseGrad(g._indices()[0].numpy(), torch_view(g._values().detach(), "a sparse grad's values"))
     if g.device.type != "cpu":
         return g.detach()
-    return numpy_view(torch.view_as_real(g.detach()) if g.dtype.is_complex else g.detach())
+    return torch_view(torch.view_as_real(g.detach()) if g.dtype.is_complex else g.detach(), "a grad")
 
 
 def check_grads(params: list[torch.Tensor]) -> None:
@@ -124,7 +118,7 @@ def to_numpy(value: Any) -> Any:
     view; 0-d tensors as 0-d arrays), lists element by element, other values as they are."""
     if isinstance(value, torch.Tensor):
         value = (local(value) if is_dtensor(value) else value).detach().cpu().resolve_conj()
-        return numpy_view(torch.view_as_real(value) if value.dtype.is_complex else value)
+        return torch_view(torch.view_as_real(value) if value.dtype.is_complex else value, "a state tensor")
     if isinstance(value, (list, tuple)):
         return type(value)(to_numpy(v) for v in value)
     return value
