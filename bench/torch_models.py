@@ -4,16 +4,22 @@ CNN. Two figures each: the optimizer step alone (grads from one backward, kept),
 training step (zero_grad(set_to_none=True), forward, backward, step). 1 and 2 threads.
 
 Implementations are interleaved round by round in one process; medians over rounds, and the
-ratio to torch fused. Usage: python bench/torch_models.py [--rounds 7] [--json out.json]
+ratio to torch fused. Beside them runs the memory roofline of the same step: pyoptk's stream
+probe over arrays shaped like the model's, with AdamW's bytes. Its time bounds every
+implementation's (the % column), and torch fused's time over it is the largest ratio to torch
+fused that any step with these bytes can reach on this machine.
+Usage: python bench/torch_models.py [--rounds 7] [--json out.json]
 """
 import argparse
 import json
 import statistics
 import time
 
+import numpy as np
 import torch
 
 import pyoptk
+import pyoptk.bench
 import pyoptk.torch
 
 class NumpyGlue:
@@ -32,12 +38,27 @@ class NumpyGlue:
             p.grad = None
 
 
+class Roofline:
+    """The memory ceiling of an AdamW step on these params: the stream probe (ops/stream.h) reads
+    param, grad and two states and writes param and the states, the bytes AdamW moves, through
+    the same driver and plans as the optimizers (so the NumPy API's fixed cost per tensor is in
+    it). Its own arrays, allocated like the others', so it starts each round as cold as they do.
+    Not a training step: it has none."""
+
+    def __init__(self, params):
+        arrays = [p.detach().numpy().copy() for p in params]
+        # Grads written, not np.zeros: untouched zero pages read from one cached page, not memory.
+        self.step = pyoptk.bench._stream(2, arrays, [np.full_like(a, 1e-3) for a in arrays])
+
+
+ROOFLINE = "roofline (stream probe, AdamW's bytes)"
 IMPLS = {
     "pyoptk.torch": lambda ps: pyoptk.torch.AdamW(ps, lr=1e-3),
     "pyoptk NumPy API + glue": NumpyGlue,
     "torch fused": lambda ps: torch.optim.AdamW(ps, lr=1e-3, fused=True),
     "torch foreach": lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=True),
     "torch for-loop": lambda ps: torch.optim.AdamW(ps, lr=1e-3, foreach=False),
+    ROOFLINE: Roofline,
 }
 
 
@@ -91,12 +112,15 @@ def measure(make_model, make_input, threads, rounds, step_reps):
             for _ in range(step_reps):
                 opt.step()
             step_t[name].append((time.perf_counter() - t0) / step_reps)
+            if name == ROOFLINE:
+                continue
             t0 = time.perf_counter()
             opt.zero_grad(set_to_none=True)
             model(x).square().mean().backward()
             opt.step()
             train_t[name].append(time.perf_counter() - t0)
-    return {n: (statistics.median(step_t[n]), statistics.median(train_t[n])) for n in IMPLS}
+    return {n: (statistics.median(step_t[n]), statistics.median(train_t[n]) if train_t[n] else None)
+            for n in IMPLS}
 
 
 def main():
@@ -112,12 +136,14 @@ def main():
         tensors, elements = len(list(m.parameters())), sum(p.numel() for p in m.parameters())
         for threads in args.threads:
             res = measure(make_model, make_input, threads, args.rounds, args.step_reps)
-            fused = res["torch fused"]
-            print(f"\n{label}: {tensors} tensors, {elements} elements, {threads} thread(s)")
-            print("| AdamW | step alone (ms) | vs torch fused | training step (ms) | vs torch fused |")
-            print("|---|---|---|---|---|")
+            fused, roof = res["torch fused"], res[ROOFLINE][0]
+            print(f"\n{label}: {tensors} tensors, {elements} elements, {threads} thread(s); "
+                  f"roofline {28 * elements / roof / 1e9:.1f} GB/s, so at most {fused[0] / roof:.2f}x torch fused")
+            print("| AdamW | step alone (ms) | vs torch fused | % of roofline | training step (ms) | vs torch fused |")
+            print("|---|---|---|---|---|---|")
             for name, (s, t) in res.items():
-                print(f"| {name} | {s * 1e3:.3f} | {fused[0] / s:.2f}x | {t * 1e3:.2f} | {fused[1] / t:.2f}x |")
+                train = "– | –" if t is None else f"{t * 1e3:.2f} | {fused[1] / t:.2f}x"
+                print(f"| {name} | {s * 1e3:.3f} | {fused[0] / s:.2f}x | {100 * roof / s:.0f}% | {train} |")
                 out.append(dict(model=label, threads=threads, impl=name, step_s=s, train_s=t))
     if args.json:
         with open(args.json, "w") as f:
