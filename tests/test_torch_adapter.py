@@ -284,6 +284,45 @@ def test_hooks_named_params_and_add_param_group():
     assert len(opt.param_groups) == 2  # the refused group left nothing behind
 
 
+def test_step_hooks_and_profiler_range_as_torch_optim():
+    """pyoptk.torch's own step wrapper (no profiler range unless one records) calls what torch's
+    does: global then per-optimizer pre-hooks, with the optimizer first in args and their
+    returned (args, kwargs) used; post-hooks; and the profiler range torch's step makes."""
+    from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+
+    def run(cls):
+        p = torch.nn.Parameter(torch.ones(3))
+        opt = cls([p], lr=0.5)
+        calls = []
+        handles = [register_optimizer_step_pre_hook(lambda o, a, k: calls.append(("global pre", a[0] is o, a[1:], sorted(k)))),
+                   register_optimizer_step_post_hook(lambda o, a, k: calls.append(("global post", a[0] is o, a[1:], sorted(k))))]
+
+        def pre(o, args, kwargs):  # replaces step()'s arguments: a closure that sets the grad
+            calls.append(("pre", args[0] is o))
+            return (args[0],), {"closure": lambda: p.grad.fill_(2.0).sum()}
+
+        opt.register_step_pre_hook(pre)
+        opt.register_step_post_hook(lambda o, a, k: calls.append(("post", a[0] is o, a[1:], sorted(k))))
+        p.grad = torch.zeros(3)
+        try:
+            opt.step()
+            with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+                opt.step()
+        finally:
+            for h in handles:
+                h.remove()
+        names = {e.name for e in prof.events()}
+        return calls, p.detach().clone(), f"Optimizer.step#{cls.__name__}.step" in names
+
+    ours, theirs = run(pt.SGD), run(torch.optim.SGD)
+    one_step = [("global pre", True, (), []), ("pre", True), ("post", True, (), ["closure"]),
+                ("global post", True, (), ["closure"])]
+    assert ours[0] == theirs[0] == one_step * 2
+    assert torch.equal(ours[1], theirs[1]) and torch.equal(ours[1], torch.full((3,), -1.0))  # the closure's grad was used
+    assert ours[2] and theirs[2]  # the range is there while the profiler records
+    assert getattr(pt.SGD.step, "hooked", False)  # torch's __init__ did not wrap it again
+
+
 def test_complex_params_like_torch():
     def run(cls):
         p = torch.nn.Parameter(torch.tensor([1 + 2j, -0.5 + 0.25j, 3 - 1j], dtype=torch.complex128))
