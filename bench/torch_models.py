@@ -42,8 +42,8 @@ class Roofline:
     """The memory ceiling of an AdamW step on these params: the stream probe (ops/stream.h) reads
     param, grad and two states and writes param and the states, the bytes AdamW moves, through
     the same driver and plans as the optimizers (so the NumPy API's fixed cost per tensor is in
-    it). Its own arrays, allocated like the others', so it starts each round as cold as they do.
-    Not a training step: it has none."""
+    it). Its own arrays (NumPy copies), so it starts each round as cold as the others do. No
+    training step: it has none."""
 
     def __init__(self, params):
         arrays = [p.detach().numpy().copy() for p in params]
