@@ -233,7 +233,7 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
     if (info.reads_grad) {
       // Grads come in the listed param's dtype or, for a float32-computing param, float32.
       const py::array like = e.mirror ? py::reinterpret_borrow<py::array>(e.mirror) : e.param;
-      grad_dtype = e.mirror ? e.mirror_dtype : e.slot_dtype[0];  // plain: the listed param's dtype
+      grad_dtype = e.grad_dtype();
       // A torch tensor held by a TorchGrads (kept alive by it), in the listed param's dtype.
       data = grads.tensor(i) ? torch_abi::cpu_data(grads.tensor(i), grad_dtype, e.numel) : nullptr;
       bool tensor = data != nullptr;
@@ -319,7 +319,7 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
     const Entry& e = entries_[i];
     verify_arrays(e);
     if (!info.reads_grad) continue;
-    const int grad_dtype = e.mirror ? e.mirror_dtype : e.slot_dtype[0];
+    const int grad_dtype = e.grad_dtype();
     const bool same = grad_arrays[i] != nullptr
                           ? still_laid_out(grad_arrays[i], tasks[i].ptrs[1], e.numel, grad_descrs[i], kLaidOut)
                       : grads.tensor(i) ? torch_abi::cpu_data(grads.tensor(i), grad_dtype, e.numel) == tasks[i].ptrs[1]

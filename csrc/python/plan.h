@@ -79,6 +79,9 @@ class Plan {
     int8_t mirror_dtype = -1;
     char* mirror_ptr = nullptr;         // its data and dtype object, re-checked each run
     PyObject* mirror_descr = nullptr;
+    // The storage dtype its grad comes in: the 16-bit param's with master weights, else the
+    // listed param's.
+    int grad_dtype() const { return mirror ? mirror_dtype : slot_dtype[0]; }
   };
   static SpanFn fused_layout(int op, const Entry& e, int grad_dtype);
   int op_;

@@ -28,6 +28,9 @@ void TorchGrads::read(py::sequence torch_groups, py::sequence core_groups) {
     const py::list params = torch_groups[gi][params_key], views = core_groups[gi][params_key];
     const size_t n = params.size();
     if (views.size() != n) throw ParamMoved("the optimizer's param groups changed");
+    params_.reserve(params_.size() + n);
+    tensors_.reserve(tensors_.size() + n);
+    objects_.reserve(objects_.size() + n);
     for (size_t j = 0; j < n; ++j) {
       // Memory latency dominates (after a backward these objects are cold): the objects 8 ahead,
       // and the tensors of those 4 ahead (their objects are in by then), start loading now.
