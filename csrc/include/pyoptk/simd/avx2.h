@@ -56,7 +56,8 @@ struct Lanes<Vec<T>> {
   inline Vec<T> operator-(Vec<T> a, Vec<T> b) { return _mm256_sub_##S(a.v, b.v); }             \
   inline Vec<T> operator*(Vec<T> a, Vec<T> b) { return _mm256_mul_##S(a.v, b.v); }             \
   inline Vec<T> operator/(Vec<T> a, Vec<T> b) { return _mm256_div_##S(a.v, b.v); }             \
-  inline Vec<T> operator-(Vec<T> a) { return _mm256_sub_##S(_mm256_setzero_##S(), a.v); }      \
+  /* -a flips the sign bit, as the scalar -a does: 0 - a would give +0 for +0. */           \
+  inline Vec<T> operator-(Vec<T> a) { return _mm256_xor_##S(a.v, _mm256_set1_##S(-T(0))); }      \
   inline Vec<T> fma(Vec<T> a, Vec<T> b, Vec<T> c) { return _mm256_fmadd_##S(a.v, b.v, c.v); } \
   inline Vec<T> sqrt(Vec<T> a) { return _mm256_sqrt_##S(a.v); }                                \
   inline Vec<T> abs(Vec<T> a) {                                                                \
