@@ -38,18 +38,15 @@ def agree(comm: Any, what: str, error: BaseException | None, described: Any) -> 
 
 
 def _first_difference(a: Any, b: Any) -> tuple[str, str]:
-    if isinstance(a, dict) and isinstance(b, dict):
-        for key in list(a) + [k for k in b if k not in a]:
-            if a.get(key) != b.get(key):
-                return _labelled(key, *_first_difference(a.get(key), b.get(key)))
-    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
-        if len(a) != len(b):
-            return f"{len(a)} of them", f"{len(b)}"
-        for i, (x, y) in enumerate(zip(a, b)):
-            if x != y:
-                return _labelled(f"[{i}]", *_first_difference(x, y))
-    return repr(a), repr(b)
-
-
-def _labelled(key: Any, a: str, b: str) -> tuple[str, str]:
-    return f"{key}: {a}", b
+    """Where two descriptions (dicts of values or of lists) first differ, as text for each."""
+    for key in list(a) + [k for k in b if k not in a]:
+        x, y = a.get(key), b.get(key)
+        if x == y:
+            continue
+        if isinstance(x, list) and isinstance(y, list):
+            if len(x) != len(y):
+                return f"{len(x)} {key}", f"{len(y)}"
+            i = next(i for i, (u, v) in enumerate(zip(x, y)) if u != v)
+            return f"{key}[{i}] = {x[i]!r}", repr(y[i])
+        return f"{key} = {x!r}", repr(y)
+    return "?", "?"

@@ -10,6 +10,7 @@ import os
 import pickle
 from typing import Any
 
+import ml_dtypes
 import numpy as np
 
 from ._agree import agree
@@ -48,16 +49,28 @@ def save(opt: Any, directory: str | os.PathLike) -> None:
         shard = shard_state_dict(opt)
         os.makedirs(directory, exist_ok=True)
         stem = os.path.join(directory, f"rank{shard['rank']}-of-{shard['world']}")
-        arrays = {f"{j}.{k}": v for j, st in enumerate(shard["state"]) if st for k, v in st.items()
-                  if isinstance(v, np.ndarray)}
-        shard["state"] = [None if st is None else {k: (None if isinstance(v, np.ndarray) else v) for k, v in st.items()}
-                          for st in shard["state"]]
+        # Arrays as raw bytes (npz keeps no bfloat16), their dtypes in the index.
+        arrays = {f"{j}.{k}": np.ascontiguousarray(v).view(np.uint8) for j, st in enumerate(shard["state"]) if st
+                  for k, v in st.items() if isinstance(v, np.ndarray)}
+        shard["state"] = [None if st is None else {k: (_ArrayIn(v.dtype.name) if isinstance(v, np.ndarray) else v)
+                                                   for k, v in st.items()} for st in shard["state"]]
         np.savez(stem + ".npz", **arrays)
         with open(stem + ".index.pkl", "wb") as f:
             pickle.dump(shard, f)
     except Exception as e:
         error = e
     agree(opt.comm, f"checkpoint.save({os.fspath(directory)!r})", error, None)
+
+
+class _ArrayIn(str):
+    """In a saved index: this state is an array of the named dtype, stored in the npz file."""
+
+    def read(self, arrays: Any, key: str) -> np.ndarray:
+        try:
+            dtype = np.dtype(str(self))
+        except TypeError:  # bfloat16 and the other ml_dtypes types have no NumPy name
+            dtype = np.dtype(getattr(ml_dtypes, str(self)))
+        return arrays[key].view(dtype)
 
 
 def _read(directory: str | os.PathLike) -> list[dict]:
@@ -70,8 +83,8 @@ def _read(directory: str | os.PathLike) -> list[dict]:
         with open(os.path.join(directory, name), "rb") as f:
             shard = pickle.load(f)
         arrays = np.load(os.path.join(directory, name[:-len(".index.pkl")] + ".npz"), allow_pickle=False)
-        shard["state"] = [None if st is None else {k: (arrays[f"{j}.{k}"] if v is None else v) for k, v in st.items()}
-                          for j, st in enumerate(shard["state"])]
+        shard["state"] = [None if st is None else {k: (v.read(arrays, f"{j}.{k}") if isinstance(v, _ArrayIn) else v)
+                                                   for k, v in st.items()} for j, st in enumerate(shard["state"])]
         shards.append(shard)
     return shards
 

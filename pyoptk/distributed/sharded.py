@@ -30,6 +30,14 @@ def hyper_of(group: dict) -> dict:
     return {k: v for k, v in group.items() if k not in NOT_HYPER}
 
 
+def hyper_text(group: dict) -> str:
+    """The group's hyper-parameters as text that is the same on every rank for equal values (a
+    function, ADOPT's clip_lambda say, by its name: its default repr holds an address)."""
+    def stable(v: Any) -> Any:
+        return getattr(v, "__qualname__", type(v).__qualname__) if callable(v) and " at 0x" in repr(v) else v
+    return repr(sorted((k, stable(v)) for k, v in hyper_of(group).items()))
+
+
 class ShardedOptimizer(Optimizer):
     """``ShardedOptimizer(params, pyoptk.AdamW, comm, lr=1e-3, ...)``: ``optimizer_class`` (an
     element-wise pyoptk optimizer) with its keyword arguments, hyper-parameters and precision
@@ -87,11 +95,10 @@ class ShardedOptimizer(Optimizer):
     # ----- construction -------------------------------------------------------------------
     def _described(self, optimizer_class: type, reduction: str, bucket_bytes: int) -> dict:
         """What every rank must hold alike."""
-        return {"optimizer": optimizer_class.__name__, "reduction": reduction, "bucket_bytes": bucket_bytes,
-                "precision": sorted(self._precision.items()),
+        return {"params (shape, dtype)": [(p.shape, str(p.dtype)) for p in self._params()],
                 "group sizes": [len(g["params"]) for g in self.param_groups],
-                "params (shape, dtype)": [(p.shape, str(p.dtype)) for p in self._params()],
-                "hyper-parameters": self._hypers()}
+                "optimizer": optimizer_class.__name__, "reduction": reduction, "bucket_bytes": bucket_bytes,
+                "precision": sorted(self._precision.items()), "hyper-parameters": self._hypers()}
 
     def _shard_optimizer(self, bucket: Bucket) -> Optimizer | None:
         """The wrapped optimizer over this rank's pieces of ``bucket``, one group per user group."""
@@ -105,7 +112,7 @@ class ShardedOptimizer(Optimizer):
 
     def _check_group(self, group: dict[str, Any]) -> None:
         """The wrapped optimizer's checks, run on a one-element probe (once per distinct group)."""
-        key = repr(sorted(hyper_of(group).items(), key=lambda kv: kv[0]))
+        key = hyper_text(group)
         if key in self._checked:
             return
         probe = np.zeros(1, np.float32)
@@ -119,7 +126,7 @@ class ShardedOptimizer(Optimizer):
         super().add_param_group(param_group)
 
     def _hypers(self) -> list[str]:
-        return [repr(sorted(hyper_of(g).items(), key=lambda kv: kv[0])) for g in self.param_groups]
+        return [hyper_text(g) for g in self.param_groups]
 
     # ----- the step -----------------------------------------------------------------------
     def step(self, grads: Any = None, closure: Callable | None = None) -> Any:
