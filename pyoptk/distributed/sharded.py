@@ -50,7 +50,7 @@ class ShardedOptimizer(Optimizer):
     grads summed in rank order, ``((g0 + g1) + g2) + ...``, in float32 (float64 for float64
     params; 16-bit grads widened first), then divided by the number of ranks; ``"sum"``: the sum.
     ``bucket_bytes``: how many bytes of params one bucket covers (over all ranks); smaller buckets
-    overlap more communication with compute and need smaller buffers (about four buckets' worth).
+    overlap more communication with compute and need smaller buffers (about six buckets' worth).
 
     ``param_groups`` are the user's, as on one process: schedulers and hyper-parameter changes
     work as they do there (every rank must make the same changes: checked at each step). State
@@ -111,13 +111,18 @@ class ShardedOptimizer(Optimizer):
         return self._optimizer_class(groups, **self._kwargs)
 
     def _check_group(self, group: dict[str, Any]) -> None:
-        """The wrapped optimizer's checks, run on a one-element probe (once per distinct group)."""
-        key = hyper_text(group)
-        if key in self._checked:
-            return
-        probe = np.zeros(1, np.float32)
-        self._optimizer_class([dict(hyper_of(group), params=[probe])], **self._kwargs)
-        self._checked.add(key)
+        """The wrapped optimizer's checks, run on a one-element probe."""
+        self._optimizer_class([dict(hyper_of(group), params=[np.zeros(1, np.float32)])], **self._kwargs)
+
+    def _checked_hypers(self) -> list[str]:
+        """Every group's hyper-parameters as text, each group checked unless the last step had it
+        (a scheduler changes the lr every step: only the current texts are kept)."""
+        texts = self._hypers()
+        for group, text in zip(self.param_groups, texts):
+            if text not in self._checked:
+                self._check_group(group)
+        self._checked = set(texts)
+        return texts
 
     def add_param_group(self, param_group: dict[str, Any]) -> None:
         if hasattr(self, "layout"):
@@ -138,10 +143,8 @@ class ShardedOptimizer(Optimizer):
                     raise ValueError("pass grads or a closure to step(), not both")
                 loss, grads = closure()
             flat = self._checked_grads(grads)
-            for group in self.param_groups:
-                self._check_group(group)
             described = {"grads given (None: skipped)": [g is not None for g in flat],
-                         "hyper-parameters": self._hypers()}
+                         "hyper-parameters": self._checked_hypers()}
         except Exception as e:  # reported to every rank below, before any data moves
             error = e
         agree(self.comm, "step()", error, described)
