@@ -149,6 +149,7 @@ def expect_error(comm, fn, *needles) -> str:
 def faults(comm) -> None:
     """Mismatched params and refused steps: the same error on every rank, nothing changed."""
     from pyoptk.distributed import ShardedOptimizer
+    from pyoptk.distributed.checkpoint import consolidated_state_dict
 
     rank, last = comm.Get_rank(), comm.Get_size() - 1
 
@@ -194,6 +195,11 @@ def faults(comm) -> None:
     opt.step(grads)  # the ranks go on as if nothing had happened
     single.step(reduced_grads(1, world, ref))
     assert all(bits(p) == bits(q) for p, q in zip(params, ref)), "a good step after refused ones"
+    frozen = [None if i == 2 else g for i, g in enumerate(rank_grads(2, rank, params))]  # None on every rank
+    opt.step(frozen)
+    single.step([None if i == 2 else g for i, g in enumerate(reduced_grads(2, world, ref))])
+    assert all(bits(p) == bits(q) for p, q in zip(params, ref)), "a step with a param skipped on every rank"
+    same_state(consolidated_state_dict(comm.allgather(opt.state_dict())), single.state_dict(), "skipped param")
 
 
 def _as_torch(shard: dict) -> dict:

@@ -49,7 +49,8 @@ def test_every_element_wise_algorithm_matches_one_process_bit_for_bit_and_faults
     mean and sum: params and consolidated state equal to one process's, state split 1/N.
     faults: mismatched param count / shape / dtype, an invalid lr on one rank, LAMB, a grad of
     the wrong shape, a None grad or an lr on one rank only: the same error on every rank,
-    nothing changed, and the next good step still matches."""
+    nothing changed, and the next good step still matches; a param whose grad is None on every
+    rank is skipped as on one process."""
     ran_ok(launch(ranks, WORKER, "parity+faults"), ranks, "parity+faults")
 
 

@@ -77,10 +77,14 @@ class Bucket:
         return comm.Ialltoallv([send, (self.send_counts, self.send_displs), MPI.BYTE],
                                [recv, (counts, [s * self.block for s in range(self.world)]), MPI.BYTE])
 
-    def reduced(self, recv: np.ndarray, mean: bool) -> list[np.ndarray]:
-        """My pieces' reduced grads (views into block 0 of ``recv``), summed in rank order."""
-        out = []
+    def reduced(self, recv: np.ndarray, mean: bool, flat_grads: list) -> list[np.ndarray | None]:
+        """My pieces' reduced grads (views into block 0 of ``recv``), summed in rank order; None
+        for a param without grads (None on every rank: the agreement checked it)."""
+        out: list[np.ndarray | None] = []
         for p, w, at in zip(self.mine, self.wires[self.rank], self.my_piece_at):
+            if flat_grads[p.index] is None:
+                out.append(None)
+                continue
             n = p.size * w.itemsize
             total = recv[at:at + n].view(w)
             for s in range(1, self.world):

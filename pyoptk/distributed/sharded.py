@@ -202,7 +202,7 @@ class ShardedOptimizer(Optimizer):
             t = time.perf_counter()
             reduces.pop(k).Wait()
             wait += time.perf_counter() - t
-            grads = bucket.reduced(buffers[k % 2]["reduce_recv"], mean)
+            grads = bucket.reduced(buffers[k % 2]["reduce_recv"], mean, flat_grads)
             if self.shards[k] is not None:
                 self.shards[k].step(grads)
             request = bucket.start_gather(comm, self._flat, buffers[k % 2]["gather"])
