@@ -266,14 +266,17 @@ def ckpt_single(directory: str) -> None:
     same_state(resumed.state_dict(), single.state_dict(), "state after 2 -> 3 -> 1")
 
 
-def die(comm) -> None:
-    """The last rank dies (as a crash would) before the second step; the others step."""
+def die(comm, how: str) -> None:
+    """The last rank dies (``exit``: as a crash would) or raises (``raise``: user code failing)
+    before the second step; the others step."""
     from pyoptk.distributed import ShardedOptimizer
 
     params = initial_params(np.float32)
     opt = ShardedOptimizer(params, pyoptk.Adam, comm)
     opt.step(rank_grads(0, comm.Get_rank(), params))
     if comm.Get_rank() == comm.Get_size() - 1:
+        if how == "raise":
+            raise RuntimeError("the user's code failed on the last rank")
         os._exit(7)
     opt.step(rank_grads(1, comm.Get_rank(), params))
     print("unreachable: a step finished without the dead rank", flush=True)
@@ -290,7 +293,7 @@ def main() -> None:
     comm = MPI.COMM_WORLD
     for m in mode.split("+"):
         {"parity": lambda: parity(comm), "faults": lambda: faults(comm), "ckpt": lambda: ckpt_stage(comm, *args),
-         "die": lambda: die(comm)}[m]()
+         "die": lambda: die(comm, *args)}[m]()
     print(f"rank {comm.Get_rank()} ok: {mode}", flush=True)
 
 

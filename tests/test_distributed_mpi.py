@@ -62,13 +62,18 @@ def test_checkpoint_saved_on_2_ranks_loads_on_3_then_into_one_plain_optimizer(tm
     ran_ok(launch(None, WORKER, "ckpt-single", str(tmp_path)), 1, "ckpt-single")
 
 
-def test_a_rank_that_dies_ends_the_job_instead_of_hanging():
-    """The last rank exits (as a crash would) before the second step, the others block in it:
-    mpiexec (MPICH's hydra) kills them and exits non-zero (with 3 ranks it prints its "BAD
-    TERMINATION OF ONE OF YOUR APPLICATION PROCESSES" banner); no rank finishes the step."""
-    done = launch(3, WORKER, "die")
+@pytest.mark.parametrize("how", ["exit", "raise"])
+def test_a_rank_that_dies_ends_the_job_instead_of_hanging(how):
+    """The last rank exits (as a crash would) or raises before the second step, the others block
+    in it: mpiexec (MPICH's hydra) kills them and exits non-zero (printing its "BAD TERMINATION
+    OF ONE OF YOUR APPLICATION PROCESSES" banner); no rank finishes the step. An exception ends
+    the job only under ``python -m mpi4py`` (which calls MPI_Abort): under plain ``python`` the
+    other ranks would wait in the step forever (MPI's behaviour; not tested, it would hang)."""
+    done = launch(3, WORKER, "die", how)
     assert done.returncode != 0
     assert "unreachable" not in done.stdout
+    if how == "raise":
+        assert "the user's code failed on the last rank" in done.stderr
 
 
 def test_the_readme_example_trains_on_2_ranks(tmp_path):
