@@ -78,6 +78,10 @@ def _read(directory: str | os.PathLike) -> list[dict]:
     names = sorted(n for n in os.listdir(directory) if n.endswith(".index.pkl"))
     if not names:
         raise FileNotFoundError(f"no sharded checkpoint (rank*-of-*.index.pkl) in {os.fspath(directory)!r}")
+    worlds = sorted({n.split("-of-")[-1].split(".")[0] for n in names})
+    if len(worlds) > 1:
+        raise ValueError(f"{os.fspath(directory)!r} holds shards saved on {' and '.join(worlds)} ranks: "
+                         "save each checkpoint in a directory of its own")
     shards = []
     for name in names:
         with open(os.path.join(directory, name), "rb") as f:
