@@ -24,6 +24,7 @@ import numpy as np
 import pyoptk
 
 HERE = pathlib.Path(__file__).resolve()
+PHASES = ("wait_s", "pack_s", "sum_s", "step_s", "unpack_s")  # ShardedOptimizer.timings' keys
 
 
 def grads_for(rank: int, n: int) -> np.ndarray:
@@ -53,19 +54,18 @@ def worker(n: int, steps: int, threads: int, bucket_bytes: int) -> None:
     p = np.zeros(n, np.float32)
     opt = ShardedOptimizer([p], pyoptk.Adam, comm, lr=1e-3, bucket_bytes=bucket_bytes)
     g = grads_for(comm.Get_rank(), n)
-    times, waits = [], []
+    times, phases = [], []
     for _ in range(steps):
         comm.Barrier()
-        wait0 = opt.timings["wait_s"]
+        before = dict(opt.timings)
         t = time.perf_counter()
         opt.step([g])
         times.append(time.perf_counter() - t)
-        waits.append(opt.timings["wait_s"] - wait0)
+        phases.append({k: opt.timings[k] - before[k] for k in before if k.endswith("_s")})
     me = comm.Get_rank()
-    sent = sum(sum(b.send_counts) - b.send_counts[me] + b.gather_counts[me] * (comm.Get_size() - 1)
-               for b in opt._buckets)
-    row = {"rank": me, "step_ms": 1e3 * statistics.median(times[1:]), "wait_ms": 1e3 * statistics.median(waits[1:]),
-           "state_bytes": opt.shard_state_nbytes(), "sent_bytes_per_step": sent, "buckets": opt.layout.buckets}
+    row = {"rank": me, "step_ms": 1e3 * statistics.median(times[1:]),
+           "phases_ms": {k: 1e3 * statistics.median(p[k] for p in phases[1:]) for k in PHASES},
+           "state_bytes": opt.shard_state_nbytes(), "sent_bytes_per_step": opt.sent_bytes_per_step(), "buckets": opt.layout.buckets}
     rows = comm.gather(row)
     if me == 0:
         print(json.dumps(rows))
@@ -92,7 +92,8 @@ def main() -> None:
         return
     print(f"fp32 Adam, {args.steps} steps (median of the last {args.steps - 1}); pyoptk ISA {pyoptk.isa()}; "
           f"{os.cpu_count()} CPUs")
-    print("| params | run | step ms | MPI wait ms | state bytes per rank | sent bytes per rank per step |")
+    print("| params | run | step ms | MPI wait / pack / sum / shard step / unpack ms | state bytes per rank "
+          "| sent bytes per rank per step |")
     print("|---|---|---|---|---|---|")
     for size in args.sizes:
         n = int(size)
@@ -103,8 +104,10 @@ def main() -> None:
         for label, bucket in ((f"{args.bucket_bytes >> 20} MiB buckets", args.bucket_bytes), ("one bucket", 1 << 30)):
             rows = sharded(n, args.steps, args.ranks, bucket)
             worst = max(rows, key=lambda r: r["step_ms"])
+            split = " / ".join(f"{worst['phases_ms'][k]:.1f}" for k in PHASES)
             print(f"| {size:.0e} | {args.ranks} processes x 1 thread, {label} ({worst['buckets']}) | "
-                  f"{worst['step_ms']:.1f} | {worst['wait_ms']:.1f} | {worst['state_bytes']:,} | "
+                  f"{worst['step_ms']:.1f} | {split} | "
+                  f"{worst['state_bytes']:,} | "
                   f"{worst['sent_bytes_per_step']:,} |", flush=True)
 
 

@@ -57,6 +57,10 @@ class ShardedOptimizer(Optimizer):
     lives in the shard optimizers: ``state_dict()`` is this rank's shard; ``save``/``load`` in
     ``pyoptk.distributed.checkpoint`` reshard across rank counts.
 
+    Cost: ``sent_bytes_per_step()`` (what this rank sends; it receives as many), ``timings``
+    (seconds spent waiting on MPI, packing, summing, stepping the shard, unpacking),
+    ``shard_state_nbytes()`` (the state this rank keeps).
+
     Errors: a refused step (a grad of the wrong count, shape or dtype, an invalid
     hyper-parameter, on any rank) raises ``DistributedError`` on every rank and changes nothing
     anywhere. A failure after data has moved (ranks could then disagree) calls ``MPI.Abort``."""
@@ -90,7 +94,10 @@ class ShardedOptimizer(Optimizer):
         self.shards = [self._shard_optimizer(b) for b in self._buckets]
         self._buffers = [{name: aligned_bytes(max(b.nbytes[name] for b in self._buckets))
                           for name in ("reduce_send", "reduce_recv", "gather")} for _ in range(2)]
-        self.timings = {"steps": 0, "compute_s": 0.0, "wait_s": 0.0}
+        # Seconds spent, summed over steps: waiting on MPI, packing grads and params into the
+        # buffers (and posting the collectives), summing, the shard's step, unpacking params.
+        self.timings = {"steps": 0, "wait_s": 0.0, "pack_s": 0.0, "sum_s": 0.0, "step_s": 0.0, "unpack_s": 0.0}
+        self._clock = _Clock(self.timings)
 
     # ----- construction -------------------------------------------------------------------
     def _described(self, optimizer_class: type, reduction: str, bucket_bytes: int) -> dict:
@@ -189,43 +196,51 @@ class ShardedOptimizer(Optimizer):
                     mine.update(hyper_of(theirs))
 
     def _run(self, flat_grads: list) -> None:
-        comm, buckets, buffers = self.comm, self._buckets, self._buffers
+        comm, buckets, buffers, clock = self.comm, self._buckets, self._buffers, self._clock
         mean = self.reduction == "mean"
-        wait = 0.0
-        began = time.perf_counter()
-        reduces = {0: buckets[0].start_reduce(comm, flat_grads, buffers[0]["reduce_send"], buffers[0]["reduce_recv"])}
-        gathering = None  # (bucket, request) of the all-gather in flight
+        with clock("pack_s"):
+            reduces = {0: buckets[0].start_reduce(comm, flat_grads, buffers[0]["reduce_send"],
+                                                  buffers[0]["reduce_recv"])}
+        gathering = None  # (bucket, request, buffer) of the all-gather in flight
         for k, bucket in enumerate(buckets):
             if k + 1 < len(buckets):  # the next bucket's grads travel during this step
                 nxt = buffers[(k + 1) % 2]
-                reduces[k + 1] = buckets[k + 1].start_reduce(comm, flat_grads, nxt["reduce_send"], nxt["reduce_recv"])
-            t = time.perf_counter()
-            reduces.pop(k).Wait()
-            wait += time.perf_counter() - t
-            grads = bucket.reduced(buffers[k % 2]["reduce_recv"], mean, flat_grads)
+                with clock("pack_s"):
+                    reduces[k + 1] = buckets[k + 1].start_reduce(comm, flat_grads, nxt["reduce_send"],
+                                                                 nxt["reduce_recv"])
+            with clock("wait_s"):
+                reduces.pop(k).Wait()
+            with clock("sum_s"):
+                grads = bucket.reduced(buffers[k % 2]["reduce_recv"], mean, flat_grads)
             if self.shards[k] is not None:
-                self.shards[k].step(grads)
-            request = bucket.start_gather(comm, self._flat, buffers[k % 2]["gather"])
+                with clock("step_s"):
+                    self.shards[k].step(grads)
+            with clock("pack_s"):
+                request = bucket.start_gather(comm, self._flat, buffers[k % 2]["gather"])
             if gathering is not None:
-                wait += self._finish_gather(*gathering)
+                self._finish_gather(*gathering)
             gathering = (bucket, request, buffers[k % 2]["gather"])
-        wait += self._finish_gather(*gathering)
+        self._finish_gather(*gathering)
         self.timings["steps"] += 1
-        self.timings["wait_s"] += wait
-        self.timings["compute_s"] += time.perf_counter() - began - wait
 
-    def _finish_gather(self, bucket: Bucket, request: Any, recv: np.ndarray) -> float:
-        t = time.perf_counter()
-        request.Wait()
-        waited = time.perf_counter() - t
-        bucket.unpack_gather(self._flat, recv)
-        return waited
+    def _finish_gather(self, bucket: Bucket, request: Any, recv: np.ndarray) -> None:
+        with self._clock("wait_s"):
+            request.Wait()
+        with self._clock("unpack_s"):
+            bucket.unpack_gather(self._flat, recv)
 
     # ----- state --------------------------------------------------------------------------
     def shard_state_nbytes(self) -> int:
         """Bytes of optimizer state arrays this rank keeps (its shard's only)."""
         return sum(v.nbytes for s in self.shards if s is not None for st in s.state_dict()["state"].values()
                    for v in st.values() if isinstance(v, np.ndarray))
+
+    def sent_bytes_per_step(self) -> int:
+        """Bytes this rank sends per step (it receives as many): its grads for the other ranks'
+        shards, then its updated shard to each other rank; padding included."""
+        others = self.comm.Get_size() - 1
+        return sum(sum(b.send_counts) - b.send_counts[b.rank] + b.gather_counts[b.rank] * others
+                   for b in self._buckets)
 
     def state_dict(self) -> dict[str, Any]:
         """This rank's shard: see ``pyoptk.distributed.checkpoint`` (save/load/reshard)."""
@@ -237,6 +252,23 @@ class ShardedOptimizer(Optimizer):
         ``state_dict()`` (or a directory, as ``checkpoint.load``)."""
         from .checkpoint import load_shards
         load_shards(self, state_dict)
+
+
+class _Clock:
+    """``with clock(key):`` adds the block's wall time to ``timings[key]``."""
+
+    def __init__(self, timings: dict):
+        self.timings, self.key, self.began = timings, "", 0.0
+
+    def __call__(self, key: str) -> "_Clock":
+        self.key = key
+        return self
+
+    def __enter__(self) -> None:
+        self.began = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.timings[self.key] += time.perf_counter() - self.began
 
 
 def _materialized(params: Any) -> Any:
