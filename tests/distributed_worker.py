@@ -107,10 +107,15 @@ def parity(comm) -> None:
     from pyoptk.distributed import ShardedOptimizer
     from pyoptk.distributed.checkpoint import consolidated_state_dict
 
-    world, steps = comm.Get_size(), 4
+    from pyoptk.distributed import _buckets
+
+    world, steps, default_direct = comm.Get_size(), 4, _buckets.DIRECT_BYTES
     for a, (name, (cls, kwargs)) in enumerate(ALGORITHMS.items()):
         for b, (pname, (dtype, precision)) in enumerate(PRECISIONS.items()):
             bucket_bytes = (120, 1 << 20)[(a + b) % 2]  # many small buckets, or one
+            # Pieces of 100 bytes and more travel straight from and to the arrays (the default
+            # threshold, 64 KiB, would pack every piece of these small params), or all packed.
+            _buckets.DIRECT_BYTES = 100 if (a + 2 * b) % 3 else default_direct
             reduction = "sum" if (a + b) % 5 == 0 else "mean"
             params, ref = initial_params(dtype), initial_params(dtype)
             opt = ShardedOptimizer(with_group_lr(groups_of(params), kwargs["lr"]), cls, comm,
@@ -122,7 +127,7 @@ def parity(comm) -> None:
                 single.step(reduced_grads(t, world, ref, mean=reduction == "mean"))
                 for s in scheds:
                     s.step()
-            what = f"{name} {pname} {reduction} bucket_bytes={bucket_bytes} on {world} ranks"
+            what = f"{name} {pname} {reduction} bucket_bytes={bucket_bytes} direct={_buckets.DIRECT_BYTES} on {world} ranks"
             for i, (p, q) in enumerate(zip(params, ref)):
                 assert bits(p) == bits(q), f"{what}: param {i} differs from the single-process step"
             same_state(consolidated_state_dict(comm.allgather(opt.state_dict())), single.state_dict(), what)
@@ -131,6 +136,7 @@ def parity(comm) -> None:
                         if isinstance(v, np.ndarray))
             assert total == whole and (world == 1 or opt.shard_state_nbytes() < whole), (what, total, whole)
             assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in single.param_groups], what
+    _buckets.DIRECT_BYTES = default_direct
 
 
 def expect_error(comm, fn, *needles) -> str:

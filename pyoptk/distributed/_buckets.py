@@ -1,19 +1,26 @@
 """The wire side of one bucket: where each piece sits in the byte buffers, the reduce-scatter of
-grads in a fixed order (an alltoallv, then the sum in rank order on the owner) and the
-all-gather of the updated params, both nonblocking."""
+grads in a fixed order (each rank's grads for a shard sent to its owner, summed there in rank
+order) and the all-gather of the updated params, both nonblocking point-to-point messages.
+
+A piece of at least ``DIRECT_BYTES`` travels as one message straight from the user's array (a
+grad already in its wire dtype; a param) and straight into it (a param): no copy on either side.
+Smaller pieces, and grads that need widening, are packed into a byte buffer, consecutive small
+pieces as one message. Both sides cut the messages from the layout alone, so they match."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from mpi4py import MPI
 
-from ._layout import Layout, wire_dtype
+from ._layout import Layout, Piece, wire_dtype
 
 __all__ = ["Bucket", "aligned_bytes"]
 
-
 ALIGN = 64  # every piece starts on a cache line: typed views of the byte buffers stay aligned
+DIRECT_BYTES = 64 << 10
+REDUCE_TAG, GATHER_TAG = 1, 2  # each kind's messages match in the order both sides post them
 
 
 def _padded(n: int) -> int:
@@ -32,84 +39,160 @@ def aligned_bytes(nbytes: int) -> np.ndarray:
     return raw[skip:skip + nbytes]
 
 
+@dataclass
+class _Message:
+    """Pieces ``[first, stop)`` of one rank's list, bytes ``[at, at + nbytes)`` of its block;
+    ``direct``: one large piece, sent from (or received into) the user's array."""
+
+    at: int
+    nbytes: int
+    first: int
+    stop: int
+    direct: bool
+
+
+def _messages(sizes: list[int], offsets: list[int]) -> list[_Message]:
+    out: list[_Message] = []
+    for j, (n, at) in enumerate(zip(sizes, offsets)):
+        if n >= DIRECT_BYTES:
+            out.append(_Message(at, n, j, j + 1, True))
+        elif out and not out[-1].direct:
+            out[-1].nbytes, out[-1].stop = at + n - out[-1].at, j + 1
+        else:
+            out.append(_Message(at, n, j, j + 1, False))
+    return out
+
+
+def _bytes(a: np.ndarray) -> list:
+    return [a.view(np.uint8), MPI.BYTE]
+
+
+class _Side:
+    """One rank's pieces of the bucket in one dtype per piece, laid out in a block."""
+
+    def __init__(self, pieces: list[Piece], dtypes: list[np.dtype]):
+        self.pieces, self.dtypes = pieces, dtypes
+        sizes = [p.size * d.itemsize for p, d in zip(pieces, dtypes)]
+        offsets = _offsets(sizes)
+        self.at, self.nbytes = offsets[:-1], offsets[-1]
+        self.messages = _messages(sizes, self.at)
+
+    def view(self, buffer: np.ndarray, base: int, j: int) -> np.ndarray:
+        """Piece j as a typed view of ``buffer``, its block starting at ``base``."""
+        at, p, d = base + self.at[j], self.pieces[j], self.dtypes[j]
+        return buffer[at:at + p.size * d.itemsize].view(d)
+
+
 class Bucket:
     """Bucket ``k`` as ``rank`` sees it. Grads travel in their wire dtype (``wire_dtype``), params
-    in their own; buffers are bytes, each piece a typed view into them.
+    in their own.
 
-    Reduction: rank r receives every rank's grads for its own pieces (block s from rank s) and
-    adds them in rank order into block 0, ``((g0 + g1) + g2) + ...``, then divides by the
-    world size for a mean: the same bits on every run, whatever MPI's own reduction order."""
+    Reduction: rank r adds, for each of its pieces, every rank's grads in rank order,
+    ``((g0 + g1) + g2) + ...`` (block s of its receive buffer from rank s, its own straight from
+    its grad), then divides by the world size for a mean: the same bits on every run."""
 
     def __init__(self, layout: Layout, rank: int, k: int):
         self.rank, self.world = rank, layout.world
         self.mine = layout.pieces(rank, k)
-        self.all = [layout.pieces(s, k) for s in range(self.world)]
-        dtypes = layout.dtypes
-        self.param_dtypes = [[dtypes[p.index] for p in ps] for ps in self.all]
-        self.wires = [[wire_dtype(d) for d in ds] for ds in self.param_dtypes]
-        wire_bytes = [[p.size * w.itemsize for p, w in zip(ps, ws)] for ps, ws in zip(self.all, self.wires)]
-        param_bytes = [[p.size * d.itemsize for p, d in zip(ps, ds)] for ps, ds in zip(self.all, self.param_dtypes)]
-        # Reduce-scatter: the send buffer holds every rank's pieces, destination by destination.
-        self.send_counts = [_offsets(b)[-1] for b in wire_bytes]
-        self.send_displs = _offsets(self.send_counts)[:-1]
-        self.send_piece_at = [[d + o for o in _offsets(b)[:-1]] for d, b in zip(self.send_displs, wire_bytes)]
-        self.block = self.send_counts[rank]  # what each rank sends me: my pieces' grads
-        self.my_piece_at = _offsets(wire_bytes[rank])[:-1]
-        # All-gather: each rank's pieces in the param dtype, rank after rank.
-        self.gather_counts = [_offsets(b)[-1] for b in param_bytes]
-        self.gather_displs = _offsets(self.gather_counts)[:-1]
-        self.gather_piece_at = [[d + o for o in _offsets(b)[:-1]] for d, b in zip(self.gather_displs, param_bytes)]
-        self.nbytes = dict(reduce_send=sum(self.send_counts), reduce_recv=self.block * self.world,
-                           gather=sum(self.gather_counts))
+        every = [layout.pieces(s, k) for s in range(self.world)]
+        params = [[layout.dtypes[p.index] for p in ps] for ps in every]
+        self.grads = [_Side(ps, [wire_dtype(d) for d in ds]) for ps, ds in zip(every, params)]  # wire layout
+        self.params = [_Side(ps, ds) for ps, ds in zip(every, params)]
+        self.block = self.grads[rank].nbytes  # what each rank sends me: my pieces' grads
+        self.gather_at = _offsets([side.nbytes for side in self.params])[:-1]
+        self.reduce_send_at = _offsets([side.nbytes for side in self.grads])[:-1]
+        self.nbytes = dict(reduce_send=sum(side.nbytes for side in self.grads), reduce_recv=self.block * self.world,
+                           gather=sum(side.nbytes for side in self.params))
+        self.sent_bytes = (sum(side.nbytes for s, side in enumerate(self.grads) if s != rank)
+                           + self.params[rank].nbytes * (self.world - 1))
 
     # ----- reduce-scatter ------------------------------------------------------------------
-    def start_reduce(self, comm: Any, flat_grads: list, send: np.ndarray, recv: np.ndarray) -> Any:
-        """Pack every piece's grad (zeros for a None grad) and start the alltoallv."""
-        for ps, ws, ats in zip(self.all, self.wires, self.send_piece_at):
-            for p, w, at in zip(ps, ws, ats):
-                view = send[at:at + p.size * w.itemsize].view(w)
-                g = flat_grads[p.index]
-                if g is None:
-                    view[...] = 0
-                else:
-                    view[...] = g[p.lo:p.hi]
-        counts = [self.block] * self.world
-        return comm.Ialltoallv([send, (self.send_counts, self.send_displs), MPI.BYTE],
-                               [recv, (counts, [s * self.block for s in range(self.world)]), MPI.BYTE])
+    def start_reduce(self, comm: Any, flat_grads: list, send: np.ndarray, recv: np.ndarray) -> list:
+        """Post the receives of my pieces' grads from every other rank, then send each other
+        rank its pieces of my grads (zeros for a None grad). Returns the requests."""
+        requests, me = [], self.rank
+        mine = self.grads[me]
+        for s in range(self.world):
+            if s != me:
+                for m in mine.messages:
+                    if not (m.direct and flat_grads[mine.pieces[m.first].index] is None):
+                        requests.append(comm.Irecv(_bytes(recv[s * self.block + m.at:][:m.nbytes]), s, REDUCE_TAG))
+        for s, side in enumerate(self.grads):
+            if s == me:
+                continue
+            base = self.reduce_send_at[s]
+            for m in side.messages:
+                if m.direct:
+                    p, w = side.pieces[m.first], side.dtypes[m.first]
+                    g = flat_grads[p.index]
+                    if g is None:
+                        continue
+                    if g.dtype == w:  # straight from the user's grad
+                        requests.append(comm.Isend(_bytes(g[p.lo:p.hi]), s, REDUCE_TAG))
+                        continue
+                for j in range(m.first, m.stop):
+                    p, g = side.pieces[j], flat_grads[side.pieces[j].index]
+                    side.view(send, base, j)[...] = 0 if g is None else g[p.lo:p.hi]
+                requests.append(comm.Isend(_bytes(send[base + m.at:][:m.nbytes]), s, REDUCE_TAG))
+        return requests
 
     def reduced(self, recv: np.ndarray, mean: bool, flat_grads: list) -> list[np.ndarray | None]:
-        """My pieces' reduced grads (views into block 0 of ``recv``), summed in rank order; None
-        for a param without grads (None on every rank: the agreement checked it)."""
+        """My pieces' reduced grads (views into block 0 of ``recv``, mine when I am rank 0),
+        summed in rank order; None for a param without grads (None on every rank: agreed)."""
         out: list[np.ndarray | None] = []
-        for p, w, at in zip(self.mine, self.wires[self.rank], self.my_piece_at):
-            if flat_grads[p.index] is None:
+        mine = self.grads[self.rank]
+        for j, (p, w) in enumerate(zip(mine.pieces, mine.dtypes)):
+            g = flat_grads[p.index]
+            if g is None:
                 out.append(None)
                 continue
-            n = p.size * w.itemsize
-            total = recv[at:at + n].view(w)
+            own = g[p.lo:p.hi] if g.dtype == w else g[p.lo:p.hi].astype(w)
+            total = mine.view(recv, 0, j)
+            if self.rank == 0:
+                np.copyto(total, own)
             for s in range(1, self.world):
-                np.add(total, recv[s * self.block + at:s * self.block + at + n].view(w), out=total)
+                np.add(total, own if s == self.rank else mine.view(recv, s * self.block, j), out=total)
             if mean:
                 np.divide(total, w.type(self.world), out=total)
             out.append(total)
         return out
 
     # ----- all-gather ----------------------------------------------------------------------
-    def start_gather(self, comm: Any, flat_params: list, recv: np.ndarray) -> Any:
-        """Copy my updated pieces into my block of ``recv`` and start the all-gather (in place)."""
-        for p, d, at in zip(self.mine, self.param_dtypes[self.rank], self.gather_piece_at[self.rank]):
-            recv[at:at + p.size * d.itemsize].view(d)[...] = flat_params[p.index][p.lo:p.hi]
-        return comm.Iallgatherv(MPI.IN_PLACE, [recv, (self.gather_counts, self.gather_displs), MPI.BYTE])
+    def start_gather(self, comm: Any, flat_params: list, buffer: np.ndarray) -> list:
+        """Post the receives of every other rank's updated pieces (large ones straight into the
+        params), then send mine to every other rank. Returns the requests."""
+        requests, me = [], self.rank
+        for s, side in enumerate(self.params):
+            if s != me:
+                for m in side.messages:
+                    requests.append(comm.Irecv(self._gather_buffer(side, m, flat_params, buffer, s), s, GATHER_TAG))
+        side = self.params[me]
+        for m in side.messages:
+            if not m.direct:
+                for j in range(m.first, m.stop):
+                    p = side.pieces[j]
+                    side.view(buffer, self.gather_at[me], j)[...] = flat_params[p.index][p.lo:p.hi]
+            message = self._gather_buffer(side, m, flat_params, buffer, me)
+            requests += [comm.Isend(message, s, GATHER_TAG) for s in range(self.world) if s != me]
+        return requests
 
-    def unpack_gather(self, flat_params: list, recv: np.ndarray) -> None:
-        """Write the other ranks' updated pieces into every param (mine are updated in place)."""
-        for s in range(self.world):
+    def _gather_buffer(self, side: _Side, m: _Message, flat_params: list, buffer: np.ndarray, s: int) -> list:
+        if m.direct:
+            p = side.pieces[m.first]
+            return _bytes(flat_params[p.index][p.lo:p.hi])
+        return _bytes(buffer[self.gather_at[s] + m.at:][:m.nbytes])
+
+    def unpack_gather(self, flat_params: list, buffer: np.ndarray) -> None:
+        """Write the other ranks' packed pieces into the params (large ones arrived in place)."""
+        for s, side in enumerate(self.params):
             if s == self.rank:
                 continue
-            for p, d, at in zip(self.all[s], self.param_dtypes[s], self.gather_piece_at[s]):
-                flat_params[p.index][p.lo:p.hi] = recv[at:at + p.size * d.itemsize].view(d)
+            for m in side.messages:
+                if not m.direct:
+                    for j in range(m.first, m.stop):
+                        p = side.pieces[j]
+                        flat_params[p.index][p.lo:p.hi] = side.view(buffer, self.gather_at[s], j)
 
     def flat_pieces(self, flat_params: list) -> list[np.ndarray]:
         """Views of my pieces into the user's params (the shard optimizer steps them in place)."""
         return [flat_params[p.index][p.lo:p.hi] for p in self.mine]
-

@@ -209,7 +209,7 @@ class ShardedOptimizer(Optimizer):
                     reduces[k + 1] = buckets[k + 1].start_reduce(comm, flat_grads, nxt["reduce_send"],
                                                                  nxt["reduce_recv"])
             with clock("wait_s"):
-                reduces.pop(k).Wait()
+                MPI.Request.Waitall(reduces.pop(k))
             with clock("sum_s"):
                 grads = bucket.reduced(buffers[k % 2]["reduce_recv"], mean, flat_grads)
             if self.shards[k] is not None:
@@ -225,7 +225,7 @@ class ShardedOptimizer(Optimizer):
 
     def _finish_gather(self, bucket: Bucket, request: Any, recv: np.ndarray) -> None:
         with self._clock("wait_s"):
-            request.Wait()
+            MPI.Request.Waitall(request)
         with self._clock("unpack_s"):
             bucket.unpack_gather(self._flat, recv)
 
@@ -238,9 +238,7 @@ class ShardedOptimizer(Optimizer):
     def sent_bytes_per_step(self) -> int:
         """Bytes this rank sends per step (it receives as many): its grads for the other ranks'
         shards, then its updated shard to each other rank; padding included."""
-        others = self.comm.Get_size() - 1
-        return sum(sum(b.send_counts) - b.send_counts[b.rank] + b.gather_counts[b.rank] * others
-                   for b in self._buckets)
+        return sum(b.sent_bytes for b in self._buckets)
 
     def state_dict(self) -> dict[str, Any]:
         """This rank's shard: see ``pyoptk.distributed.checkpoint`` (save/load/reshard)."""
