@@ -54,7 +54,7 @@ def save(opt: Any, directory: str | os.PathLike) -> None:
                   for k, v in st.items() if isinstance(v, np.ndarray)}
         shard["state"] = [None if st is None else {k: (_ArrayIn(v.dtype.name) if isinstance(v, np.ndarray) else v)
                                                    for k, v in st.items()} for st in shard["state"]]
-        np.savez(stem + ".npz", **arrays)
+        np.savez(stem + ".npz", **arrays)  # type: ignore[arg-type]  # mypy matches **arrays with allow_pickle
         with open(stem + ".index.pkl", "wb") as f:
             pickle.dump(shard, f)
     except Exception as e:
@@ -136,11 +136,12 @@ class _Saved:
             return None
         if not all(with_state):
             raise ValueError(f"param {i} has state in some pieces of the checkpoint and not in others")
-        first = overlapping[0][1]
+        first: dict = overlapping[0][1]  # type: ignore[assignment]  # not None: checked above
         out = {}
         for name, value in first.items():
             if isinstance(value, np.ndarray):
-                out[name] = np.concatenate([st[name][max(lo, p.lo) - p.lo:min(hi, p.hi) - p.lo] for p, st in overlapping])
+                out[name] = np.concatenate([st[name][max(lo, p.lo) - p.lo:min(hi, p.hi) - p.lo]  # type: ignore[index]
+                                            for p, st in overlapping])
             else:
                 out[name] = value
         return out

@@ -155,6 +155,7 @@ class ShardedOptimizer(Optimizer):
         except Exception as e:  # reported to every rank below, before any data moves
             error = e
         agree(self.comm, "step()", error, described)
+        assert flat is not None  # agree() raised otherwise
         try:
             self._mirror_hypers()
             self._run(flat)
@@ -175,7 +176,7 @@ class ShardedOptimizer(Optimizer):
         params = self._params()
         if len(grads) != len(params):
             raise ValueError(f"step() got {len(grads)} grads for {len(params)} params")
-        flat = []
+        flat: list[np.ndarray | None] = []
         for i, (p, g) in enumerate(zip(params, grads)):
             if g is None:
                 flat.append(None)
@@ -201,7 +202,7 @@ class ShardedOptimizer(Optimizer):
         with clock("pack_s"):
             reduces = {0: buckets[0].start_reduce(comm, flat_grads, buffers[0]["reduce_send"],
                                                   buffers[0]["reduce_recv"])}
-        gathering = None  # (bucket, request, buffer) of the all-gather in flight
+        gathering: tuple[Bucket, list, np.ndarray] | None = None  # the all-gather in flight
         for k, bucket in enumerate(buckets):
             if k + 1 < len(buckets):  # the next bucket's grads travel during this step
                 nxt = buffers[(k + 1) % 2]
@@ -212,14 +213,16 @@ class ShardedOptimizer(Optimizer):
                 MPI.Request.Waitall(reduces.pop(k))
             with clock("sum_s"):
                 grads = bucket.reduced(buffers[k % 2]["reduce_recv"], mean, flat_grads)
-            if self.shards[k] is not None:
+            shard = self.shards[k]
+            if shard is not None:
                 with clock("step_s"):
-                    self.shards[k].step(grads)
+                    shard.step(grads)
             with clock("pack_s"):
                 request = bucket.start_gather(comm, self._flat, buffers[k % 2]["gather"])
             if gathering is not None:
                 self._finish_gather(*gathering)
             gathering = (bucket, request, buffers[k % 2]["gather"])
+        assert gathering is not None  # there is at least one bucket
         self._finish_gather(*gathering)
         self.timings["steps"] += 1
 
