@@ -49,8 +49,10 @@ class ShardedOptimizer(Optimizer):
     with the reduced grads, bit for bit. ``reduction="mean"`` (default): for each element, the
     grads summed in rank order, ``((g0 + g1) + g2) + ...``, in float32 (float64 for float64
     params; 16-bit grads widened first), then divided by the number of ranks; ``"sum"``: the sum.
-    ``bucket_bytes``: how many bytes of params one bucket covers (over all ranks); smaller buckets
-    overlap more communication with compute and need smaller buffers (about six buckets' worth).
+    ``bucket_bytes``: how many bytes of params one bucket covers (over all ranks). The buffers
+    hold about six buckets; one bucket's messages travel while another steps wherever the MPI
+    moves them on its own (a NIC, a progress thread), and a bucket's sum reads grads still in
+    cache.
 
     ``param_groups`` are the user's, as on one process: schedulers and hyper-parameter changes
     work as they do there (every rank must make the same changes: checked at each step). State
@@ -95,7 +97,7 @@ class ShardedOptimizer(Optimizer):
         self._buffers = [{name: aligned_bytes(max(b.nbytes[name] for b in self._buckets))
                           for name in ("reduce_send", "reduce_recv", "gather")} for _ in range(2)]
         # Seconds spent, summed over steps: waiting on MPI, packing grads and params into the
-        # buffers (and posting the collectives), summing, the shard's step, unpacking params.
+        # buffers (and posting the messages), summing, the shard's step, unpacking params.
         self.timings = {"steps": 0, "wait_s": 0.0, "pack_s": 0.0, "sum_s": 0.0, "step_s": 0.0, "unpack_s": 0.0}
         self._clock = _Clock(self.timings)
 
