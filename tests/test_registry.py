@@ -45,6 +45,13 @@ def test_registry_flags_agree_with_torch_and_the_classes():
     assert {e.name for e in ENTRIES if not e.low_precision} == {"LAMB", "LARS", "ScheduleFreeSGD", "ScheduleFreeAdamW"}
 
 
+def test_every_algorithm_has_test_cases():
+    """A new algorithm is tested once it has its rows in tests/cases.py's TABLE."""
+    from cases import TABLE
+    assert sorted(TABLE) == sorted(e.name for e in ENTRIES)
+    assert all(row.cases and row.entry.cls is getattr(pyoptk, name) for name, row in TABLE.items())
+
+
 def _shape(signature, drop=()):
     return [(p.name, p.kind, p.default) for p in signature.parameters.values() if p.name not in drop]
 
@@ -59,3 +66,8 @@ def test_torch_twin_has_torchs_explicit_signature(entry):
     assert all(ours.parameters[n].kind is inspect.Parameter.KEYWORD_ONLY for n in extras)
     want = inspect.signature(getattr(torch.optim, entry.name).__init__ if entry.in_torch else entry.cls.__init__)
     assert _shape(ours, drop=PRECISION) == _shape(want, drop=["precision"]), ours
+
+
+def test_registry_lists_the_new_ops():
+    names = set(pyoptk._core.registry())
+    assert {"lion", "adan", "adopt", "ademamix", "schedule_free", "lamb", "lars"} <= names
