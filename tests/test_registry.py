@@ -52,6 +52,15 @@ def test_every_algorithm_has_test_cases():
     assert all(row.cases and row.entry.cls is getattr(pyoptk, name) for name, row in TABLE.items())
 
 
+def test_the_torch_stub_is_current():
+    """pyoptk/torch/__init__.pyi (what type checkers see of the twins) is what the registry makes
+    now: after adding an algorithm, `python -m pyoptk.torch._stub > pyoptk/torch/__init__.pyi`."""
+    import pathlib
+
+    from pyoptk.torch._stub import stub
+    assert (pathlib.Path(T.__file__).parent / "__init__.pyi").read_text() == stub()
+
+
 def _shape(signature, drop=()):
     return [(p.name, p.kind, p.default) for p in signature.parameters.values() if p.name not in drop]
 

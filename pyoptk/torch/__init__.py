@@ -31,7 +31,8 @@ _core._register_tensor_type(_torch.Tensor, _torch.nn.Parameter, _torch.float32, 
                             _torch.float16)
 _abi.enable()
 
-# One twin per algorithm of the registry (pyoptk/optim/__init__.py). Schedule-free's train() /
+# One twin per algorithm of the registry (pyoptk/optim/__init__.py); type checkers read them from
+# __init__.pyi, which pyoptk/torch/_stub.py writes. Schedule-free's train() /
 # eval() swap the params between y and x, as the schedulefree package's; its schedule lives in
 # the param groups (group_state, copied back after each core call).
 _CLOSURE_DRIVEN = dict(closure_driven=True, tensor_scalars=())  # LBFGS: step(closure) drives the core's loop
