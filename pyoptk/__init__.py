@@ -27,7 +27,9 @@ __all__ = [
     "from_torch_state_dict",
     "isa", "available_isas", "set_isa", "get_num_threads", "set_num_threads", "get_include",
 ]
-__all__ += optim.__all__  # the form type checkers read; the functional forms live in pyoptk.functional:
+# Type checkers read only the literal list and the `+=` (they see the registry's functional forms
+# here too); at import the functional forms go: they live in pyoptk.functional.
+__all__ += optim.__all__
 __all__ = [n for n in __all__ if n not in optim.FUNCTIONAL]
 for _name in optim.FUNCTIONAL:
     del globals()[_name]

@@ -7,8 +7,10 @@ from . import optim as _optim
 from .functional_tree import init, update
 from .optim import *  # noqa: F401,F403  the registry's names: its functional forms stay
 
+# Type checkers read only the literal list and the `+=` (they see the registry's classes here
+# too); at import the classes go: they live in pyoptk.
 __all__ = ["init", "update"]
-__all__ += _optim.__all__  # the form type checkers read; the classes live in pyoptk:
-__all__ = ["init", "update", *_optim.FUNCTIONAL]
+__all__ += _optim.__all__
+__all__ = [n for n in __all__ if n not in _optim.CLASSES and n != "SparseGrad"]
 for _name in set(_optim.__all__) - set(__all__):
     del globals()[_name]

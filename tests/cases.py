@@ -142,6 +142,21 @@ MIXED = MIXED_SGD_ADAM + [(n, dict(kw, lr=2.0 ** -7) if n == "Rprop" else kw) fo
     [(n, kw) for n, kw in BEYOND_TORCH if _takes_16bit_in_one_kernel(n)]
 
 
+# ----- tests/test_step_bits.py: its recorded hashes are keyed by these cases' ids (fixed lists) ----
+STEP_BITS_SGD_ADAM = [
+    ("SGD", dict(lr=0.1)),
+    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.25, weight_decay=0.01)),
+    ("SGD", dict(lr=0.1, momentum=0.9, maximize=True)),
+    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.02, maximize=True)),
+] + [(n, kw) for n, kw in SGD_ADAM if n != "SGD"]
+# Every element-wise algorithm that takes 16-bit params (Rprop's lr exact in 16 bits, as above)...
+STEP_BITS = STEP_BITS_SGD_ADAM + [(n, dict(lr=2.0 ** -7, **kw)) if n == "Rprop" else (n, kw) for n, kw in TORCH_OPTIM] \
+    + [(n, kw) for n, kw in BEYOND_TORCH if _takes_16bit_in_one_kernel(n)]
+# ... and those that refuse them or are not one kernel: float32 / float64 only.
+STEP_BITS_WIDE_ONLY = [(n, kw) for n, kw in BEYOND_TORCH if not _takes_16bit_in_one_kernel(n)] \
+    + [("Adafactor", kw) for kw in ADAFACTOR[:2]]
+
+
 # ----- the table, per algorithm ------------------------------------------------------------------
 @dataclass(frozen=True)
 class Algorithm:

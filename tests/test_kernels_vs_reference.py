@@ -1,5 +1,6 @@
-"""Every kernel x flag set x dtype x ISA x thread count, over many steps and odd sizes, against the
-plain-NumPy reference; and bit-identical across ISAs and thread counts."""
+"""Every element-wise kernel x flag set x dtype x ISA x thread count, over many steps and odd
+sizes, against its plain-NumPy reference (tests/reference/, cases and tolerances from
+tests/cases.py); and bit-identical across ISAs and thread counts (the norms of LAMB / LARS too)."""
 import functools
 
 import numpy as np

@@ -1,4 +1,5 @@
-"""Checkpoints: torch's layout, bit-identical resume, and refusal of state dicts that do not fit."""
+"""Checkpoints: torch's layout, bit-identical resume (every element-wise algorithm), torch's state
+dicts loaded and continued, and refusal of state dicts that do not fit."""
 import copy
 import pickle
 

@@ -1,5 +1,7 @@
 """pyoptk against torch.optim itself (runs when torch is installed): same classes, same
-hyper-parameters, two param groups, an lr change mid-run and zero gradient entries."""
+hyper-parameters, two param groups, an lr change mid-run and zero gradient entries; special
+values as torch; and pyoptk.torch's twins of the algorithms beyond torch.optim against the NumPy API.
+(The multi-pass algorithms: test_multipass_algorithms.py; 16-bit: test_torch_parity_mixed.py.)"""
 import copy
 
 import numpy as np
