@@ -112,6 +112,23 @@ def test_nan_and_inf_propagate_like_torch():
     assert np.isnan(p[3]) and np.isneginf(p[17]) and np.all(p[[0, 1, 2, 4, 16, 18, 19]] == -1)
 
 
+def _same_bits_on_every_isa(name, kw, params, grads, all_isas_threads):
+    """The params, states and optimizer of the first ISA / thread count's run, after checking that
+    every other run gives the same bits."""
+    first = None
+    for isa, threads in all_isas_threads():
+        out, opt = run_steps(name, kw, params, grads)
+        states = [dict(opt.state[p]) for p in out]
+        if first is None:
+            first, first_states, first_opt = out, states, opt
+            continue
+        for k, (a, b) in enumerate(zip(first, out)):
+            assert np.array_equal(a, b), f"{isa}/{threads} threads differs from the first run (param {k})"
+            for key, value in first_states[k].items():
+                assert np.array_equal(value, states[k][key]), f"{isa}/{threads}: state {key} differs"
+    return first, first_states, first_opt
+
+
 # ----- torch.optim's other element-wise algorithms, against float64 references --------------
 def _torch_optim_reference(name, group, params, grads, dtype):
     out, states = [], []
@@ -131,17 +148,7 @@ def _torch_optim_reference(name, group, params, grads, dtype):
 @pytest.mark.parametrize("name,kw", TORCH_OPTIM, ids=ids(TORCH_OPTIM))
 def test_torch_optim_kernel_vs_reference_all_isas(name, kw, dtype, all_isas_threads):
     params, grads = problem(dtype, TORCH_OPTIM_SIZES)
-    first = None
-    for isa, threads in all_isas_threads():
-        out, opt = run_steps(name, kw, params, grads)
-        states = [opt.state[p] for p in out]
-        if first is None:
-            first, first_states, first_opt = out, states, opt
-            continue
-        for k, (a, b) in enumerate(zip(first, out)):
-            assert np.array_equal(a, b), f"{isa}/{threads} threads differs from the first run (param {k})"
-            for key, value in first_states[k].items():
-                assert np.array_equal(value, states[k][key]), f"{isa}/{threads}: state {key} differs"
+    first, first_states, first_opt = _same_bits_on_every_isa(name, kw, params, grads, all_isas_threads)
     ref, ref_states = _torch_optim_reference(name, first_opt.param_groups[0], params, grads, dtype)
     for k, (got, want) in enumerate(zip(first, ref)):
         assert got.dtype == dtype
@@ -156,17 +163,7 @@ def test_torch_optim_kernel_vs_reference_all_isas(name, kw, dtype, all_isas_thre
 @pytest.mark.parametrize("name,kw", BEYOND_TORCH, ids=ids(BEYOND_TORCH))
 def test_beyond_torch_kernel_vs_reference_all_isas(name, kw, dtype, all_isas_threads):
     params, grads = problem(dtype, BEYOND_TORCH_SIZES)
-    first = None
-    for isa, threads in all_isas_threads():
-        out, opt = run_steps(name, kw, params, grads)
-        states = [dict(opt.state[p]) for p in out]
-        if first is None:
-            first, first_states = out, states
-            continue
-        for k, (a, b) in enumerate(zip(first, out)):
-            assert np.array_equal(a, b), f"{isa}/{threads} threads differs from the first run (param {k})"
-            for key, value in first_states[k].items():
-                assert np.array_equal(value, states[k][key]), f"{isa}/{threads}: state {key} differs"
+    first, _, _ = _same_bits_on_every_isa(name, kw, params, grads, all_isas_threads)
     for k, (got, p0) in enumerate(zip(first, params)):
         assert got.dtype == dtype
         want = beyond_torch_reference.run(name, kw, p0, grads[k])
