@@ -1,27 +1,16 @@
 """Stateless in-place updates over lists of arrays: the entry point for frameworks that own
 their optimizer state. Signatures follow torch.optim's functional API. ``init`` / ``update``
-do the same over nested dicts / lists / tuples of arrays (pyoptk/functional_tree.py)."""
-from .optim.adadelta import adadelta
-from .optim.adafactor import adafactor
-from .optim.adagrad import adagrad
-from .optim.adam import adam, adamw
-from .optim.adamax import adamax
-from .optim.ademamix import ademamix
-from .optim.adan import adan
-from .optim.adopt import adopt
-from .optim.asgd import asgd
-from .optim.lamb import lamb
-from .optim.lars import lars
-from .optim.lion import lion
-from .optim.muon import muon
-from .optim.nadam import nadam
-from .optim.radam import radam
-from .optim.rmsprop import rmsprop
-from .optim.rprop import rprop
-from .optim.schedule_free import schedule_free_adamw, schedule_free_sgd
-from .optim.sgd import sgd
-from .functional_tree import init, update
-from .optim.sparse_adam import sparse_adam
+do the same over nested dicts / lists / tuples of arrays (pyoptk/functional_tree.py).
 
-__all__ = ["init", "update", "sgd", "adam", "adamw", "rmsprop", "adagrad", "adamax", "nadam", "radam", "adadelta", "rprop", "asgd", "sparse_adam", "adafactor",
-           "muon", "lion", "lamb", "lars", "adan", "adopt", "ademamix", "schedule_free_sgd", "schedule_free_adamw"]
+The functional forms are those of the algorithm registry (pyoptk/optim/__init__.py)."""
+from . import optim as _optim
+from .functional_tree import init, update
+from .optim import *  # noqa: F401,F403  the registry's names: its functional forms stay
+
+# Type checkers read only the literal list and the `+=` (they see the registry's classes here
+# too); at import the classes go: they live in pyoptk.
+__all__ = ["init", "update"]
+__all__ += _optim.__all__
+__all__ = [n for n in __all__ if n not in _optim.CLASSES and n != "SparseGrad"]
+for _name in set(_optim.__all__) - set(__all__):
+    del globals()[_name]

@@ -30,20 +30,14 @@ from .optimizer import Optimizer
 
 __all__ = ["init", "update", "algorithms"]
 
-# Optimizers whose step takes dense grads (LBFGS needs a closure; SparseAdam row-sparse grads).
-_NOT_TREE = {"lbfgs", "sparseadam"}
 _KEEP = 8  # engines kept, most recently used first
 
 
 @functools.lru_cache(maxsize=None)
 def algorithms() -> dict[str, type]:
     """The algorithms ``init`` knows: lower-case class names of pyoptk.optim."""
-    found = {}
-    for name in optim.__all__:
-        cls = getattr(optim, name)
-        if isinstance(cls, type) and issubclass(cls, Optimizer) and name.lower() not in _NOT_TREE:
-            found[name.lower()] = cls
-    return found
+    # dense grads only: LBFGS needs a closure, SparseAdam row-sparse grads
+    return {e.name.lower(): e.cls for e in optim.ALGORITHMS if e.grads == "dense"}
 
 
 def _class(name: Any) -> type:

@@ -1,4 +1,4 @@
-"""pyoptk-bench --dtype / --state-dtype and bench/mixed_adam.py wiring (tiny sizes: not speed)."""
+"""pyoptk-bench --dtype / --state-dtype and pyoptk.bench.mixed_adam wiring (tiny sizes: not speed)."""
 import importlib.util
 import json
 
@@ -35,13 +35,20 @@ def test_bytes_per_element():
 
 
 def _mixed_adam():
+    from pyoptk.bench import mixed_adam
+
+    return mixed_adam
+
+
+def test_checkout_runner_runs_the_library_module():
+    """bench/mixed_adam.py (bench/RESULTS.md's command) is a runner of pyoptk.bench.mixed_adam."""
     import pathlib
 
     path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "mixed_adam.py"
-    spec = importlib.util.spec_from_file_location("mixed_adam", path)
+    spec = importlib.util.spec_from_file_location("mixed_adam_runner", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module
+    assert module.main is _mixed_adam().main
 
 
 def test_mixed_adam_skips_deepspeed_with_its_reason(monkeypatch, capsys):

@@ -14,8 +14,7 @@ import pytest
 
 import pyoptk
 from pyoptk import _core, cuda
-from test_algorithms import CASES as ALGORITHM_CASES
-from test_kernels import CASES as ADAM_SGD_CASES
+from cases import SGD_ADAM as ADAM_SGD_CASES, TORCH_OPTIM as ALGORITHM_CASES
 
 GPU = cuda.is_available()
 needs_gpu = pytest.mark.skipif(not GPU, reason=f"no usable CUDA device: {cuda.unavailable_reason() or 'n/a'}")

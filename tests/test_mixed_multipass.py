@@ -2,7 +2,7 @@
 
 How the results are pinned, bit for bit:
 - the float32 run: every step of a 16-bit run equals the same optimizer stepping float32 arrays
-  (tested against NumPy / torch references in test_algorithms_extra.py) that start the step from
+  (tested against NumPy / torch references in test_multipass_algorithms.py) that start the step from
   the 16-bit run's stored arrays, widened, its results rounded with ml_dtypes' round-to-nearest-
   even casts. That is the whole rule wherever a step's passes hand each other float32 values;
 - where a later pass reads a state an earlier pass stored (Adafactor's factored row/col

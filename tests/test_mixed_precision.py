@@ -4,7 +4,7 @@ How the results are pinned, bit for bit:
 - conversions: every float16/bfloat16 bit pattern widened, and float32 values of every exponent,
   halfway cases and specials narrowed, against ml_dtypes / NumPy casts, on every ISA and thread count;
 - every element-wise algorithm x dtype x state dtype x master weights: each step must equal the
-  float32 kernel (itself tested against the float64 NumPy references in test_algorithms.py) run
+  float32 kernel (itself tested against the float64 NumPy references in test_torch_optim_algorithms.py) run
   on the widened arrays, rounded with ml_dtypes' round-to-nearest-even casts;
 - Adam additionally against a NumPy float32 transcription of its formula with ml_dtypes casts.
 """
@@ -19,8 +19,7 @@ import pytest
 
 import pyoptk
 from pyoptk import _core
-from test_algorithms import CASES as ALGO_CASES
-from test_new_optimizers import CASES as NEW_CASES
+from cases import MIXED, MIXED_SGD_ADAM
 
 BF16 = np.dtype(ml_dtypes.bfloat16)
 F16 = np.dtype(np.float16)
@@ -162,19 +161,8 @@ def test_float16_stochastic_rounding(threads, kernel_config):
 
 
 # ----- every element-wise algorithm, bit for bit against the float32 kernel + ml_dtypes casts --
-SGD_ADAM_CASES = [
-    ("SGD", dict(lr=0.1)),
-    ("SGD", dict(lr=0.1, momentum=0.9, dampening=0.1, weight_decay=0.01)),
-    ("SGD", dict(lr=0.1, momentum=0.9, nesterov=True, maximize=True)),
-    ("Adam", dict(lr=0.01)),
-    ("Adam", dict(lr=0.01, amsgrad=True, weight_decay=0.05)),
-    ("AdamW", dict(lr=0.01, maximize=True, betas=(0.2, 0.9))),
-]
-# The new single-kernel algorithms; LAMB, LARS and schedule-free refuse 16-bit params (tested below).
-NEW_ELEMENTWISE = ("Lion", "Adan", "ADOPT", "AdEMAMix")
-# Rprop's first step_size is lr: one bfloat16 and float16 hold exactly, so that both runs start alike.
-CASES = SGD_ADAM_CASES + [(n, dict(kw, lr=2.0 ** -7) if n == "Rprop" else kw) for n, kw in ALGO_CASES] + \
-    [(n, kw) for n, kw in NEW_CASES if n in NEW_ELEMENTWISE]
+SGD_ADAM_CASES = MIXED_SGD_ADAM
+CASES = MIXED  # every element-wise algorithm that takes 16-bit params (tests/cases.py)
 CASE_IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'default'}" for n, kw in CASES]
 PRECISIONS = [dict(), dict(state_dtype="float32"), dict(state_dtype="bfloat16"), dict(master_weights=True),
               dict(master_weights=True, state_dtype="float32")]

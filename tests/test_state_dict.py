@@ -1,4 +1,5 @@
-"""Checkpoints: torch's layout, bit-identical resume, and refusal of state dicts that do not fit."""
+"""Checkpoints: torch's layout, bit-identical resume (every element-wise algorithm), torch's state
+dicts loaded and continued, and refusal of state dicts that do not fit."""
 import copy
 import pickle
 
@@ -6,6 +7,8 @@ import numpy as np
 import pytest
 
 import pyoptk
+from cases import BEYOND_TORCH, TORCH_OPTIM, TORCH_OPTIM_TORCH_TOL, ids
+from problems import STEPS, TORCH_OPTIM_SIZES, close, problem, random_grads
 
 CONFIGS = [
     (pyoptk.SGD, dict(lr=0.1, momentum=0.9, nesterov=True)),
@@ -115,3 +118,80 @@ def test_loaded_state_is_owned_and_cast_to_param_dtype():
     state = opt.state[params[0]]
     assert state["exp_avg"].dtype == np.float32 and state["exp_avg"].flags.c_contiguous
     assert not np.shares_memory(state["exp_avg_sq"], sd["state"][0]["exp_avg_sq"])
+
+
+# ----- every element-wise algorithm: resumed runs give the uninterrupted run's bits -----------
+@pytest.mark.parametrize("name,kw", TORCH_OPTIM, ids=ids(TORCH_OPTIM))
+def test_torch_optim_state_dict_round_trip(name, kw):
+    params, grads = problem(np.float64, TORCH_OPTIM_SIZES, seed=2)
+    params, grads = params[1:4], grads[1:4]
+    live = [p.copy() for p in params]
+    opt = getattr(pyoptk, name)([{"params": live[:1]}, {"params": live[1:], "lr": 0.003}], **kw)
+    for k in range(4):
+        opt.step([g[k] for g in grads])
+    saved, saved_params = copy.deepcopy(opt.state_dict()), [p.copy() for p in live]
+    for k in range(4, STEPS):
+        opt.step([g[k] for g in grads])
+    fresh = [p.copy() for p in saved_params]
+    opt2 = getattr(pyoptk, name)([{"params": fresh[:1]}, {"params": fresh[1:]}], **kw)
+    opt2.load_state_dict(saved)
+    assert opt2.param_groups[1]["lr"] == 0.003
+    for k in range(4, STEPS):
+        opt2.step([g[k] for g in grads])
+    for a, b in zip(live, fresh):
+        assert np.array_equal(a, b)
+        for key, value in opt.state[a].items():
+            assert np.array_equal(np.asarray(value), np.asarray(opt2.state[b][key])), key
+
+
+@pytest.mark.parametrize("name,kw", BEYOND_TORCH, ids=ids(BEYOND_TORCH))
+def test_beyond_torch_state_dict_round_trip(name, kw):
+    params, grads = problem(np.float64, [7, 1, 130], seed=2)
+    live = [p.copy() for p in params]
+    opt = getattr(pyoptk, name)([{"params": live[:1]}, {"params": live[1:], "lr": 0.003}], **kw)
+    for k in range(4):
+        opt.step([g[k] for g in grads])
+    snapshot = copy.deepcopy(opt.state_dict())
+    resumed = [p.copy() for p in live]
+    for k in range(4, STEPS):
+        opt.step([g[k] for g in grads])
+    other = getattr(pyoptk, name)([{"params": resumed[:1]}, {"params": resumed[1:], "lr": 0.003}], **kw)
+    other.load_state_dict(snapshot)
+    for k in range(4, STEPS):
+        other.step([g[k] for g in grads])
+    for a, b in zip(live, resumed):
+        assert np.array_equal(a, b)
+    for p, q in zip(live, resumed):
+        for key, value in opt.state[p].items():
+            assert np.array_equal(value, other.state[q][key]), key
+
+
+@pytest.mark.parametrize("name,kw", TORCH_OPTIM, ids=ids(TORCH_OPTIM))
+def test_torch_optims_state_dict_loads_and_continues(name, kw):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    sizes = [9, 40]
+    params = [rng.standard_normal(n) for n in sizes]
+    grads = [random_grads(rng, n, STEPS, np.float64) for n in sizes]
+    tp = [torch.tensor(p.copy()) for p in params]
+    topt = getattr(torch.optim, name)([{"params": tp[:1]}, {"params": tp[1:], "lr": 0.003}], foreach=False, **kw)
+    for k in range(5):
+        for t, g in zip(tp, grads):
+            t.grad = torch.tensor(g[k])
+        topt.step()
+    sd = topt.state_dict()
+    converted = {"param_groups": copy.deepcopy(sd["param_groups"]),
+                 "state": {i: {key: v.numpy().copy() if torch.is_tensor(v) else v for key, v in s.items()}
+                           for i, s in sd["state"].items()}}
+    mine = [t.detach().numpy().copy() for t in tp]
+    opt = getattr(pyoptk, name)([{"params": mine[:1]}, {"params": mine[1:]}], **kw)
+    opt.load_state_dict(converted)
+    for k in range(5, STEPS):
+        for t, g in zip(tp, grads):
+            t.grad = torch.tensor(g[k])
+        topt.step()
+        opt.step([g[k] for g in grads])
+    for a, t in zip(mine, tp):
+        close(a, t.detach().numpy(), TORCH_OPTIM_TORCH_TOL[np.float64], "param")
+        for key, value in topt.state[t].items():
+            close(opt.state[a][key], value.numpy(), TORCH_OPTIM_TORCH_TOL[np.float64], f"state {key}")

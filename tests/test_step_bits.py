@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 
 import pyoptk
+from cases import STEP_BITS, STEP_BITS_WIDE_ONLY
 
 GOLDEN = Path(__file__).with_name("step_bits.json")
 REGEN = os.environ.get("PYOPTK_REGEN_STEP_BITS") == "1"
@@ -33,65 +34,10 @@ STEPS = 6
 BF16, F16 = ml_dtypes.bfloat16, np.float16
 
 # (class, kwargs): every formula-changing flag of each element-wise algorithm, with maximize (the
-# signed zeros of negated zero grads) and non-default values.
-ALGORITHMS = [
-    ("SGD", dict(lr=0.1)),
-    ("SGD", dict(lr=0.05, momentum=0.9, dampening=0.25, weight_decay=0.01)),
-    ("SGD", dict(lr=0.1, momentum=0.9, maximize=True)),
-    ("SGD", dict(lr=0.05, momentum=0.8, nesterov=True, weight_decay=0.02, maximize=True)),
-    ("Adam", dict(lr=1e-2)),
-    ("Adam", dict(lr=1e-2, weight_decay=0.1, amsgrad=True)),
-    ("Adam", dict(lr=1e-2, weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
-    ("Adam", dict(lr=3e-2, betas=(0.3, 0.5), eps=1e-3)),
-    ("AdamW", dict(lr=1e-2, amsgrad=True)),
-    ("AdamW", dict(lr=1e-2, weight_decay=0.3, maximize=True)),
-    ("RMSprop", {}),
-    ("RMSprop", dict(momentum=0.9)),
-    ("RMSprop", dict(centered=True, weight_decay=0.1)),
-    ("RMSprop", dict(momentum=0.5, centered=True, maximize=True, alpha=0.9)),
-    ("Adagrad", {}),
-    ("Adagrad", dict(lr_decay=0.1, weight_decay=0.1, initial_accumulator_value=0.5, maximize=True)),
-    ("Adamax", {}),
-    ("Adamax", dict(weight_decay=0.1, maximize=True, betas=(0.8, 0.9))),
-    ("NAdam", {}),
-    ("NAdam", dict(weight_decay=0.1, momentum_decay=0.01)),
-    ("NAdam", dict(weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
-    ("RAdam", {}),
-    ("RAdam", dict(weight_decay=0.1, betas=(0.8, 0.9))),
-    ("RAdam", dict(weight_decay=0.1, decoupled_weight_decay=True, maximize=True)),
-    ("Adadelta", {}),
-    ("Adadelta", dict(weight_decay=0.1, maximize=True, rho=0.5)),
-    ("Rprop", dict(lr=2.0 ** -7)),
-    ("Rprop", dict(lr=2.0 ** -7, maximize=True, etas=(0.3, 1.7), step_sizes=(1e-3, 0.03))),
-    ("ASGD", {}),
-    ("ASGD", dict(weight_decay=0.1, maximize=True, t0=3, lambd=0.1, alpha=0.5)),
-    ("Lion", {}),
-    ("Lion", dict(lr=1e-3, weight_decay=0.1, maximize=True, betas=(0.8, 0.95))),
-    ("Adan", dict(lr=1e-2)),
-    ("Adan", dict(lr=1e-2, weight_decay=0.1)),
-    ("Adan", dict(lr=1e-2, weight_decay=0.1, no_prox=True, maximize=True, betas=(0.9, 0.8, 0.95))),
-    ("ADOPT", dict(lr=1e-2)),
-    ("ADOPT", dict(lr=1e-2, weight_decay=0.1)),
-    ("ADOPT", dict(lr=1e-2, clip_lambda=None)),
-    ("ADOPT", dict(lr=1e-2, weight_decay=0.1, decouple=True, maximize=True, betas=(0.8, 0.99))),
-    ("AdEMAMix", dict(lr=1e-2)),
-    ("AdEMAMix", dict(lr=1e-2, weight_decay=0.1, t_alpha=6, t_beta3=4, maximize=True)),
-]
-# Float32/float64 only: LAMB and LARS (trust ratios from deterministic reductions), schedule-free,
-# Adafactor (row/column factors), which refuse or do not take 16-bit params.
-WIDE_ONLY = [
-    ("LAMB", dict(lr=1e-2)),
-    ("LAMB", dict(lr=1e-2, weight_decay=0.1, betas=(0.8, 0.9), maximize=True)),
-    ("LARS", dict(lr=0.5)),
-    ("LARS", dict(lr=0.5, weight_decay=0.1, nesterov=True, trust_coefficient=0.01, eps=1e-3)),
-    ("LARS", dict(lr=0.01, weight_decay=0.1, trust_ratio=False)),
-    ("ScheduleFreeSGD", dict(lr=0.1)),
-    ("ScheduleFreeSGD", dict(lr=0.1, weight_decay=0.1, warmup_steps=4, r=0.5, momentum=0.8)),
-    ("ScheduleFreeAdamW", dict(lr=0.01)),
-    ("ScheduleFreeAdamW", dict(lr=0.01, weight_decay=0.1, warmup_steps=4, weight_lr_power=1.0, betas=(0.8, 0.9))),
-    ("Adafactor", {}),
-    ("Adafactor", dict(weight_decay=0.1, maximize=True, d=1.5, lr=0.3)),
-]
+# signed zeros of negated zero grads) and non-default values; WIDE_ONLY: float32/float64 only
+# (LAMB and LARS, schedule-free, Adafactor). From the shared table, as recorded (tests/cases.py).
+ALGORITHMS = STEP_BITS
+WIDE_ONLY = STEP_BITS_WIDE_ONLY
 # Storage options for 16-bit params (every fused and staged layout), and for float32 params.
 LOW_PRECISIONS = [{}, dict(state_dtype="float32"), dict(state_dtype="bfloat16"), dict(master_weights=True),
                   dict(master_weights=True, state_dtype="float32"), dict(stochastic_rounding=True, seed=3),

@@ -34,7 +34,7 @@ CASES = [
 ]
 IDS = [f"{n}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for n, kw, _ in CASES]
 # Against torch: the tolerances the NumPy API's parity tests use and justify (tests/
-# test_algorithms.py, test_algorithms_extra.py): IEEE sqrt and reciprocals of per-step scalars
+# test_torch_optim_algorithms.py, test_multipass_algorithms.py): IEEE sqrt and reciprocals of per-step scalars
 # where torch's vectorised sqrt is not correctly rounded and it divides.
 TORCH_TOL = {torch.float64: dict(rtol=1e-12, atol=1e-14), torch.float32: dict(rtol=2e-5, atol=2e-6)}
 
@@ -78,7 +78,7 @@ def _lockstep(cls, kw, params, grads):
 
 def _tolerance(name, dtype):
     if name == "Muon" and dtype == torch.float32:
-        return dict(rtol=1e-4, atol=1e-5)  # float32 matmuls summed in other orders (as test_algorithms_extra)
+        return dict(rtol=1e-4, atol=1e-5)  # float32 matmuls summed in other orders (as test_multipass_algorithms)
     return TORCH_TOL[dtype]
 
 

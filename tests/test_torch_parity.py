@@ -1,11 +1,15 @@
 """pyoptk against torch.optim itself (runs when torch is installed): same classes, same
-hyper-parameters, two param groups, an lr change mid-run and zero gradient entries."""
+hyper-parameters, two param groups, an lr change mid-run and zero gradient entries; special
+values as torch; and pyoptk.torch's twins of the algorithms beyond torch.optim against the NumPy API.
+(The multi-pass algorithms: test_multipass_algorithms.py; 16-bit: test_torch_parity_mixed.py.)"""
 import copy
 
 import numpy as np
 import pytest
 
 import pyoptk
+from cases import BEYOND_TORCH, SCHEDULE_FREE, TORCH_OPTIM, TORCH_OPTIM_TORCH_TOL, ids
+from problems import STEPS, close, problem, random_grads, run_steps
 
 torch = pytest.importorskip("torch")
 
@@ -90,3 +94,88 @@ def test_torch_state_dict_loads_and_continues(name, hyper):
     for a, t in zip(arrays, tensors):
         b = t.detach().numpy()
         np.testing.assert_allclose(a, b, rtol=0, atol=TOL[np.float64] * np.abs(b).max())
+
+
+# ----- torch.optim's other element-wise algorithms: two groups, an lr change mid-run ---------
+def _torch_run(name, kw, params, grads, lrs, dtype):
+    """Two param groups (the second with lr*0.5); group lr set to lrs[k] before step k."""
+    torch = pytest.importorskip("torch")
+    tp = [torch.tensor(p.copy()) for p in params]
+    groups = [{"params": tp[:2]}, {"params": tp[2:], "lr": kw.get("lr", 1e-2) * 0.5}]
+    opt = getattr(torch.optim, name)(groups, foreach=False, **kw)
+    return torch, tp, opt
+
+
+def _set_lr(opt, factor):
+    for i, group in enumerate(opt.param_groups):
+        group["lr"] = factor * (1.0 if i == 0 else 0.5) * 0.01
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name,kw", TORCH_OPTIM, ids=ids(TORCH_OPTIM))
+def test_torch_optim_parity(name, kw, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    sizes = [5, 33, 1, 130]
+    params = [rng.standard_normal(n).astype(dtype) for n in sizes]
+    grads = [random_grads(rng, n, STEPS, dtype) for n in sizes]
+    kw = dict(kw, lr=0.01)
+    mine = [p.copy() for p in params]
+    opt = getattr(pyoptk, name)([{"params": mine[:2]}, {"params": mine[2:], "lr": 0.005}], **kw)
+    _, tp, topt = _torch_run(name, kw, params, grads, None, dtype)
+    for k in range(STEPS):
+        factor = 1.0 if k < 4 else 0.3  # an lr change mid-run
+        _set_lr(opt, factor)
+        _set_lr(topt, factor)
+        for t, g in zip(tp, grads):
+            t.grad = torch.tensor(g[k])
+        topt.step()
+        opt.step([g[k] for g in grads])
+    for k, (a, t) in enumerate(zip(mine, tp)):
+        close(a, t.detach().numpy(), TORCH_OPTIM_TORCH_TOL[dtype], f"param {k}")
+        tstate = topt.state[t]
+        assert set(opt.state[a]) == set(tstate)
+        for key, value in tstate.items():
+            close(opt.state[a][key], value.numpy(), TORCH_OPTIM_TORCH_TOL[dtype], f"state {key} of param {k}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("name", sorted({n for n, _ in TORCH_OPTIM}))
+def test_special_values_like_torch(name, dtype):
+    """NaN, ±inf, ±0 and products that underflow (Rprop's sign of g * prev) give torch's results."""
+    torch = pytest.importorskip("torch")
+    tiny = 1e-30 if dtype == np.float32 else 1e-200
+    vals = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, tiny, -tiny, 1.0, -2.0] * 3, dtype)
+    p = np.linspace(-1, 1, vals.size).astype(dtype)
+    mine, tp = p.copy(), torch.tensor(p.copy())
+    opt, topt = getattr(pyoptk, name)([mine]), getattr(torch.optim, name)([tp], foreach=False)
+    rng = np.random.default_rng(0)
+    for k in range(4):
+        g = vals[rng.permutation(vals.size)] if k % 2 else (rng.standard_normal(vals.size) * tiny).astype(dtype)
+        tp.grad = torch.tensor(g)
+        topt.step()
+        opt.step([g])
+    theirs = tp.detach().numpy()
+    assert np.array_equal(np.isnan(mine), np.isnan(theirs))
+    np.testing.assert_allclose(mine, theirs, rtol=TORCH_OPTIM_TORCH_TOL[dtype]["rtol"], atol=0, equal_nan=True)
+
+
+# ----- pyoptk.torch's twins of the algorithms beyond torch.optim: the NumPy API's bits ----------
+@pytest.mark.parametrize("name,kw", [c for c in BEYOND_TORCH if c[0] not in SCHEDULE_FREE],
+                         ids=ids(c for c in BEYOND_TORCH if c[0] not in SCHEDULE_FREE))
+def test_torch_twin_matches_numpy_api(name, kw):
+    """pyoptk.torch's twin (a torch.optim.Optimizer reading p.grad) gives the NumPy API's bits."""
+    torch = pytest.importorskip("torch")
+    import pyoptk.torch as pt
+
+    params, grads = problem(np.float32, [7, 130], seed=9)
+    mine, _ = run_steps(name, kw, params, grads, steps=5)
+    tparams = [torch.tensor(p.copy()) for p in params]
+    opt = getattr(pt, name)(tparams, **kw)
+    assert isinstance(opt, torch.optim.Optimizer)
+    for k in range(5):
+        for t, g in zip(tparams, grads):
+            t.grad = torch.tensor(g[k])
+        opt.step()
+    for a, t in zip(mine, tparams):
+        assert np.array_equal(a, t.numpy())

@@ -38,6 +38,24 @@ def test_mypy_strict_accepts_user_code(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+def test_mypy_strict_sees_the_torch_twins_signatures(tmp_path):
+    # pyoptk.torch's classes are made from the registry at import; its stub spells out each
+    # __init__ (torch's arguments, then pyoptk's), so a wrong argument and a wrong name are errors.
+    pytest.importorskip("mypy", reason="mypy is in the test extra: pip install '.[test]'")
+    pytest.importorskip("torch")
+    user = tmp_path / "torch_user.py"
+    user.write_text("import torch\nimport pyoptk.torch as pt\n"
+                    "model = torch.nn.Linear(3, 2)\n"
+                    "opt = pt.AdamW(model.parameters(), lr=1e-3, betas=(0.9, 0.99), state_dtype='float32')\n"
+                    "sched = torch.optim.lr_scheduler.StepLR(opt, step_size=3)\n"
+                    "sf = pt.ScheduleFreeAdamW(model.parameters())\nsf.train()\nopt.step()\n"
+                    "bad = pt.Adam(model.parameters(), lr='x')\nnope = pt.Adamm\n")
+    done = _mypy(user, tmp_path)
+    errors = [line for line in done.stdout.splitlines() if "error:" in line]
+    assert done.returncode == 1 and len(errors) == 2, done.stdout
+    assert '"lr" to "Adam"' in errors[0] and '"Adamm"' in errors[1], errors
+
+
 def test_mypy_strict_rejects_a_wrong_call(tmp_path):
     # The check has teeth: a string lr and a norm taken for a string are type errors.
     pytest.importorskip("mypy", reason="mypy is in the test extra: pip install '.[test]'")

@@ -10,10 +10,11 @@ import numpy as np
 from .. import _core
 from .._kernels import FusedStep, Kernel
 from .._precision import MASTER_KEY
-from ..optimizer import Optimizer, hyper_values
+from ..optimizer import hyper_values
 from .._validate import is_real, next_steps
 from ._common import check_bool, check_dense_grad
 from ._low import Rounding, compute_dtype, finfo_eps, state_dtype_ok, widened
+from ._multipass import MultiPassOptimizer, check_counts
 
 __all__ = ["Adafactor", "adafactor"]
 
@@ -77,11 +78,8 @@ def _run(params, grads, row_vars, col_vars, variances, masters, state_steps, rou
     """The step: checks, the variance EMAs (fused), the update U (fused), the param update (fused,
     onto ``masters[i]``, the float32 master copy, when given). The NumPy passes read 16-bit arrays
     widened to float32; each fused pass rounds what it stores."""
-    n = len(params)
-    for what, seq in (("grads", grads), ("row_vars", row_vars), ("col_vars", col_vars),
-                      ("variances", variances), ("state_steps", state_steps)):
-        if len(seq) != n:
-            raise ValueError(f"{what} has {len(seq)} entries for {n} params")
+    check_counts(params, grads=grads, row_vars=row_vars, col_vars=col_vars, variances=variances,
+                 state_steps=state_steps)
     for i, (p, g) in enumerate(zip(params, grads)):
         check_dense_grad(p, g, f"param {i}")
         if p.ndim > 1:
@@ -94,7 +92,7 @@ def _run(params, grads, row_vars, col_vars, variances, masters, state_steps, rou
                 or not state_dtype_ok(p.dtype, variances[i].dtype):
             raise ValueError(f"param {i} variance must be an array of the param's shape and dtype "
                              "(or float32 / bfloat16 for a 16-bit or float32 param)")
-    if n == 0:
+    if not params:
         return
     # As torch: a None eps1 becomes finfo(dtype).eps of the first param, for the whole call.
     if eps1 is None:
@@ -139,7 +137,7 @@ def _run(params, grads, row_vars, col_vars, variances, masters, state_steps, rou
     state_steps[:] = steps
 
 
-class Adafactor(Optimizer):
+class Adafactor(MultiPassOptimizer):
     r"""Adafactor, as ``torch.optim.Adafactor`` (torch 2.13).
 
     .. math::
@@ -164,7 +162,6 @@ class Adafactor(Optimizer):
     """
 
     kernel = KERNEL
-    runs_on_cuda = False
 
     def __init__(self, params, lr: float = 1e-2, beta2_decay: float = -0.8,
                  eps: tuple[Optional[float], float] = (None, 1e-3), d: float = 1.0, weight_decay: float = 0.0, *,
@@ -177,57 +174,17 @@ class Adafactor(Optimizer):
     def _check_group(self, group):
         _check(group)
 
-    def _group_mode(self, group):
-        return 0
-
-    def _shapes(self, p) -> dict[str, tuple]:
-        """The state arrays of param ``p`` and their shapes."""
+    def _state_shapes(self, p) -> dict[str, tuple]:
         if p.ndim > 1:
             return {"row_var": p.shape[:-1] + (1,), "col_var": p.shape[:-2] + (1, p.shape[-1])}
         return {"variance": p.shape}
 
-    def step(self, grads=None, closure=None):
-        """Update every param with a grad. Returns the closure's loss (or None). A refused step
-        changes nothing."""
-        loss, grads = self._collect_grads(grads, closure)
-        batches = self._dense_batches(grads)
-        rounding = Rounding(self)
-        for group, batch in zip(self.param_groups, batches):
-            if not batch:
-                continue
-            group = hyper_values(group)  # a 0-d lr (changed in place by a scheduler) as its value
-            states = []
-            for p, _ in batch:
-                state = dict(self.state[p]) if p in self.state else {"step": 0}
-                if "row_var" not in state and "variance" not in state:
-                    dtype = self.precision.state_dtype_for(p.dtype)
-                    state.update({name: np.zeros(shape, dtype) for name, shape in self._shapes(p).items()})
-                if self._keeps_master(p) and MASTER_KEY not in state:
-                    state[MASTER_KEY] = p.astype(np.float32)  # exact
-                states.append(state)
-            steps = [s["step"] for s in states]
-            eps1, eps2 = group["eps"]
-            _run([p for p, _ in batch], [g for _, g in batch], [s.get("row_var") for s in states],
-                 [s.get("col_var") for s in states], [s.get("variance") for s in states],
-                 [s.get(MASTER_KEY) for s in states], steps, rounding,
-                 d=group["d"], lr=group["lr"], beta2_decay=group["beta2_decay"],
-                 weight_decay=group["weight_decay"], eps1=eps1, eps2=eps2, maximize=group["maximize"])
-            for (p, _), state, t in zip(batch, states, steps):
-                state["step"] = t
-                self.state[p] = state
-        rounding.commit()
-        return loss
-
-    def _load_param_state(self, key, p, group, saved):
-        shapes = self._shapes(p)
-        names = {"step"} | set(shapes) | ({MASTER_KEY} if self._keeps_master(p) else set())
-        if set(saved) != names:
-            raise ValueError(f"state of param {key}: keys {sorted(saved)}, expected {sorted(names)} "
-                             f"(Adafactor keeps these for a {p.ndim}-d param)")
-        out = {"step": self._load_scalar_state(key, "step", saved["step"])}
-        dtype = self.precision.state_dtype_for(p.dtype)
-        for name, shape in shapes.items():
-            out[name] = self._load_array(key, name, saved[name], shape, dtype)
-        if MASTER_KEY in names:
-            out[MASTER_KEY] = self._load_array(key, MASTER_KEY, saved[MASTER_KEY], p.shape, np.dtype(np.float32))
-        return out
+    def _run_group(self, group, params, grads, states, rounding):
+        steps = [s["step"] for s in states]
+        eps1, eps2 = group["eps"]
+        _run(params, grads, [s.get("row_var") for s in states], [s.get("col_var") for s in states],
+             [s.get("variance") for s in states], [s.get(MASTER_KEY) for s in states], steps, rounding,
+             d=group["d"], lr=group["lr"], beta2_decay=group["beta2_decay"], weight_decay=group["weight_decay"],
+             eps1=eps1, eps2=eps2, maximize=group["maximize"])
+        for state, t in zip(states, steps):
+            state["step"] = t

@@ -11,9 +11,10 @@ from .._blas import one_blas_thread
 from .._kernels import FusedStep, Kernel
 from .._precision import MASTER_KEY
 from .._validate import is_real
-from ..optimizer import Optimizer, hyper_values
+from ..optimizer import hyper_values
 from ._common import check_bool, check_dense_grad
 from ._low import Rounding, compute_dtype, kernel_grad, state_dtype_ok, widened
+from ._multipass import MultiPassOptimizer, check_counts
 
 __all__ = ["Muon", "muon", "zeropower_via_newtonschulz"]
 
@@ -100,10 +101,7 @@ def _run(params, grads, bufs, masters, rounding: Rounding, *, lr, weight_decay, 
          ns_coefficients, ns_steps, eps, adjust_lr_fn) -> None:
     """The step: checks, then the momentum pass, Newton–Schulz per param (float32 for 16-bit
     params), and the update pass (onto ``masters[i]``, the float32 master copy, when given)."""
-    n = len(params)
-    for what, seq in (("grads", grads), ("muon_momentum_bufs", bufs)):
-        if len(seq) != n:
-            raise ValueError(f"{what} has {len(seq)} entries for {n} params")
+    check_counts(params, grads=grads, muon_momentum_bufs=bufs)
     _check_2d(params)
     for i, (p, g, b) in enumerate(zip(params, grads, bufs)):
         check_dense_grad(p, g, f"param {i}")
@@ -111,7 +109,7 @@ def _run(params, grads, bufs, masters, rounding: Rounding, *, lr, weight_decay, 
                 or not b.flags.c_contiguous:
             raise ValueError(f"param {i} momentum_buffer must be a C-contiguous array of the param's shape and dtype "
                              "(or float32 / bfloat16 for a 16-bit or float32 param)")
-    if n == 0:
+    if not params:
         return
     fused = FusedStep(KERNEL)
     slot = fused.slot(0, lambda: {"one_minus_momentum": 1 - momentum, "momentum": momentum})
@@ -133,7 +131,7 @@ def _run(params, grads, bufs, masters, rounding: Rounding, *, lr, weight_decay, 
     final.run(rounding_key=rounding.key())  # p = p (1 - lr wd); p += -adjusted_lr * ortho
 
 
-class Muon(Optimizer):
+class Muon(MultiPassOptimizer):
     r"""Muon, as ``torch.optim.Muon`` (torch 2.13), for 2-D params.
 
     .. math::
@@ -154,7 +152,6 @@ class Muon(Optimizer):
     """
 
     kernel = KERNEL
-    runs_on_cuda = False
     has_step = False
 
     def __init__(self, params, lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
@@ -171,42 +168,11 @@ class Muon(Optimizer):
         _check(group)
         _check_2d(group["params"])
 
-    def _group_mode(self, group):
-        return 0
+    def _state_shapes(self, p) -> dict[str, tuple]:
+        return {"momentum_buffer": p.shape}
 
-    def step(self, grads=None, closure=None):
-        """Update every param with a grad. Returns the closure's loss (or None). A refused step
-        changes nothing."""
-        loss, grads = self._collect_grads(grads, closure)
-        batches = self._dense_batches(grads)
-        rounding = Rounding(self)
-        for group, batch in zip(self.param_groups, batches):
-            if not batch:
-                continue
-            group = hyper_values(group)  # a 0-d lr (changed in place by a scheduler) as its value
-            fresh = {id(p): self._fresh_state(p) for p, _ in batch if p not in self.state}
-            states = [fresh[id(p)] if id(p) in fresh else self.state[p] for p, _ in batch]
-            _run([p for p, _ in batch], [g for _, g in batch], [s["momentum_buffer"] for s in states],
-                 [s.get(MASTER_KEY) for s in states], rounding, lr=group["lr"],
-                 weight_decay=group["weight_decay"], momentum=group["momentum"], nesterov=group["nesterov"],
-                 ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"], eps=group["eps"],
-                 adjust_lr_fn=group["adjust_lr_fn"])
-            for p, _ in batch:  # new buffers are kept only once the step ran
-                if id(p) in fresh:
-                    self.state[p] = fresh[id(p)]
-        rounding.commit()
-        return loss
-
-    def _fresh_state(self, p):
-        state = {"momentum_buffer": np.zeros(p.shape, self.precision.state_dtype_for(p.dtype))}
-        if self._keeps_master(p):
-            state[MASTER_KEY] = p.astype(np.float32)  # exact
-        return state
-
-    def _load_param_state(self, key, p, group, saved):
-        expected = {"momentum_buffer"} | ({MASTER_KEY} if self._keeps_master(p) else set())
-        if set(saved) != expected:
-            raise ValueError(f"state of param {key}: keys {sorted(saved)}, expected {sorted(expected)}")
-        return {name: self._load_array(key, name, saved[name], p.shape,
-                                       np.dtype(np.float32) if name == MASTER_KEY else
-                                       self.precision.state_dtype_for(p.dtype)) for name in sorted(expected)}
+    def _run_group(self, group, params, grads, states, rounding):
+        _run(params, grads, [s["momentum_buffer"] for s in states], [s.get(MASTER_KEY) for s in states], rounding,
+             lr=group["lr"], weight_decay=group["weight_decay"], momentum=group["momentum"],
+             nesterov=group["nesterov"], ns_coefficients=group["ns_coefficients"], ns_steps=group["ns_steps"],
+             eps=group["eps"], adjust_lr_fn=group["adjust_lr_fn"])

@@ -10,8 +10,8 @@ tensors zero-copy), its state being torch tensors that share memory with the ker
 Schedulers, ``swa_utils``, ``torch.amp.GradScaler``, hooks and ``ZeroRedundancyOptimizer`` work
 on them as on torch's own; bfloat16/float16 models step through the mixed-precision kernels
 (``state_dtype``, ``master_weights``, ``stochastic_rounding`` as extra keyword arguments), and
-the element-wise ones step FSDP2's DTensor params as their local shards. Each class is one line below: :func:`twin` makes the torch twin of any
-``pyoptk.Optimizer`` subclass.
+the element-wise ones step FSDP2's DTensor params as their local shards. :func:`twin` makes the
+torch twin of any ``pyoptk.Optimizer`` subclass; this module makes one per algorithm of the registry.
 """
 from __future__ import annotations
 
@@ -31,35 +31,14 @@ _core._register_tensor_type(_torch.Tensor, _torch.nn.Parameter, _torch.float32, 
                             _torch.float16)
 _abi.enable()
 
-SGD = twin(_optim.SGD)
-Adam = twin(_optim.Adam)
-AdamW = twin(_optim.AdamW)
-RMSprop = twin(_optim.RMSprop)
-Adagrad = twin(_optim.Adagrad)
-Adadelta = twin(_optim.Adadelta)
-Adamax = twin(_optim.Adamax)
-NAdam = twin(_optim.NAdam)
-RAdam = twin(_optim.RAdam)
-Rprop = twin(_optim.Rprop)
-ASGD = twin(_optim.ASGD)
-SparseAdam = twin(_optim.SparseAdam)
-Adafactor = twin(_optim.Adafactor)
-Muon = twin(_optim.Muon)
-LBFGS = twin(_optim.LBFGS, closure_driven=True, tensor_scalars=())
-# beyond torch.optim
-Lion = twin(_optim.Lion)
-LAMB = twin(_optim.LAMB)
-LARS = twin(_optim.LARS)
-Adan = twin(_optim.Adan)
-ADOPT = twin(_optim.ADOPT)
-AdEMAMix = twin(_optim.AdEMAMix)
-# Schedule-free: the schedule lives in the param groups (group_state, copied back after each core
-# call); train() / eval() swap the params between y and x, as the schedulefree package's.
-_SWAPS = dict(train=core_method("train", _optim.ScheduleFreeSGD.train.__doc__ or ""),
-              eval=core_method("eval", _optim.ScheduleFreeSGD.eval.__doc__ or ""))
-ScheduleFreeSGD = twin(_optim.ScheduleFreeSGD, **_SWAPS)
-ScheduleFreeAdamW = twin(_optim.ScheduleFreeAdamW, **_SWAPS)
+# One twin per algorithm of the registry (pyoptk/optim/__init__.py); type checkers read them from
+# __init__.pyi, which pyoptk/torch/_stub.py writes. Schedule-free's train() / eval() swap the
+# params between y and x, as the schedulefree package's; its schedule lives in the param groups
+# (group_state, copied back after each core call).
+_CLOSURE_DRIVEN = dict(closure_driven=True, tensor_scalars=())  # LBFGS: step(closure) drives the core's loop
+for _entry in _optim.ALGORITHMS:
+    globals()[_entry.name] = twin(
+        _entry.cls, **(_CLOSURE_DRIVEN if _entry.closure_driven else {}),
+        **{m: core_method(m, getattr(_entry.cls, m).__doc__ or "") for m in _entry.twin_methods})
 
-__all__ = ["TorchOptimizer", "twin", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "NAdam",
-           "RAdam", "Rprop", "ASGD", "SparseAdam", "Adafactor", "Muon", "LBFGS",
-           "Lion", "LAMB", "LARS", "Adan", "ADOPT", "AdEMAMix", "ScheduleFreeSGD", "ScheduleFreeAdamW"]
+__all__ = ["TorchOptimizer", "twin", *_optim.CLASSES]

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import _core
-from .._precision import MASTER_KEY
+from .._precision import MASTER_KEY, Precision
 from .._typing import Params
 from ..optimizer import _TORCH_IMPL_KEYS, Optimizer
 from ._dtensor import check_shards, is_dtensor, refuse_dtensors
@@ -312,5 +312,44 @@ def twin(core_class: type[Optimizer], **attrs: Any) -> type[TorchOptimizer]:
         "__doc__": f"``torch.optim.{name}``'s interface over pyoptk's ``{name}`` (a torch.optim.Optimizer).\n\n"
                    + (core_class.__doc__ or ""),
         **attrs})
-    cls.__signature__ = inspect.signature(core_class)  # type: ignore[attr-defined]
+    cls.__init__ = explicit_init(core_class, name)  # type: ignore[misc]
     return cls
+
+
+def twin_signature(core_class: type[Optimizer]) -> inspect.Signature:
+    """The core class's ``__init__`` signature with its ``**precision`` spelled out as the
+    keyword-only options it takes (``Precision.make``'s): torch's arguments, then pyoptk's."""
+    signature = inspect.signature(core_class.__init__)
+    params = [p for n, p in signature.parameters.items() if n != "precision"]
+    if len(params) < len(signature.parameters):
+        at = len(params) - (params[-1].kind is inspect.Parameter.VAR_KEYWORD)
+        params[at:at] = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+                         for n, p in inspect.signature(Precision.make).parameters.items() if n != "cls"]
+    return signature.replace(parameters=params, return_annotation=None)
+
+
+def explicit_init(core_class: type[Optimizer], name: str) -> Callable[..., None]:
+    """An ``__init__`` with the twin's signature written out (IDEs, ``help()`` and
+    ``inspect`` see torch's arguments, not ``*args, **kwargs``), passing them all on by name."""
+    signature = twin_signature(core_class)
+    defaults = {n: p.default for n, p in signature.parameters.items() if p.default is not p.empty}
+    args, passed, star = [], [], False
+    for n, p in signature.parameters.items():
+        if p.kind is p.KEYWORD_ONLY and not star:
+            args.append("*")
+        star = star or p.kind in (p.KEYWORD_ONLY, p.VAR_POSITIONAL)
+        prefix = {p.VAR_POSITIONAL: "*", p.VAR_KEYWORD: "**"}.get(p.kind, "")
+        args.append(prefix + (f"{n}=__defaults[{n!r}]" if n in defaults else n))
+        if n not in ("self", "params"):
+            passed.append(prefix + n if prefix else f"{n}={n}")
+    source = (f"def __init__({', '.join(args)}):\n"
+              f"    __base(self, params, {', '.join(passed)})\n")
+    scope: dict[str, Any] = {"__defaults": defaults, "__base": TorchOptimizer.__init__}
+    exec(source, scope)  # noqa: S102  a def with these names and defaults, nothing else
+    init = scope["__init__"]
+    init.__qualname__ = f"{name}.__init__"
+    init.__module__ = "pyoptk.torch"
+    init.__doc__ = f"torch.optim.{name}'s arguments, then pyoptk's keyword-only ones (see the class)."
+    init.__annotations__ = {n: p.annotation for n, p in signature.parameters.items() if p.annotation is not p.empty}
+    init.__annotations__["return"] = None
+    return init

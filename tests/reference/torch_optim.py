@@ -1,4 +1,4 @@
-"""Plain NumPy references for the algorithms of tests/test_algorithms.py, written from the update
+"""Plain NumPy references for the algorithms of tests/test_torch_optim_algorithms.py, written from the update
 rules of torch 2.13 (docs/ALGORITHMS.md), one step at a time, in float64.
 
 Each ``step_<name>(p, g, state, h)`` updates the float64 array ``p`` and the ``state`` dict in place

@@ -647,7 +647,3 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
                            notes=notes, rows=rows), f, indent=1)
     if args.plot:
         plot(rows, args.plot)
-
-
-if __name__ == "__main__":
-    main()

@@ -157,6 +157,9 @@ def schedule_free(p, gs, h, adam):
     return (y - (1 - beta1) * z) / beta1
 
 
+NAMES = ("Lion", "Adan", "ADOPT", "AdEMAMix", "LAMB", "LARS", "ScheduleFreeSGD", "ScheduleFreeAdamW")
+
+
 def run(name, kw, p0, grads):
     """The reference for ``getattr(pyoptk, name)(params, **kw)`` after ``len(grads)`` steps."""
     import pyoptk

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import pyoptk
+from cases import ADAFACTOR, ADAFACTOR_IDS, LBFGS_RUNS, MUON, MUON_IDS, SPARSE_ADAM_MAXIMIZE
 from pyoptk import SparseGrad
 
 torch = pytest.importorskip("torch")
@@ -74,7 +75,7 @@ def _torch_sparse(g, tp):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("maximize", [False, True])
+@pytest.mark.parametrize("maximize", SPARSE_ADAM_MAXIMIZE)
 def test_sparse_adam_isas_reference_torch(dtype, maximize, kernel_config):
     rng = np.random.default_rng(0)
     rows, cols = 40, 37
@@ -174,7 +175,7 @@ def test_sparse_adam_state_dicts():
 
 
 # ----- Adafactor --------------------------------------------------------------------------------
-ADAFACTOR_CASES = [{}, dict(weight_decay=0.1, maximize=True, d=1.5, lr=0.3), dict(eps=(1e-3, 1e-2), beta2_decay=-0.5)]
+ADAFACTOR_CASES = ADAFACTOR
 SHAPES = [(7,), (5, 9), (2, 3, 17), (1,), (33, 4)]
 
 
@@ -195,7 +196,7 @@ def _torch_pair(cls_name, kw, params, grads, steps, dtype, groups=False):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("kw", ADAFACTOR_CASES, ids=["default", "wd-max-d", "eps1"])
+@pytest.mark.parametrize("kw", ADAFACTOR_CASES, ids=ADAFACTOR_IDS)
 def test_adafactor_isas_and_torch(kw, dtype, kernel_config):
     rng = np.random.default_rng(2)
     params, grads = _dense(rng, SHAPES, dtype)
@@ -270,8 +271,7 @@ def test_adafactor_state_dicts_and_bad_inputs():
 
 
 # ----- Muon -------------------------------------------------------------------------------------
-MUON_CASES = [{}, dict(nesterov=False, weight_decay=0.0, adjust_lr_fn="match_rms_adamw", lr=0.02),
-              dict(momentum=0.5, ns_steps=3, adjust_lr_fn="original", weight_decay=0.2)]
+MUON_CASES = MUON
 MUON_SHAPES = [(6, 10), (12, 5), (7, 7)]
 
 
@@ -288,7 +288,7 @@ def _torch_ns_in_dtype(grad, ns_coefficients, ns_steps, eps):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
-@pytest.mark.parametrize("kw", MUON_CASES, ids=["default", "plain-rms", "orig"])
+@pytest.mark.parametrize("kw", MUON_CASES, ids=MUON_IDS)
 def test_muon_isas_and_torch(kw, dtype, kernel_config, monkeypatch):
     rng = np.random.default_rng(4)
     params, grads = _dense(rng, MUON_SHAPES, dtype)
@@ -396,7 +396,7 @@ def _run_lbfgs_pair(kw, outer):
     return x, tx, opt, topt, traj, ttraj
 
 
-@pytest.mark.parametrize("line_search_fn, lr, outer", [(None, 0.1, 60), (None, 1.0, 30), ("strong_wolfe", 1.0, 10)])
+@pytest.mark.parametrize("line_search_fn, lr, outer", LBFGS_RUNS)
 def test_lbfgs_rosenbrock_like_torch(line_search_fn, lr, outer):
     kw = dict(lr=lr, max_iter=20, history_size=10, line_search_fn=line_search_fn)
     x, tx, opt, topt, traj, ttraj = _run_lbfgs_pair(kw, outer)

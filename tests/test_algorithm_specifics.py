@@ -1,0 +1,91 @@
+"""What one algorithm does that the shared tables do not show: construction-time state, first
+steps, clipping, the schedule-free train / eval swap, trust ratios."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import pyoptk
+
+
+def test_adagrad_state_created_at_construction():
+    torch = pytest.importorskip("torch")
+    p = np.zeros(4, np.float32)
+    opt = pyoptk.Adagrad([p], initial_accumulator_value=0.25)
+    tp = torch.zeros(4)
+    topt = torch.optim.Adagrad([tp], initial_accumulator_value=0.25)
+    assert opt.state[p]["step"] == 0 and np.array_equal(opt.state[p]["sum"], np.full(4, 0.25, np.float32))
+    assert set(opt.state_dict()["state"][0]) == set(topt.state_dict()["state"][0])
+    opt.step([None])  # a None grad leaves the state alone
+    assert opt.state[p]["step"] == 0
+
+
+def test_rprop_lr_only_seeds_step_size():
+    p = np.zeros(3)
+    opt = pyoptk.Rprop([p], lr=0.1)
+    opt.step([np.ones(3)])
+    opt.param_groups[0]["lr"] = 100.0
+    opt.step([np.ones(3)])
+    # step 1: prev = 0, so the factor is 1; step 2: same sign, factor eta+ (the new lr is ignored)
+    assert np.array_equal(opt.state[p]["step_size"], np.full(3, 0.1 * 1.2))
+    assert np.array_equal(p, np.full(3, -0.1 - 0.1 * 1.2))
+
+
+def test_adopt_first_step_only_seeds_the_second_moment():
+    p = np.ones(5)
+    opt = pyoptk.ADOPT([p], lr=0.1)
+    g = np.arange(5.0)
+    opt.step([g])
+    assert np.array_equal(p, np.ones(5))
+    assert np.array_equal(opt.state[p]["exp_avg_sq"], g * g) and not opt.state[p]["exp_avg"].any()
+    opt.step([g])  # clip(2) = 2**0.25 bounds g / |g| = 1: no clipping, m = 0.1 sign(g)
+    np.testing.assert_allclose(p, 1 - 0.1 * 0.1 * np.sign(g), rtol=0, atol=1e-15)
+
+
+def test_adopt_clips_to_the_schedule():
+    p = np.zeros(2)
+    opt = pyoptk.ADOPT([p], lr=1.0, betas=(0.0, 0.9999), clip_lambda=lambda t: 0.5, eps=1e-6)
+    opt.step([np.array([1e-3, 1e-3])])
+    opt.step([np.array([5.0, -5.0])])  # normalised 5000 and -5000, clipped to +-0.5
+    np.testing.assert_array_equal(p, [-0.5, 0.5])
+
+
+def test_adan_first_step_has_no_grad_difference():
+    p = np.zeros(3)
+    g = np.array([1.0, -2.0, 0.5])
+    opt = pyoptk.Adan([p], lr=0.1)
+    opt.step([g])
+    s = opt.state[p]
+    assert not s["exp_avg_diff"].any() and np.array_equal(s["pre_grad"], g)
+    # step 1: m^ = g, v^ = g^2: p = -lr sign(g) g / (|g| + eps)
+    np.testing.assert_allclose(p, -0.1 * g / (np.abs(g) + 1e-8), rtol=1e-15)
+
+
+def test_schedule_free_train_eval_swap():
+    rng = np.random.default_rng(5)
+    p = rng.standard_normal(50)
+    opt = pyoptk.ScheduleFreeAdamW([p], lr=0.05)
+    opt.eval()  # before any step: nothing to swap
+    opt.train()
+    for _ in range(5):
+        opt.step([rng.standard_normal(50)])
+    y = p.copy()
+    z = opt.state[p]["z"]
+    opt.eval()
+    np.testing.assert_allclose(p, (y - 0.1 * z) / 0.9, rtol=1e-12, atol=1e-14)  # x
+    assert opt.param_groups[0]["train_mode"] is False
+    x = p.copy()
+    opt.eval()  # already in eval mode: no change
+    assert np.array_equal(p, x)
+    with pytest.raises(RuntimeError, match="train"):
+        opt.step([np.ones(50)])
+    assert np.array_equal(p, x) and opt.param_groups[0]["k"] == 5
+    opt.train()
+    np.testing.assert_allclose(p, y, rtol=1e-12, atol=1e-14)
+
+
+def test_lars_trust_ratio_is_one_for_zero_params():
+    p = np.zeros(4)
+    opt = pyoptk.LARS([p], lr=0.5, momentum=0.0)
+    opt.step([np.ones(4)])
+    np.testing.assert_array_equal(p, -0.5 * np.ones(4))  # ratio 1, not 0
