@@ -4,12 +4,12 @@ of a param steps exactly as the same elements of the whole param would."""
 from __future__ import annotations
 
 import pyoptk
+from pyoptk.optim import ALGORITHMS
 
 __all__ = ["check_element_wise"]
 
-ELEMENT_WISE = (pyoptk.SGD, pyoptk.Adam, pyoptk.RMSprop, pyoptk.Adagrad, pyoptk.Adadelta, pyoptk.Adamax,
-                pyoptk.NAdam, pyoptk.RAdam, pyoptk.Rprop, pyoptk.ASGD, pyoptk.Lion, pyoptk.Adan, pyoptk.ADOPT,
-                pyoptk.AdEMAMix)  # AdamW is an Adam
+# From the registry: one fused element-wise kernel per step over dense grads.
+ELEMENT_WISE = tuple(e.cls for e in ALGORITHMS if e.elementwise and e.grads == "dense")
 
 NOT_ELEMENT_WISE = {
     pyoptk.LAMB: "its trust ratio is the norm of the whole param over the norm of its update",
@@ -34,5 +34,5 @@ def check_element_wise(optimizer_class: type) -> None:
             raise TypeError(f"ShardedOptimizer cannot shard {optimizer_class.__name__}: {reason}")
     if not issubclass(optimizer_class, ELEMENT_WISE):
         names = ", ".join(c.__name__ for c in ELEMENT_WISE)
-        raise TypeError(f"ShardedOptimizer shards the element-wise pyoptk optimizers ({names}, AdamW); "
+        raise TypeError(f"ShardedOptimizer shards the element-wise pyoptk optimizers ({names}); "
                         f"{optimizer_class.__name__} is not one of them")
