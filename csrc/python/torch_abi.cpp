@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "pyoptk/kernel_table.h"
+#include "pyoptk/dtype.h"
 
 namespace py = pybind11;
 
