@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "pyoptk/dtype.h"
-#include "pyoptk/ops/common.h"  // kMaxStates
+#include "pyoptk/mode_table.h"  // kKernelShards, kMaxStates
 
 namespace pyoptk {
 namespace gpu {
