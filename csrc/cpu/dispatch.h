@@ -1,25 +1,22 @@
-// Run-time choice of the ISA build: the best one the CPU supports, which tests may lower.
+// Run-time choice of the ISA build: the best one the CPU supports, which tests may lower. The ISAs
+// are those CMake's pyoptk_isa entries compiled, lowest first, numbered 0 .. num_isas() - 1.
 #pragma once
 
-#include "pyoptk/kernel_table.h"
+#include "kernel_table.h"
 
 namespace pyoptk {
 
-// kAvx512Bf16: AVX-512 plus its BF16 conversions (Zen 4+, Cooper Lake, Sapphire Rapids+). Only
-// the 16-bit units (kernels_stored.cpp, convert.cpp) are built for it; its other kernels are
-// kAvx512's.
-enum class Isa : int { kScalar = 0, kAvx2 = 1, kAvx512 = 2, kAvx512Bf16 = 3 };
-constexpr int kNumIsas = 4;
+int num_isas();
+const char* isa_name(int isa);
+bool isa_available(int isa);  // compiled into this binary and supported by this CPU
+int best_isa();
+int active_isa();
+void set_active_isa(int isa);  // caller checks isa_available first
 
-const char* isa_name(Isa isa);
-bool isa_available(Isa isa);  // compiled into this binary and supported by this CPU
-Isa best_isa();
-Isa active_isa();
-void set_active_isa(Isa isa);  // caller checks isa_available first
-
-SpanFn lookup(int op, int dtype, int mode);  // through the active ISA
-ReduceFn reduce_lookup(int kind, int dtype);  // through the active ISA
-const ConvertFns* convert_fns();               // through the active ISA
-SpanFn lookup_stored(int op, int layout, int mode);  // through the active ISA; may be nullptr
+// Through the active ISA's table.
+SpanFn lookup(int op, int dtype, int mode);
+ReduceFn reduce_lookup(int kind, int dtype);
+const ConvertFns* convert_fns();  // indexed by Dtype
+SpanFn lookup_stored(int op, const StoredLayout& layout, int mode);  // nullptr: no fused kernel
 
 }  // namespace pyoptk

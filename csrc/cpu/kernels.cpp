@@ -1,9 +1,10 @@
-// Compiled once per (ISA, shard) (CMake: PYOPTK_ISA_LEVEL, PYOPTK_ISA_NS, PYOPTK_LOOKUP,
+// Compiled once per (ISA, shard) (CMake: pyoptk_isa, PYOPTK_ISA_NS, PYOPTK_SIMD_HEADER,
 // PYOPTK_SHARD and the -m flags). Instantiates update_span for every op of the shard x valid mode
-// x dtype, and (shard 0) reduce_block for every reduction kind x dtype, and exports a lookup over each.
+// x dtype, and (shard 0) reduce_block for every reduction kind x dtype, and exports a lookup over
+// each, which the ISA's row (isa_table.cpp) points to.
 // No static initializers and no STL code here: everything below is constant data.
+#include "kernel_table.h"
 #include "pyoptk/apply.h"
-#include "pyoptk/kernel_table.h"
 #include "pyoptk/mode_table.h"
 #include "pyoptk/ops/all.h"
 #include "pyoptk/reduce.h"
@@ -37,19 +38,19 @@ constexpr ReduceFn kReduceTable[kNumReduceKinds][kNumDtypes] = {
 #endif
 
 }  // namespace
-}  // namespace PYOPTK_ISA_NS
 
 template <int kShard>
-SpanFn PYOPTK_LOOKUP(int op, int dtype, int mode) {
+SpanFn find_span(int op, int dtype, int mode) {
   return lookup_mode<SpanFn, SpanKernel, kShard, kKernelShards>(op, dtype, mode);
 }
-template SpanFn PYOPTK_LOOKUP<PYOPTK_SHARD>(int op, int dtype, int mode);
+template SpanFn find_span<PYOPTK_SHARD>(int op, int dtype, int mode);
 
 #if PYOPTK_SHARD == 0
-ReduceFn PYOPTK_REDUCE_LOOKUP(int kind, int dtype) {
+ReduceFn find_reduce(int kind, int dtype) {
   if (kind < 0 || kind >= kNumReduceKinds || dtype < 0 || dtype >= kNumDtypes) return nullptr;
   return kReduceTable[kind][dtype];
 }
 #endif
 
+}  // namespace PYOPTK_ISA_NS
 }  // namespace pyoptk

@@ -1,30 +1,29 @@
-// Compiled once per ISA next to kernels.cpp: fused 16-bit layouts for the ops most used with them
-// (torch's fused CPU optimizers, and the roofline probe that measures them). The span loop reads
-// bfloat16/float16 params and grads (and states) and rounds its results back in registers, and
-// likewise under master weights with float32 states; any other mixed layout, and these ops with a
-// grad scale, float32 grads or stochastic rounding, go through the staging layer (staging.h) with
-// the same bits.
+// Compiled once per ISA next to kernels.cpp: fused layouts for the ops most used with 16-bit
+// storage (torch's fused CPU optimizers, and the roofline probe that measures them). The span
+// loop reads the storage kinds of kFusedKinds (params and grads, and states) and rounds its
+// results back in registers, and likewise under master weights with float32 states; any other
+// mixed layout, and these ops with a grad scale, float32 grads or stochastic rounding, go through
+// the staging layer (staging.h) with the same bits.
 #include <type_traits>
 
+#include "kernel_table.h"
 #include "pyoptk/apply.h"
-#include "pyoptk/kernel_table.h"
 #include "pyoptk/mode_table.h"
 #include "pyoptk/ops/all.h"
 #include "pyoptk/stored.h"
-
-#define PYOPTK_CONCAT2(a, b) a##b
-#define PYOPTK_CONCAT(a, b) PYOPTK_CONCAT2(a, b)
-#ifndef PYOPTK_ISA_BF16
-#define PYOPTK_ISA_BF16 0
-#endif
 
 namespace pyoptk {
 inline namespace PYOPTK_ISA_NS {
 namespace {
 
+// The storage kinds with fused layouts: each has lane conversions in every lane header.
+template <int... kDtypes>
+struct Kinds {};
+using FusedKinds = Kinds<kBFloat16, kFloat16>;
+
 // (param, states, grad, master weights' 16-bit param or void) storage; the formula computes in
 // float32.
-template <class P, class S, class G = P, class M = void>
+template <class P, class S, class G, class M>
 struct Layout {};
 
 template <class Op, int kMode, class L>
@@ -36,54 +35,70 @@ struct StoredKernel<Op, kMode, Layout<P, S, G, M>> {
   }
 };
 
-// The table of one layout, or nullptr: master weights need the pointer slot after the op's states
-// (none is left for an op using all of them); the avx512_bf16 build differs from avx512's in
-// bfloat16 rounding only, so its float16 layouts are avx512's (dispatch.cpp falls back to them).
-template <class Op, class P, class S, class G = P, class M = void>
-constexpr const ModeTable<SpanFn>* layout_table() {
-  constexpr bool kMirrorSlot = std::is_void<M>::value || Op::kNumStates < kMaxStates;
-  constexpr bool kFloat16 = std::is_same<G, f16_t>::value;
-  if constexpr (kMirrorSlot && !(kFloat16 && PYOPTK_ISA_BF16)) {
-    return &kModeTable<SpanFn, StoredKernel, Op, Layout<P, S, G, M>>;
-  } else {
-    return nullptr;
-  }
-}
-
-// Same order as StoredLayout (kernel_table.h); master weights: a float32 param and states, a
-// 16-bit grad, and the 16-bit param written from the result.
-template <class Op>
-constexpr const ModeTable<SpanFn>* kStoredTables[kNumStoredLayouts] = {
-    layout_table<Op, bf16_t, bf16_t>(),
-    layout_table<Op, bf16_t, float>(),
-    layout_table<Op, f16_t, f16_t>(),
-    layout_table<Op, f16_t, float>(),
-    layout_table<Op, float, float, bf16_t, bf16_t>(),
-    layout_table<Op, float, float, f16_t, f16_t>(),
+// The storage kind of a layout's element type (void: no master weights).
+template <class T>
+struct Kind {
+  static_assert(std::is_same<T, float>::value, "a layout holds float32 or a storage kind");
+  static constexpr int kValue = kFloat32;
+};
+template <int kDtype>
+struct Kind<Stored<kDtype>> {
+  static constexpr int kValue = kDtype;
+};
+template <>
+struct Kind<void> {
+  static constexpr int kValue = kNoMaster;
 };
 
-const ModeTable<SpanFn>* const* stored_tables(int op) {
+// The span function of (op, layout, mode) if L is that layout: master weights need the pointer
+// slot after the op's states (none is left for an op using all of them); an ISA with a base
+// (PYOPTK_ISA_BASE) builds only the layouts its lanes change, those holding bfloat16 (the rest
+// are its base's: isa_table.cpp falls back to them).
+template <class Op, class P, class S, class G, class M>
+SpanFn match(const StoredLayout& l, int mode) {
+  constexpr bool kMirrorSlot = std::is_void<M>::value || Op::kNumStates < kMaxStates;
+#ifdef PYOPTK_ISA_BASE
+  constexpr bool kOwn = std::is_same<G, bf16_t>::value;
+#else
+  constexpr bool kOwn = true;
+#endif
+  if constexpr (kMirrorSlot && kOwn) {
+    if (l.param == Kind<P>::kValue && l.state == Kind<S>::kValue && l.grad == Kind<G>::kValue &&
+        l.master == Kind<M>::kValue) {
+      return kModeTable<SpanFn, StoredKernel, Op, Layout<P, S, G, M>>.fn[mode];
+    }
+  }
+  return nullptr;
+}
+
+// Per fused kind R: R everywhere; R param and grad with float32 states; master weights (a
+// float32 param and states, an R grad, and the R param written from the result).
+template <class Op, int... kDtypes>
+SpanFn find_layout(Kinds<kDtypes...>, const StoredLayout& l, int mode) {
+  SpanFn fn = nullptr;
+  ((fn = fn ? fn : match<Op, Stored<kDtypes>, Stored<kDtypes>, Stored<kDtypes>, void>(l, mode)), ...);
+  ((fn = fn ? fn : match<Op, Stored<kDtypes>, float, Stored<kDtypes>, void>(l, mode)), ...);
+  ((fn = fn ? fn : match<Op, float, float, Stored<kDtypes>, Stored<kDtypes>>(l, mode)), ...);
+  return fn;
+}
+
+}  // namespace
+
+SpanFn find_stored(int op, const StoredLayout& layout, int mode) {
+  if (mode < 0 || mode >= kMaxModes) return nullptr;
   switch (op) {
     case kOpStream:
-      return kStoredTables<Stream>;
+      return find_layout<Stream>(FusedKinds{}, layout, mode);
     case kOpSgd:
-      return kStoredTables<Sgd>;
+      return find_layout<Sgd>(FusedKinds{}, layout, mode);
     case kOpAdam:
-      return kStoredTables<Adam>;
+      return find_layout<Adam>(FusedKinds{}, layout, mode);
     case kOpAdagrad:
-      return kStoredTables<Adagrad>;
+      return find_layout<Adagrad>(FusedKinds{}, layout, mode);
     default:
       return nullptr;
   }
 }
 
-}  // namespace
 }  // namespace PYOPTK_ISA_NS
-
-SpanFn PYOPTK_CONCAT(lookup_stored_, PYOPTK_ISA_NS)(int op, int layout, int mode) {
-  const ModeTable<SpanFn>* const* tables = stored_tables(op);
-  if (tables == nullptr || layout < 0 || layout >= kNumStoredLayouts || mode < 0 || mode >= kMaxModes) return nullptr;
-  return tables[layout] == nullptr ? nullptr : tables[layout]->fn[mode];
-}
-
 }  // namespace pyoptk

@@ -2,7 +2,7 @@
 #pragma once
 #include <cstdint>
 
-#include "pyoptk/kernel_table.h"
+#include "kernel_table.h"
 #include "staging.h"
 
 namespace pyoptk {

@@ -36,13 +36,15 @@ double run_reduce(Combine how, double identity, const ReduceTask* tasks, int64_t
     const ReduceTask& t = tasks[k];
     const int64_t begin = (b - first_block[k]) * kReduceBlock;
     const int64_t n = std::min(kReduceBlock, t.numel - begin);
-    if (t.dtype == kFloat32 || t.dtype == kFloat64) {
+    if (!is_narrow(t.dtype)) {
       partial[b] = t.fn(t.x, t.y, begin, n, param);
       return;
     }
     alignas(64) float x[kReduceBlock], y[kReduceBlock];
-    t.cvt->widen(t.dtype, t.x + 2 * begin, x, n, nullptr);
-    if (t.y != nullptr) t.cvt->widen(t.dtype, t.y + 2 * begin, y, n, nullptr);
+    const ConvertFns& cvt = t.cvt[t.dtype];
+    const int64_t at = begin * item_size(t.dtype);
+    cvt.widen(t.x + at, x, n, nullptr);
+    if (t.y != nullptr) cvt.widen(t.y + at, y, n, nullptr);
     partial[b] = t.fn(reinterpret_cast<const char*>(x), t.y ? reinterpret_cast<const char*>(y) : nullptr, 0, n, param);
   };
   const int threads = get_num_threads();

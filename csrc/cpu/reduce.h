@@ -4,20 +4,20 @@
 #pragma once
 #include <cstdint>
 
-#include "pyoptk/kernel_table.h"
+#include "kernel_table.h"
 
 namespace pyoptk {
 
 // One array (or pair of arrays, for dot) to reduce.
-// 16-bit inputs (dtype kBFloat16 / kFloat16; fn is then the float32 one) are widened a block at
-// a time into a float32 scratch block: the same partials as the float32 kernel on widened arrays.
+// Narrow inputs (is_narrow(dtype); fn is then the float32 one) are widened a block at a time into
+// a float32 scratch block: the same partials as the float32 kernel on widened arrays.
 struct ReduceTask {
   ReduceFn fn;
   const char* x;
   const char* y;  // second input of two-input kinds, else nullptr
   int64_t numel;
   int dtype = kFloat32;
-  const ConvertFns* cvt = nullptr;  // for 16-bit inputs
+  const ConvertFns* cvt = nullptr;  // for narrow inputs, indexed by Dtype
 };
 
 // per_task[k] = the fold of task k's block partials (pairwise, in block order; the kind's

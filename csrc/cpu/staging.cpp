@@ -9,12 +9,13 @@ namespace {
 
 constexpr int kSlots = 2 + kMaxStates;
 
-// Rounds n float32 values to a 16-bit array at element `index` of its param. Stochastic rounding
+// Rounds n float32 values to a narrow array at element `index` of its param. Stochastic rounding
 // draws the bits of (key of this slot, element index): the same for any split into threads or
 // blocks, and on every ISA.
 void store_narrow(const Staging& st, int slot, int dtype, const float* src, char* dst, int64_t index, int64_t n) {
+  const ConvertFns& cvt = st.cvt[dtype];
   if (!st.stochastic) {
-    st.cvt->narrow(dtype, src, dst, n);
+    cvt.narrow(src, dst, n);
     return;
   }
   while (n > 0) {
@@ -22,9 +23,9 @@ void store_narrow(const Staging& st, int slot, int dtype, const float* src, char
     const uint32_t lo = static_cast<uint32_t>(index);
     const int64_t m = std::min<int64_t>(n, (int64_t{1} << 32) - lo);  // never wrap the low 32 bits
     const uint32_t key = static_cast<uint32_t>(mix64(st.sr_key ^ mix64((hi << 8) | static_cast<uint64_t>(slot))));
-    st.cvt->narrow_sr(dtype, src, dst, m, key, lo);
+    cvt.narrow_sr(src, dst, m, key, lo);
     src += m;
-    dst += 2 * m;
+    dst += item_size(dtype) * m;
     index += m;
     n -= m;
   }
@@ -48,8 +49,7 @@ void run_staged(const Task& task, int64_t begin, int64_t n) {
     for (int k = 0; k < kSlots; ++k) {
       char* base = task.ptrs[k];
       const int dtype = st.dtype[k];
-      const bool low = dtype == kBFloat16 || dtype == kFloat16;
-      staged[k] = base != nullptr && (low || (k == 1 && st.grad_divisor != nullptr));
+      staged[k] = base != nullptr && (is_narrow(dtype) || (k == 1 && st.grad_divisor != nullptr));
       if (base == nullptr) {
         ptrs[k] = nullptr;
       } else if (!staged[k]) {
@@ -59,18 +59,18 @@ void run_staged(const Task& task, int64_t begin, int64_t n) {
         ptrs[k] = reinterpret_cast<char*>(scratch[k]);
       } else {
         float* block = reinterpret_cast<float*>(scratch[k]);
-        st.cvt->widen(dtype, base + at * item_size(dtype), block, m, k == 1 ? st.grad_divisor : nullptr);
+        st.cvt[dtype].widen(base + at * item_size(dtype), block, m, k == 1 ? st.grad_divisor : nullptr);
         ptrs[k] = reinterpret_cast<char*>(block);
       }
     }
     task.fn(ptrs, 0, m, task.coeffs);
     for (int k = 0; k < kSlots; ++k) {
       if (k != 1 && staged[k]) {
-        store_narrow(st, k, st.dtype[k], reinterpret_cast<const float*>(scratch[k]), task.ptrs[k] + at * 2, at, m);
+        store_narrow(st, k, st.dtype[k], reinterpret_cast<const float*>(scratch[k]), task.ptrs[k] + at * item_size(st.dtype[k]), at, m);
       }
     }
     if (st.mirror != nullptr) {
-      store_narrow(st, 0, st.mirror_dtype, reinterpret_cast<const float*>(ptrs[0]), st.mirror + at * 2, at, m);
+      store_narrow(st, 0, st.mirror_dtype, reinterpret_cast<const float*>(ptrs[0]), st.mirror + at * item_size(st.mirror_dtype), at, m);
     }
   }
 }

@@ -5,19 +5,19 @@
 #pragma once
 #include <cstdint>
 
-#include "pyoptk/kernel_table.h"
+#include "kernel_table.h"
 
 namespace pyoptk {
 
 struct Task;
 
 struct Staging {
-  const ConvertFns* cvt;              // of the ISA the step runs on
-  int8_t dtype[2 + kMaxStates];       // storage dtype per slot {param, grad, states}; 32/64-bit: in place
-  char* mirror = nullptr;             // master weights: the 16-bit param, rounded from slot 0's result
+  const ConvertFns* cvt;              // of the ISA the step runs on, indexed by Dtype
+  int8_t dtype[2 + kMaxStates];       // storage dtype per slot {param, grad, states}; not is_narrow: in place
+  char* mirror = nullptr;             // master weights: the narrow param, rounded from slot 0's result
   int8_t mirror_dtype = kFloat32;
   const float* grad_divisor = nullptr;  // grad_scale: the grad is divided by it as it is read (any dtype)
-  bool stochastic = false;            // 16-bit params/states/mirror rounded stochastically
+  bool stochastic = false;            // narrow params/states/mirror rounded stochastically
   uint64_t sr_key = 0;                // (seed, rounding step, param index), mixed
 };
 

@@ -5,7 +5,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "pyoptk/kernel_table.h"
+#include "pyoptk/dtype.h"
+#include "pyoptk/mode_table.h"  // kKernelShards, kMaxStates
 
 namespace pyoptk {
 namespace gpu {
@@ -37,7 +38,7 @@ struct LaunchGroup {
 // Queues one step kernel over `blocks` chunks on the legacy stream.
 using LaunchFn = void (*)(const DeviceTask* tasks, const Chunk* chunks, const void* coeffs, unsigned blocks);
 
-// Defined in kernels.cu, explicitly instantiated by its shard's translation unit (kernel_table.h's
+// Defined in kernels.cu, explicitly instantiated by its shard's translation unit (mode_table.h's
 // kKernelShards): the launcher of (op, dtype, mode) for an op of shard kShard, else nullptr.
 template <int kShard>
 LaunchFn launcher(int op, int dtype, int mode);

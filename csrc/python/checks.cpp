@@ -56,8 +56,7 @@ int dtype_of(const py::array& a) {
 }
 
 const char* dtype_name(int dtype) {
-  static const char* const kNames[kNumStorageDtypes] = {"float32", "float64", "bfloat16", "float16"};
-  return dtype >= 0 && dtype < kNumStorageDtypes ? kNames[dtype] : "?";
+  return dtype >= 0 && dtype < kNumStorageDtypes ? kStorageKinds[dtype].name : "?";
 }
 
 // The common case first: both arrays share NumPy's builtin descriptor object.

@@ -3,7 +3,7 @@
 #include <climits>
 
 #include "checks.h"
-#include "pyoptk/kernel_table.h"
+#include "pyoptk/dtype.h"
 #include "torch_abi.h"
 
 namespace py = pybind11;

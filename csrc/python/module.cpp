@@ -25,11 +25,11 @@ using namespace pyoptk;
 
 namespace {
 
-Isa parse_isa(const std::string& name) {
+int parse_isa(const std::string& name) {
   std::string names;
-  for (int i = 0; i < kNumIsas; ++i) {
-    if (name == isa_name(static_cast<Isa>(i))) return static_cast<Isa>(i);
-    names += (i ? ", " : "") + std::string(isa_name(static_cast<Isa>(i)));
+  for (int i = 0; i < num_isas(); ++i) {
+    if (name == isa_name(i)) return i;
+    names += (i ? ", " : "") + std::string(isa_name(i));
   }
   throw py::value_error("unknown ISA '" + name + "'; expected one of " + names);
 }
@@ -56,13 +56,13 @@ PYBIND11_MODULE(_core, m) {
   m.def("best_isa", [] { return std::string(isa_name(best_isa())); });
   m.def("available_isas", [] {
     std::vector<std::string> out;
-    for (int i = 0; i < kNumIsas; ++i) {
-      if (isa_available(static_cast<Isa>(i))) out.push_back(isa_name(static_cast<Isa>(i)));
+    for (int i = 0; i < num_isas(); ++i) {
+      if (isa_available(i)) out.push_back(isa_name(i));
     }
     return out;
   }, "ISAs compiled into this build that this CPU can run, lowest first.");
   m.def("set_isa", [](const std::string& name) {
-    Isa isa = parse_isa(name);
+    const int isa = parse_isa(name);
     if (!isa_available(isa)) throw py::value_error("ISA '" + name + "' is not available on this CPU/build");
     set_active_isa(isa);
   }, py::arg("name"));

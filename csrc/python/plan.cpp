@@ -87,28 +87,16 @@ void coalesce(std::vector<Task>& tasks, const std::vector<SlotSizes>& itemsizes)
 
 }  // namespace
 
-// The fused 16-bit kernel for an entry whose param and grad share a 16-bit dtype and whose states
-// all have that dtype or float32, or with master weights whose grad has the 16-bit param's dtype
-// and whose states are float32; nullptr when there is none (the staging layer runs it).
+// The fused kernel of the entry's (param, grad, states, master weights) storage kinds, whose
+// states share one kind (none: the param's); nullptr when there is none (the staging layer runs it).
 SpanFn Plan::fused_layout(int op, const Entry& e, int grad_dtype) {
-  if (e.mirror) {
-    if (grad_dtype != e.mirror_dtype || e.slot_dtype[0] != kFloat32) return nullptr;
-    for (int k : e.state_ids) {
-      if (e.slot_dtype[2 + k] != kFloat32) return nullptr;
-    }
-    return lookup_stored(op, e.mirror_dtype == kBFloat16 ? kBf16Master : kF16Master, e.mode);
-  }
   const int p = e.slot_dtype[0];
-  if ((p != kBFloat16 && p != kFloat16) || grad_dtype != p) return nullptr;
   int states = -1;
   for (int k : e.state_ids) {
     if (states >= 0 && e.slot_dtype[2 + k] != states) return nullptr;
     states = e.slot_dtype[2 + k];
   }
-  if (states < 0) states = p;
-  if (states != p && states != kFloat32) return nullptr;
-  const int layout = p == kBFloat16 ? (states == p ? kBf16Bf16 : kBf16F32) : (states == p ? kF16F16 : kF16F32);
-  return lookup_stored(op, layout, e.mode);
+  return lookup_stored(op, {p, grad_dtype, states < 0 ? p : states, e.mirror ? int(e.mirror_dtype) : kNoMaster}, e.mode);
 }
 
 Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dicts) : op_(op_id(op_name)) {

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "pyoptk/kernel_table.h"
+#include "pyoptk/dtype.h"
 
 namespace py = pybind11;
 
@@ -109,18 +109,20 @@ std::string enable(const std::string& lib_dir, py::sequence exact_types, py::seq
     return refuse("libc10 is not loaded from " + lib_dir);
   }
   Constant cpu, strided, dtypes[kNumStorageDtypes];
-  const bool bound =
+  bool bound =
       bind(lib, "aoti_torch_get_device_type", shim.device_type) && bind(lib, "aoti_torch_get_layout", shim.layout) &&
       bind(lib, "aoti_torch_get_dtype", shim.dtype) && bind(lib, "aoti_torch_get_numel", shim.numel) &&
       bind(lib, "aoti_torch_get_storage_size", shim.storage_size) &&
       bind(lib, "aoti_torch_get_storage_offset", shim.storage_offset) &&
       bind(lib, "aoti_torch_is_contiguous", shim.is_contiguous) && bind(lib, "aoti_torch_get_data_ptr", shim.data_ptr) &&
       bind(lib, "aoti_torch_device_type_cpu", cpu) && bind(lib, "aoti_torch_layout_strided", strided) &&
-      bind(lib, "aoti_torch_dtype_float32", dtypes[kFloat32]) && bind(lib, "aoti_torch_dtype_float64", dtypes[kFloat64]) &&
-      bind(lib, "aoti_torch_dtype_bfloat16", dtypes[kBFloat16]) && bind(lib, "aoti_torch_dtype_float16", dtypes[kFloat16]) &&
       bind(lib, "aoti_torch_is_defined", shim.is_defined) && bind(lib, "aoti_torch_new_tensor_handle", shim.new_handle) &&
       bind(lib, "aoti_torch_delete_tensor_object", shim.delete_handle) &&
       bind(c10, "_ZNK3c1010TensorImpl4gradEv", shim.grad);
+  // Each storage kind's dtype constant, named as its row (dtype.h) names it.
+  for (int d = 0; d < kNumStorageDtypes; ++d) {
+    bound = bound && bind(lib, ("aoti_torch_dtype_" + std::string(kStorageKinds[d].name)).c_str(), dtypes[d]);
+  }
   dlclose(lib);  // torch keeps them loaded: the counts only drop back to torch's own
   dlclose(c10);
   if (!bound) return refuse("libtorch_cpu lacks a function of the C shim");

@@ -4,9 +4,19 @@
 #pragma once
 #include <utility>
 
+#include "pyoptk/dtype.h"
 #include "pyoptk/ops/all.h"
 
+// The kernels of each ISA (and of CUDA) are split into kKernelShards translation units, which
+// compile in parallel (CMake's PYOPTK_KERNEL_SHARDS); shard k holds the ops whose
+// id % kKernelShards == k. A new op or dtype lands in a shard by itself: no build-file edit.
+#ifndef PYOPTK_KERNEL_SHARDS
+#define PYOPTK_KERNEL_SHARDS 1
+#endif
+
 namespace pyoptk {
+constexpr int kKernelShards = PYOPTK_KERNEL_SHARDS;
+
 inline namespace PYOPTK_ISA_NS {
 
 template <class Fn>

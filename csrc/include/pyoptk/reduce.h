@@ -18,7 +18,7 @@
 
 #include <cstdint>
 
-#include "pyoptk/kernel_table.h"
+#include "pyoptk/reduce_kinds.h"
 #include "pyoptk/simd/vec.h"
 
 namespace pyoptk {

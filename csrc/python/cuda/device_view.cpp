@@ -7,7 +7,7 @@
 #include "../../cuda/runtime.h"
 #include "device_array.h"
 #include "pyoptk/dlpack.h"
-#include "pyoptk/kernel_table.h"
+#include "pyoptk/dtype.h"
 
 namespace py = pybind11;
 

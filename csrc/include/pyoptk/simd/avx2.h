@@ -1,9 +1,17 @@
-// Vec<float>/Vec<double> over 256-bit registers (AVX2 + FMA). Only included by the AVX2 build.
+// Vec<float>/Vec<double> over 256-bit registers (AVX2 + FMA), and 16-bit storage lanes (F16C).
+// Only included by the builds whose lane header it is (CMake's pyoptk_isa HEADER).
 // Masks are full-width lane masks; tails use maskload/maskstore.
 #pragma once
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "pyoptk/simd/scalar.h"
+#include "pyoptk/storage_kinds.h"
+
+// What this lane header provides beyond Vec (named, so shared headers test features, not ISAs):
+// Half, load16/store16, widen_lanes/narrow_lanes for bf16_t and f16_t, narrow_sr_lanes for bf16_t.
+#define PYOPTK_SIMD_HAS_HALF_LANES 1
 
 namespace pyoptk {
 inline namespace PYOPTK_ISA_NS {
@@ -80,6 +88,70 @@ struct Lanes<Vec<T>> {
 PYOPTK_VEC_OPS(float, ps, epi32)
 PYOPTK_VEC_OPS(double, pd, epi64)
 #undef PYOPTK_VEC_OPS
+
+// ----- 16-bit storage lanes: Vec<float>::kLanes elements of bfloat16 / float16 -------------
+// The same integer/IEEE operations as storage_kinds.h's scalar conversions, lane by lane.
+using Half = __m128i;
+
+// AVX2 has no 16-bit masked loads/stores: a tail goes through an 8-element buffer.
+inline Half load16(const void* p, int n, bool tail) {
+  if (!tail) return _mm_loadu_si128(static_cast<const __m128i*>(p));
+  alignas(16) uint16_t buf[8] = {};
+  std::memcpy(buf, p, 2 * static_cast<size_t>(n));
+  return _mm_load_si128(reinterpret_cast<const __m128i*>(buf));
+}
+inline void store16(void* p, Half h, int n, bool tail) {
+  if (!tail) {
+    _mm_storeu_si128(static_cast<__m128i*>(p), h);
+    return;
+  }
+  alignas(16) uint16_t buf[8];
+  _mm_store_si128(reinterpret_cast<__m128i*>(buf), h);
+  std::memcpy(p, buf, 2 * static_cast<size_t>(n));
+}
+
+inline Vec<float> widen_lanes(Half h, bf16_t) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline Vec<float> widen_lanes(Half h, f16_t) { return _mm256_cvtph_ps(h); }
+inline Half narrow_lanes(Vec<float> v, f16_t) {
+  return _mm256_cvtps_ph(v.v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+
+// cvt::f32_to_bf16 / f32_to_bf16_sr lane by lane: `add` is the rounding increment per lane.
+inline Half bf16_lanes(__m256 v, __m256i add) {
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i a = _mm256_and_si256(u, _mm256_set1_epi32(0x7fffffff));
+  // a is non-negative as a signed int, so the signed compare is exact here.
+  const __m256i nan = _mm256_cmpgt_epi32(a, _mm256_set1_epi32(0x7f800000));
+  __m256i r = _mm256_add_epi32(u, add);
+  if (!_mm256_testz_si256(nan, nan)) {  // rare: skip the blend otherwise
+    const __m256i qnan = _mm256_or_si256(_mm256_and_si256(u, _mm256_set1_epi32(int(0x80000000u))),
+                                         _mm256_set1_epi32(0x7fc00000));
+    r = _mm256_blendv_epi8(r, qnan, nan);
+  }
+  r = _mm256_srli_epi32(r, 16);
+  // Pack the 8 low halves (values < 2^16, so unsigned saturation keeps them).
+  const __m256i packed = _mm256_packus_epi32(r, r);
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(packed, 0x08));
+}
+inline Half narrow_lanes(Vec<float> v, bf16_t) {
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(_mm256_castps_si256(v.v), 16), _mm256_set1_epi32(1));
+  return bf16_lanes(v.v, _mm256_add_epi32(_mm256_set1_epi32(0x7fff), lsb));
+}
+inline __m256i mix32_lanes(__m256i x) {
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32(0x7feb352d));
+  x = _mm256_xor_si256(x, _mm256_srli_epi32(x, 15));
+  x = _mm256_mullo_epi32(x, _mm256_set1_epi32(int(0x846ca68bu)));
+  return _mm256_xor_si256(x, _mm256_srli_epi32(x, 16));
+}
+// Lane j: cvt::narrow_sr of element index + j.
+inline Half narrow_sr_lanes(Vec<float> v, uint32_t key, uint32_t index, bf16_t) {
+  const __m256i idx = _mm256_add_epi32(_mm256_set1_epi32(int(index)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  const __m256i rnd = _mm256_srli_epi32(mix32_lanes(_mm256_xor_si256(idx, _mm256_set1_epi32(int(key)))), 16);
+  return bf16_lanes(v.v, rnd);
+}
 
 }  // namespace PYOPTK_ISA_NS
 }  // namespace pyoptk

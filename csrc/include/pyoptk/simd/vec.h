@@ -1,11 +1,10 @@
-// Picks the lane type for the ISA this translation unit is compiled for.
-// PYOPTK_ISA_LEVEL: 0 = scalar, 1 = AVX2+FMA, 2 = AVX-512 (set by CMake per object library).
+// Picks the lane type for the ISA this translation unit is compiled for: the lane header CMake
+// names (PYOPTK_SIMD_HEADER, e.g. "pyoptk/simd/avx2.h"), or plain float/double lanes (the scalar
+// build, CUDA).
 #pragma once
 
-#if PYOPTK_ISA_LEVEL == 2
-#include "pyoptk/simd/avx512.h"
-#elif PYOPTK_ISA_LEVEL == 1
-#include "pyoptk/simd/avx2.h"
+#ifdef PYOPTK_SIMD_HEADER
+#include PYOPTK_SIMD_HEADER
 #else
 #include "pyoptk/simd/scalar.h"
 namespace pyoptk {
