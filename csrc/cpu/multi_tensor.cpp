@@ -1,5 +1,7 @@
 #include "multi_tensor.h"
 
+#include "float_env.h"
+
 #include <algorithm>
 #include <atomic>
 #include <vector>
@@ -64,8 +66,10 @@ void run_tasks(const Task* tasks, int64_t count, int cap) {
     first_block[k + 1] = first_block[k] + (tasks[k].numel + kBlock - 1) / kBlock;
   }
   const int64_t blocks = first_block[count];
+  const CallerFloatEnv caller;
 #pragma omp parallel num_threads(threads)
   {
+    const CallerFloatEnv::Adopt same_flushing_as_caller(caller);
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
     int64_t k = std::upper_bound(first_block.begin(), first_block.end(), b0) - first_block.begin() - 1;

@@ -7,6 +7,7 @@
 #include <omp.h>
 #endif
 
+#include "float_env.h"
 #include "multi_tensor.h"
 
 namespace pyoptk {
@@ -53,9 +54,15 @@ double run_reduce(Combine how, double identity, const ReduceTask* tasks, int64_t
     for (int64_t b = 0; b < blocks; ++b) run_block(b);
   } else {
 #ifdef _OPENMP
-    // Which thread computes a block changes nothing: each partial is a pure function of its block.
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int64_t b = 0; b < blocks; ++b) run_block(b);
+    // Which thread computes a block changes nothing: each partial is a pure function of its block
+    // (and of the caller's flushing mode, which every worker takes for the region).
+    const CallerFloatEnv caller;
+#pragma omp parallel num_threads(threads)
+    {
+      const CallerFloatEnv::Adopt same_flushing_as_caller(caller);
+#pragma omp for schedule(static)
+      for (int64_t b = 0; b < blocks; ++b) run_block(b);
+    }
 #else
     for (int64_t b = 0; b < blocks; ++b) run_block(b);
 #endif
