@@ -7,6 +7,7 @@
 
 #include "../capi/table.h"
 #include "../cpu/dispatch.h"
+#include "../cpu/float_env.h"
 #include "../cpu/multi_tensor.h"
 #include "coeffs.h"
 #include "compiled_step.h"
@@ -76,6 +77,13 @@ PYBIND11_MODULE(_core, m) {
     set_num_threads(n);
   }, py::arg("n"));
   m.def("max_threads", &max_threads, "The most threads set_num_threads accepts.");
+  m.def("set_flush_denormal", [](bool on) {
+    if (kCanFlushDenormal) g_flush_denormal = on;
+    return kCanFlushDenormal;
+  }, py::arg("mode"), "Steps flush subnormals to zero (FTZ/DAZ) when on; False where the CPU cannot.");
+  m.def("get_flush_denormal", [] { return g_flush_denormal.load(); });
+  m.def("_worker_flush_bits", &worker_flush_bits, py::arg("threads"),
+        "Each thread's FTZ/DAZ bits in a parallel region of that many threads (tests).");
   m.def("_get_min_parallel", &get_min_parallel);
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
