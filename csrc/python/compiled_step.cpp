@@ -6,7 +6,7 @@
 
 #include "checks.h"
 #include "plan.h"
-#include "torch_grads.h"
+#include "torch/torch_grads.h"
 
 namespace py = pybind11;
 

@@ -11,9 +11,9 @@
 #include "coeffs.h"
 #include "compiled_step.h"
 #include "host_arrays.h"
-#include "torch_abi.h"
-#include "torch_grads.h"
 #include "plan.h"
+#include "torch/torch_abi.h"
+#include "torch/torch_grads.h"
 #include "rows.h"
 #include "reduce.h"
 #ifdef PYOPTK_WITH_CUDA
@@ -45,6 +45,18 @@ PYBIND11_MODULE(_core, m) {
            py::arg("scalars") = py::none(), py::arg("grad_scale") = py::none(), py::arg("rounding_key") = py::none())
       .def("__len__", &Plan::size);
   py::register_exception<StalePlan>(m, "StalePlan");
+  // The engine's errors (engine/errors.h) as the Python exceptions they name.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const pyoptk::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const pyoptk::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const pyoptk::IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    }
+  });
   m.def("step", &pyoptk::step, py::arg("op"), py::arg("items"), py::arg("coeffs"), py::arg("grad_scale") = py::none(),
         py::arg("rounding_key") = py::none(),
         "Validate and run one fused, multi-tensor update in place (internal; use the optimizers).");

@@ -77,7 +77,7 @@ DevicePlan::DevicePlan(const std::string& op_name, py::sequence items, py::objec
 
 size_t DevicePlan::run(py::sequence grads, py::sequence coeff_sets, py::object param_lists, py::object scalars) {
   const OpInfo& info = kOpInfo[op_];
-  check_still_current(entries_, state_keys_, GradList(grads), param_lists, info.reads_grad);
+  check_still_current(entries_, state_keys_, GradReader(grads), param_lists, info.reads_grad);
   std::vector<float> coeffs_f32;
   std::vector<double> coeffs_f64;
   for (py::handle values : coeff_sets) {
