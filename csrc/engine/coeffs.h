@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../cpu/registry.h"
+#include "pyoptk/kernel_table.h"
 
 namespace pyoptk {
 

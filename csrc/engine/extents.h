@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "../cpu/registry.h"
+#include "pyoptk/kernel_table.h"
 
 namespace pyoptk {
 

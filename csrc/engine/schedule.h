@@ -4,6 +4,7 @@
 #include <cstdint>
 
 #include "../cpu/registry.h"
+#include "pyoptk/kernel_table.h"
 #include "coeffs.h"
 
 namespace pyoptk {

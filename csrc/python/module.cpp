@@ -9,7 +9,7 @@
 #include "../cpu/dispatch.h"
 #include "../cpu/multi_tensor.h"
 #include "coeffs.h"
-#include "compiled_step.h"
+#include "group_schedule.h"
 #include "host_arrays.h"
 #include "plan.h"
 #include "torch/torch_abi.h"
@@ -99,7 +99,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("_torch_abi_status", &pyoptk::torch_abi::status, "'' when torch tensors are read through torch's C shim.");
   bind_reductions(m);
   bind_coeffs(m);
-  bind_compiled_step(m);
+  bind_group_schedule(m);
   bind_torch_grads(m);
   // The C API (pyoptk/include/pyoptk/capi.h), for C/C++/Cython callers: pyoptk_import() reads it.
   m.attr("_C_API") = py::capsule(c_api(), PYOPTK_CAPSULE_NAME);

@@ -4,6 +4,7 @@
 
 #include "checks.h"
 #include "grad_reader.h"
+#include "group_schedule.h"
 #include "plan_book.h"
 
 namespace py = pybind11;
@@ -77,13 +78,13 @@ void prefetch_entry(const Entry& e, const GradReader& grads, size_t i) {
   grads.prefetch(i);
 }
 
-size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object param_lists, py::object scalars,
+size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_lists, py::object scalars,
                  py::object grad_scale, py::object rounding_key) {
   const OpInfo& info = core_.op();
   GradReader grads(grads_in);
   check_still_current(entries_, state_keys_, grads, param_lists, info.reads_grad);
-  std::vector<CoeffBlock> coeffs;
-  for (py::handle values : coeff_sets) coeffs.push_back(read_coeffs(info, values));
+  GroupSchedule* schedule = nullptr;
+  const std::vector<CoeffBlock> coeffs = pyoptk::coeff_sets(info, coeff_sets, &schedule);
   StepOptions options;
   options.scaled = !grad_scale.is_none();
   if (options.scaled) options.grad_scale = static_cast<float>(grad_scale.cast<double>());
@@ -117,11 +118,11 @@ size_t Plan::run(py::sequence grads_in, py::sequence coeff_sets, py::object para
     py::gil_scoped_release release;
     step.run();
   }
-  merge_scalars(entries_, scalars);
+  merge_scalars(entries_, schedule ? schedule->commit() : scalars);
   return spans;
 }
 
-size_t step(const std::string& op, py::sequence items, py::sequence coeff_sets, py::object grad_scale,
+size_t step(const std::string& op, py::sequence items, py::object coeff_sets, py::object grad_scale,
             py::object rounding_key) {
   Plan plan(op, items);
   py::list grads;

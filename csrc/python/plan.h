@@ -36,7 +36,9 @@ class Plan {
   // grad_scale (optional float): every grad is divided by it as it is read (torch's fused
   // unscale). rounding_key (optional int): 16-bit arrays are written with stochastic rounding
   // keyed by it and each param's index; None rounds to nearest even.
-  size_t run(pybind11::sequence grads, pybind11::sequence coeff_sets,
+  // coeff_sets: one coefficient set per slot, or a GroupSchedule (group_schedule.h) that computes
+  // them and merges the scalar state itself (scalars is then None).
+  size_t run(pybind11::sequence grads, pybind11::object coeff_sets,
              pybind11::object param_lists = pybind11::none(), pybind11::object scalars = pybind11::none(),
              pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none());
 
@@ -66,7 +68,7 @@ class Plan {
 };
 
 // One-shot: Plan(op, items).run(grads taken from the items, coeff_sets).
-size_t step(const std::string& op, pybind11::sequence items, pybind11::sequence coeff_sets,
+size_t step(const std::string& op, pybind11::sequence items, pybind11::object coeff_sets,
             pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none());
 
 // {op name: {"flags": {name: bit}, "states": [(name, required flag bits)], "coeffs": [names],
