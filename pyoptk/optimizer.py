@@ -214,6 +214,9 @@ class Optimizer:
         # as the last step found them.
         self._checked: dict[int, tuple[dict, _Snapshot]] = {}
         self._changed_groups: list[int] = []
+        # Where the step reads the groups' hyper-parameters, when not from param_groups (a
+        # function returning one dict per group): pyoptk.torch's torch-side groups.
+        self._hyper_source: Callable[[], list[dict[str, Any]]] | None = None
         self._where: Host | CudaDevice | None = None  # set by the first group with params
         if isinstance(params, np.ndarray) or is_device_array(params):
             raise TypeError(f"params should be an iterable of arrays or dicts, but got a {type(params).__name__}")
@@ -232,6 +235,12 @@ class Optimizer:
 
     def _group_mode(self, group: dict[str, Any]) -> int:
         raise NotImplementedError
+
+    def _hyper_groups(self) -> list[dict[str, Any]]:
+        """The dicts the step reads each group's hyper-parameters from (group i's in the i-th):
+        ``param_groups``, or those of a wrapper that keeps them (pyoptk.torch)."""
+        source = getattr(self, "_hyper_source", None)
+        return self.param_groups if source is None else source()
 
     def _kernel_coeffs(self) -> bool:
         """True when the step's coefficients and scalar state are the kernel's own
@@ -289,6 +298,7 @@ class Optimizer:
         del saved["_lock"]
         saved["_plan"] = None
         saved["_checked"] = {}
+        saved["_hyper_source"] = None
         return saved
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
@@ -424,7 +434,7 @@ class Optimizer:
         if checked is None:  # unpickled from before it existed
             checked = self._checked = {}
         changed = []
-        for gi, group in enumerate(self.param_groups):
+        for gi, group in enumerate(self._hyper_groups()):
             if not isinstance(group, dict):
                 raise TypeError(f"param_groups[{gi}] must be a dict with a 'params' list")
             old = checked.get(id(group))
@@ -524,6 +534,9 @@ class Optimizer:
         if sum(len(params) for _, params in groups) != len(grads):
             raise ValueError(f"step() got {len(grads)} grads for {sum(len(ps) for _, ps in groups)} params "
                              "(param_groups changed during the step)")
+        hyper_groups = list(self._hyper_groups())
+        if len(hyper_groups) != len(groups):
+            raise ValueError(f"{len(hyper_groups)} groups of hyper-parameters for {len(groups)} param groups")
         live = self.state._data
         fresh_bit = self.kernel.flag_bits[self.fresh_state_flag] if self.fresh_state_flag else 0
         scalar_names = self._scalar_state_names()
@@ -531,7 +544,7 @@ class Optimizer:
         slots: dict[tuple, int] = {}
         reusable = True
         index = 0
-        for gi, (group, params) in enumerate(groups):
+        for gi, ((_, params), group) in enumerate(zip(groups, hyper_groups)):
             mode = self._group_mode(group)
             names = self.kernel.state_names(mode)
             modes.append(mode)
@@ -563,7 +576,7 @@ class Optimizer:
                     positions.append(index)
                 index += 1
         core = (self._where or HOST).core.Plan(self.kernel.name, items, dicts)
-        group_dicts = [group for group, _ in groups]
+        group_dicts = hyper_groups
         # Per slot: its group and its params' scalar state before this step (none yet: fresh).
         befores = [(gi, before if len(before) == len(scalar_names) else None) for gi, before in slots]
         if self._kernel_coeffs():
@@ -579,7 +592,7 @@ class Optimizer:
         their arrays) in their modes (those of groups changed since the last step compared), its
         state. Arrays replaced or resized since, or a grad now missing, make C++ raise StalePlan
         before anything is written."""
-        groups = self.param_groups
+        groups = self._hyper_groups()
         return plan.reusable and plan.state is self.state and plan.version == self.state.version and \
             len(plan.groups) == len(groups) and all(map(operator.is_, plan.groups, groups)) and \
             all(self._group_mode(groups[gi]) == plan.modes[gi] for gi in self._changed_groups) and \
