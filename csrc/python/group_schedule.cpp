@@ -44,13 +44,13 @@ void GroupSchedule::read_hyper(size_t g, double* out) const {
   if (!PyDict_Check(group)) throw py::type_error("param_groups[" + std::to_string(g) + "] must be a dict");
   for (size_t k = 0; k < hyper_keys_.size(); ++k) {
     const auto& key = hyper_keys_[k];
+    auto name = [&] { return "param_groups[" + std::to_string(g) + "]['" + py::str(key.first).cast<std::string>() + "']"; };
     PyObject* v = PyDict_GetItemWithError(group, key.first.ptr());
     if (v == nullptr && PyErr_Occurred()) throw py::error_already_set();
-    const std::string name = "param_groups[" + std::to_string(g) + "]['" + py::str(key.first).cast<std::string>() + "']";
-    if (v == nullptr) throw py::key_error(name + " is missing");
+    if (v == nullptr) throw py::key_error(name() + " is missing");
     if (key.second >= 0) {
       if (!(PyTuple_Check(v) || PyList_Check(v)) || PySequence_Size(v) <= key.second) {
-        throw py::type_error(name + " must be a tuple of " + std::to_string(key.second + 1) + " or more numbers");
+        throw py::type_error(name() + " must be a tuple of " + std::to_string(key.second + 1) + " or more numbers");
       }
       v = PyTuple_Check(v) ? PyTuple_GET_ITEM(v, key.second) : PyList_GET_ITEM(v, key.second);
     }
