@@ -126,81 +126,100 @@ void StepPlan::add(const EntrySpec& spec) {
 
 void StepPlan::seal() { refuse_overlaps(written_, &op()); }  // sorted: prepare() binary-searches them
 
-size_t StepPlan::prepare(const GradRef* grads, const CoeffBlock* coeffs, size_t num_coeffs,
-                         const StepOptions& options, PreparedStep& out) {
+void StepPlan::begin(const CoeffBlock* coeffs, size_t num_coeffs, const StepOptions& options,
+                     PreparedStep& out) const {
   const OpInfo& info = op();
   if (options.scaled && !info.reads_grad) throw ValueError(std::string(info.name) + " reads no grad to unscale");
+  out.coeffs = coeffs;
+  out.num_coeffs = num_coeffs;
+  out.options = options;
   out.divisor = options.grad_scale;
-  out.threads = options.threads;
+  out.cvt = convert_fns();
+  out.tasks.clear();
+  out.tasks.reserve(entries_.size());
+  out.itemsizes.clear();
+  out.itemsizes.reserve(entries_.size());
   out.stages.clear();
   out.stages.reserve(entries_.size());  // tasks point into it: it must not reallocate
-  out.tasks.assign(entries_.size(), Task{});
-  std::vector<SlotSizes> itemsizes(entries_.size());
-  const ConvertFns* cvt = convert_fns();
-  for (size_t i = 0; i < entries_.size(); ++i) {
-    Entry& e = entries_[i];
-    const GradRef& g = grads[i];
-    if (e.slot < 0 || e.slot >= static_cast<int64_t>(num_coeffs)) throw ValueError("coefficient slot out of range");
-    const char* data = nullptr;  // ops that read no grad take none
-    int grad_dtype = e.dtype;
-    if (info.reads_grad) {
-      if (!g.given) throw ValueError(who(e.index, info.slot_names[1], &info) + " is missing");
-      if (g.dtype < 0 || !((e.grad_dtypes() >> g.dtype) & 1u)) {
-        throw TypeError(who(e.index, info.slot_names[1], &info) + " has dtype " + dtype_name(g.dtype) + ", expected " +
-                        dtype_name(e.grad_dtype()) + (e.grad_dtypes() != (1u << e.grad_dtype()) ? " or float32" : ""));
-      }
-      if (g.numel != e.numel) {
-        throw ValueError(who(e.index, info.slot_names[1], &info) + " has " + std::to_string(g.numel) +
-                         " elements, expected " + std::to_string(e.numel));
-      }
-      data = g.data;
-      grad_dtype = g.dtype;
-      const int64_t nbytes = e.numel * item_size(grad_dtype);
-      // The written arrays are fixed for the plan's life, so a grad buffer found clear of them
-      // once (same address, same size) stays clear: frameworks reuse grad buffers.
-      if (nbytes > 0 && (data != e.checked_grad || grad_dtype != e.checked_grad_dtype)) {
-        // A grad may alias other grads, never a written array.
-        refuse_overlap_with(written_, {data, data + nbytes, false, e.index, info.slot_names[1]}, &info);
-        e.checked_grad = data;
-        e.checked_grad_dtype = grad_dtype;
-      }
-    } else if (g.given) {
-      throw ValueError(std::string(info.name) + " takes no second array (pass None)");
+}
+
+void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
+  const OpInfo& info = op();
+  const StepOptions& options = out.options;
+  Entry& e = entries_[i];
+  if (e.slot < 0 || e.slot >= static_cast<int64_t>(out.num_coeffs)) throw ValueError("coefficient slot out of range");
+  const char* data = nullptr;  // ops that read no grad take none
+  int grad_dtype = e.dtype;
+  if (info.reads_grad) {
+    if (!g.given) throw ValueError(who(e.index, info.slot_names[1], &info) + " is missing");
+    if (g.dtype < 0 || !((e.grad_dtypes() >> g.dtype) & 1u)) {
+      throw TypeError(who(e.index, info.slot_names[1], &info) + " has dtype " + dtype_name(g.dtype) + ", expected " +
+                      dtype_name(e.grad_dtype()) + (e.grad_dtypes() != (1u << e.grad_dtype()) ? " or float32" : ""));
     }
-    Task& task = out.tasks[i];
-    std::copy(std::begin(e.ptrs), std::end(e.ptrs), task.ptrs);
-    task.ptrs[1] = const_cast<char*>(data);
-    task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
-    task.numel = e.numel;
-    task.coeffs = coeffs[e.slot].get(e.dtype);
-    for (int k = 0; k < 2 + kMaxStates; ++k) itemsizes[i][k] = static_cast<int8_t>(item_size(e.slot_dtype[k]));
-    itemsizes[i][1] = static_cast<int8_t>(item_size(grad_dtype));
-    const bool plain_rounding = !options.scaled && !options.stochastic;
-    const SpanFn fused = ((e.staged || e.mirror) && plain_rounding) ? fused_layout(op_, e, grad_dtype) : nullptr;
-    if (fused != nullptr) {
-      task.fn = fused;  // converts in registers: no staging
-      if (e.mirror) {
-        task.ptrs[2 + info.num_states] = e.mirror;  // where the master-weights kernels write it
-        itemsizes[i][2 + info.num_states] = 2;
-      }
-    } else if (e.staged || grad_dtype != e.dtype || options.scaled) {
-      Staging st;
-      st.cvt = cvt;
-      std::copy(std::begin(e.slot_dtype), std::end(e.slot_dtype), st.dtype);
-      st.dtype[1] = static_cast<int8_t>(grad_dtype);
-      if (e.mirror) {
-        st.mirror = e.mirror;
-        st.mirror_dtype = e.mirror_dtype;
-      }
-      st.grad_divisor = options.scaled ? &out.divisor : nullptr;
-      st.stochastic = options.stochastic;
-      st.sr_key = mix64(options.rounding_key ^ mix64(static_cast<uint64_t>(e.index)));
-      out.stages.push_back(st);
-      task.stage = &out.stages.back();
+    if (g.numel != e.numel) {
+      throw ValueError(who(e.index, info.slot_names[1], &info) + " has " + std::to_string(g.numel) +
+                       " elements, expected " + std::to_string(e.numel));
     }
+    data = g.data;
+    grad_dtype = g.dtype;
+    const int64_t nbytes = e.numel * item_size(grad_dtype);
+    // The written arrays are fixed for the plan's life, so a grad buffer found clear of them
+    // once (same address, same size) stays clear: frameworks reuse grad buffers.
+    if (nbytes > 0 && (data != e.checked_grad || grad_dtype != e.checked_grad_dtype)) {
+      // A grad may alias other grads, never a written array.
+      refuse_overlap_with(written_, {data, data + nbytes, false, e.index, info.slot_names[1]}, &info);
+      e.checked_grad = data;
+      e.checked_grad_dtype = grad_dtype;
+    }
+  } else if (g.given) {
+    throw ValueError(std::string(info.name) + " takes no second array (pass None)");
   }
-  coalesce(out.tasks, itemsizes);
+  out.tasks.emplace_back();
+  Task& task = out.tasks.back();
+  out.itemsizes.emplace_back();
+  SlotSizes& sizes = out.itemsizes.back();
+  std::copy(std::begin(e.ptrs), std::end(e.ptrs), task.ptrs);
+  task.ptrs[1] = const_cast<char*>(data);
+  task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
+  task.numel = e.numel;
+  task.coeffs = out.coeffs[e.slot].get(e.dtype);
+  for (int k = 0; k < 2 + kMaxStates; ++k) sizes[k] = static_cast<int8_t>(item_size(e.slot_dtype[k]));
+  sizes[1] = static_cast<int8_t>(item_size(grad_dtype));
+  const bool plain_rounding = !options.scaled && !options.stochastic;
+  const SpanFn fused = ((e.staged || e.mirror) && plain_rounding) ? fused_layout(op_, e, grad_dtype) : nullptr;
+  if (fused != nullptr) {
+    task.fn = fused;  // converts in registers: no staging
+    if (e.mirror) {
+      task.ptrs[2 + info.num_states] = e.mirror;  // where the master-weights kernels write it
+      sizes[2 + info.num_states] = 2;
+    }
+  } else if (e.staged || grad_dtype != e.dtype || options.scaled) {
+    Staging st;
+    st.cvt = out.cvt;
+    std::copy(std::begin(e.slot_dtype), std::end(e.slot_dtype), st.dtype);
+    st.dtype[1] = static_cast<int8_t>(grad_dtype);
+    if (e.mirror) {
+      st.mirror = e.mirror;
+      st.mirror_dtype = e.mirror_dtype;
+    }
+    st.grad_divisor = options.scaled ? &out.divisor : nullptr;
+    st.stochastic = options.stochastic;
+    st.sr_key = mix64(options.rounding_key ^ mix64(static_cast<uint64_t>(e.index)));
+    out.stages.push_back(st);
+    task.stage = &out.stages.back();
+  }
+}
+
+size_t StepPlan::finish(PreparedStep& out) const {
+  coalesce(out.tasks, out.itemsizes);
   return out.tasks.size();
+}
+
+size_t StepPlan::prepare(const GradRef* grads, const CoeffBlock* coeffs, size_t num_coeffs,
+                         const StepOptions& options, PreparedStep& out) {
+  begin(coeffs, num_coeffs, options, out);
+  for (size_t i = 0; i < entries_.size(); ++i) take(i, grads[i], out);
+  return finish(out);
 }
 
 }  // namespace pyoptk

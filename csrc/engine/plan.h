@@ -3,8 +3,8 @@
 // step after step with only the grads and coefficients new, as one multi-tensor call. Plain C++:
 // callers describe their arrays as ArrayRefs (array.h) and catch errors.h's exceptions.
 #pragma once
+#include <array>
 #include <cstdint>
-#include <memory>
 #include <vector>
 
 #include "../cpu/multi_tensor.h"
@@ -50,9 +50,13 @@ struct PreparedStep {
   PreparedStep& operator=(const PreparedStep&) = delete;
   std::vector<Task> tasks;
   std::vector<Staging> stages;
+  std::vector<std::array<int8_t, 2 + kMaxStates>> itemsizes;  // bytes per element of each task's slots
+  const CoeffBlock* coeffs = nullptr;
+  size_t num_coeffs = 0;
+  StepOptions options;
   float divisor = 1.0f;
-  int threads = 0;
-  void run() const { run_tasks(tasks.data(), static_cast<int64_t>(tasks.size()), threads); }
+  const ConvertFns* cvt = nullptr;
+  void run() const { run_tasks(tasks.data(), static_cast<int64_t>(tasks.size()), options.threads); }
 };
 
 class StepPlan {
@@ -87,9 +91,13 @@ class StepPlan {
 
   // Checks the grads (grads[i] for entry i) and the coefficient sets and turns the step into
   // tasks; nothing is written. Returns the number of contiguous spans it runs as (arrays that
-  // continue each other in memory are merged).
+  // continue each other in memory are merged). The same as begin(), take() for each entry in
+  // order, finish(): callers that read each grad as they go (one pass over the entries) call those.
   size_t prepare(const GradRef* grads, const CoeffBlock* coeffs, size_t num_coeffs, const StepOptions& options,
                  PreparedStep& out);
+  void begin(const CoeffBlock* coeffs, size_t num_coeffs, const StepOptions& options, PreparedStep& out) const;
+  void take(size_t i, const GradRef& grad, PreparedStep& out);  // entry i's grad checked, its task made
+  size_t finish(PreparedStep& out) const;
 
   const OpInfo& op() const { return kOpInfo[op_]; }
   size_t size() const { return entries_.size(); }

@@ -82,10 +82,10 @@ GradRef GradReader::read(size_t i, const py::array& like, int grad_dtype, bool f
   return {true, data, grad_dtype, numel};
 }
 
-bool GradReader::unchanged(size_t i, const GradRef& g, int64_t numel) {
-  if (arrays_[i] != nullptr) return still_laid_out(arrays_[i], g.data, numel, descrs_[i], kLaidOut);
-  if (tensor(i) != nullptr) return torch_abi::cpu_data(tensor(i), g.dtype, numel) == g.data;
-  return tensor_data(object(i), g.dtype, numel) == g.data;
+bool GradReader::unchanged(size_t i, const char* data, int grad_dtype, int64_t numel) {
+  if (arrays_[i] != nullptr) return still_laid_out(arrays_[i], data, numel, descrs_[i], kLaidOut);
+  if (tensor(i) != nullptr) return torch_abi::cpu_data(tensor(i), grad_dtype, numel) == data;
+  return tensor_data(object(i), grad_dtype, numel) == data;
 }
 
 }  // namespace pyoptk

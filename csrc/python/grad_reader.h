@@ -36,8 +36,9 @@ class GradReader {
   // True once a read() may have run Python code (a first import, the GC, a finalizer), which
   // could have changed arrays checked before it.
   bool python_may_have_run() const { return python_may_have_run_; }
-  // Grad i still has the data and dtype read() found (one more look before the kernels run).
-  bool unchanged(size_t i, const GradRef& g, int64_t numel);
+  // Grad i still has the data read() found (one more look before the kernels run); a tensor is
+  // read again in `grad_dtype`, an array compared with its dtype as read.
+  bool unchanged(size_t i, const char* data, int grad_dtype, int64_t numel);
 
  private:
   PyObject* item(size_t i) const { return PySequence_Fast_GET_ITEM(fast_.ptr(), static_cast<Py_ssize_t>(i)); }

@@ -91,29 +91,37 @@ size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_
   options.stochastic = !rounding_key.is_none();
   if (options.stochastic) options.rounding_key = rounding_key.cast<uint64_t>();
 
-  std::vector<GradRef> refs(entries_.size());
+  // One pass over the entries: each array verified, its grad read and checked, its task made.
+  PreparedStep step;
+  core_.begin(coeffs.data(), coeffs.size(), options, step);
   for (size_t i = 0; i < entries_.size(); ++i) {
     const Entry& e = entries_[i];
     const StepPlan::Entry& c = core_.entry(i);
-    if (i + 4 < entries_.size()) prefetch_entry(entries_[i + 4], grads, i + 4);
+    if (i + 4 < entries_.size()) {
+      prefetch_entry(entries_[i + 4], grads, i + 4);
+      __builtin_prefetch(&core_.entry(i + 4));
+    }
     verify_arrays(e, c.numel);
+    GradRef grad;
     if (info.reads_grad) {
       // Grads come in the listed param's dtype or, for a float32-computing param, float32.
       const py::array like = e.mirror ? py::reinterpret_borrow<py::array>(e.mirror) : e.param;
-      refs[i] = grads.read(i, like, c.grad_dtype(), c.dtype == kFloat32, e.index, info);
+      grad = grads.read(i, like, c.grad_dtype(), c.dtype == kFloat32, e.index, info);
     } else {
-      refs[i].given = !grads.missing(i);
+      grad.given = !grads.missing(i);
     }
+    core_.take(i, grad, step);
   }
   // Python code may have run while a grad was read: one more look at every array (grads too)
   // before the kernel; none runs from here on.
   for (size_t i = 0; grads.python_may_have_run() && i < entries_.size(); ++i) {
-    const int64_t numel = core_.entry(i).numel;
-    verify_arrays(entries_[i], numel);
-    if (info.reads_grad && !grads.unchanged(i, refs[i], numel)) throw StalePlan("a grad was resized or relaid");
+    const StepPlan::Entry& c = core_.entry(i);
+    verify_arrays(entries_[i], c.numel);
+    if (info.reads_grad && !grads.unchanged(i, step.tasks[i].ptrs[1], c.grad_dtype(), c.numel)) {
+      throw StalePlan("a grad was resized or relaid");
+    }
   }
-  PreparedStep step;
-  const size_t spans = core_.prepare(refs.data(), coeffs.data(), coeffs.size(), options, step);
+  const size_t spans = core_.finish(step);
   {
     py::gil_scoped_release release;
     step.run();
