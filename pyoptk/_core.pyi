@@ -12,12 +12,13 @@ class StalePlan(Exception):
 class Plan:
     """A fused step whose params and states are checked once; runs check only the grads."""
     def __init__(self, op: str, items: Sequence[tuple], state_dicts: Optional[Sequence[dict]] = None) -> None: ...
-    def run(self, grads: Sequence[Optional[np.ndarray]], coeffs: Sequence[Sequence[float]],
+    def run(self, grads: Sequence[Optional[np.ndarray]], coeffs: "Sequence[Sequence[float]] | GroupSchedule",
             param_lists: Optional[Sequence[Sequence[np.ndarray]]] = None,
             scalars: Optional[Sequence[dict]] = None, grad_scale: Optional[float] = None,
             rounding_key: Optional[int] = None) -> int:
-        """Runs the update; returns the number of contiguous spans it ran as. grad_scale: grads are
-        divided by it as they are read; rounding_key: 16-bit arrays rounded stochastically."""
+        """Runs the update; returns the number of contiguous spans it ran as. coeffs: one set per
+        slot, or a GroupSchedule computing them; grad_scale: grads are divided by it as they are
+        read; rounding_key: 16-bit arrays rounded stochastically."""
 
 def step(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]], grad_scale: Optional[float] = None,
          rounding_key: Optional[int] = None) -> int:
@@ -39,12 +40,13 @@ def scalars(op: str, phase: str, hyper: Sequence[float], step: int,
             scalars: Sequence[float] = ()) -> tuple[float, ...]:
     """The op's scalar state: 'init', or its update before ('advance') / after ('finish') step ``step``."""
 
-class CompiledStep:
-    """A host plan's steady-state step with the coefficients computed in C++ (pyoptk/_compiled.py)."""
-    def __init__(self, plan: Plan, op: str, groups: list, hyper_keys: list, has_step: bool, before: list,
-                 shared: list, revalidate: Any) -> None: ...
-    def predict(self) -> tuple[list[tuple[float, ...]], list[dict]]: ...
-    def run(self, grads: Any) -> Optional[int]: ...
+class GroupSchedule:
+    """A plan's coefficient sets computed in C++ from the param groups' hyper-parameters, each
+    slot's scalar state (step, the op's scalars) carried from step to step and merged into its
+    params' state dicts."""
+    def __init__(self, op: str, groups: list, hyper_keys: list, has_step: bool, slots: list) -> None: ...
+    @property
+    def slots(self) -> list[Optional[tuple]]: ...
 
 _C_API: Any  # the C API's capsule (pyoptk/include/pyoptk/capi.h)
 
