@@ -88,7 +88,7 @@ def test_pyoptk_never_imports_mpi4py_and_distributed_says_what_to_install():
             "sys.modules['mpi4py'] = None  # as if it were not installed\n"
             "try:\n    import pyoptk.distributed\nexcept ImportError as e:\n    print(e)\n"
             "else:\n    raise SystemExit('no ImportError')\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=HERE)
     assert done.returncode == 0, done.stderr
     assert "pip install 'pyoptk[mpi]'" in done.stdout and "mpi4py" in done.stdout
 

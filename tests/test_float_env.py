@@ -50,8 +50,9 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_workers_step_in_the_callers_flushing_mode():
-    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300)
+def test_workers_step_in_the_callers_flushing_mode(tmp_path):
+    # Run outside the checkout: from its root, `python -c` would import the unbuilt source tree.
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stdout + done.stderr
 
 
