@@ -83,8 +83,8 @@ pybind11::handle listed_param(const Entry& e) {
 }
 
 // StalePlan unless the optimizer still has exactly the plan's params (param_lists: one list per
-// group; None skips this), each with a grad when the op reads one, and each state dict still
-// holds the plan's state arrays.
+// group, or the param groups, dicts whose "params" are those lists; None skips this), each with
+// a grad when the op reads one, and each state dict still holds the plan's state arrays.
 template <class Entry>
 void check_still_current(const std::vector<Entry>& entries, const std::vector<pybind11::object>& state_keys,
                          const GradReader& grads, pybind11::object param_lists, bool reads_grad) {
@@ -92,6 +92,10 @@ void check_still_current(const std::vector<Entry>& entries, const std::vector<py
   if (!param_lists.is_none()) {
     size_t i = 0;
     for (py::handle list : py::sequence(param_lists)) {
+      if (PyDict_Check(list.ptr())) {
+        list = PyDict_GetItemString(list.ptr(), "params");  // borrowed, or null: no params
+        if (list.ptr() == nullptr) throw StalePlan("params changed");
+      }
       for (py::handle p : py::sequence(py::reinterpret_borrow<py::object>(list))) {
         if (i >= entries.size() || !p.is(listed_param(entries[i]))) throw StalePlan("params changed");
         if (reads_grad && i < grads.size() && grads.missing(i)) throw StalePlan("a param has no grad");
