@@ -152,11 +152,8 @@ template <class Entry>
 void check_still_current(const std::vector<Entry>& entries, const std::vector<pybind11::object>& state_keys,
                          const GradReader& grads, pybind11::object param_lists, bool reads_grad) {
   ListedParams listed(param_lists);
-  if (listed.active() && listed.count() != entries.size()) throw StalePlan("params changed");
-  for (size_t i = 0; i < entries.size(); ++i) {
-    check_entry_current(entries[i], i, listed, state_keys, grads, reads_grad && i < grads.size());
-  }
   check_counts(entries, listed, grads);
+  for (size_t i = 0; i < entries.size(); ++i) check_entry_current(entries[i], i, listed, state_keys, grads, reads_grad);
 }
 
 // scalars (None: nothing to do): one dict per coefficient slot, merged into each entry's dict.
