@@ -70,11 +70,12 @@ bool GroupWatch::same(const Record& r, PyObject* group) {
 }
 
 py::tuple GroupWatch::changed(py::handle groups) const {
-  if (!PyList_Check(groups.ptr())) throw py::type_error("param_groups must be a list");
-  const Py_ssize_t n = PyList_GET_SIZE(groups.ptr());
+  const py::object fast = py::reinterpret_steal<py::object>(PySequence_Fast(groups.ptr(), "param_groups must be a list"));
+  if (!fast) throw py::error_already_set();
+  const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.ptr());
   std::vector<Py_ssize_t> out;
   for (Py_ssize_t i = 0; i < n; ++i) {
-    PyObject* group = PyList_GET_ITEM(groups.ptr(), i);
+    PyObject* group = PySequence_Fast_GET_ITEM(fast.ptr(), i);
     const bool known = static_cast<size_t>(i) < records_.size() && PyDict_Check(group);
     if (!known || !same(records_[static_cast<size_t>(i)], group)) out.push_back(i);
   }

@@ -13,7 +13,7 @@ namespace pyoptk {
 
 class GroupWatch {
  public:
-  // groups: a list; returns the indices of its items that differ from what accept() recorded
+  // groups: a list (or any sequence); returns the indices of its items that differ from what accept() recorded
   // at that index (every index never accepted, and every item that is not a dict).
   pybind11::tuple changed(pybind11::handle groups) const;
   // Records `group` as checked, at index i (the list of records grows to i + 1 as needed).
