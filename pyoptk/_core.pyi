@@ -13,7 +13,7 @@ class Plan:
     """A fused step whose params and states are checked once; runs check only the grads."""
     def __init__(self, op: str, items: Sequence[tuple], state_dicts: Optional[Sequence[dict]] = None) -> None: ...
     def run(self, grads: Sequence[Optional[np.ndarray]], coeffs: "Sequence[Sequence[float]] | GroupSchedule",
-            param_lists: Optional[Sequence[Sequence[np.ndarray]]] = None,
+            param_lists: Optional[Sequence[Sequence[np.ndarray] | dict]] = None,
             scalars: Optional[Sequence[dict]] = None, grad_scale: Optional[float] = None,
             rounding_key: Optional[int] = None) -> int:
         """Runs the update; returns the number of contiguous spans it ran as. coeffs: one set per
@@ -47,6 +47,17 @@ class GroupSchedule:
     def __init__(self, op: str, groups: list, hyper_keys: list, has_step: bool, slots: list) -> None: ...
     @property
     def slots(self) -> list[Optional[tuple]]: ...
+
+class GroupWatch:
+    """Which param groups changed since they were last checked: another dict, a key added,
+    removed or replaced, a number inside a mutable value (a list, a 0-d array or tensor) moved."""
+    def __init__(self) -> None: ...
+    def changed(self, groups: list) -> tuple[int, ...]:
+        """The indices of the groups that differ from what accept() recorded at that index."""
+    def accept(self, index: int, group: dict) -> None:
+        """Records ``group`` as checked, at ``index``."""
+    def truncate(self, count: int) -> None:
+        """Forgets the records from ``count`` on."""
 
 _C_API: Any  # the C API's capsule (pyoptk/include/pyoptk/capi.h)
 

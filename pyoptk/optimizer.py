@@ -7,14 +7,13 @@ Everything else (grads bookkeeping, state lifecycle, checkpoints) lives here, on
 from __future__ import annotations
 
 import functools
-import operator
 import threading
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ._core import GroupSchedule, StalePlan, TorchGrads
+from ._core import GroupSchedule, GroupWatch, StalePlan, TorchGrads
 from ._typing import Closure, Grads, Params
 from ._arrays import HOST, CudaDevice, Host, common_location, host_views, is_device_array, split_names
 from ._kernels import FusedStep, Kernel
@@ -37,30 +36,6 @@ def hyper_values(group: dict[str, Any]) -> dict[str, Any]:
     if all(type(v) in _PLAIN for v in group.values()):
         return group
     return {k: float(v) if is_scalar_array(v) else v for k, v in group.items()}
-
-
-_IMMUTABLE = (float, int, bool, str, tuple, type(None))
-_NOT_CHECKED = ("params", "param_names")  # the plan's business, not the group check's
-
-
-def _inside(value: Any) -> Any:
-    return float(value) if is_scalar_array(value) else tuple(value) if type(value) is list else None
-
-
-class _Snapshot:
-    """What a group's check reads, cheap to compare step to step: its keys and values (by
-    identity), and the numbers inside its mutable values (a betas list changed in place, a 0-d lr
-    array a scheduler writes in place)."""
-
-    def __init__(self, group: dict[str, Any]) -> None:
-        self.keys, self.values = tuple(group), tuple(group.values())
-        self.mutable = [i for i, (k, v) in enumerate(group.items()) if type(v) not in _IMMUTABLE and k not in _NOT_CHECKED]
-        self.inside = [_inside(self.values[i]) for i in self.mutable]
-
-    def same(self, group: dict[str, Any]) -> bool:
-        values = tuple(group.values())
-        return len(values) == len(self.values) and all(map(operator.is_, values, self.values)) and \
-            tuple(group) == self.keys and (not self.mutable or [_inside(values[i]) for i in self.mutable] == self.inside)
 
 
 class _Required:
@@ -137,8 +112,9 @@ class _Plan:
     kernel's own, computed in C++ from the groups each step) or, for an optimizer that computes
     its own, per slot (group index, the scalar state its params share before the next step)."""
 
-    def __init__(self, core, state, groups, modes, schedule, slots, pending, positions, reusable):
+    def __init__(self, core, state, groups, modes, schedule, slots, pending, positions, reusable, count):
         self.core, self.state, self.groups, self.modes = core, state, groups, modes
+        self.count = count  # the optimizer's params when it was made
         self.positions = positions  # the step's index of each param in the plan (those with a grad)
         self.version = state.version
         self.schedule = schedule
@@ -210,10 +186,8 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState()
         self._plan: _Plan | None = None
-        # id(group) -> (group, snapshot) of each group as last checked; the groups changed since,
-        # as the last step found them.
-        self._checked: dict[int, tuple[dict, _Snapshot]] = {}
-        self._changed_groups: list[int] = []
+        # Each group as last checked (C++): which changed since, found in one call per step.
+        self._watch = GroupWatch()
         # Where the step reads the groups' hyper-parameters, when not from param_groups (a
         # function returning one dict per group): pyoptk.torch's torch-side groups.
         self._hyper_source: Callable[[], list[dict[str, Any]]] | None = None
@@ -297,13 +271,16 @@ class Optimizer:
             saved = dict(self.__dict__)
         del saved["_lock"]
         saved["_plan"] = None
-        saved["_checked"] = {}
+        saved["_watch"] = None
         saved["_hyper_source"] = None
         return saved
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
+        for gone in ("_checked", "_changed_groups"):  # pickled before GroupWatch
+            saved.pop(gone, None)
         self.__dict__.update(saved)
         self._lock = threading.RLock()
+        self._watch = GroupWatch()
 
     # ----- param groups -----------------------------------------------------------------
     @_serialized
@@ -409,6 +386,13 @@ class Optimizer:
 
     def _collect_grads(self, grads: list | None, closure: Callable | None) -> tuple[Any, list]:
         """The step's grads (from ``grads`` or the closure), one per param, with every group checked."""
+        loss, grads = self._take_grads(grads, closure, None)
+        self._check_groups(self._hyper_groups())
+        return loss, grads
+
+    def _take_grads(self, grads: Any, closure: Callable | None, plan: _Plan | None) -> tuple[Any, Any]:
+        """The step's grads (from ``grads`` or the closure), one per param (counted unless as many
+        as ``plan`` was made for: a plan no longer the optimizer's params is stale in C++)."""
         loss = None
         if closure is not None:
             if grads is not None:
@@ -416,38 +400,33 @@ class Optimizer:
             loss, grads = closure()
         if grads is None:
             raise ValueError("step() needs grads (one per param, None to skip) or a closure returning (loss, grads)")
-        if isinstance(grads, np.ndarray):
-            raise TypeError("grads must be a list with one array (or None) per param, not a single ndarray")
         if not isinstance(grads, (list, TorchGrads)):  # pyoptk.torch's are read by C++ as they are
+            if isinstance(grads, np.ndarray):
+                raise TypeError("grads must be a list with one array (or None) per param, not a single ndarray")
             grads = list(grads)
-        count = sum(len(g["params"]) for g in self.param_groups)
-        if len(grads) != count:
-            raise ValueError(f"step() got {len(grads)} grads for {count} params")
-        self._check_groups()
+        if plan is None or len(grads) != plan.count:
+            count = sum(len(g["params"]) for g in self.param_groups)
+            if len(grads) != count:
+                raise ValueError(f"step() got {len(grads)} grads for {count} params")
         return loss, grads
 
-    def _check_groups(self) -> None:
+    def _check_groups(self, groups: list) -> tuple[int, ...]:
         """Check every group that changed since it was last checked (torch's messages, prefixed
-        with ``param_groups[i]``); ``_changed_groups`` lists them. An unchanged group is not
-        checked again: its check reads nothing else."""
-        checked = getattr(self, "_checked", None)
-        if checked is None:  # unpickled from before it existed
-            checked = self._checked = {}
-        changed = []
-        for gi, group in enumerate(self._hyper_groups()):
+        with ``param_groups[i]``) and return their indices. An unchanged group (GroupWatch: the
+        same dict, keys and values, the same numbers inside its mutable values) is not checked
+        again: its check reads nothing else."""
+        watch = self._watch
+        changed = watch.changed(groups)
+        for gi in changed:
+            group = groups[gi]
             if not isinstance(group, dict):
                 raise TypeError(f"param_groups[{gi}] must be a dict with a 'params' list")
-            old = checked.get(id(group))
-            if old is not None and old[0] is group and old[1].same(group):
-                continue
-            snapshot = _Snapshot(group)  # as checked: taken before the check reads the group
             try:
                 self._check_group(group)
             except ValueError as e:
                 raise ValueError(f"param_groups[{gi}]: {e}") from None
-            checked[id(group)] = (group, snapshot)
-            changed.append(gi)
-        self._changed_groups = changed
+            watch.accept(gi, group)
+        return changed
 
     def _dense_batches(self, grads: list) -> list[list[tuple[np.ndarray, np.ndarray]]]:
         """(param, grad) pairs per group, params without a grad left out, every grad checked first
@@ -484,26 +463,24 @@ class Optimizer:
 
         A refused step (wrong count, shape, dtype or layout of a grad; an invalid hyper-parameter
         set since) raises before anything is written: no param and no state changes."""
-        loss, grads = self._collect_grads(grads, closure)
-        scale = self._amp_args(grad_scale, found_inf)
+        plan = self._plan
+        loss, grads = self._take_grads(grads, closure, plan)
+        groups = self._hyper_groups()
+        changed = self._check_groups(groups)
+        scale = None if grad_scale is None and found_inf is None else self._amp_args(grad_scale, found_inf)
         if scale is False:
             return loss
-        amp = (scale, self.precision.rounding_key(self._rounding_step))
-        plan = self._plan
-        if plan is None or not self._plan_fits(plan):
+        if plan is None or not (plan.reusable and plan.state is self.state and plan.version == self.state.version
+                                and len(plan.groups) == len(groups)) or changed and not self._plan_fits(plan, groups, changed):
             self._plan = None  # until a new one ran: a refused step leaves no plan of other modes
             plan = self._build_plan(grads)
         try:
-            self._run_plan(plan, grads, amp)
+            self._run_plan(plan, grads, scale)
         except StalePlan:  # an array replaced or resized since the plan was made: nothing was written
-            self._run_plan(self._build_plan(grads), grads, amp)
-        self._count_rounding_step()
-        return loss
-
-    def _count_rounding_step(self) -> None:
-        """Steps run with stochastic rounding on: the counter its keys are drawn from."""
-        if self.precision.stochastic_rounding:
+            self._run_plan(self._build_plan(grads), grads, scale)
+        if self.precision.stochastic_rounding:  # the counter the rounding keys are drawn from
             self._rounding_step += 1
+        return loss
 
     def _amp_args(self, grad_scale: Any, found_inf: Any) -> float | None | bool:
         """The grad scale to pass to the kernel (None: unscaled), or False when found_inf says
@@ -535,6 +512,7 @@ class Optimizer:
             raise ValueError(f"step() got {len(grads)} grads for {sum(len(ps) for _, ps in groups)} params "
                              "(param_groups changed during the step)")
         hyper_groups = list(self._hyper_groups())
+        self._watch.truncate(len(hyper_groups))  # forget groups removed since
         if len(hyper_groups) != len(groups):
             raise ValueError(f"{len(hyper_groups)} groups of hyper-parameters for {len(groups)} param groups")
         live = self.state._data
@@ -585,20 +563,17 @@ class Optimizer:
         else:
             schedule = None
             befores = [(gi, dict(zip(scalar_names, before or ()))) for gi, before in befores]
-        return _Plan(core, self.state, group_dicts, modes, schedule, befores, pending, positions, reusable)
+        return _Plan(core, self.state, group_dicts, modes, schedule, befores, pending, positions, reusable, len(grads))
 
-    def _plan_fits(self, plan: _Plan) -> bool:
-        """The plan still describes the optimizer: its groups (by identity: ``==`` would compare
-        their arrays) in their modes (those of groups changed since the last step compared), its
-        state. Arrays replaced or resized since, or a grad now missing, make C++ raise StalePlan
-        before anything is written."""
-        groups = self._hyper_groups()
-        return plan.reusable and plan.state is self.state and plan.version == self.state.version and \
-            len(plan.groups) == len(groups) and all(map(operator.is_, plan.groups, groups)) and \
-            all(self._group_mode(groups[gi]) == plan.modes[gi] for gi in self._changed_groups) and \
-            (plan.schedule is not None) == self._kernel_coeffs()
+    def _plan_fits(self, plan: _Plan, groups: list, changed: tuple[int, ...]) -> bool:
+        """The plan still describes the groups changed since the last step: the same dicts (by
+        identity: ``==`` would compare their arrays) in the same modes. The rest (its state,
+        every param with a grad) the step compares itself; arrays replaced or resized since, or a
+        grad now missing, make C++ raise StalePlan before anything is written."""
+        return all(groups[gi] is plan.groups[gi] and self._group_mode(groups[gi]) == plan.modes[gi] for gi in changed) \
+            and (plan.schedule is not None) == self._kernel_coeffs()
 
-    def _run_plan(self, plan: _Plan, grads: Any, amp: tuple) -> None:
+    def _run_plan(self, plan: _Plan, grads: Any, scale: float | None) -> None:
         """One step through ``plan``: its coefficients from its GroupSchedule (C++), or per slot
         from the Python hooks; C++ merges the scalar state into the state dicts once the update
         ran. The plan becomes the optimizer's."""
@@ -606,17 +581,19 @@ class Optimizer:
         scalars = None
         if coeffs is None:
             coeffs, scalars = self._python_coeffs(plan)
-        param_lists = [group["params"] for group in self.param_groups] if plan.reusable else None
         if len(plan.positions) != len(grads):  # params without a grad are not in the plan
             grads = [grads[i] for i in plan.positions]
-        plan.spans = plan.core.run(grads, coeffs, param_lists, scalars, *(() if amp == (None, None) else amp))
+        precision = self.precision
+        key = precision.rounding_key(self._rounding_step) if precision.stochastic_rounding else None
+        plan.spans = plan.core.run(grads, coeffs, self.param_groups if plan.reusable else None, scalars, scale, key)
         # Nothing from here on may fail: the update is written.
         if scalars is not None:
             plan.slots = [(gi, after) for (gi, _), after in zip(plan.slots, scalars)]
-        live = self.state._data
-        for p, state in plan.pending:
-            live[id(p)] = (p, state)
-        plan.pending = []
+        if plan.pending:
+            live = self.state._data
+            for p, state in plan.pending:
+                live[id(p)] = (p, state)
+            plan.pending = []
         self._plan = plan
 
     def _python_coeffs(self, plan: _Plan) -> tuple[list, list | None]:

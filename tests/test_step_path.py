@@ -159,6 +159,30 @@ def test_a_scheduled_lr_keeps_the_plan_and_a_bad_one_is_refused():
     assert opt.state[got[0]]["step"] == 10
 
 
+def test_a_0d_lr_written_in_place_keeps_the_plan_and_is_checked():
+    """A 0-d array lr a scheduler writes in place (same object, new value): read and checked each
+    step it moved, the plan kept; a value out of range is refused with nothing written."""
+    params, opt, _ = run("Adam", dict(lr=0.01), steps=3)
+    lr = np.array(0.01)
+    opt.param_groups[0]["lr"] = lr
+    opt.step(arrays(20))
+    plan = opt._plan
+    lr[...] = 0.0
+    before = [p.copy() for p in params]
+    opt.step(arrays(21))
+    assert opt._plan is plan and params[0].tobytes() == before[0].tobytes()
+    assert params[2].tobytes() != before[2].tobytes()
+    lr[...] = -1.0
+    before = [p.copy() for p in params]
+    with pytest.raises(ValueError, match=r"param_groups\[0\]: Invalid learning rate: -1.0"):
+        opt.step(arrays(22))
+    assert all(a.tobytes() == b.tobytes() for a, b in zip(params, before))
+    opt.param_groups[1]["note"] = "a key the check does not read"  # checked again, the plan kept
+    lr[...] = 0.01
+    opt.step(arrays(23))
+    assert opt._plan is plan and opt.state[params[0]]["step"] == 6
+
+
 def test_an_optimizer_with_a_plan_is_freed():
     import gc
     import weakref

@@ -109,6 +109,7 @@ void StepPlan::add(const EntrySpec& spec) {
     e.staged = true;
     if (m.nbytes() > 0) written_.push_back(extent_of(m, e.index, info.slot_names[0], true));
   }
+  for (int k = 0; k < 2 + kMaxStates; ++k) e.slot_size[k] = static_cast<int8_t>(item_size(e.slot_dtype[k]));
   entries_.push_back(std::move(e));
 }
 
@@ -123,6 +124,7 @@ void StepPlan::begin(const CoeffBlock* coeffs, size_t num_coeffs, const StepOpti
   out.options = options;
   out.divisor = options.grad_scale;
   out.cvt = convert_fns();
+  out.fn_dtype = out.fn_mode = -1;  // the active ISA may have changed since the last step
   out.tasks.clear();
   out.tasks.reserve(entries_.size());
   out.itemsizes.clear();
@@ -168,10 +170,15 @@ void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
   SlotSizes& sizes = out.itemsizes.back();
   std::copy(std::begin(e.ptrs), std::end(e.ptrs), task.ptrs);
   task.ptrs[1] = const_cast<char*>(data);
-  task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
+  if (e.dtype != out.fn_dtype || e.mode != out.fn_mode) {
+    out.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
+    out.fn_dtype = e.dtype;
+    out.fn_mode = e.mode;
+  }
+  task.fn = out.fn;
   task.numel = e.numel;
   task.coeffs = out.coeffs[e.slot].get(e.dtype);
-  for (int k = 0; k < 2 + kMaxStates; ++k) sizes[k] = static_cast<int8_t>(item_size(e.slot_dtype[k]));
+  std::copy(std::begin(e.slot_size), std::end(e.slot_size), sizes.begin());
   sizes[1] = static_cast<int8_t>(item_size(grad_dtype));
   const bool plain_rounding = !options.scaled && !options.stochastic;
   const SpanFn fused = ((e.staged || e.mirror) && plain_rounding) ? fused_layout(op_, e, grad_dtype) : nullptr;

@@ -56,6 +56,9 @@ struct PreparedStep {
   StepOptions options;
   float divisor = 1.0f;
   const ConvertFns* cvt = nullptr;
+  // The span function of the last (dtype, mode) looked up: the entries of a group share one.
+  int fn_dtype = -1, fn_mode = -1;
+  SpanFn fn = nullptr;
   void run() const { run_tasks(tasks.data(), static_cast<int64_t>(tasks.size()), options.threads); }
 };
 
@@ -72,6 +75,7 @@ class StepPlan {
     // Mixed precision: the storage dtype of each slot (the grad's set per step), and the 16-bit
     // param written from the float32 master copy (master weights), if any.
     int8_t slot_dtype[2 + kMaxStates];
+    int8_t slot_size[2 + kMaxStates];  // their bytes per element (the grad's set per step)
     bool staged = false;  // some array is not in the compute dtype
     char* mirror = nullptr;
     int8_t mirror_dtype = -1;

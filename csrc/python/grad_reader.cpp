@@ -48,9 +48,8 @@ void GradReader::prefetch(size_t i) const {
   if (tensor(i) != nullptr) torch_abi::prefetch(tensor(i));
 }
 
-GradRef GradReader::read(size_t i, const py::array& like, int grad_dtype, bool f32_too, int64_t index,
+GradRef GradReader::read(size_t i, const py::array& like, int64_t numel, int grad_dtype, bool f32_too, int64_t index,
                          const OpInfo& op) {
-  const int64_t numel = like.size();
   // A torch tensor held by a TorchGrads (kept alive by it), in the listed param's dtype.
   const char* data = tensor(i) ? torch_abi::cpu_data(tensor(i), grad_dtype, numel) : nullptr;
   bool is_tensor = data != nullptr;

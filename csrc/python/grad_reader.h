@@ -29,10 +29,11 @@ class GradReader {
   // Starts loading what read(i) will look at.
   void prefetch(size_t i) const;
 
-  // Grad i of a param listed as `like` (its NumPy array, whose grads come in dtype `grad_dtype`,
+  // Grad i of a param listed as `like` (its NumPy array of `numel` elements, whose grads come in dtype `grad_dtype`,
   // or in float32 too when `f32_too`): checked (TypeError/ValueError naming it as the op's item
   // `index`), its data and dtype. Whatever it reads stays referenced by this reader.
-  GradRef read(size_t i, const pybind11::array& like, int grad_dtype, bool f32_too, int64_t index, const OpInfo& op);
+  GradRef read(size_t i, const pybind11::array& like, int64_t numel, int grad_dtype, bool f32_too, int64_t index,
+               const OpInfo& op);
   // True once a read() may have run Python code (a first import, the GC, a finalizer), which
   // could have changed arrays checked before it.
   bool python_may_have_run() const { return python_may_have_run_; }

@@ -11,6 +11,7 @@
 #include "../cpu/multi_tensor.h"
 #include "coeffs.h"
 #include "group_schedule.h"
+#include "group_watch.h"
 #include "host_arrays.h"
 #include "plan.h"
 #include "torch/torch_abi.h"
@@ -108,6 +109,7 @@ PYBIND11_MODULE(_core, m) {
   bind_reductions(m);
   bind_coeffs(m);
   bind_group_schedule(m);
+  bind_group_watch(m);
   bind_torch_grads(m);
   // The C API (pyoptk/include/pyoptk/capi.h), for C/C++/Cython callers: pyoptk_import() reads it.
   m.attr("_C_API") = py::capsule(c_api(), PYOPTK_CAPSULE_NAME);

@@ -69,20 +69,22 @@ void Plan::verify_arrays(const Entry& e, int64_t numel) const {
 }
 
 // Starts loading the objects the checks of entry e will read (its arrays, state dict and grad
-// tensor): with many small arrays the checks wait on memory, not on arithmetic.
+// tensor, the engine's entry): with many small arrays the checks wait on memory, not on arithmetic.
 template <class Entry>
-void prefetch_entry(const Entry& e, const GradReader& grads, size_t i) {
+void prefetch_entry(const Entry& e, const StepPlan::Entry& c, const GradReader& grads, size_t i) {
   __builtin_prefetch(e.param.ptr());
   for (const py::array& s : e.states) __builtin_prefetch(s.ptr());
   if (!e.state_dict.is_none()) __builtin_prefetch(e.state_dict.ptr());
   grads.prefetch(i);
+  for (size_t at = 0; at < sizeof c; at += 64) __builtin_prefetch(reinterpret_cast<const char*>(&c) + at);
 }
 
 size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_lists, py::object scalars,
                  py::object grad_scale, py::object rounding_key) {
   const OpInfo& info = core_.op();
   GradReader grads(grads_in);
-  check_still_current(entries_, state_keys_, grads, param_lists, info.reads_grad);
+  ListedParams listed(param_lists);
+  check_counts(entries_, listed, grads);
   GroupSchedule* schedule = nullptr;
   const std::vector<CoeffBlock> coeffs = pyoptk::coeff_sets(info, coeff_sets, &schedule);
   StepOptions options;
@@ -91,22 +93,23 @@ size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_
   options.stochastic = !rounding_key.is_none();
   if (options.stochastic) options.rounding_key = rounding_key.cast<uint64_t>();
 
-  // One pass over the entries: each array verified, its grad read and checked, its task made.
+  // One pass over the entries: each still the optimizer's, its arrays verified, its grad read
+  // and checked, its task made.
   PreparedStep step;
   core_.begin(coeffs.data(), coeffs.size(), options, step);
   for (size_t i = 0; i < entries_.size(); ++i) {
     const Entry& e = entries_[i];
     const StepPlan::Entry& c = core_.entry(i);
-    if (i + 4 < entries_.size()) {
-      prefetch_entry(entries_[i + 4], grads, i + 4);
-      __builtin_prefetch(&core_.entry(i + 4));
-    }
+    if (i + 4 < entries_.size()) prefetch_entry(entries_[i + 4], core_.entry(i + 4), grads, i + 4);
+    check_entry_current(e, i, listed, state_keys_, grads, info.reads_grad);
     verify_arrays(e, c.numel);
     GradRef grad;
     if (info.reads_grad) {
       // Grads come in the listed param's dtype or, for a float32-computing param, float32.
-      const py::array like = e.mirror ? py::reinterpret_borrow<py::array>(e.mirror) : e.param;
-      grad = grads.read(i, like, c.grad_dtype(), c.dtype == kFloat32, e.index, info);
+      const bool f32_too = c.dtype == kFloat32;
+      grad = e.mirror ? grads.read(i, py::reinterpret_borrow<py::array>(e.mirror), c.numel, c.grad_dtype(), f32_too,
+                                   e.index, info)
+                      : grads.read(i, e.param, c.numel, c.grad_dtype(), f32_too, e.index, info);
     } else {
       grad.given = !grads.missing(i);
     }

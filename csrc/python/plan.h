@@ -27,8 +27,9 @@ class Plan {
   // unless every check passed. Every param and state (and grad, when Python code may have run
   // since it was checked) is re-read from NumPy's struct (data pointer, dtype, element count,
   // flags: O(1) per array): one resized or relaid since it was checked raises StalePlan.
-  // param_lists (optional): the optimizer's current params, as lists
-  // whose concatenation must be the plan's params, or StalePlan is raised.
+  // param_lists (optional): the optimizer's current params, as lists (or the param groups,
+  // dicts holding them as "params") whose concatenation must be the plan's params, or StalePlan
+  // is raised.
   // scalars (optional): one dict per coefficient slot, merged into each entry's state dict once
   // the update has run (the optimizer's per-param scalar state, e.g. the step counter).
   // Returns the number of contiguous spans the update ran as (arrays that continue each other in

@@ -82,35 +82,78 @@ pybind11::handle listed_param(const Entry& e) {
   return e.param;
 }
 
-// StalePlan unless the optimizer still has exactly the plan's params (param_lists: one list per
-// group; None skips this), each with a grad when the op reads one, and each state dict still
-// holds the plan's state arrays.
+// The optimizer's params now (param_lists: one list per group, or the param groups, dicts whose
+// "params" are those lists; None: not compared), taken one by one as a run goes over its entries.
+class ListedParams {
+ public:
+  explicit ListedParams(pybind11::object param_lists) {
+    namespace py = pybind11;
+    if (param_lists.is_none()) return;
+    active_ = true;
+    for (py::handle list : py::sequence(param_lists)) {
+      if (PyDict_Check(list.ptr())) {
+        list = PyDict_GetItemString(list.ptr(), "params");  // borrowed, or null: no params
+        if (list.ptr() == nullptr) throw StalePlan("params changed");
+      }
+      PyObject* fast = PySequence_Fast(list.ptr(), "a group's params must be a sequence");
+      if (fast == nullptr) throw py::error_already_set();
+      lists_.push_back(py::reinterpret_steal<py::object>(fast));
+      count_ += static_cast<size_t>(PySequence_Fast_GET_SIZE(fast));
+    }
+  }
+  bool active() const { return active_; }
+  size_t count() const { return count_; }
+  // The next param (count() of them in all).
+  PyObject* next() {
+    while (PySequence_Fast_GET_SIZE(lists_[group_].ptr()) <= at_) {
+      ++group_;
+      at_ = 0;
+    }
+    return PySequence_Fast_GET_ITEM(lists_[group_].ptr(), at_++);
+  }
+
+ private:
+  bool active_ = false;
+  size_t count_ = 0;
+  std::vector<pybind11::object> lists_;
+  size_t group_ = 0;
+  Py_ssize_t at_ = 0;
+};
+
+// Before a run: StalePlan unless the optimizer has as many params as the plan's entries; then
+// ValueError unless there are as many grads.
+template <class Entry>
+void check_counts(const std::vector<Entry>& entries, const ListedParams& listed, const GradReader& grads) {
+  if (listed.active() && listed.count() != entries.size()) throw StalePlan("params changed");
+  if (grads.size() != entries.size()) {
+    throw pybind11::value_error("got " + std::to_string(grads.size()) + " grads for " + std::to_string(entries.size()) +
+                                " params");
+  }
+}
+
+// For entry i, as the run reaches it: StalePlan unless it is still the optimizer's next listed
+// param, with a grad when the op reads one, and its state dict still holds its state arrays.
+template <class Entry>
+void check_entry_current(const Entry& e, size_t i, ListedParams& listed, const std::vector<pybind11::object>& state_keys,
+                         const GradReader& grads, bool reads_grad) {
+  if (listed.active()) {
+    if (listed.next() != listed_param(e).ptr()) throw StalePlan("params changed");
+    if (reads_grad && grads.missing(i)) throw StalePlan("a param has no grad");
+  }
+  if (e.state_dict.is_none()) return;
+  for (size_t k = 0; k < e.states.size(); ++k) {
+    PyObject* now = PyDict_GetItem(e.state_dict.ptr(), state_keys[e.state_ids[k]].ptr());
+    if (now != e.states[k].ptr()) throw StalePlan("a state array was replaced");
+  }
+}
+
+// All of the above before a run that checks its entries in a pass of its own.
 template <class Entry>
 void check_still_current(const std::vector<Entry>& entries, const std::vector<pybind11::object>& state_keys,
                          const GradReader& grads, pybind11::object param_lists, bool reads_grad) {
-  namespace py = pybind11;
-  if (!param_lists.is_none()) {
-    size_t i = 0;
-    for (py::handle list : py::sequence(param_lists)) {
-      for (py::handle p : py::sequence(py::reinterpret_borrow<py::object>(list))) {
-        if (i >= entries.size() || !p.is(listed_param(entries[i]))) throw StalePlan("params changed");
-        if (reads_grad && i < grads.size() && grads.missing(i)) throw StalePlan("a param has no grad");
-        ++i;
-      }
-    }
-    if (i != entries.size()) throw StalePlan("params changed");
-  }
-  for (const Entry& e : entries) {
-    if (e.state_dict.is_none()) continue;
-    for (size_t k = 0; k < e.states.size(); ++k) {
-      PyObject* now = PyDict_GetItem(e.state_dict.ptr(), state_keys[e.state_ids[k]].ptr());
-      if (now != e.states[k].ptr()) throw StalePlan("a state array was replaced");
-    }
-  }
-  if (grads.size() != entries.size()) {
-    throw py::value_error("got " + std::to_string(grads.size()) + " grads for " + std::to_string(entries.size()) +
-                          " params");
-  }
+  ListedParams listed(param_lists);
+  check_counts(entries, listed, grads);
+  for (size_t i = 0; i < entries.size(); ++i) check_entry_current(entries[i], i, listed, state_keys, grads, reads_grad);
 }
 
 // scalars (None: nothing to do): one dict per coefficient slot, merged into each entry's dict.

@@ -58,7 +58,8 @@ def _hooked(step: Callable) -> Callable:
 
 def _call_with_hooks(step: Callable, args: tuple, kwargs: dict) -> Any:
     opt = args[0]
-    for pre_hook in chain(_global_optimizer_pre_hooks.values(), opt._optimizer_step_pre_hooks.values()):
+    for pre_hook in chain(_global_optimizer_pre_hooks.values(), opt._optimizer_step_pre_hooks.values()) \
+            if _global_optimizer_pre_hooks or opt._optimizer_step_pre_hooks else ():
         result = pre_hook(opt, args, kwargs)
         if result is not None:
             if not (isinstance(result, tuple) and len(result) == 2):
@@ -66,7 +67,8 @@ def _call_with_hooks(step: Callable, args: tuple, kwargs: dict) -> Any:
             args, kwargs = result
     out = step(*args, **kwargs)
     opt._optimizer_step_code()
-    for post_hook in chain(opt._optimizer_step_post_hooks.values(), _global_optimizer_post_hooks.values()):
+    for post_hook in chain(opt._optimizer_step_post_hooks.values(), _global_optimizer_post_hooks.values()) \
+            if _global_optimizer_post_hooks or opt._optimizer_step_post_hooks else ():
         post_hook(opt, args, kwargs)
     return out
 
@@ -147,6 +149,8 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _write_back(self) -> None:
         """Copy the group keys the core changed itself (its ``group_state``) into torch's groups,
         so that the next sync, state_dict() and schedulers see them."""
+        if not self.core_class.group_state:
+            return
         for group, core_group in zip(self.param_groups, self._core.param_groups):
             for k in self.core_class.group_state:
                 group[k] = core_group[k]
@@ -219,9 +223,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        amp = {k: getattr(self, k) for k in ("grad_scale", "found_inf") if getattr(self, k, None) is not None}
+        amp = None  # set by GradScaler only when _step_supports_amp_scaling
+        if getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None:
+            amp = {k: v for k in ("grad_scale", "found_inf") if (v := getattr(self, k, None)) is not None}
         try:
-            if amp:  # set by GradScaler only when _step_supports_amp_scaling
+            if amp:
                 self._core.step(self._grads(), **{k: v.detach().cpu().numpy() for k, v in amp.items()})
             else:
                 self._core.step(self._grads())
