@@ -97,3 +97,17 @@ def test_lamb_refuses_a_grad_that_is_its_param():
     with pytest.raises(ValueError, match="share memory"):
         opt.step([p])
     assert np.array_equal(p, np.ones(4)) and len(opt.state) == 0
+
+
+@pytest.mark.parametrize("dtype", [">f4", ">f8", "<i4", [("a", "<f4")], ("<f4", (2,))],
+                         ids=["big-endian-f32", "big-endian-f64", "int32", "structured", "subarray"])
+def test_arrays_of_no_storage_kind_are_refused(dtype):
+    """Only the storage table's kinds, in native byte order, as plain scalars (a big-endian float32
+    is named 'float32' too): anything else is refused with nothing written."""
+    good = np.ones(8, np.float32)
+    bad = np.zeros(8, dtype) if isinstance(dtype, list) else np.zeros(8, np.dtype(dtype))
+    for params, grads in (([bad], [bad]), ([good], [bad])):
+        before = [p.copy() for p in params]
+        with pytest.raises((TypeError, ValueError), match="dtype|param|grad"):
+            pyoptk.SGD(params, lr=0.1).step(grads)
+        assert all(np.array_equal(a, b) for a, b in zip(params, before))

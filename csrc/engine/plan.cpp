@@ -78,9 +78,9 @@ void StepPlan::add(const EntrySpec& spec) {
   e.ptrs[0] = param.data;
   const bool any_bytes = param.nbytes() > 0;
   if (any_bytes) written_.push_back(extent_of(param, e.index, info.slot_names[0], true));
-  // States: the param's dtype, or for a float32-computing param any of float32 / bfloat16 /
-  // float16 (the caller picks: state_dtype, or the 16-bit param's dtype under master weights).
-  const unsigned also = e.dtype == kFloat32 ? (1u << kFloat32) | (1u << kBFloat16) | (1u << kFloat16) : 0u;
+  // States: any kind that computes in the param's compute dtype (float32: float32 / bfloat16 /
+  // float16; the caller picks: state_dtype, or the 16-bit param's dtype under master weights).
+  const unsigned also = kinds_computing_in(e.dtype);
   for (int k = 0; k < info.num_states; ++k) {
     check_state_given(info, e.index, k, e.mode, spec.given[k]);
     if (!spec.given[k]) continue;
@@ -96,7 +96,7 @@ void StepPlan::add(const EntrySpec& spec) {
   if (spec.has_mirror) {
     const ArrayRef& m = spec.mirror;
     check_array(m, e.index, info.slot_names[0], nullptr, true, &info);
-    if (m.dtype != kBFloat16 && m.dtype != kFloat16) {
+    if (!is_narrow(m.dtype)) {
       throw TypeError(who(e.index, info.slot_names[0], &info) + " has dtype " + dtype_str(m) +
                       "; master weights are kept for bfloat16 and float16 params");
     }

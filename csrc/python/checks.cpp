@@ -36,6 +36,13 @@ int dtype_of(const py::array& a) {
   if (dt.num() == 23) return kFloat16;  // NPY_HALF (pybind11 names no constant for it)
   const py::object& bf16 = bfloat16_dtype();
   if (!bf16.is_none() && dt.equal(bf16)) return kBFloat16;
+  // Any other kind of the storage table (dtype.h), by the name NumPy gives its dtype (native
+  // byte order and a plain scalar only: '>f4' is named float32 too).
+  if (!dt.attr("isnative").cast<bool>() || !dt.attr("fields").is_none() || !dt.attr("subdtype").is_none()) return -1;
+  const std::string name = py::str(dt.attr("name"));
+  for (int k = 0; k < kNumStorageDtypes; ++k) {
+    if (name == kStorageKinds[k].name) return k;
+  }
   return -1;
 }
 

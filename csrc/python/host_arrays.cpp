@@ -102,18 +102,16 @@ const char* grad_data_through_python(PyObject* obj, int want_dtype, int64_t nume
 
 }  // namespace
 
-void register_tensor_type(py::object tensor, py::object parameter, py::object float32, py::object float64,
-                          py::object bfloat16, py::object float16) {
+void register_tensor_type(py::object tensor, py::object parameter, py::dict dtypes) {
   if (!PyType_Check(tensor.ptr()) || !PyType_Check(parameter.ptr())) {
     throw py::type_error("register_tensor_type: expected two types");
   }
   TensorTypes& t = torch_types;
   t.types[0] = reinterpret_cast<PyTypeObject*>(tensor.release().ptr());
   t.types[1] = reinterpret_cast<PyTypeObject*>(parameter.release().ptr());
-  t.dtypes[kFloat32] = float32.release().ptr();
-  t.dtypes[kFloat64] = float64.release().ptr();
-  t.dtypes[kBFloat16] = bfloat16.release().ptr();
-  t.dtypes[kFloat16] = float16.release().ptr();
+  for (int k = 0; k < kNumStorageDtypes; ++k) {
+    if (dtypes.contains(kStorageKinds[k].name)) t.dtypes[k] = py::object(dtypes[kStorageKinds[k].name]).release().ptr();
+  }
   t.grad_name = PyUnicode_InternFromString("grad");
   t.grad_get = getset_of(t.types[0], t.grad_name);
   const bool same_getter = t.grad_get != nullptr && getset_of(t.types[1], t.grad_name) == t.grad_get;

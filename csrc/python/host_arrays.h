@@ -15,9 +15,9 @@
 namespace pyoptk {
 
 // pyoptk.torch calls this once: torch.Tensor, torch.nn.Parameter (the exact types whose `grad`
-// getter may be called directly), and torch's float32, float64, bfloat16 and float16 dtypes.
-void register_tensor_type(pybind11::object tensor, pybind11::object parameter, pybind11::object float32,
-                          pybind11::object float64, pybind11::object bfloat16, pybind11::object float16);
+// getter may be called directly), and torch's dtype of each storage kind, by the kind's name
+// (a dict; a kind torch lacks is absent).
+void register_tensor_type(pybind11::object tensor, pybind11::object parameter, pybind11::dict dtypes);
 
 // The data of a registered CPU tensor of storage dtype `dtype` (a Dtype, 16-bit ones included)
 // and `numel` elements, contiguous, aligned and inside its storage; nullptr when obj is no such

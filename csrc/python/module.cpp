@@ -101,8 +101,12 @@ PYBIND11_MODULE(_core, m) {
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
   m.def("_register_tensor_type", &pyoptk::register_tensor_type, py::arg("tensor"), py::arg("parameter"),
-        py::arg("float32"), py::arg("float64"), py::arg("bfloat16"), py::arg("float16"),
-        "Let plans read grads of these tensor types without NumPy (pyoptk.torch registers torch's).");
+        py::arg("dtypes"), "Let plans read grads of these tensor types without NumPy (pyoptk.torch registers torch's).");
+  m.def("_storage_kinds", [] {
+    std::vector<std::string> names;
+    for (const StorageKind& k : kStorageKinds) names.emplace_back(k.name);
+    return names;
+  }, "The storage table's kinds by name (csrc/include/pyoptk/dtype.h), in table order.");
   m.def("_enable_torch_abi", &pyoptk::torch_abi::enable, py::arg("lib_dir"), py::arg("exact_types"),
         py::arg("probes"), "Read torch tensors through torch's C shim once it agrees on the probes; '' or why not.");
   m.def("_torch_abi_status", &pyoptk::torch_abi::status, "'' when torch tensors are read through torch's C shim.");

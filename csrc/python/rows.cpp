@@ -30,8 +30,6 @@ struct RowItem {
   uint64_t sr_key;  // stochastic rounding: the key of this param (mixed with each row's index)
 };
 
-bool is_16bit(int dtype) { return dtype == kBFloat16 || dtype == kFloat16; }
-
 // rows: a 1-D, C-contiguous int64 array of strictly increasing indices into the leading axis.
 py::array checked_rows(py::handle obj, int64_t index, const py::array& param) {
   if (!py::isinstance<py::array>(obj)) throw py::type_error(who(index, "rows") + " must be a numpy.ndarray of int64");
@@ -59,9 +57,9 @@ py::array checked_values(py::handle obj, int64_t index, const py::array& param, 
   if (!py::isinstance<py::array>(obj)) throw py::type_error(who(index, "grad values") + " must be a numpy.ndarray");
   if (is_masked(obj)) refuse_masked(who(index, "grad values"));
   py::array values = py::reinterpret_borrow<py::array>(obj);
-  if (!same_dtype(values, param) && !(is_16bit(dtype_of(param)) && dtype_of(values) == kFloat32)) {
+  if (!same_dtype(values, param) && !(is_narrow(dtype_of(param)) && dtype_of(values) == kFloat32)) {
     throw py::type_error(who(index, "grad values") + " have dtype " + dtype_str(values) + ", expected " +
-                         dtype_str(param) + " (the param's dtype)" + (is_16bit(dtype_of(param)) ? " or float32" : ""));
+                         dtype_str(param) + " (the param's dtype)" + (is_narrow(dtype_of(param)) ? " or float32" : ""));
   }
   bool ok = values.ndim() == param.ndim() && values.shape(0) == nrows;
   for (py::ssize_t d = 1; ok && d < param.ndim(); ++d) ok = values.shape(d) == param.shape(d);
@@ -124,7 +122,7 @@ void step_rows(const std::string& op_name, py::sequence items, py::sequence coef
     py::array like = param;  // the array the grad values match: the 16-bit param under master weights
     if (item.size() == arity + 1) {
       py::array mirror = checked(item[arity], index, "param", nullptr, true);
-      if (!is_16bit(dtype_of(mirror))) {
+      if (!is_narrow(dtype_of(mirror))) {
         throw py::type_error(who(index, "param") + " has dtype " + dtype_str(mirror) +
                              "; master weights are kept for bfloat16 and float16 params");
       }
@@ -149,8 +147,8 @@ void step_rows(const std::string& op_name, py::sequence items, py::sequence coef
     r.row_numel = param.shape(0) > 0 ? param.size() / param.shape(0) : 0;
     extents.push_back(extent_of(param, index, "param", true));
     extents.push_back(extent_of(values, index, "grad values", false));
-    // States: the param's dtype or, for a float32-computing param, float32 / bfloat16 / float16.
-    const unsigned also = compute == kFloat32 ? (1u << kFloat32) | (1u << kBFloat16) | (1u << kFloat16) : 0u;
+    // States: any kind that computes in the param's compute dtype (float32 / bfloat16 / float16).
+    const unsigned also = kinds_computing_in(compute);
     for (int k = 0; k < info.num_states; ++k) {
       py::handle s = item[6 + k];
       const bool present = state_present(info, k, mode);

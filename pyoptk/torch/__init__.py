@@ -27,8 +27,8 @@ from ._adapter import TorchOptimizer, core_method, twin
 
 # Plans read torch grad tensors without a NumPy wrapper per tensor per step: through torch's C
 # shim where it checks out (._abi), else through their Python getters.
-_core._register_tensor_type(_torch.Tensor, _torch.nn.Parameter, _torch.float32, _torch.float64, _torch.bfloat16,
-                            _torch.float16)
+_core._register_tensor_type(_torch.Tensor, _torch.nn.Parameter,
+                            {name: getattr(_torch, name) for name in _core._storage_kinds() if hasattr(_torch, name)})
 _abi.enable()
 
 # One twin per algorithm of the registry (pyoptk/optim/__init__.py); type checkers read them from

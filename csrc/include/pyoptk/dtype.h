@@ -38,6 +38,17 @@ constexpr StorageKind kStorageKinds[kNumStorageDtypes] = {
 constexpr int item_size(int dtype) { return kStorageKinds[dtype].bytes; }
 
 // Stored narrower than it computes: converted on the way in and rounded on the way out.
-constexpr bool is_narrow(int dtype) { return kStorageKinds[dtype].computes_in != dtype; }
+// False for -1 (not a storage kind).
+constexpr bool is_narrow(int dtype) {
+  return dtype >= 0 && dtype < kNumStorageDtypes && kStorageKinds[dtype].computes_in != dtype;
+}
+
+// The kinds a state of a param computing in `dtype` may be stored in (bit k: kind k): every kind
+// that computes in it (float32: float32, bfloat16, float16; float64: float64).
+constexpr unsigned kinds_computing_in(int dtype) {
+  unsigned mask = 0;
+  for (int k = 0; k < kNumStorageDtypes; ++k) mask |= kStorageKinds[k].computes_in == dtype ? 1u << k : 0u;
+  return mask;
+}
 
 }  // namespace pyoptk
