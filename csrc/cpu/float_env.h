@@ -9,17 +9,37 @@
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #include <xmmintrin.h>
-#define PYOPTK_HAVE_MXCSR 1
+#define PYOPTK_HAVE_FLUSH_WORD 1
+#elif defined(__aarch64__)
+#define PYOPTK_HAVE_FLUSH_WORD 1
 #endif
 
 namespace pyoptk {
+
+#ifdef PYOPTK_HAVE_FLUSH_WORD
+// The control word holding the flushing bits: x86's MXCSR (FTZ bit 15, DAZ bit 6), aarch64's
+// FPCR (FZ bit 24: flush single and double; FZ16 bit 19: half precision).
+#if defined(__aarch64__)
+inline unsigned long long read_float_control() {
+  unsigned long long w;
+  __asm__ __volatile__("mrs %0, fpcr" : "=r"(w));
+  return w;
+}
+inline void write_float_control(unsigned long long w) { __asm__ __volatile__("msr fpcr, %0" : : "r"(w)); }
+constexpr unsigned long long kFlushBits = (1ull << 24) | (1ull << 19);
+#else
+inline unsigned long long read_float_control() { return _mm_getcsr(); }
+inline void write_float_control(unsigned long long w) { _mm_setcsr(static_cast<unsigned>(w)); }
+constexpr unsigned long long kFlushBits = 0x8040;
+#endif
+#endif
 
 class CallerFloatEnv {
  public:
   // Read on the calling thread, before the parallel region.
   CallerFloatEnv() {
-#ifdef PYOPTK_HAVE_MXCSR
-    bits_ = _mm_getcsr() & kFlushBits;
+#ifdef PYOPTK_HAVE_FLUSH_WORD
+    bits_ = read_float_control() & kFlushBits;
 #endif
   }
 
@@ -27,28 +47,27 @@ class CallerFloatEnv {
   class Adopt {
    public:
     explicit Adopt(const CallerFloatEnv& caller) {
-#ifdef PYOPTK_HAVE_MXCSR
-      saved_ = _mm_getcsr();
-      if ((saved_ & kFlushBits) != caller.bits_) _mm_setcsr((saved_ & ~kFlushBits) | caller.bits_);
+#ifdef PYOPTK_HAVE_FLUSH_WORD
+      saved_ = read_float_control();
+      if ((saved_ & kFlushBits) != caller.bits_) write_float_control((saved_ & ~kFlushBits) | caller.bits_);
 #else
       (void)caller;
 #endif
     }
     ~Adopt() {
-#ifdef PYOPTK_HAVE_MXCSR
-      if (_mm_getcsr() != saved_) _mm_setcsr(saved_);
+#ifdef PYOPTK_HAVE_FLUSH_WORD
+      if (read_float_control() != saved_) write_float_control(saved_);
 #endif
     }
     Adopt(const Adopt&) = delete;
     Adopt& operator=(const Adopt&) = delete;
 
    private:
-    unsigned saved_ = 0;
+    unsigned long long saved_ = 0;
   };
 
  private:
-  static constexpr unsigned kFlushBits = 0x8040;  // MXCSR's FTZ (bit 15) and DAZ (bit 6)
-  unsigned bits_ = 0;
+  unsigned long long bits_ = 0;
 };
 
 }  // namespace pyoptk
