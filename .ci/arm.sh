@@ -3,8 +3,8 @@
 # cross-built for aarch64 and run under qemu-aarch64 for scalar, NEON and SVE at 128, 256 and 512
 # bits; each run's hashes (every op x mode x dtype x storage option x odd size x 1 and 2 threads,
 # six steps, and every reduction) must equal, byte for byte, those of the same program built for
-# x86-64 here and run on its scalar path. The x86 build is also CI's build without OpenMP
-# (PYOPTK_OPENMP=OFF: its 2-thread lines run on one thread); the aarch64 build has OpenMP.
+# x86-64 here and run on its scalar path. The x86 build is also CI's build without OpenMP (the
+# automatic fallback: its 2-thread lines run on one thread); the aarch64 build has OpenMP.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
@@ -16,13 +16,21 @@ if ! command -v aarch64-linux-gnu-g++ >/dev/null || ! command -v qemu-aarch64 >/
   $sudo apt-get install -y -qq --no-install-recommends g++-aarch64-linux-gnu qemu-user >/dev/null
 fi
 
-rm -rf .ci-core-x86 .ci-core-arm
+rm -rf .ci-core-x86 .ci-core-arm .ci-core-x86.log
 launcher=()
 if command -v ccache >/dev/null; then launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache); fi
-cmake -S tests/core -B .ci-core-x86 -G Ninja "${launcher[@]}" -DPYOPTK_OPENMP=OFF -DPYOPTK_ISAS=avx2 >/dev/null
+# x86: a compiler without OpenMP (as Apple's clang), simulated; PYOPTK_OPENMP=AUTO must fall back.
+cmake -S tests/core -B .ci-core-x86 -G Ninja "${launcher[@]}" -DCMAKE_DISABLE_FIND_PACKAGE_OpenMP=ON \
+  -DPYOPTK_ISAS=avx2 >.ci-core-x86.log 2>&1 || { cat .ci-core-x86.log >&2; exit 1; }
+if ! grep -q "pyoptk: OpenMP threads OFF (PYOPTK_OPENMP=AUTO)" .ci-core-x86.log ||
+   ! grep -q "brew install libomp" .ci-core-x86.log; then
+  echo "ci/arm: no fallback message without OpenMP:" >&2
+  cat .ci-core-x86.log >&2
+  exit 1
+fi
 cmake --build .ci-core-x86
 if ldd .ci-core-x86/step_hashes | grep -q gomp; then
-  echo "ci/arm: the PYOPTK_OPENMP=OFF build links OpenMP" >&2
+  echo "ci/arm: the build without OpenMP links OpenMP" >&2
   exit 1
 fi
 cmake -S tests/core -B .ci-core-arm -G Ninja "${launcher[@]}" -DCMAKE_TOOLCHAIN_FILE="$PWD/tests/core/aarch64-linux-gnu.cmake" \

@@ -10,8 +10,9 @@ if(NOT PYOPTK_OPENMP STREQUAL "OFF")
   else()
     find_package(OpenMP COMPONENTS CXX)
   endif()
-  set(PYOPTK_WITH_OPENMP ${OpenMP_CXX_FOUND})
-  if(NOT OpenMP_CXX_FOUND)
+  if(OpenMP_CXX_FOUND)
+    set(PYOPTK_WITH_OPENMP ON)
+  else()
     message(WARNING "pyoptk: no OpenMP for ${CMAKE_CXX_COMPILER_ID}: every step runs on one thread "
       "(same results). For threads: on macOS `brew install libomp` and rebuild with "
       "-DOpenMP_ROOT=$(brew --prefix libomp); on Linux install the compiler's OpenMP runtime "
