@@ -92,11 +92,6 @@ inline uint64x2_t mask_not(uint64x2_t m) { return vreinterpretq_u64_u32(vmvnq_u3
     return mask_not(vceqq_##S(a.v, b.v));                                                         \
   }                                                                                              \
   inline Vec<T> select(Vec<T>::Mask m, Vec<T> a, Vec<T> b) { return vbslq_##S(m, a.v, b.v); }     \
-  /* torch.sign: (0 < a) - (a < 0); NaN -> 0, -0 -> +0, as in scalar.h. */                    \
-  inline Vec<T> sign(Vec<T> a) {                                                                 \
-    const Vec<T> zero(T(0)), one(T(1));                                                          \
-    return select(zero < a, one, zero) - select(a < zero, one, zero);                            \
-  }                                                                                              \
   /* scalar.h's max/min lane by lane: a if a is NaN or wins, else b (so ties -> b). fmax/fmin  \
      would differ: they order -0 below +0 and return a quieted NaN. */                          \
   inline Vec<T> max(Vec<T> a, Vec<T> b) { return select(vorrq_##U(a != a, a > b), a, b); }         \

@@ -98,11 +98,6 @@ struct Lanes<Vec<T>> {
     return svnot_b_z(sv##B(), svcmpeq_##S(sv##B(), a.v, b.v));                                   \
   }                                                                                              \
   inline Vec<T> select(Vec<T>::Mask m, Vec<T> a, Vec<T> b) { return svsel_##S(m, a.v, b.v); }     \
-  /* torch.sign: (0 < a) - (a < 0); NaN -> 0, -0 -> +0, as in scalar.h. */                    \
-  inline Vec<T> sign(Vec<T> a) {                                                                 \
-    const Vec<T> zero(T(0)), one(T(1));                                                          \
-    return select(zero < a, one, zero) - select(a < zero, one, zero);                            \
-  }                                                                                              \
   /* scalar.h's max/min lane by lane: a if a is NaN or wins, else b (so ties -> b). */          \
   inline Vec<T> max(Vec<T> a, Vec<T> b) { return select(svorr_b_z(sv##B(), a != a, a > b), a, b); } \
   inline Vec<T> min(Vec<T> a, Vec<T> b) { return select(svorr_b_z(sv##B(), a != a, a < b), a, b); }
