@@ -34,7 +34,7 @@ def main(count=400, size=1, batches=100, reps=10):
         p.grad = torch.ones(size)
     opt = pyoptk.torch.Adam(params)
     opt.step()
-    opt.step()  # plan and compiled step armed
+    opt.step()  # the plan made and kept
     core = opt._core
     grads = opt._grads()
     numpy_grads = [p.grad.numpy() for p in params]

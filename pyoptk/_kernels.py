@@ -15,7 +15,7 @@ _PAIRS = {"beta1": ("betas", 0), "beta2": ("betas", 1), "beta3": ("betas", 2), "
           "etaplus": ("etas", 1), "step_size_min": ("step_sizes", 0), "step_size_max": ("step_sizes", 1)}
 
 # An optional hyper-parameter left at None (AdEMAMix's t_alpha: no warmup) reaches C++ as NaN, as
-# the compiled step reads it (csrc/python/compiled_step.cpp); the group's check allowed the None.
+# a plan's GroupSchedule reads it (csrc/python/group_schedule.cpp); the group's check allowed the None.
 _NONE = float("nan")
 
 
@@ -29,8 +29,9 @@ class Kernel:
         self.states: list[tuple[str, int]] = [tuple(s) for s in info["states"]]
         self.coeff_names: list[str] = list(info["coeffs"])
         self.hyper_names: list[str] = list(info["hyper"])  # empty: no C++ coefficient function
+        # Where a param group keeps each: (group key, index in a pair or None).
         self.scalar_names: list[str] = list(info["scalars"])
-        self._hyper_keys = [_PAIRS.get(name, (name, None)) for name in self.hyper_names]
+        self.hyper_keys = [_PAIRS.get(name, (name, None)) for name in self.hyper_names]
 
     def mode(self, **flags: bool) -> int:
         """Mode bits for the given flags (unknown flag names are a programming error)."""
@@ -38,7 +39,7 @@ class Kernel:
 
     def hyper(self, h: Mapping) -> tuple:
         """The C++ coefficient function's hyper-parameters, read from a param group's dict."""
-        values = (h[key] if i is None else h[key][i] for key, i in self._hyper_keys)
+        values = (h[key] if i is None else h[key][i] for key, i in self.hyper_keys)
         return tuple(_NONE if v is None else v for v in values)
 
     def coeffs(self, h: Mapping, step: int, *scalars: float) -> dict[str, float]:

@@ -14,6 +14,13 @@ import numpy as np
 MAX_COUNT = 2**53
 
 
+def is_scalar_array(value: Any) -> bool:
+    """A 0-d real array or tensor (NumPy, torch...): a hyper-parameter whose value can change in
+    place (a scheduler's ``lr.fill_(x)``), read each step; no replanning."""
+    return getattr(value, "ndim", None) == 0 and hasattr(value, "__float__") and not isinstance(value, np.generic) \
+        and getattr(getattr(value, "dtype", None), "kind", "f") in "fiu" and not getattr(value, "is_complex", lambda: False)()
+
+
 def is_real(value: Any) -> bool:
     """A real number that fits a float: int, float or a NumPy integer/floating scalar, not bool
     (10**400 is an int that does not fit, so it would fail later, at the step)."""

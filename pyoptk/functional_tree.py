@@ -159,16 +159,13 @@ class _Engine:
             return  # the plan ran: the tree's dicts are the optimizer's, updated in place
         # A step that created or replaced a param's state dict (the first one) worked on a new
         # dict: move its contents into the tree's dict, so that the tree stays the state.
-        moved = False
+        # (Replacing a dict makes the next step's plan anew.)
         for p, d in zip(self.params, self.dicts):
             live = self.opt.state[p] if p in self.opt.state else d
             if live is not d:
                 d.clear()
                 d.update(live)
                 self.opt.state[p] = d
-                moved = True
-        if moved:
-            self.opt._plan = self.opt._make_plan()
 
 
 _ENGINES: OrderedDict[int, _Engine] = OrderedDict()

@@ -7,19 +7,19 @@ Everything else (grads bookkeeping, state lifecycle, checkpoints) lives here, on
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 from collections.abc import MutableMapping
 from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from ._core import StalePlan
+from ._core import GroupSchedule, StalePlan, TorchGrads
 from ._typing import Closure, Grads, Params
 from ._arrays import HOST, CudaDevice, Host, common_location, host_views, is_device_array, split_names
-from ._compiled import arm
 from ._kernels import FusedStep, Kernel
 from ._precision import MASTER_KEY, Precision, cast_state, is_low_precision, scalar_arg
-from ._validate import real_number, whole_count
+from ._validate import is_scalar_array, real_number, whole_count
 
 __all__ = ["Optimizer", "required"]
 
@@ -36,8 +36,31 @@ def hyper_values(group: dict[str, Any]) -> dict[str, Any]:
     changes in place) as its current float value; the group itself when it has none."""
     if all(type(v) in _PLAIN for v in group.values()):
         return group
-    from .optim._common import is_scalar_array  # here: pyoptk.optim imports this module
     return {k: float(v) if is_scalar_array(v) else v for k, v in group.items()}
+
+
+_IMMUTABLE = (float, int, bool, str, tuple, type(None))
+_NOT_CHECKED = ("params", "param_names")  # the plan's business, not the group check's
+
+
+def _inside(value: Any) -> Any:
+    return float(value) if is_scalar_array(value) else tuple(value) if type(value) is list else None
+
+
+class _Snapshot:
+    """What a group's check reads, cheap to compare step to step: its keys and values (by
+    identity), and the numbers inside its mutable values (a betas list changed in place, a 0-d lr
+    array a scheduler writes in place)."""
+
+    def __init__(self, group: dict[str, Any]) -> None:
+        self.keys, self.values = tuple(group), tuple(group.values())
+        self.mutable = [i for i, (k, v) in enumerate(group.items()) if type(v) not in _IMMUTABLE and k not in _NOT_CHECKED]
+        self.inside = [_inside(self.values[i]) for i in self.mutable]
+
+    def same(self, group: dict[str, Any]) -> bool:
+        values = tuple(group.values())
+        return len(values) == len(self.values) and all(map(operator.is_, values, self.values)) and \
+            tuple(group) == self.keys and (not self.mutable or [_inside(values[i]) for i in self.mutable] == self.inside)
 
 
 class _Required:
@@ -108,16 +131,22 @@ def _root_of(a: np.ndarray) -> np.ndarray:
 
 
 class _Plan:
-    """What the fast path needs: the checked C++ plan (which also holds the state dicts) and, per
-    group, its mode and the scalar state all its params share (they are in lockstep)."""
+    """A step plan, made by the checked path (``Optimizer._build_plan``): the C++ plan over the
+    params that had grads (it holds their arrays, checked, and their state dicts), the group dicts
+    and modes it was made for, and where its coefficients come from: a ``GroupSchedule`` (the
+    kernel's own, computed in C++ from the groups each step) or, for an optimizer that computes
+    its own, per slot (group index, the scalar state its params share before the next step)."""
 
-    def __init__(self, core, state, groups, modes, scalars):
-        self.core, self.state, self.groups = core, state, groups
+    def __init__(self, core, state, groups, modes, schedule, slots, pending, positions, reusable):
+        self.core, self.state, self.groups, self.modes = core, state, groups, modes
+        self.positions = positions  # the step's index of each param in the plan (those with a grad)
         self.version = state.version
-        self.modes, self.scalars = modes, scalars
-        self.spans = None  # contiguous spans the last fast step ran as
-        self.compiled = None  # the compiled step (pyoptk/_compiled.py), once armed
-        self.arm_tried = False
+        self.schedule = schedule
+        self.slots = slots
+        self.pending = pending  # (param, state dict) that become the optimizer's once a step ran
+        # Every param in it and none stepped for the first time: later steps run it again.
+        self.reusable = reusable
+        self.spans = None  # contiguous spans the last step ran as
 
 
 # The methods that read or write an optimizer's groups and state as a whole: one thread at a time
@@ -144,9 +173,9 @@ class Optimizer:
     step. ``step(grads)`` updates every param in place; ``state_dict()`` / ``load_state_dict()``
     save and resume in torch's checkpoint layout.
 
-    Subclasses set ``kernel`` and implement ``_check_group``, ``_group_mode`` and
-    ``_group_coeffs``; they may override ``_new_state``, ``_advance``, ``_after_step`` and
-    ``_coeff_key``.
+    Subclasses set ``kernel`` and implement ``_check_group`` and ``_group_mode``; the step's
+    coefficients are the kernel's own (``_kernel_coeffs``), or those of ``_group_coeffs``, with
+    the scalar state kept by ``_advance`` and ``_after_step``. They may override ``_new_state``.
 
     Thread safety: ``step``, ``state_dict``, ``load_state_dict`` and ``add_param_group`` (also as
     overridden by subclasses) hold a per-optimizer re-entrant lock, so calls from several threads
@@ -181,6 +210,13 @@ class Optimizer:
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState()
         self._plan: _Plan | None = None
+        # id(group) -> (group, snapshot) of each group as last checked; the groups changed since,
+        # as the last step found them.
+        self._checked: dict[int, tuple[dict, _Snapshot]] = {}
+        self._changed_groups: list[int] = []
+        # Where the step reads the groups' hyper-parameters, when not from param_groups (a
+        # function returning one dict per group): pyoptk.torch's torch-side groups.
+        self._hyper_source: Callable[[], list[dict[str, Any]]] | None = None
         self._where: Host | CudaDevice | None = None  # set by the first group with params
         if isinstance(params, np.ndarray) or is_device_array(params):
             raise TypeError(f"params should be an iterable of arrays or dicts, but got a {type(params).__name__}")
@@ -200,13 +236,22 @@ class Optimizer:
     def _group_mode(self, group: dict[str, Any]) -> int:
         raise NotImplementedError
 
-    def _group_coeffs(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
-        """Kernel coefficients, in double, for a param whose state is already advanced."""
-        raise NotImplementedError
+    def _hyper_groups(self) -> list[dict[str, Any]]:
+        """The dicts the step reads each group's hyper-parameters from (group i's in the i-th):
+        ``param_groups``, or those of a wrapper that keeps them (pyoptk.torch)."""
+        source = getattr(self, "_hyper_source", None)
+        return self.param_groups if source is None else source()
 
-    def _coeff_key(self, state: dict[str, Any]) -> Any:
-        """Params of a group whose keys are equal share one coefficient set."""
-        return state.get("step")
+    def _kernel_coeffs(self) -> bool:
+        """True when the step's coefficients and scalar state are the kernel's own
+        (ops/host_coeffs.h): C++ computes them each step from the groups' hyper-parameters.
+        False: ``_advance``, ``_group_coeffs`` and ``_after_step`` compute them, per slot."""
+        return False
+
+    def _group_coeffs(self, group: dict[str, Any], state: dict[str, Any]) -> dict[str, float]:
+        """Kernel coefficients, in double, for params whose scalar state is already advanced
+        (where ``_kernel_coeffs()`` is False)."""
+        raise NotImplementedError
 
     def _state_init(self, name: str, group: dict[str, Any]) -> float | None:
         """The value a new state array starts with (None: uninitialised, the first step writes it)."""
@@ -252,6 +297,8 @@ class Optimizer:
             saved = dict(self.__dict__)
         del saved["_lock"]
         saved["_plan"] = None
+        saved["_checked"] = {}
+        saved["_hyper_source"] = None
         return saved
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
@@ -371,16 +418,36 @@ class Optimizer:
             raise ValueError("step() needs grads (one per param, None to skip) or a closure returning (loss, grads)")
         if isinstance(grads, np.ndarray):
             raise TypeError("grads must be a list with one array (or None) per param, not a single ndarray")
-        grads = list(grads)
+        if not isinstance(grads, (list, TorchGrads)):  # pyoptk.torch's are read by C++ as they are
+            grads = list(grads)
         count = sum(len(g["params"]) for g in self.param_groups)
         if len(grads) != count:
             raise ValueError(f"step() got {len(grads)} grads for {count} params")
-        for gi, group in enumerate(self.param_groups):
+        self._check_groups()
+        return loss, grads
+
+    def _check_groups(self) -> None:
+        """Check every group that changed since it was last checked (torch's messages, prefixed
+        with ``param_groups[i]``); ``_changed_groups`` lists them. An unchanged group is not
+        checked again: its check reads nothing else."""
+        checked = getattr(self, "_checked", None)
+        if checked is None:  # unpickled from before it existed
+            checked = self._checked = {}
+        changed = []
+        for gi, group in enumerate(self._hyper_groups()):
+            if not isinstance(group, dict):
+                raise TypeError(f"param_groups[{gi}] must be a dict with a 'params' list")
+            old = checked.get(id(group))
+            if old is not None and old[0] is group and old[1].same(group):
+                continue
+            snapshot = _Snapshot(group)  # as checked: taken before the check reads the group
             try:
                 self._check_group(group)
             except ValueError as e:
                 raise ValueError(f"param_groups[{gi}]: {e}") from None
-        return loss, grads
+            checked[id(group)] = (group, snapshot)
+            changed.append(gi)
+        self._changed_groups = changed
 
     def _dense_batches(self, grads: list) -> list[list[tuple[np.ndarray, np.ndarray]]]:
         """(param, grad) pairs per group, params without a grad left out, every grad checked first
@@ -417,67 +484,24 @@ class Optimizer:
 
         A refused step (wrong count, shape, dtype or layout of a grad; an invalid hyper-parameter
         set since) raises before anything is written: no param and no state changes."""
-        # The compiled step knows no grad scale and no stochastic-rounding counter.
-        plain = grad_scale is None and found_inf is None and not self.precision.stochastic_rounding
-        if closure is None and plain and self._compiled_step(grads):
-            return None
         loss, grads = self._collect_grads(grads, closure)
         scale = self._amp_args(grad_scale, found_inf)
         if scale is False:
             return loss
-        self._amp = (scale, self.precision.rounding_key(self._rounding_step))
-
-        if self._plan is not None and self._fast_step(grads):
-            self._count_rounding_step()
-            return loss
-        groups = self._groups_now()
-        if sum(len(params) for _, params in groups) != len(grads):
-            raise ValueError(f"step() got {len(grads)} grads for {sum(len(ps) for _, ps in groups)} params "
-                             "(param_groups changed during the step)")
-
-        fused = FusedStep(self.kernel, (self._where or HOST).core)
-        pending: list[tuple[np.ndarray, dict, dict]] = []
-        live = self.state._data
-        fresh_bit = self.kernel.flag_bits[self.fresh_state_flag] if self.fresh_state_flag else 0
-        index = 0
-        for gi, (group, params) in enumerate(groups):
-            mode = self._group_mode(group)
-            names = self.kernel.state_names(mode)
-            hyper = hyper_values(group)
-            stateless = [p for p, g in zip(params, grads[index:]) if g is not None and id(p) not in live]
-            created = dict(zip(map(id, stateless), self._new_states(names, stateless, group)))
-            for p in params:
-                g = grads[index]
-                if g is not None:
-                    # Work on a copy of the state dict: it replaces the real one only after the
-                    # kernel accepted the whole step.
-                    entry = live.get(id(p))
-                    state = dict(entry[1]) if entry is not None else created[id(p)]
-                    fresh = entry is None  # its states were created above
-                    for name in names:
-                        if name not in state:  # a flag turned on since (amsgrad, momentum...)
-                            state[name] = self._new_state(name, p, group)
-                            fresh = True
-                    if self._keeps_master(p) and MASTER_KEY not in state:
-                        state[MASTER_KEY] = p.astype(np.float32)  # exact
-                    pmode = mode | fresh_bit if fresh and names else mode
-                    self._advance(state, hyper)
-                    slot = fused.slot((gi, self._coeff_key(state)), lambda: self._group_coeffs(hyper, state))
-                    fused.add(index, pmode, slot, p, g, state)
-                    pending.append((p, state, group))
-                index += 1
-        fused.run(*self._amp)  # (grad scale, rounding key)
+        amp = (scale, self.precision.rounding_key(self._rounding_step))
+        plan = self._plan
+        if plan is None or not self._plan_fits(plan):
+            self._plan = None  # until a new one ran: a refused step leaves no plan of other modes
+            plan = self._build_plan(grads)
+        try:
+            self._run_plan(plan, grads, amp)
+        except StalePlan:  # an array replaced or resized since the plan was made: nothing was written
+            self._run_plan(self._build_plan(grads), grads, amp)
         self._count_rounding_step()
-        # Nothing from here on may fail: the update is written.
-        for p, state, group in pending:
-            self._after_step(state, hyper_values(group))
-            live[id(p)] = (p, state)
-        self._plan = self._make_plan(groups) if len(pending) == len(grads) else None
         return loss
 
     def _count_rounding_step(self) -> None:
-        """Steps run with stochastic rounding on: the counter its keys are drawn from (the
-        compiled step, which never runs with it, leaves it alone)."""
+        """Steps run with stochastic rounding on: the counter its keys are drawn from."""
         if self.precision.stochastic_rounding:
             self._rounding_step += 1
 
@@ -499,90 +523,114 @@ class Optimizer:
             raise ValueError(f"grad_scale must be a positive number, got {scale}")
         return scale
 
-    # ----- the fast path: steady-state steps through a cached plan ----------------------
-    # Once every param has state and the params of each group are in lockstep (equal scalar
-    # state), a step needs per group one mode check and one coefficient set, and per param only
-    # its grad (checked in C++) and a scalar-state update.
-    def _make_plan(self, groups: list[tuple[dict, list]] | None = None) -> _Plan | None:
-        """A plan over the step's snapshot ``groups`` (default: the groups now), every param of
-        which has state. Never raises: a plan it cannot make is None (the checked path runs)."""
-        if groups is None:
-            groups = self._groups_now()
-        scalar_names = self._scalar_state_names()
-        items, dicts, modes, scalars = [], [], [], []
-        index = 0
+    # ----- the step's one path: a plan, made by the checked path, run by C++ ----------------
+    def _build_plan(self, grads: Any) -> _Plan:
+        """The checked path: a plan over the params that have a grad, each of whose arrays C++
+        checks (dtype, shape, layout, no overlap). Creates the state of params stepped for the
+        first time (and arrays a flag turned on since) in new dicts, which become the
+        optimizer's only once a step ran (``_run_plan``): a refused step changes nothing.
+        Params of a group share a coefficient slot while their scalar state (step...) is equal."""
+        groups = self._groups_now()
+        if sum(len(params) for _, params in groups) != len(grads):
+            raise ValueError(f"step() got {len(grads)} grads for {sum(len(ps) for _, ps in groups)} params "
+                             "(param_groups changed during the step)")
+        hyper_groups = list(self._hyper_groups())
+        if len(hyper_groups) != len(groups):
+            raise ValueError(f"{len(hyper_groups)} groups of hyper-parameters for {len(groups)} param groups")
         live = self.state._data
-        for gi, (group, params) in enumerate(groups):
+        fresh_bit = self.kernel.flag_bits[self.fresh_state_flag] if self.fresh_state_flag else 0
+        scalar_names = self._scalar_state_names()
+        items, dicts, modes, pending, positions = [], [], [], [], []
+        slots: dict[tuple, int] = {}
+        reusable = True
+        index = 0
+        for gi, ((_, params), group) in enumerate(zip(groups, hyper_groups)):
             mode = self._group_mode(group)
-            states = [live[id(p)][1] for p in params]
-            shared = {name: states[0][name] for name in scalar_names} if states else {}
-            if any(any(s[name] != shared[name] for name in scalar_names) for s in states[1:]):
-                return None
-            for p, s in zip(params, states):
-                items.append(FusedStep.item(self.kernel, index, mode, gi, p, None, s))
-                index += 1
-            dicts += states
+            names = self.kernel.state_names(mode)
             modes.append(mode)
-            scalars.append(shared)
-        try:
-            core = (self._where or HOST).core.Plan(self.kernel.name, items, dicts)
-        except (TypeError, ValueError):  # an array changed since the step checked it
-            return None
-        return _Plan(core, self.state, [group for group, _ in groups], modes, scalars)
+            given = [grads[index + j] is not None for j in range(len(params))]
+            reusable = reusable and all(given)
+            stateless = [p for p, g in zip(params, given) if g and id(p) not in live]
+            created = dict(zip(map(id, stateless), self._new_states(names, stateless, group)))
+            for p, g in zip(params, given):
+                if g:
+                    entry = live.get(id(p))
+                    state = entry[1] if entry is not None else created[id(p)]
+                    missing = [name for name in names if name not in state]
+                    master = self._keeps_master(p) and MASTER_KEY not in state
+                    if missing or master:  # a flag turned on since (amsgrad, momentum...)
+                        state = dict(state)
+                        for name in missing:
+                            state[name] = self._new_state(name, p, group)
+                        if master:
+                            state[MASTER_KEY] = p.astype(np.float32)  # exact
+                    fresh = entry is None or bool(missing)
+                    if entry is None or state is not entry[1]:
+                        pending.append((p, state))
+                    pmode = mode | fresh_bit if fresh and names else mode
+                    reusable = reusable and pmode == mode
+                    before = tuple(state[name] for name in scalar_names if name in state)
+                    slot = slots.setdefault((gi, before), len(slots))
+                    items.append(FusedStep.item(self.kernel, index, pmode, slot, p, None, state))
+                    dicts.append(state)
+                    positions.append(index)
+                index += 1
+        core = (self._where or HOST).core.Plan(self.kernel.name, items, dicts)
+        group_dicts = hyper_groups
+        # Per slot: its group and its params' scalar state before this step (none yet: fresh).
+        befores = [(gi, before if len(before) == len(scalar_names) else None) for gi, before in slots]
+        if self._kernel_coeffs():
+            schedule = GroupSchedule(self.kernel.name, group_dicts, self.kernel.hyper_keys, self.has_step, befores)
+            befores = None
+        else:
+            schedule = None
+            befores = [(gi, dict(zip(scalar_names, before or ()))) for gi, before in befores]
+        return _Plan(core, self.state, group_dicts, modes, schedule, befores, pending, positions, reusable)
 
-    def _same_groups(self, plan: _Plan) -> bool:
-        """The plan's group dicts are still the optimizer's, by identity (``==`` would compare
-        their arrays: a replaced group dict made every later step raise)."""
-        return len(plan.groups) == len(self.param_groups) and all(a is b for a, b in zip(plan.groups, self.param_groups))
+    def _plan_fits(self, plan: _Plan) -> bool:
+        """The plan still describes the optimizer: its groups (by identity: ``==`` would compare
+        their arrays) in their modes (those of groups changed since the last step compared), its
+        state. Arrays replaced or resized since, or a grad now missing, make C++ raise StalePlan
+        before anything is written."""
+        groups = self._hyper_groups()
+        return plan.reusable and plan.state is self.state and plan.version == self.state.version and \
+            len(plan.groups) == len(groups) and all(map(operator.is_, plan.groups, groups)) and \
+            all(self._group_mode(groups[gi]) == plan.modes[gi] for gi in self._changed_groups) and \
+            (plan.schedule is not None) == self._kernel_coeffs()
 
-    def _compiled_step(self, grads: Any) -> bool:
-        """The plan's step run by C++ (pyoptk/_compiled.py); False (nothing changed) where it does not apply."""
-        plan = self._plan
-        if plan is None or plan.compiled is None or plan.state is not self.state or \
-                plan.version != self.state.version or not self._same_groups(plan):
-            return False
-        spans = plan.compiled.run(grads)
-        if spans is None:
-            return False
-        plan.spans = spans
-        return True
+    def _run_plan(self, plan: _Plan, grads: Any, amp: tuple) -> None:
+        """One step through ``plan``: its coefficients from its GroupSchedule (C++), or per slot
+        from the Python hooks; C++ merges the scalar state into the state dicts once the update
+        ran. The plan becomes the optimizer's."""
+        coeffs: Any = plan.schedule
+        scalars = None
+        if coeffs is None:
+            coeffs, scalars = self._python_coeffs(plan)
+        param_lists = [group["params"] for group in self.param_groups] if plan.reusable else None
+        if len(plan.positions) != len(grads):  # params without a grad are not in the plan
+            grads = [grads[i] for i in plan.positions]
+        plan.spans = plan.core.run(grads, coeffs, param_lists, scalars, *(() if amp == (None, None) else amp))
+        # Nothing from here on may fail: the update is written.
+        if scalars is not None:
+            plan.slots = [(gi, after) for (gi, _), after in zip(plan.slots, scalars)]
+        live = self.state._data
+        for p, state in plan.pending:
+            live[id(p)] = (p, state)
+        plan.pending = []
+        self._plan = plan
 
-    def _fast_step(self, grads: list) -> bool:
-        """Run the step through the plan; False (nothing changed) when the plan no longer fits."""
-        plan = self._plan
-        if plan.state is not self.state or plan.version != self.state.version or not self._same_groups(plan):
-            return False
-        coeffs, advanced = [], []
-        for group, mode, shared in zip(self.param_groups, plan.modes, plan.scalars):
-            if self._group_mode(group) != mode:
-                return False
-            new = dict(shared)
-            hyper = hyper_values(group)
-            self._advance(new, hyper)
-            coeffs.append(FusedStep.coeff_tuple(self.kernel, self._group_coeffs(hyper, new)))
-            self._after_step(new, hyper)
-            advanced.append(new)
-        try:  # C++ merges `advanced` into every param's state dict once the update has run
-            plan.spans = plan.core.run(grads, coeffs, [g["params"] for g in self.param_groups],
-                                       advanced if any(advanced) else None,
-                                       *(() if self._amp == (None, None) else self._amp))
-        except StalePlan:
-            return False
-        before, plan.scalars = plan.scalars, advanced
-        if plan.compiled is not None or not plan.arm_tried:  # armed once per plan; re-armed to resync
-            plan.arm_tried = True
-            plan.compiled = arm(self, plan, before, coeffs, advanced)
-        return True
-
-    def _group_still_fits(self, gi: int) -> bool:
-        """For the compiled step: group ``gi`` changed since it was checked. Check it (raising as
-        step() would) and say whether it keeps the plan's mode."""
-        group = self.param_groups[gi]
-        try:
-            self._check_group(group)
-        except ValueError as e:
-            raise ValueError(f"param_groups[{gi}]: {e}") from None
-        return self._group_mode(group) == self._plan.modes[gi]
+    def _python_coeffs(self, plan: _Plan) -> tuple[list, list | None]:
+        """Per slot, the coefficients ``_group_coeffs`` computes and the scalar state after the
+        step (None when the optimizer keeps none)."""
+        coeffs, after = [], []
+        hypers = [hyper_values(group) for group in plan.groups]
+        for gi, before in plan.slots:
+            new = dict(before)
+            self._advance(new, hypers[gi])
+            coeffs.append(FusedStep.coeff_tuple(self.kernel, self._group_coeffs(hypers[gi], new)))
+            self._after_step(new, hypers[gi])
+            after.append(new)
+        return coeffs, after if any(after) else None
 
     # ----- checkpoints ------------------------------------------------------------------
     @_serialized
@@ -692,7 +740,8 @@ class Optimizer:
         return self._where.load(cast_state(value, want, f"state of param {key}: '{name}'"))
 
     def _scalar_state_names(self) -> list[str]:
-        return ["step"] if self.has_step else []
+        """The per-param scalar state: the step count and the kernel's scalars (NAdam's mu_product...)."""
+        return (["step"] if self.has_step else []) + self.kernel.scalar_names
 
     def _load_scalar_state(self, key: Any, name: str, value: Any) -> Any:
         """``step``: a whole number in [0, 2**53] (an int or, from torch, a 0-d float array); other

@@ -394,3 +394,21 @@ def test_tensor_subclasses_with_their_own_dispatch_are_refused():
     p = torch.Tensor._make_subclass(Dispatching, torch.zeros(3), True)
     with pytest.raises(TypeError, match="param 0 is a Dispatching, a tensor subclass with its own dispatch"):
         pt.Adam([p])
+
+
+def test_the_step_reads_hyper_parameters_from_torchs_groups_only():
+    """torch's param_groups are the one copy of the hyper-parameters an element-wise step reads
+    (a scheduler's lr included): nothing is copied into the core's groups per step."""
+    w = torch.nn.Parameter(torch.ones(4))
+    opt = pt.Adam([w], lr=0.1)
+    core_group = opt._core.param_groups[0]
+    w.grad = torch.ones(4)
+    opt.step()
+    opt.param_groups[0]["lr"] = 0.0
+    before = w.detach().clone()
+    opt.step()
+    assert torch.equal(w.detach(), before)  # lr 0, read from torch's group
+    assert core_group["lr"] == 0.1  # the core's group is not a second copy kept in sync
+    opt.param_groups[0]["lr"] = torch.tensor(0.05)  # a tensor lr, as torch allows
+    opt.step()
+    assert not torch.equal(w.detach(), before)

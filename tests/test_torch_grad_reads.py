@@ -1,9 +1,9 @@
-"""How pyoptk.torch reads grads and checks params (csrc/python/torch_grads.cpp, torch_abi.cpp,
+"""How pyoptk.torch reads grads and checks params (csrc/python/torch/torch_grads.cpp, torch/torch_abi.cpp,
 host_arrays.cpp). Every test runs on both read paths: torch's C shim (the at::Tensor behind each
 param and grad, no Python object made for a fresh grad) and Python (torch's getters, as after
 ``PYOPTK_TORCH_ABI=0`` or on a torch the shim's probes disagree with). A grad or param changed in
 place after assignment (torch's `.grad` setter checks dtype and shape only then) is refused with
-nothing written, or stepped as torch.optim steps it; the steady-state (compiled) step is what
+nothing written, or stepped as torch.optim steps it; the steady-state step (a kept plan) is what
 runs here, after two warm-up steps."""
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ def test_after_torch_tensor_changed_reads_go_through_python():
 def warmed():
     params, grads = make()
     opt = pt.Adam(params)
-    for _ in range(2):  # the second step arms the compiled steady-state step
+    for _ in range(2):  # the second step runs the kept plan
         for p, g in zip(params, grads):
             p.grad = g.clone()
         opt.step()
@@ -261,7 +261,7 @@ def test_a_step_reads_the_grads_it_was_handed_even_after_torch_drops_them():
     # until the step that reads them is done, and are not confused with memory reused since.
     params = [torch.nn.Parameter(torch.zeros(4096)) for _ in range(8)]
     opt = pt.SGD(params, lr=1.0)
-    for _ in range(3):  # plan and compiled step armed
+    for _ in range(3):  # the plan made and kept
         for p in params:
             p.grad = torch.ones(4096)
         opt.step()

@@ -1,6 +1,7 @@
 // The C API's function table (pyoptk/include/pyoptk/capi.h): the ops, their host coefficients and
-// the multi-tensor driver behind plain C calls. No Python here: the module exports the table as a
-// capsule (capsule.cpp), and every call checks its arguments, then runs, and never throws.
+// the step engine (csrc/engine/) behind plain C calls. No Python here: the module exports the table
+// as a capsule (csrc/python/module.cpp), and every call checks its arguments, then runs, and never
+// throws.
 #include "table.h"
 
 #include <cstring>
@@ -9,8 +10,9 @@
 #include <vector>
 
 #include "../cpu/dispatch.h"
-#include "../cpu/multi_tensor.h"
 #include "../cpu/registry.h"
+#include "../engine/errors.h"
+#include "../engine/plan.h"
 
 namespace pyoptk {
 namespace {
@@ -41,6 +43,10 @@ int guard(Body body) {
     return body();
   } catch (const std::bad_alloc&) {
     return fail(PYOPTK_ERR_MEMORY, "out of memory");
+  } catch (const TypeError& e) {  // the engine's refusals of the arrays given
+    return fail(PYOPTK_ERR_ARGUMENT, e.what());
+  } catch (const ValueError& e) {
+    return fail(PYOPTK_ERR_ARGUMENT, e.what());
   } catch (const std::exception& e) {
     return fail(PYOPTK_ERR_INTERNAL, e.what());
   } catch (...) {
@@ -78,15 +84,14 @@ int check_coeff_inputs(int op, const double* hyper, int num_hypers, const double
 }
 
 // What every step checks before it looks at a span: op, mode, dtype, coefficients, threads.
-int check_step(int op, int mode, int dtype, const double* coeffs, int num_coeffs, int threads, SpanFn* fn) {
+int check_step(int op, int mode, int dtype, const double* coeffs, int num_coeffs, int threads) {
   if (!valid_op(op)) return bad_op(op);
   const OpInfo& info = kOpInfo[op];
   if (dtype != kFloat32 && dtype != kFloat64) {
     return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": dtype " + std::to_string(dtype) +
                                          " is neither PYOPTK_FLOAT32 (0) nor PYOPTK_FLOAT64 (1)");
   }
-  *fn = lookup(op, dtype, mode);
-  if (*fn == nullptr) {
+  if (lookup(op, dtype, mode) == nullptr) {
     return fail(PYOPTK_ERR_UNSUPPORTED, std::string(info.name) + ": mode " + std::to_string(mode) +
                                             " is not a flag combination this op has (build it with make_mode)");
   }
@@ -99,47 +104,64 @@ int check_step(int op, int mode, int dtype, const double* coeffs, int num_coeffs
   return PYOPTK_OK;
 }
 
-// Checks one span and turns it into a task; `where` names it in messages ("span", "spans[3]").
-int make_task(const OpInfo& info, int mode, SpanFn fn, const void* coeffs, void* param, const void* grad,
-              void* const* states, int64_t count, const std::string& where, Task* task) {
+// Checks one span's pointers and describes it to the engine as item `index` of the step; `where`
+// names it in messages ("span", "spans[3]").
+int add_span(const OpInfo& info, int mode, int dtype, void* param, const void* grad, void* const* states,
+             int64_t count, int64_t index, const std::string& where, StepPlan& plan, std::vector<GradRef>& grads) {
   if (count < 0) {
     return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": " + where + " count is " + std::to_string(count));
   }
-  task->fn = fn;
-  task->numel = count;
-  task->coeffs = coeffs;
-  std::fill(std::begin(task->ptrs), std::end(task->ptrs), nullptr);
-  if (count == 0) return PYOPTK_OK;  // nothing is read or written
-  if (param == nullptr) return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": " + where + " param is NULL");
-  if (info.reads_grad && grad == nullptr) {
+  const bool any = count > 0;  // an empty span reads and writes nothing: its pointers may be NULL
+  if (any && param == nullptr) return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": " + where + " param is NULL");
+  if (any && info.reads_grad && grad == nullptr) {
     return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": " + where + " grad is NULL");
   }
-  task->ptrs[0] = static_cast<char*>(param);
-  task->ptrs[1] = info.reads_grad ? const_cast<char*>(static_cast<const char*>(grad)) : nullptr;
+  // The engine reads a span's shape for its lifetime: the plan lives inside this call.
+  auto span = [&](const void* data) {
+    ArrayRef a;
+    a.data = any ? static_cast<char*>(const_cast<void*>(data)) : nullptr;
+    a.dtype = dtype;
+    a.shape = &count;
+    a.ndim = 1;
+    a.numel = count;
+    a.itemsize = item_size(dtype);
+    return a;
+  };
+  EntrySpec spec;
+  spec.index = index;
+  spec.mode = mode;
+  spec.param = span(param);
   for (int k = 0; k < info.num_states; ++k) {
     if (!state_present(info, k, mode)) continue;
-    if (states == nullptr || states[k] == nullptr) {
+    if (any && (states == nullptr || states[k] == nullptr)) {
       return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": " + where + " states[" + std::to_string(k) + "] (" +
                                            info.state_names[k] + ") is NULL, and this mode uses it");
     }
-    task->ptrs[2 + k] = static_cast<char*>(states[k]);
+    spec.states[k] = span(any ? states[k] : nullptr);
+    spec.given[k] = true;
   }
+  plan.add(spec);
+  GradRef g;
+  g.given = info.reads_grad;
+  g.data = any ? static_cast<const char*>(grad) : nullptr;
+  g.dtype = dtype;
+  g.numel = count;
+  grads.push_back(g);
   return PYOPTK_OK;
 }
 
-// The coefficients as the kernel of `dtype` reads them (float32: each rounded once, as the
-// Python layer's CoeffBlock does).
-struct KernelCoeffs {
-  double f64[kMaxCoeffs];
-  float f32[kMaxCoeffs];
-  KernelCoeffs(const double* c, int n) {
-    for (int k = 0; k < n; ++k) {
-      f64[k] = c[k];
-      f32[k] = static_cast<float>(c[k]);
-    }
-  }
-  const void* get(int dtype) const { return dtype == kFloat32 ? static_cast<const void*>(f32) : f64; }
-};
+// Runs the spans added to `plan` with one coefficient set, on up to `threads` threads.
+int run_spans(const OpInfo& info, StepPlan& plan, const std::vector<GradRef>& grads, const double* coeffs,
+              int threads) {
+  plan.seal();  // refuses spans whose written arrays overlap
+  const CoeffBlock block = coeff_block(info, coeffs, static_cast<size_t>(info.num_coeffs));
+  StepOptions options;
+  options.threads = threads;
+  PreparedStep step;
+  plan.prepare(grads.data(), &block, 1, options, step);
+  step.run();
+  return PYOPTK_OK;
+}
 
 // ----- the table's functions ----------------------------------------------------------------
 const char* last_error() { return t_error.c_str(); }
@@ -237,41 +259,37 @@ int step_coeffs(int op, const double* hyper, int num_hypers, int64_t step, doubl
 int step_span(int op, int mode, int dtype, const double* coeffs, int num_coeffs, void* param, const void* grad,
               void* const* states, int num_states, int64_t count, int threads) {
   return guard([&] {
-    SpanFn fn = nullptr;
-    int status = check_step(op, mode, dtype, coeffs, num_coeffs, threads, &fn);
+    int status = check_step(op, mode, dtype, coeffs, num_coeffs, threads);
     if (status != PYOPTK_OK) return status;
     const OpInfo& info = kOpInfo[op];
     if (num_states != info.num_states) return count_mismatch(info, "states", num_states, info.num_states);
-    KernelCoeffs c(coeffs, num_coeffs);
-    Task task;
-    status = make_task(info, mode, fn, c.get(dtype), param, grad, states, count, "span", &task);
+    StepPlan plan(op);
+    std::vector<GradRef> grads;
+    status = add_span(info, mode, dtype, param, grad, states, count, 0, "span", plan, grads);
     if (status != PYOPTK_OK) return status;
-    run_tasks(&task, 1, threads);
-    return int{PYOPTK_OK};
+    return run_spans(info, plan, grads, coeffs, threads);
   });
 }
 
 int step_spans(int op, int mode, int dtype, const double* coeffs, int num_coeffs, const PyoptkSpan* spans,
                int64_t num_spans, int threads) {
   return guard([&] {
-    SpanFn fn = nullptr;
-    int status = check_step(op, mode, dtype, coeffs, num_coeffs, threads, &fn);
+    int status = check_step(op, mode, dtype, coeffs, num_coeffs, threads);
     if (status != PYOPTK_OK) return status;
     const OpInfo& info = kOpInfo[op];
     if (num_spans < 0 || (spans == nullptr && num_spans > 0)) {
       return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": spans is NULL or num_spans (" +
                                            std::to_string(num_spans) + ") is negative");
     }
-    KernelCoeffs c(coeffs, num_coeffs);
-    std::vector<Task> tasks(static_cast<size_t>(num_spans));
+    StepPlan plan(op);
+    std::vector<GradRef> grads;
     for (int64_t i = 0; i < num_spans; ++i) {
       const PyoptkSpan& s = spans[i];
-      status = make_task(info, mode, fn, c.get(dtype), s.param, s.grad, s.states, s.count,
-                         "spans[" + std::to_string(i) + "]", &tasks[i]);
+      status = add_span(info, mode, dtype, s.param, s.grad, s.states, s.count, i, "spans[" + std::to_string(i) + "]",
+                        plan, grads);
       if (status != PYOPTK_OK) return status;
     }
-    run_tasks(tasks.data(), num_spans, threads);
-    return int{PYOPTK_OK};
+    return run_spans(info, plan, grads, coeffs, threads);
   });
 }
 

@@ -47,6 +47,15 @@ int max_threads() {
   return 256;
 #endif
 }
+std::vector<unsigned> worker_flush_bits(int threads) {
+  std::vector<unsigned> bits(std::max(1, threads), thread_flush_bits());
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+  bits[omp_get_thread_num()] = thread_flush_bits();
+#endif
+  return bits;
+}
+
 int64_t get_min_parallel() { return g_min_parallel; }
 void set_min_parallel(int64_t elements) { g_min_parallel = std::max<int64_t>(0, elements); }
 
@@ -54,7 +63,9 @@ void run_tasks(const Task* tasks, int64_t count, int cap) {
   int64_t total = 0;
   for (int64_t k = 0; k < count; ++k) total += tasks[k].numel;
   const int threads = cap > 0 ? cap : g_num_threads.load(std::memory_order_relaxed);
+  const CallerFloatEnv caller;
   if (threads <= 1 || total < g_min_parallel.load(std::memory_order_relaxed) || total <= kBlock) {
+    const CallerFloatEnv::Adopt flushing(caller);
     run_serial(tasks, count);
     return;
   }
@@ -66,10 +77,9 @@ void run_tasks(const Task* tasks, int64_t count, int cap) {
     first_block[k + 1] = first_block[k] + (tasks[k].numel + kBlock - 1) / kBlock;
   }
   const int64_t blocks = first_block[count];
-  const CallerFloatEnv caller;
 #pragma omp parallel num_threads(threads)
   {
-    const CallerFloatEnv::Adopt same_flushing_as_caller(caller);
+    const CallerFloatEnv::Adopt flushing(caller);
     const int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
     const int64_t b0 = blocks * t / nt, b1 = blocks * (t + 1) / nt;
     int64_t k = std::upper_bound(first_block.begin(), first_block.end(), b0) - first_block.begin() - 1;
@@ -81,6 +91,7 @@ void run_tasks(const Task* tasks, int64_t count, int cap) {
     }
   }
 #else
+  const CallerFloatEnv::Adopt flushing(caller);
   run_serial(tasks, count);
 #endif
 }

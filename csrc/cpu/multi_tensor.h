@@ -1,6 +1,7 @@
 // The multi-tensor driver: one call updates every tensor of a step inside one OpenMP region.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "kernel_table.h"
 #include "staging.h"
@@ -36,6 +37,9 @@ void set_num_threads(int n);  // callers keep 1 <= n <= max_threads()
 // The most threads set_num_threads accepts: max(256, 4 x the processors). Beyond that threads
 // only oversubscribe, and thousands make libgomp abort the process when it cannot create them.
 int max_threads();
+// Each thread of a parallel region of `threads` threads reports its FTZ/DAZ bits (tests: a step
+// gives every worker its own mode back).
+std::vector<unsigned> worker_flush_bits(int threads);
 int64_t get_min_parallel();
 void set_min_parallel(int64_t elements);
 

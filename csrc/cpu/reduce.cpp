@@ -50,20 +50,22 @@ double run_reduce(Combine how, double identity, const ReduceTask* tasks, int64_t
   };
   const int threads = get_num_threads();
   const int64_t total = blocks * kReduceBlock;
+  const CallerFloatEnv caller;
   if (threads <= 1 || blocks <= 1 || total < get_min_parallel()) {
+    const CallerFloatEnv::Adopt flushing(caller);
     for (int64_t b = 0; b < blocks; ++b) run_block(b);
   } else {
 #ifdef _OPENMP
     // Which thread computes a block changes nothing: each partial is a pure function of its block
-    // (and of the caller's flushing mode, which every worker takes for the region).
-    const CallerFloatEnv caller;
+    // (and of the step's flushing mode, which every worker takes for the region).
 #pragma omp parallel num_threads(threads)
     {
-      const CallerFloatEnv::Adopt same_flushing_as_caller(caller);
+      const CallerFloatEnv::Adopt flushing(caller);
 #pragma omp for schedule(static)
       for (int64_t b = 0; b < blocks; ++b) run_block(b);
     }
 #else
+    const CallerFloatEnv::Adopt flushing(caller);
     for (int64_t b = 0; b < blocks; ++b) run_block(b);
 #endif
   }

@@ -1,17 +1,8 @@
 #include "checks.h"
 
-#include <algorithm>
-#include <cstring>
-
 namespace py = pybind11;
 
 namespace pyoptk {
-
-std::string shape_str(const int64_t* dims, size_t ndim) {
-  std::string s = "(";
-  for (size_t d = 0; d < ndim; ++d) s += (d ? ", " : "") + std::to_string(dims[d]);
-  return s + (ndim == 1 ? ",)" : ")");
-}
 
 std::string shape_str(const py::array& a) {
   static_assert(sizeof(py::ssize_t) == sizeof(int64_t), "NumPy's dimensions are read as int64_t");
@@ -19,13 +10,6 @@ std::string shape_str(const py::array& a) {
 }
 
 std::string dtype_str(const py::array& a) { return py::str(a.dtype()).cast<std::string>(); }
-
-std::string who(int64_t index, const char* role, const OpInfo* op) {
-  const char* item = op ? op->item_name : "param";
-  const char* first = op ? op->slot_names[0] : "param";
-  const bool bare = std::strcmp(role, item) == 0 || std::strcmp(role, first) == 0;
-  return std::string(item) + " " + std::to_string(index) + (bare ? "" : std::string(" ") + role);
-}
 
 namespace {
 
@@ -53,10 +37,6 @@ int dtype_of(const py::array& a) {
   const py::object& bf16 = bfloat16_dtype();
   if (!bf16.is_none() && dt.equal(bf16)) return kBFloat16;
   return -1;
-}
-
-const char* dtype_name(int dtype) {
-  return dtype >= 0 && dtype < kNumStorageDtypes ? kStorageKinds[dtype].name : "?";
 }
 
 // The common case first: both arrays share NumPy's builtin descriptor object.
@@ -91,47 +71,42 @@ void refuse_masked(const std::string& name) {
                        "(or np.ma.filled(...)) explicitly");
 }
 
-void refuse_unaligned(const py::array& a, const std::string& name) {
-  throw py::value_error(name + " is not aligned to its " + std::to_string(a.itemsize()) +
-                        "-byte items (a view at an odd byte offset); pass an aligned copy (np.array(...))");
+void refuse_unaligned(const py::array& a, const std::string& name) { refuse_unaligned(a.itemsize(), name); }
+
+ArrayRef array_ref(const py::array& a) {
+  const auto* s = py::detail::array_proxy(a.ptr());
+  ArrayRef r;
+  r.data = s->data;
+  r.dtype = dtype_of(a);
+  if (r.dtype < 0) r.dtype_text = dtype_str(a);
+  r.shape = reinterpret_cast<const int64_t*>(s->dimensions);
+  r.ndim = s->nd;
+  r.numel = a.size();
+  r.itemsize = a.itemsize();
+  r.contiguous = (s->flags & py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_) != 0;
+  r.aligned = (s->flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_) != 0;
+  r.writeable = (s->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
+  return r;
 }
 
-// Checks one array against the param (nullptr: it is the param) and returns it.
-py::array checked(py::handle obj, int64_t index, const char* role, const py::array* param, bool written,
-                  const OpInfo* op, unsigned also) {
-  const std::string first = op ? op->slot_names[0] : "param";
+py::array as_array(py::handle obj, int64_t index, const char* role, const OpInfo* op) {
   if (!py::isinstance<py::array>(obj)) {
     throw py::type_error(who(index, role, op) + " is a " +
                          std::string(py::str(py::type::of(obj).attr("__name__"))) + ", expected a numpy.ndarray");
   }
   if (is_masked(obj)) refuse_masked(who(index, role, op));
-  py::array a = py::reinterpret_borrow<py::array>(obj);
+  return py::reinterpret_borrow<py::array>(obj);
+}
+
+py::array checked(py::handle obj, int64_t index, const char* role, const py::array* param, bool written,
+                  const OpInfo* op, unsigned also) {
+  py::array a = as_array(obj, index, role, op);
   if (param == nullptr) {
-    if (dtype_of(a) < 0) {
-      throw py::type_error(who(index, role, op) + " has dtype " + dtype_str(a) +
-                           "; pyoptk updates float32, float64, bfloat16 (ml_dtypes) and float16 arrays");
-    }
+    check_array(array_ref(a), index, role, nullptr, written, op, also);
   } else {
-    const int dtype = same_dtype(a, *param) ? dtype_of(*param) : dtype_of(a);
-    if (!same_dtype(a, *param) && (dtype < 0 || !((also >> dtype) & 1u))) {
-      std::string alternatives;
-      for (int d = 0; d < kNumStorageDtypes; ++d) {
-        if (((also >> d) & 1u) && d != dtype_of(*param)) alternatives += std::string(" or ") + dtype_name(d);
-      }
-      throw py::type_error(who(index, role, op) + " has dtype " + dtype_str(a) + ", expected " + dtype_str(*param) +
-                           " (the " + first + "'s dtype)" + alternatives);
-    }
-    if (!same_shape(a, *param)) {
-      throw py::value_error(who(index, role, op) + " has shape " + shape_str(a) + ", expected " + shape_str(*param) +
-                            " (the " + first + "'s shape)");
-    }
+    const ArrayRef p = array_ref(*param);
+    check_array(array_ref(a), index, role, &p, written, op, also);
   }
-  if (!(a.flags() & py::array::c_style)) {
-    throw py::value_error(who(index, role, op) +
-                          " is not C-contiguous; pyoptk updates arrays in place and never through a copy");
-  }
-  if (!is_aligned(a)) refuse_unaligned(a, who(index, role, op));
-  if (written && !a.writeable()) throw py::value_error(who(index, role, op) + " is read-only");
   return a;
 }
 
@@ -140,51 +115,25 @@ Extent extent_of(const py::array& a, int64_t index, const char* role, bool writt
   return {data, data + a.nbytes(), written, index, role};
 }
 
-[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b, const OpInfo* op) {
-  throw py::value_error(who(a.index, a.role, op) + " and " + who(b.index, b.role, op) +
-                        " share memory; an array that is updated in place must not overlap any other");
-}
-
-int op_id(const std::string& name) {
-  for (int i = 0; i < kNumOps; ++i) {
-    if (name == kOpInfo[i].name) return i;
-  }
-  throw py::value_error("unknown op '" + name + "'");
-}
-
-// Merges runs of tasks that continue each other in memory (same span function and coefficients,
-// every array starting where the previous one ended): a group whose params, grads and states
-// are views into flat buffers ("arena") runs as one long span. Element-wise math: same result.
 CoeffBlock read_coeffs(const OpInfo& op, py::handle values_obj) {
   py::sequence values = py::reinterpret_borrow<py::sequence>(values_obj);
-  if (static_cast<int>(py::len(values)) != op.num_coeffs) {
-    throw py::value_error(std::string(op.name) + " takes " + std::to_string(op.num_coeffs) + " coefficients");
-  }
-  CoeffBlock block;
-  for (int k = 0; k < op.num_coeffs; ++k) {
-    block.f64[k] = values[k].cast<double>();
-    block.f32[k] = static_cast<float>(block.f64[k]);
-  }
-  return block;
+  const size_t n = py::len(values);
+  double v[kMaxCoeffs];
+  if (n != static_cast<size_t>(op.num_coeffs)) return coeff_block(op, v, n);  // refuses the count
+  for (size_t k = 0; k < n; ++k) v[k] = values[k].cast<double>();
+  return coeff_block(op, v, n);
 }
 
-void refuse_overlaps(std::vector<Extent>& extents, const OpInfo* op) {
-  std::sort(extents.begin(), extents.end(), [](const Extent& a, const Extent& b) { return a.begin < b.begin; });
-  const Extent* reach_any = nullptr;      // earlier extent reaching furthest
-  const Extent* reach_written = nullptr;  // earlier written extent reaching furthest
-  for (const Extent& e : extents) {
-    if (e.written && reach_any && e.begin < reach_any->end) refuse_overlap(*reach_any, e, op);
-    if (reach_written && e.begin < reach_written->end) refuse_overlap(*reach_written, e, op);
-    if (!reach_any || e.end > reach_any->end) reach_any = &e;
-    if (e.written && (!reach_written || e.end > reach_written->end)) reach_written = &e;
-  }
+bool still_laid_out(py::handle a, const char* data, int64_t numel, PyObject* descr, int flags) {
+  const auto* s = py::detail::array_proxy(a.ptr());
+  if (s->data != data || s->descr != descr || (s->flags & flags) != flags) return false;
+  int64_t n = 1;
+  for (int d = 0; d < s->nd; ++d) n *= s->dimensions[d];
+  return n == numel;
 }
 
-void refuse_overlap_with(const std::vector<Extent>& written, const Extent& e, const OpInfo* op) {
-  auto it = std::upper_bound(written.begin(), written.end(), e.begin,
-                             [](const char* p, const Extent& x) { return p < x.begin; });
-  if (it != written.end() && it->begin < e.end) refuse_overlap(*it, e, op);
-  if (it != written.begin() && std::prev(it)->end > e.begin) refuse_overlap(*std::prev(it), e, op);
+bool writeable(py::handle a) {
+  return (py::detail::array_proxy(a.ptr())->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_) != 0;
 }
 
 }  // namespace pyoptk

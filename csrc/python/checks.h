@@ -1,34 +1,32 @@
-// Checks shared by every entry point that takes arrays from Python: each failure is a clear
-// TypeError/ValueError naming the param and the array, raised before anything is written.
+// NumPy arrays as the engine sees them: what a binding checks of an array's Python form (an
+// ndarray, not a masked array) before the engine checks the rest (engine/array.h), and the
+// O(1) reads of NumPy's struct that tell whether an array is still as it was checked.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "../cpu/registry.h"
-#include "plan.h"
+#include "../engine/array.h"
+#include "../engine/coeffs.h"
+#include "../engine/errors.h"
+#include "../engine/extents.h"
+#include "../engine/names.h"
 
 namespace pyoptk {
 
-// An op's coefficients for one slot, in double and converted once to float.
-struct CoeffBlock {
-  double f64[kMaxCoeffs];
-  float f32[kMaxCoeffs];
-};
+constexpr int kLaidOut = pybind11::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | pybind11::detail::npy_api::NPY_ARRAY_ALIGNED_;
+constexpr int kWritable = kLaidOut | pybind11::detail::npy_api::NPY_ARRAY_WRITEABLE_;
 
 // Reads one coefficient set (a sequence of the op's num_coeffs floats).
 CoeffBlock read_coeffs(const OpInfo& op, pybind11::handle values);
 
-std::string shape_str(const int64_t* dims, size_t ndim);  // "(2, 3)", "(5,)"
 std::string shape_str(const pybind11::array& a);
 std::string dtype_str(const pybind11::array& a);
-// "param 3", "param 3 grad", ...: ops may name their items and first two slots otherwise
-// (kItemName / kSlotNames, e.g. "grad 2" for the clip op); nullptr = an optimizer's names.
-std::string who(int64_t index, const char* role, const OpInfo* op = nullptr);
-int dtype_of(const pybind11::array& a);            // a Dtype (kFloat32 ... kFloat16) or -1
-const char* dtype_name(int dtype);                 // "float32", "bfloat16", ...
+int dtype_of(const pybind11::array& a);  // a Dtype (kFloat32 ... kFloat16) or -1
 bool same_dtype(const pybind11::array& a, const pybind11::array& b);
 bool same_shape(const pybind11::array& a, const pybind11::array& b);
 
@@ -40,6 +38,11 @@ bool is_aligned(const pybind11::array& a);
 [[noreturn]] void refuse_masked(const std::string& name);
 [[noreturn]] void refuse_unaligned(const pybind11::array& a, const std::string& name);
 
+// The engine's view of an ndarray (its data, dtype, shape and flags; it must outlive the view).
+ArrayRef array_ref(const pybind11::array& a);
+// obj as an ndarray, not a masked array (TypeError naming it otherwise).
+pybind11::array as_array(pybind11::handle obj, int64_t index, const char* role, const OpInfo* op = nullptr);
+
 // obj must be a C-contiguous, aligned ndarray (writeable if written) of a float dtype, or of the
 // param's dtype and shape when param is given; not a masked array. `also`: bit d set = dtype d
 // is accepted too (mixed precision).
@@ -47,13 +50,12 @@ pybind11::array checked(pybind11::handle obj, int64_t index, const char* role, c
                         bool written, const OpInfo* op = nullptr, unsigned also = 0);
 
 Extent extent_of(const pybind11::array& a, int64_t index, const char* role, bool written);
-[[noreturn]] void refuse_overlap(const Extent& a, const Extent& b, const OpInfo* op = nullptr);
-// Sorts the extents and refuses any overlap that involves a written array.
-void refuse_overlaps(std::vector<Extent>& extents, const OpInfo* op = nullptr);
 
-// Refuses a read-only extent that overlaps any of `written` (sorted by refuse_overlaps).
-void refuse_overlap_with(const std::vector<Extent>& written, const Extent& e, const OpInfo* op = nullptr);
-
-int op_id(const std::string& name);
+// True while `a` still covers the bytes it was checked with: same data, dtype, element count,
+// and `flags` (kLaidOut; kWritable for written arrays). NumPy updates the flags on
+// `a.resize(n, refcheck=False)` (which frees or moves the buffer), `a.strides = ...` and
+// `a.shape = ...`; a reshape in place to the same count keeps the bytes, so it may stay.
+bool still_laid_out(pybind11::handle a, const char* data, int64_t numel, PyObject* descr, int flags);
+bool writeable(pybind11::handle a);
 
 }  // namespace pyoptk

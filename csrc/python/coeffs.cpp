@@ -5,27 +5,12 @@
 #include <string>
 #include <vector>
 
-#include "../cpu/registry.h"
-#include "checks.h"
+#include "../engine/coeffs.h"
 
 namespace py = pybind11;
 
 namespace pyoptk {
 namespace {
-
-const OpInfo& with_coeffs(const std::string& name) {
-  const OpInfo& op = kOpInfo[op_id(name)];
-  if (op.coeffs == nullptr) throw py::value_error(name + " has no host-side coefficient function");
-  return op;
-}
-
-void check_count(const OpInfo& op, const char* what, size_t got, int expected, const char* const* names) {
-  if (got == static_cast<size_t>(expected)) return;
-  std::string list;
-  for (int k = 0; k < expected; ++k) list += (k ? ", " : "") + std::string(names[k]);
-  throw py::value_error(std::string(op.name) + ": " + what + " has " + std::to_string(got) + " values, expected " +
-                        std::to_string(expected) + " (" + list + ")");
-}
 
 py::tuple to_tuple(const double* v, int n) {
   py::tuple out(n);
@@ -38,7 +23,7 @@ py::tuple to_tuple(const double* v, int n) {
 void bind_coeffs(py::module_& m) {
   m.def("coeffs", [](const std::string& name, const std::vector<double>& hyper, int64_t step,
                      const std::vector<double>& scalars) {
-    const OpInfo& op = with_coeffs(name);
+    const OpInfo& op = op_with_coeffs(name);
     check_count(op, "hyper", hyper.size(), op.num_hypers, op.hyper_names);
     check_count(op, "scalars", scalars.size(), op.num_scalars, op.scalar_names);
     double c[kMaxCoeffs];
@@ -49,19 +34,15 @@ void bind_coeffs(py::module_& m) {
      "they are while the step runs).");
   m.def("scalars", [](const std::string& name, const std::string& phase, const std::vector<double>& hyper,
                       int64_t step, std::vector<double> scalars) {
-    const OpInfo& op = with_coeffs(name);
+    const OpInfo& op = op_with_coeffs(name);
     check_count(op, "hyper", hyper.size(), op.num_hypers, op.hyper_names);
-    ScalarsFn fn = nullptr;
-    if (phase == "init") {
-      fn = op.init_scalars;
+    const ScalarPhase which = scalar_phase(phase);
+    if (which == ScalarPhase::kInit) {
       scalars.assign(op.num_scalars, 0.0);
-    } else if (phase == "advance" || phase == "finish") {
-      check_count(op, "scalars", scalars.size(), op.num_scalars, op.scalar_names);
-      fn = phase == "advance" ? op.advance_scalars : op.finish_scalars;
     } else {
-      throw py::value_error("phase must be 'init', 'advance' or 'finish', got '" + phase + "'");
+      check_count(op, "scalars", scalars.size(), op.num_scalars, op.scalar_names);
     }
-    if (fn != nullptr) fn(hyper.data(), step, scalars.data());
+    update_scalars(op, which, hyper.data(), step, scalars.data());
     return to_tuple(scalars.data(), op.num_scalars);
   }, py::arg("op"), py::arg("phase"), py::arg("hyper"), py::arg("step"), py::arg("scalars") = std::vector<double>{},
      "The op's per-param scalar state: its initial value ('init'), or its update before ('advance') or after "

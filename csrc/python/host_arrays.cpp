@@ -4,7 +4,7 @@
 
 #include "checks.h"
 #include "pyoptk/dtype.h"
-#include "torch_abi.h"
+#include "torch/torch_abi.h"
 
 namespace py = pybind11;
 

@@ -7,13 +7,14 @@
 
 #include "../capi/table.h"
 #include "../cpu/dispatch.h"
+#include "../cpu/float_env.h"
 #include "../cpu/multi_tensor.h"
 #include "coeffs.h"
-#include "compiled_step.h"
+#include "group_schedule.h"
 #include "host_arrays.h"
-#include "torch_abi.h"
-#include "torch_grads.h"
 #include "plan.h"
+#include "torch/torch_abi.h"
+#include "torch/torch_grads.h"
 #include "rows.h"
 #include "reduce.h"
 #ifdef PYOPTK_WITH_CUDA
@@ -45,6 +46,18 @@ PYBIND11_MODULE(_core, m) {
            py::arg("scalars") = py::none(), py::arg("grad_scale") = py::none(), py::arg("rounding_key") = py::none())
       .def("__len__", &Plan::size);
   py::register_exception<StalePlan>(m, "StalePlan");
+  // The engine's errors (engine/errors.h) as the Python exceptions they name.
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const pyoptk::TypeError& e) {
+      PyErr_SetString(PyExc_TypeError, e.what());
+    } catch (const pyoptk::ValueError& e) {
+      PyErr_SetString(PyExc_ValueError, e.what());
+    } catch (const pyoptk::IndexError& e) {
+      PyErr_SetString(PyExc_IndexError, e.what());
+    }
+  });
   m.def("step", &pyoptk::step, py::arg("op"), py::arg("items"), py::arg("coeffs"), py::arg("grad_scale") = py::none(),
         py::arg("rounding_key") = py::none(),
         "Validate and run one fused, multi-tensor update in place (internal; use the optimizers).");
@@ -76,6 +89,13 @@ PYBIND11_MODULE(_core, m) {
     set_num_threads(n);
   }, py::arg("n"));
   m.def("max_threads", &max_threads, "The most threads set_num_threads accepts.");
+  m.def("set_flush_denormal", [](bool on) {
+    if (kCanFlushDenormal) g_flush_denormal = on;
+    return kCanFlushDenormal;
+  }, py::arg("mode"), "Steps flush subnormals to zero (FTZ/DAZ) when on; False where the CPU cannot.");
+  m.def("get_flush_denormal", [] { return g_flush_denormal.load(); });
+  m.def("_worker_flush_bits", &worker_flush_bits, py::arg("threads"),
+        "Each thread's FTZ/DAZ bits in a parallel region of that many threads (tests).");
   m.def("_get_min_parallel", &get_min_parallel);
   m.def("_set_min_parallel", &set_min_parallel, py::arg("elements"),
         "Elements below which a step runs on one thread (tests lower it to exercise the split).");
@@ -87,7 +107,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("_torch_abi_status", &pyoptk::torch_abi::status, "'' when torch tensors are read through torch's C shim.");
   bind_reductions(m);
   bind_coeffs(m);
-  bind_compiled_step(m);
+  bind_group_schedule(m);
   bind_torch_grads(m);
   // The C API (pyoptk/include/pyoptk/capi.h), for C/C++/Cython callers: pyoptk_import() reads it.
   m.attr("_C_API") = py::capsule(c_api(), PYOPTK_CAPSULE_NAME);

@@ -1,32 +1,19 @@
-// A step plan: the arrays of a fused update (params and states) checked once, then run step
-// after step with only the grads and coefficients new. `_core.step` is a plan used once.
+// _core.Plan: the engine's StepPlan (engine/plan.h) over NumPy arrays. The glue keeps each
+// array referenced, re-reads NumPy's struct before every step (an array resized or relaid since
+// it was checked makes the plan stale), reads the grads (grad_reader.h) and the coefficient
+// sets, and runs the engine's step with the GIL released. `_core.step` is a plan used once.
 #pragma once
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstdint>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
-#include "../cpu/multi_tensor.h"
+#include "../engine/errors.h"
+#include "../engine/plan.h"
 
 namespace pyoptk {
-
-// A byte range some array of the step occupies; used to refuse aliasing between arrays.
-struct Extent {
-  const char* begin;
-  const char* end;
-  bool written;
-  int64_t index;
-  const char* role;
-};
-
-// Raised by Plan::run, before anything is written, when the plan no longer describes the
-// optimizer (other params, replaced state arrays, a missing grad): the caller takes the slow path.
-struct StalePlan : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
 
 class Plan {
  public:
@@ -49,53 +36,43 @@ class Plan {
   // grad_scale (optional float): every grad is divided by it as it is read (torch's fused
   // unscale). rounding_key (optional int): 16-bit arrays are written with stochastic rounding
   // keyed by it and each param's index; None rounds to nearest even.
-  size_t run(pybind11::sequence grads, pybind11::sequence coeff_sets,
+  // coeff_sets: one coefficient set per slot, or a GroupSchedule (group_schedule.h) that computes
+  // them and merges the scalar state itself (scalars is then None).
+  size_t run(pybind11::sequence grads, pybind11::object coeff_sets,
              pybind11::object param_lists = pybind11::none(), pybind11::object scalars = pybind11::none(),
              pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none());
 
   size_t size() const { return entries_.size(); }
 
  private:
+  // The Python side of an engine entry: its arrays (referenced for the plan's life), as checked.
   struct Entry {
     int64_t index;
     int mode;
     int64_t slot;
-    int dtype;  // the dtype the op computes in: float64 for float64 params, else float32
-    int64_t numel;
+    char* ptrs[2 + kMaxStates];  // the data each array was checked with {param, -, states...}
     pybind11::array param;
     PyObject* descr;                        // the param's dtype object
-    std::vector<pybind11::array> states;  // present states only
-    std::vector<int> state_ids;           // their op state index
-    std::vector<PyObject*> state_descrs;  // their dtype objects (equal to the param's, maybe not it)
-    pybind11::object state_dict;          // None unless given
-    char* ptrs[2 + kMaxStates];           // grad pointer filled per run
-    const char* checked_grad = nullptr;   // a grad buffer already found clear of every written array
-    int checked_grad_dtype = -1;
-    // Mixed precision: the storage dtype of each slot (the grad's filled per run), and the 16-bit
-    // param written from the float32 master copy `param` (master weights), if any.
-    int8_t slot_dtype[2 + kMaxStates];
-    bool staged = false;  // some array is not in the compute dtype
-    pybind11::object mirror;  // null, or the 16-bit param array
-    int8_t mirror_dtype = -1;
-    char* mirror_ptr = nullptr;         // its data and dtype object, re-checked each run
+    std::vector<pybind11::array> states;    // present states only
+    std::vector<int> state_ids;             // their op state index
+    std::vector<PyObject*> state_descrs;    // their dtype objects
+    pybind11::object state_dict;            // None unless given
+    pybind11::object mirror;                // master weights: null, or the 16-bit param array
+    char* mirror_ptr = nullptr;
     PyObject* mirror_descr = nullptr;
-    // The storage dtype its grad comes in: the 16-bit param's with master weights, else the
-    // listed param's.
-    int grad_dtype() const { return mirror ? mirror_dtype : slot_dtype[0]; }
   };
-  static SpanFn fused_layout(int op, const Entry& e, int grad_dtype);
-  int op_;
+  void verify_arrays(const Entry& e, int64_t numel) const;
+  StepPlan core_;
   std::vector<pybind11::object> state_keys_;  // interned state names, for the dict checks
   std::vector<Entry> entries_;
-  std::vector<Extent> written_;  // sorted by begin, pairwise disjoint
 };
 
 // One-shot: Plan(op, items).run(grads taken from the items, coeff_sets).
-size_t step(const std::string& op, pybind11::sequence items, pybind11::sequence coeff_sets,
+size_t step(const std::string& op, pybind11::sequence items, pybind11::object coeff_sets,
             pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none());
 
 // {op name: {"flags": {name: bit}, "states": [(name, required flag bits)], "coeffs": [names],
-//            "reads_grad": bool}}
+//            "reads_grad": bool, "hyper": [names], "scalars": [names]}}
 pybind11::dict registry();
 
 }  // namespace pyoptk

@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "../cpu/registry.h"
+#include "../engine/errors.h"
 #include "checks.h"
-#include "grad_list.h"
-#include "plan.h"
+#include "grad_reader.h"
 
 namespace pyoptk {
 
@@ -22,9 +22,10 @@ namespace pyoptk {
 // state_dicts (None, or one per item) are the dicts the states live in.
 // An item may end with one more field, the master-weights param (a 16-bit array written, rounded,
 // from the float32 param the op updates) or None: on_mirror(entry, array) takes it.
-template <class Entry, class OnParam, class OnState, class OnMirror>
+// on_done(entry): the item is read.
+template <class Entry, class OnParam, class OnState, class OnMirror, class OnDone>
 void read_items(const OpInfo& info, pybind11::sequence items, pybind11::object state_dicts,
-                std::vector<Entry>& entries, OnParam on_param, OnState on_state, OnMirror on_mirror) {
+                std::vector<Entry>& entries, OnParam on_param, OnState on_state, OnMirror on_mirror, OnDone on_done) {
   namespace py = pybind11;
   const size_t count = py::len(items);
   const size_t arity = 5 + info.num_states;
@@ -42,17 +43,14 @@ void read_items(const OpInfo& info, pybind11::sequence items, pybind11::object s
     on_param(e, item[3]);
     for (int k = 0; k < info.num_states; ++k) {
       py::handle s = item[5 + k];
-      const bool present = state_present(info, k, e.mode);
-      if (present == s.is_none()) {
-        throw py::value_error(who(e.index, info.state_names[k], &info) +
-                              (present ? " is missing" : " is not used in this mode"));
-      }
-      if (!present) continue;
+      check_state_given(info, e.index, k, e.mode, !s.is_none());
+      if (s.is_none()) continue;
       on_state(e, k, s);
       e.state_ids.push_back(k);
     }
     if (item.size() > arity && !item[arity].is_none()) on_mirror(e, item[arity]);
     e.state_dict = state_dicts.is_none() ? py::object(py::none()) : py::object(py::sequence(state_dicts)[i]);
+    on_done(e);
     entries.push_back(std::move(e));
   }
 }
@@ -61,9 +59,12 @@ void read_items(const OpInfo& info, pybind11::sequence items, pybind11::object s
 template <class Entry, class OnParam, class OnState>
 void read_items(const OpInfo& info, pybind11::sequence items, pybind11::object state_dicts,
                 std::vector<Entry>& entries, OnParam on_param, OnState on_state) {
-  read_items(info, items, state_dicts, entries, on_param, on_state, [](Entry&, pybind11::handle) {
-    throw pybind11::value_error("master weights are supported for host (NumPy) arrays only");
-  });
+  read_items(
+      info, items, state_dicts, entries, on_param, on_state,
+      [](Entry&, pybind11::handle) {
+        throw pybind11::value_error("master weights are supported for host (NumPy) arrays only");
+      },
+      [](Entry&) {});
 }
 
 // The array the optimizer lists as the entry's param: the 16-bit one when the entry updates a
@@ -86,7 +87,7 @@ pybind11::handle listed_param(const Entry& e) {
 // holds the plan's state arrays.
 template <class Entry>
 void check_still_current(const std::vector<Entry>& entries, const std::vector<pybind11::object>& state_keys,
-                         const GradList& grads, pybind11::object param_lists, bool reads_grad) {
+                         const GradReader& grads, pybind11::object param_lists, bool reads_grad) {
   namespace py = pybind11;
   if (!param_lists.is_none()) {
     size_t i = 0;

@@ -1,9 +1,9 @@
 """The shell every single-kernel algorithm shares, once.
 
 An algorithm module says only what is particular to it, as pure functions bundled in an
-``Algorithm``: its kernel, its hyper-parameter checks, its mode (the formula-changing flags) and
-its per-step coefficients as a function of the hyper-params and the param's scalar state (step,
-NAdam's mu_product, ...). ``FusedOptimizer`` turns that into the class (checks at construction, on
+``Algorithm``: its kernel, its hyper-parameter checks, its mode (the formula-changing flags) and,
+where they are not the kernel's own, its per-step coefficients as a function of the hyper-params
+and the param's scalar state (step, ...). ``FusedOptimizer`` turns that into the class (checks at construction, on
 every new group and every step; mode; coefficients; the coefficient-sharing key), and
 ``Algorithm.functional`` into the functional form. Class ``__init__``s keep their explicit torch
 signatures and docstrings and hand their defaults to ``FusedOptimizer.__init__``.
@@ -25,14 +25,22 @@ Hyper = Mapping[str, Any]  # a param group or the defaults: hyper-parameter name
 
 @dataclass(frozen=True)
 class Algorithm:
-    """``coeffs(h, *scalars)`` gets the param's scalar state named in ``coeff_state`` (already
-    advanced for this step): ``("step",)`` for most, ``()`` when the coefficients never change."""
+    """``coeffs``: None where the coefficients are the kernel's own (ops/host_coeffs.h, computed in
+    C++ from the group each step), else ``coeffs(h, *scalars)``, which gets the param's scalar
+    state named in ``coeff_state`` (already advanced for this step): ``("step",)`` for most,
+    ``()`` when the coefficients never change."""
 
     kernel: Kernel
     check: Callable[[Hyper], None]
     mode: Callable[[Hyper], int]
-    coeffs: Callable[..., Mapping[str, float]]
+    coeffs: Callable[..., Mapping[str, float]] | None = None
     coeff_state: tuple[str, ...] = ("step",)
+
+    def step_coeffs(self, h: Hyper, *scalars: Any) -> Mapping[str, float]:
+        """The coefficients for scalar state ``scalars`` (as named in ``coeff_state``)."""
+        if self.coeffs is not None:
+            return self.coeffs(h, *scalars)
+        return self.kernel.coeffs(h, *(scalars or (1,)))  # no state read: any step gives them
 
     def functional(self, h: Hyper, params: Sequence[Any], grads: Sequence[Any],
                    states: Mapping[str, Sequence[Any] | None], state_steps: list[Any] | None = None,
@@ -42,15 +50,14 @@ class Algorithm:
         with their own per-param keys."""
         assert self.coeff_state in ((), ("step",)), self.coeff_state
         self.check(h)
-        coeffs = (lambda t: self.coeffs(h, t)) if self.coeff_state else (lambda t: self.coeffs(h))
+        coeffs = (lambda t: self.step_coeffs(h, t)) if self.coeff_state else (lambda t: self.step_coeffs(h))
         functional_step(self.kernel, self.mode(h), coeffs, params, grads, states, state_steps, fresh,
                         first_step_flag=first_step_flag)
 
 
 class FusedOptimizer(Optimizer):
     """An ``Optimizer`` whose step is one fused kernel described by ``algorithm``. Subclasses may
-    still override the base's scalar-state hooks (``_advance``, ``_after_step``,
-    ``_scalar_state_names``, ``_state_init``)."""
+    still override ``_state_init``."""
 
     algorithm: ClassVar[Algorithm]
 
@@ -71,8 +78,8 @@ class FusedOptimizer(Optimizer):
     def _group_mode(self, group: dict[str, Any]) -> int:
         return self.algorithm.mode(group)
 
-    def _group_coeffs(self, group: dict[str, Any], state: dict[str, Any]) -> Mapping[str, float]:
-        return self.algorithm.coeffs(group, *(state[name] for name in self.algorithm.coeff_state))
+    def _kernel_coeffs(self) -> bool:
+        return self.algorithm.coeffs is None
 
-    def _coeff_key(self, state: dict[str, Any]) -> Any:
-        return tuple(state[name] for name in self.algorithm.coeff_state)
+    def _group_coeffs(self, group: dict[str, Any], state: dict[str, Any]) -> Mapping[str, float]:
+        return self.algorithm.step_coeffs(group, *(state[name] for name in self.algorithm.coeff_state))

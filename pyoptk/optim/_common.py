@@ -8,7 +8,7 @@ import numpy as np
 from .._arrays import HOST, common_location
 from .._kernels import FusedStep, Kernel
 from .._precision import is_low_precision
-from .._validate import is_real, next_steps
+from .._validate import is_real, is_scalar_array, next_steps
 
 
 def check_torch_impl_args(foreach: Any, fused: Any, capturable: bool, differentiable: bool) -> None:
@@ -18,13 +18,6 @@ def check_torch_impl_args(foreach: Any, fused: Any, capturable: bool, differenti
         raise ValueError("capturable=True is not supported: pyoptk has no CUDA-graph capture mode")
     if differentiable:
         raise ValueError("differentiable=True is not supported: pyoptk updates arrays in place, without autograd")
-
-
-def is_scalar_array(value: Any) -> bool:
-    """A 0-d real array or tensor (NumPy, torch...): a hyper-parameter whose value can change in
-    place (a scheduler's ``lr.fill_(x)``), read each step; no replanning."""
-    return getattr(value, "ndim", None) == 0 and hasattr(value, "__float__") and not isinstance(value, np.generic) \
-        and getattr(getattr(value, "dtype", None), "kind", "f") in "fiu" and not getattr(value, "is_complex", lambda: False)()
 
 
 def check_nonneg(value: Any, what: str) -> None:

@@ -27,11 +27,7 @@ def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0)
 
 
-def _coeffs(h: Mapping[str, Any]) -> dict[str, float]:
-    return KERNEL.coeffs(h, 1)  # the same for every step
-
-
-ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=())
+ALGORITHM = Algorithm(KERNEL, _check, _mode, coeff_state=())
 
 
 class Adadelta(FusedOptimizer):

@@ -26,11 +26,7 @@ def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0)
 
 
-def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
-    return KERNEL.coeffs(h, step)
-
-
-ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)
+ALGORITHM = Algorithm(KERNEL, _check, _mode)
 
 
 class Adagrad(FusedOptimizer):

@@ -28,11 +28,7 @@ def _mode(h: Mapping[str, Any]) -> int:
                        proximal_weight_decay=decay and not h["no_prox"])
 
 
-def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
-    return KERNEL.coeffs(h, step)  # ops/adan.h
-
-
-ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)
+ALGORITHM = Algorithm(KERNEL, _check, _mode)
 
 
 class Adan(FusedOptimizer):

@@ -30,14 +30,10 @@ def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], decoupled_weight_decay=h["weight_decay"] != 0)
 
 
-def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
-    """ops/ademamix.h: alpha(t) = min(t alpha / T_alpha, alpha), a linear warmup (the paper's and
-    pytorch_optimizer's), and beta3(t) with 1 / log(beta) linear in t from beta1 to beta3 over
-    T_beta3 steps (the paper's formula; the same schedule as apple/ml-ademamix's half-life warmup)."""
-    return KERNEL.coeffs(h, step)
-
-
-ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)
+# The kernel's own coefficients (ops/ademamix.h): alpha(t) = min(t alpha / T_alpha, alpha), a linear
+# warmup (the paper's and pytorch_optimizer's), and beta3(t) with 1 / log(beta) linear in t from
+# beta1 to beta3 over T_beta3 steps (the paper's formula; apple/ml-ademamix's half-life warmup).
+ALGORITHM = Algorithm(KERNEL, _check, _mode)
 
 
 class AdEMAMix(FusedOptimizer):

@@ -16,7 +16,7 @@ KERNEL = Kernel("adopt")
 
 class PowerClip:
     """The clip schedule clip(t) = t ** power, which C++ computes too (ops/adopt.h): its float()
-    is the power, the number the compiled step and the C API read for ``clip_lambda``. Any other
+    is the power, the number a plan's GroupSchedule and the C API read for ``clip_lambda``. Any other
     function of the step works as well, computed here in Python each step."""
 
     def __init__(self, power: float) -> None:
@@ -119,6 +119,10 @@ class ADOPT(FusedOptimizer):
                  decouple: bool = False, *, maximize: bool = False, **precision: Any) -> None:
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, clip_lambda=clip_lambda,
                                       weight_decay=weight_decay, decouple=decouple, maximize=maximize), **precision)
+
+    def _kernel_coeffs(self) -> bool:
+        # No clip or a PowerClip: the kernel's own schedule; any other function is called in Python.
+        return all(g["clip_lambda"] is None or isinstance(g["clip_lambda"], PowerClip) for g in self.param_groups)
 
 
 def adopt(params: Sequence[Array], grads: Sequence[Array], exp_avgs: Sequence[Array], exp_avg_sqs: Sequence[Array],

@@ -6,7 +6,7 @@ from typing import Any, Mapping, Optional
 from .._kernels import Kernel
 from .._typing import Params
 from ._algorithm import Algorithm, FusedOptimizer
-from ._common import check_bool, check_nonneg, check_torch_impl_args, f32, functional_step
+from ._common import check_bool, check_nonneg, check_torch_impl_args, functional_step
 
 __all__ = ["ASGD", "asgd"]
 
@@ -28,18 +28,13 @@ def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0)
 
 
-def _coeffs(h: Mapping[str, Any], eta: float, mu: float) -> dict[str, float]:
-    """Coefficients of a step that uses the previous step's eta and mu (lr and 1 at step 1)."""
-    return KERNEL.coeffs(h, 0, eta, mu)  # the step enters only through eta and mu
-
-
 def _next_eta_mu(h: Mapping[str, Any], step: int) -> tuple[float, float]:
     """eta and mu after step ``step``, rounded to float32 as torch's 0-d float32 tensors."""
     eta, mu = KERNEL.scalars("finish", h, step, 0.0, 0.0)  # computed from the step alone
     return eta, mu
 
 
-ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=("eta", "mu"))
+ALGORITHM = Algorithm(KERNEL, _check, _mode)
 
 
 class ASGD(FusedOptimizer):
@@ -67,17 +62,6 @@ class ASGD(FusedOptimizer):
         check_torch_impl_args(foreach, None, capturable, differentiable)
         super().__init__(params, dict(lr=lr, lambd=lambd, alpha=alpha, t0=t0, weight_decay=weight_decay, maximize=maximize), **precision)
 
-    def _advance(self, state, group):
-        state["step"] = state.get("step", 0) + 1
-        state.setdefault("eta", f32(group["lr"]))
-        state.setdefault("mu", 1.0)
-
-    def _after_step(self, state, group):
-        # The step used the previous eta and mu; these are the next step's.
-        state["eta"], state["mu"] = _next_eta_mu(group, state["step"])
-
-    def _scalar_state_names(self):
-        return ["step", "eta", "mu"]
 
 
 def asgd(params, grads, axs, mus, etas, state_steps, *, lambd: float, lr: float, t0: float, alpha: float,
@@ -90,7 +74,8 @@ def asgd(params, grads, axs, mus, etas, state_steps, *, lambd: float, lr: float,
         if len(seq) != len(params):
             raise ValueError(f"{what} has {len(seq)} entries for {len(params)} params")
     old = [(float(e), float(m)) for e, m in zip(etas, mus)]
-    functional_step(KERNEL, _mode(h), lambda i, t: _coeffs(h, *old[i]), params, grads, {"ax": axs}, state_steps,
+    # Each step uses the previous step's eta and mu (lr and 1 at step 1); the step enters only through them.
+    functional_step(KERNEL, _mode(h), lambda i, t: KERNEL.coeffs(h, 0, *old[i]), params, grads, {"ax": axs}, state_steps,
                     item_key=lambda i, t: old[i])
     new = [_next_eta_mu(h, t) for t in state_steps]
     etas[:] = [e for e, _ in new]

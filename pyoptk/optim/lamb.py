@@ -31,18 +31,13 @@ def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"])
 
 
-def _coeffs(h: Mapping[str, Any], step: int) -> dict[str, float]:
-    """The direction pass's coefficients (ops/lamb.h: bias corrections in double)."""
-    return KERNEL.coeffs(h, step)
-
-
 def _update_coeffs(h: Mapping[str, Any], param_norm: float, update_norm: float) -> dict[str, float]:
     """The update pass's: p = p (1 - s wd) - s r with s = lr * trust ratio (trust coefficient 1)."""
     s = h["lr"] * trust_ratio(param_norm, update_norm, 1.0, 0.0)
     return {"alpha": -s, "decay": 1 - s * h["weight_decay"]}
 
 
-ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs)
+ALGORITHM = Algorithm(KERNEL, _check, _mode)
 
 
 def _lamb_step(groups: Sequence[tuple[Mapping[str, Any], list, list, list, list]]) -> None:
@@ -60,7 +55,7 @@ def _lamb_step(groups: Sequence[tuple[Mapping[str, Any], list, list, list, list]
             if p0 < g1 and g0 < p1:
                 raise ValueError(f"param {index} and its grad share memory; pass a separate grad array")
             t = state["step"]
-            direction.add(index, mode, direction.slot((gi, t), lambda: _coeffs(h, t)), r, g, state)
+            direction.add(index, mode, direction.slot((gi, t), lambda: KERNEL.coeffs(h, t)), r, g, state)
             index += 1
     direction.run()  # pass 1: m, v and r = m^ / (sqrt(v^) + eps)
     update = FusedStep(UPDATE)

@@ -24,11 +24,7 @@ def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(maximize=h["maximize"], decoupled_weight_decay=h["weight_decay"] != 0)
 
 
-def _coeffs(h: Mapping[str, Any]) -> dict[str, float]:
-    return KERNEL.coeffs(h, 1)  # ops/lion.h; the step is not read (Lion keeps none)
-
-
-ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=())
+ALGORITHM = Algorithm(KERNEL, _check, _mode, coeff_state=())
 
 
 class Lion(FusedOptimizer):

@@ -33,12 +33,7 @@ def _next_mu_product(h: Mapping[str, Any], mu_product: float, step: int) -> floa
     return KERNEL.scalars("advance", h, step, mu_product)[0]
 
 
-def _coeffs(h: Mapping[str, Any], step: int, mu_product: float) -> dict[str, float]:
-    """Coefficients for step ``step``, with ``mu_product`` already including mu_step."""
-    return KERNEL.coeffs(h, step, mu_product)
-
-
-ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=("step", "mu_product"))
+ALGORITHM = Algorithm(KERNEL, _check, _mode)
 
 
 class NAdam(FusedOptimizer):
@@ -70,12 +65,6 @@ class NAdam(FusedOptimizer):
                                       weight_decay=weight_decay, momentum_decay=momentum_decay,
                                       decoupled_weight_decay=decoupled_weight_decay, maximize=maximize), **precision)
 
-    def _advance(self, state, group):
-        state["step"] = step = state.get("step", 0) + 1
-        state["mu_product"] = _next_mu_product(group, state.get("mu_product", 1.0), step)
-
-    def _scalar_state_names(self):
-        return ["step", "mu_product"]
 
 
 def nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps, *, beta1: float, beta2: float,
@@ -92,7 +81,8 @@ def nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps, *, bet
         raise ValueError(f"state_steps has {len(state_steps)} entries for {len(params)} params")
     new = [_next_mu_product(h, real_number(mp, f"mu_products[{i}]", 0.0, 1.0), t)
            for i, (mp, t) in enumerate(zip(mu_products, next_steps(state_steps)))]
-    functional_step(KERNEL, _mode(h), lambda i, t: _coeffs(h, t, new[i]), params, grads,
+    # new[i]: the mu_product including mu_t.
+    functional_step(KERNEL, _mode(h), lambda i, t: KERNEL.coeffs(h, t, new[i]), params, grads,
                     {"exp_avg": exp_avgs, "exp_avg_sq": exp_avg_sqs}, state_steps,
                     item_key=lambda i, t: (t, new[i]))
     mu_products[:] = new

@@ -3,9 +3,10 @@
 torch's base class keeps what a training script touches (param groups with torch params and
 names, hooks, ``zero_grad``, ``state_dict`` packing, ``load_state_dict``'s checks and casts);
 the pyoptk optimizer behind it (``self._core``) holds NumPy views of the same memory and runs the
-step. torch's groups are the source of the hyper-parameters (schedulers write them); they are
-copied into the core's groups before each step, and the keys the core writes itself
-(``group_state``: schedule-free's schedule) are copied back after each of its calls.
+step. torch's groups are the source of the hyper-parameters (schedulers write them): an
+element-wise core reads them there, the only copy (``Optimizer._hyper_groups``); a core with
+its own step (several passes, NumPy work) gets them copied into its groups before each call, and
+the keys it writes itself (``group_state``: schedule-free's schedule) copied back after it.
 """
 from __future__ import annotations
 
@@ -122,6 +123,11 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._direct = self._direct and self.core_class.step is Optimizer.step and all(
             isinstance(v, np.ndarray) and not p.dtype.is_complex and not is_dtensor(p)
             for p, v in zip(group["params"], views))
+        # The element-wise step reads torch's groups, whatever list torch holds them in now.
+        self._core._hyper_source = self._torch_groups if self.core_class.step is Optimizer.step else None
+
+    def _torch_groups(self) -> list[dict[str, Any]]:
+        return self.param_groups
 
     @staticmethod
     def _value(v: Any) -> Any:
@@ -129,7 +135,10 @@ class TorchOptimizer(torch.optim.Optimizer):
         return float(v) if isinstance(v, torch.Tensor) and v.dim() == 0 else v
 
     def _sync(self) -> None:
-        """Copy torch's group hyper-parameters (schedulers write them) into the core's groups."""
+        """Copy torch's group hyper-parameters (schedulers write them) into the core's groups (for
+        cores whose own steps read them there)."""
+        if self._core._hyper_source is not None:
+            return
         for group, core_group in zip(self.param_groups, self._core.param_groups):
             for k, v in group.items():
                 if k not in _TORCH_ONLY:

@@ -7,6 +7,7 @@
 #include "../../cpu/registry.h"
 #include "../../cuda/runtime.h"
 #include "../checks.h"
+#include "../group_schedule.h"
 #include "../plan_book.h"
 
 namespace py = pybind11;
@@ -75,17 +76,17 @@ DevicePlan::DevicePlan(const std::string& op_name, py::sequence items, py::objec
   refuse_overlaps(written_, &info);
 }
 
-size_t DevicePlan::run(py::sequence grads, py::sequence coeff_sets, py::object param_lists, py::object scalars) {
+size_t DevicePlan::run(py::sequence grads, py::object coeff_sets, py::object param_lists, py::object scalars) {
   const OpInfo& info = kOpInfo[op_];
-  check_still_current(entries_, state_keys_, GradList(grads), param_lists, info.reads_grad);
+  check_still_current(entries_, state_keys_, GradReader(grads), param_lists, info.reads_grad);
+  GroupSchedule* schedule = nullptr;
   std::vector<float> coeffs_f32;
   std::vector<double> coeffs_f64;
-  for (py::handle values : coeff_sets) {
-    const CoeffBlock block = read_coeffs(info, values);
+  for (const CoeffBlock& block : pyoptk::coeff_sets(info, coeff_sets, &schedule)) {
     coeffs_f32.insert(coeffs_f32.end(), block.f32, block.f32 + kMaxCoeffs);
     coeffs_f64.insert(coeffs_f64.end(), block.f64, block.f64 + kMaxCoeffs);
   }
-  const int64_t rows = static_cast<int64_t>(coeff_sets.size());
+  const int64_t rows = static_cast<int64_t>(coeffs_f32.size() / kMaxCoeffs);
 
   std::map<std::pair<int, int>, size_t> group_of;  // (dtype, mode) -> launch group
   std::vector<LaunchGroup> groups;
@@ -122,7 +123,7 @@ size_t DevicePlan::run(py::sequence grads, py::sequence coeff_sets, py::object p
   for (uintptr_t s : producer_streams) order_streams(reinterpret_cast<cudaStream_t>(s), cudaStreamLegacy, device_);
   const int launches = launch_step(op_, device_, groups, coeffs_f32.data(), coeffs_f64.data(), static_cast<int>(rows),
                                    *workspace_);
-  merge_scalars(entries_, scalars);
+  merge_scalars(entries_, schedule ? schedule->commit() : scalars);
   return static_cast<size_t>(launches);
 }
 

@@ -21,7 +21,7 @@ class DevicePlan {
 
   // Same arguments as Plan::run. Queues the update on the legacy default stream and returns the
   // number of kernel launches (the step is asynchronous, like torch's).
-  size_t run(pybind11::sequence grads, pybind11::sequence coeff_sets, pybind11::object param_lists = pybind11::none(),
+  size_t run(pybind11::sequence grads, pybind11::object coeff_sets, pybind11::object param_lists = pybind11::none(),
              pybind11::object scalars = pybind11::none());
 
   size_t size() const { return entries_.size(); }

@@ -1,7 +1,7 @@
 // pyoptk.torch's grads for one step, read from the params in C++: each grad tensor held as an
 // owned at::Tensor through torch's C shim (torch_abi.h), with no Python object made for it (a
 // fresh grad from backward has none, and making one costs more than the rest of its read). Plans
-// read a TorchGrads like a list of grads (grad_list.h); `grads[i]` is `params[i].grad` for the
+// read a TorchGrads like a list of grads (grad_reader.h); `grads[i]` is `params[i].grad` for the
 // code that wants objects (the optimizers' Python paths).
 #pragma once
 #include <pybind11/pybind11.h>

@@ -4,8 +4,8 @@
 
 #include <string>
 
-#include "checks.h"
-#include "host_arrays.h"
+#include "../checks.h"
+#include "../host_arrays.h"
 
 namespace py = pybind11;
 

@@ -1,0 +1,213 @@
+#include "plan.h"
+
+#include <algorithm>
+#include <array>
+
+#include "../cpu/dispatch.h"
+#include "errors.h"
+#include "names.h"
+
+namespace pyoptk {
+namespace {
+
+// Bytes per element of each pointer slot of a task.
+using SlotSizes = std::array<int8_t, 2 + kMaxStates>;
+
+// Joins a task to the one before it when every array continues where the other's ends (same span
+// function and coefficients): a group whose params, grads and states are views into flat buffers
+// ("arena") runs as one long span. Element-wise math: same result.
+void coalesce(std::vector<Task>& tasks, const std::vector<SlotSizes>& itemsizes) {
+  size_t out = 0;
+  for (size_t k = 0; k < tasks.size(); ++k) {
+    if (out > 0) {
+      Task& last = tasks[out - 1];
+      const Task& next = tasks[k];
+      // Staged tasks keep their own extents: stochastic rounding is keyed by each param's index.
+      bool joins = last.fn == next.fn && last.coeffs == next.coeffs && last.stage == nullptr && next.stage == nullptr;
+      for (int j = 0; joins && j < 2 + kMaxStates; ++j) {
+        joins = (last.ptrs[j] == nullptr && next.ptrs[j] == nullptr) ||
+                (last.ptrs[j] != nullptr && itemsizes[k][j] == itemsizes[k - 1][j] &&
+                 last.ptrs[j] + last.numel * itemsizes[k][j] == next.ptrs[j]);
+      }
+      if (joins) {
+        last.numel += next.numel;
+        continue;
+      }
+    }
+    tasks[out++] = tasks[k];
+  }
+  tasks.resize(out);
+}
+
+Extent extent_of(const ArrayRef& a, int64_t index, const char* role, bool written) {
+  return {a.data, a.data + a.nbytes(), written, index, role};
+}
+
+}  // namespace
+
+// The fused kernel of the entry's (param, grad, states, master weights) storage kinds, whose
+// states share one kind (none: the param's); nullptr when there is none (the staging layer runs it).
+SpanFn StepPlan::fused_layout(int op, const Entry& e, int grad_dtype) {
+  const int p = e.slot_dtype[0];
+  int states = -1;
+  for (int k : e.state_ids) {
+    if (states >= 0 && e.slot_dtype[2 + k] != states) return nullptr;
+    states = e.slot_dtype[2 + k];
+  }
+  return lookup_stored(op, {p, grad_dtype, states < 0 ? p : states, e.mirror ? int(e.mirror_dtype) : kNoMaster}, e.mode);
+}
+
+void StepPlan::add(const EntrySpec& spec) {
+  const OpInfo& info = op();
+  Entry e;
+  e.index = spec.index;
+  e.mode = spec.mode;
+  e.slot = spec.slot;
+  std::fill(std::begin(e.ptrs), std::end(e.ptrs), nullptr);
+  const ArrayRef& param = spec.param;
+  check_array(param, e.index, info.slot_names[0], nullptr, true, &info);
+  const int storage = param.dtype;
+  e.dtype = storage == kFloat64 ? kFloat64 : kFloat32;
+  e.numel = param.numel;
+  std::fill(std::begin(e.slot_dtype), std::end(e.slot_dtype), static_cast<int8_t>(e.dtype));
+  e.slot_dtype[0] = static_cast<int8_t>(storage);
+  e.staged = storage != e.dtype;
+  if (lookup(op_, e.dtype, e.mode) == nullptr) {
+    throw ValueError(std::string(info.name) + ": unsupported flag combination " + std::to_string(e.mode));
+  }
+  e.ptrs[0] = param.data;
+  const bool any_bytes = param.nbytes() > 0;
+  if (any_bytes) written_.push_back(extent_of(param, e.index, info.slot_names[0], true));
+  // States: the param's dtype, or for a float32-computing param any of float32 / bfloat16 /
+  // float16 (the caller picks: state_dtype, or the 16-bit param's dtype under master weights).
+  const unsigned also = e.dtype == kFloat32 ? (1u << kFloat32) | (1u << kBFloat16) | (1u << kFloat16) : 0u;
+  for (int k = 0; k < info.num_states; ++k) {
+    check_state_given(info, e.index, k, e.mode, spec.given[k]);
+    if (!spec.given[k]) continue;
+    const ArrayRef& s = spec.states[k];
+    check_array(s, e.index, info.state_names[k], &param, true, &info, also);
+    e.slot_dtype[2 + k] = static_cast<int8_t>(s.dtype);
+    e.staged = e.staged || s.dtype != e.dtype;
+    e.ptrs[2 + k] = s.data;
+    e.state_ids.push_back(k);
+    if (any_bytes) written_.push_back(extent_of(s, e.index, info.state_names[k], true));
+  }
+  // Master weights: `param` is the float32 master copy; the 16-bit param is written from it.
+  if (spec.has_mirror) {
+    const ArrayRef& m = spec.mirror;
+    check_array(m, e.index, info.slot_names[0], nullptr, true, &info);
+    if (m.dtype != kBFloat16 && m.dtype != kFloat16) {
+      throw TypeError(who(e.index, info.slot_names[0], &info) + " has dtype " + dtype_str(m) +
+                      "; master weights are kept for bfloat16 and float16 params");
+    }
+    if (param.dtype != kFloat32 || !same_shape(m, param)) {
+      throw ValueError(who(e.index, "master_param", &info) + " must be a float32 array of the param's shape " +
+                       shape_str(m) + ", got " + dtype_str(param) + " " + shape_str(param));
+    }
+    e.mirror = m.data;
+    e.mirror_dtype = static_cast<int8_t>(m.dtype);
+    e.staged = true;
+    if (m.nbytes() > 0) written_.push_back(extent_of(m, e.index, info.slot_names[0], true));
+  }
+  entries_.push_back(std::move(e));
+}
+
+void StepPlan::seal() { refuse_overlaps(written_, &op()); }  // sorted: prepare() binary-searches them
+
+void StepPlan::begin(const CoeffBlock* coeffs, size_t num_coeffs, const StepOptions& options,
+                     PreparedStep& out) const {
+  const OpInfo& info = op();
+  if (options.scaled && !info.reads_grad) throw ValueError(std::string(info.name) + " reads no grad to unscale");
+  out.coeffs = coeffs;
+  out.num_coeffs = num_coeffs;
+  out.options = options;
+  out.divisor = options.grad_scale;
+  out.cvt = convert_fns();
+  out.tasks.clear();
+  out.tasks.reserve(entries_.size());
+  out.itemsizes.clear();
+  out.itemsizes.reserve(entries_.size());
+  out.stages.clear();
+  out.stages.reserve(entries_.size());  // tasks point into it: it must not reallocate
+}
+
+void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
+  const OpInfo& info = op();
+  const StepOptions& options = out.options;
+  Entry& e = entries_[i];
+  if (e.slot < 0 || e.slot >= static_cast<int64_t>(out.num_coeffs)) throw ValueError("coefficient slot out of range");
+  const char* data = nullptr;  // ops that read no grad take none
+  int grad_dtype = e.dtype;
+  if (info.reads_grad) {
+    if (!g.given) throw ValueError(who(e.index, info.slot_names[1], &info) + " is missing");
+    if (g.dtype < 0 || !((e.grad_dtypes() >> g.dtype) & 1u)) {
+      throw TypeError(who(e.index, info.slot_names[1], &info) + " has dtype " + dtype_name(g.dtype) + ", expected " +
+                      dtype_name(e.grad_dtype()) + (e.grad_dtypes() != (1u << e.grad_dtype()) ? " or float32" : ""));
+    }
+    if (g.numel != e.numel) {
+      throw ValueError(who(e.index, info.slot_names[1], &info) + " has " + std::to_string(g.numel) +
+                       " elements, expected " + std::to_string(e.numel));
+    }
+    data = g.data;
+    grad_dtype = g.dtype;
+    const int64_t nbytes = e.numel * item_size(grad_dtype);
+    // The written arrays are fixed for the plan's life, so a grad buffer found clear of them
+    // once (same address, same size) stays clear: frameworks reuse grad buffers.
+    if (nbytes > 0 && (data != e.checked_grad || grad_dtype != e.checked_grad_dtype)) {
+      // A grad may alias other grads, never a written array.
+      refuse_overlap_with(written_, {data, data + nbytes, false, e.index, info.slot_names[1]}, &info);
+      e.checked_grad = data;
+      e.checked_grad_dtype = grad_dtype;
+    }
+  } else if (g.given) {
+    throw ValueError(std::string(info.name) + " takes no second array (pass None)");
+  }
+  out.tasks.emplace_back();
+  Task& task = out.tasks.back();
+  out.itemsizes.emplace_back();
+  SlotSizes& sizes = out.itemsizes.back();
+  std::copy(std::begin(e.ptrs), std::end(e.ptrs), task.ptrs);
+  task.ptrs[1] = const_cast<char*>(data);
+  task.fn = lookup(op_, e.dtype, e.mode);  // the active ISA may have changed since the plan
+  task.numel = e.numel;
+  task.coeffs = out.coeffs[e.slot].get(e.dtype);
+  for (int k = 0; k < 2 + kMaxStates; ++k) sizes[k] = static_cast<int8_t>(item_size(e.slot_dtype[k]));
+  sizes[1] = static_cast<int8_t>(item_size(grad_dtype));
+  const bool plain_rounding = !options.scaled && !options.stochastic;
+  const SpanFn fused = ((e.staged || e.mirror) && plain_rounding) ? fused_layout(op_, e, grad_dtype) : nullptr;
+  if (fused != nullptr) {
+    task.fn = fused;  // converts in registers: no staging
+    if (e.mirror) {
+      task.ptrs[2 + info.num_states] = e.mirror;  // where the master-weights kernels write it
+      sizes[2 + info.num_states] = 2;
+    }
+  } else if (e.staged || grad_dtype != e.dtype || options.scaled) {
+    Staging st;
+    st.cvt = out.cvt;
+    std::copy(std::begin(e.slot_dtype), std::end(e.slot_dtype), st.dtype);
+    st.dtype[1] = static_cast<int8_t>(grad_dtype);
+    if (e.mirror) {
+      st.mirror = e.mirror;
+      st.mirror_dtype = e.mirror_dtype;
+    }
+    st.grad_divisor = options.scaled ? &out.divisor : nullptr;
+    st.stochastic = options.stochastic;
+    st.sr_key = mix64(options.rounding_key ^ mix64(static_cast<uint64_t>(e.index)));
+    out.stages.push_back(st);
+    task.stage = &out.stages.back();
+  }
+}
+
+size_t StepPlan::finish(PreparedStep& out) const {
+  coalesce(out.tasks, out.itemsizes);
+  return out.tasks.size();
+}
+
+size_t StepPlan::prepare(const GradRef* grads, const CoeffBlock* coeffs, size_t num_coeffs,
+                         const StepOptions& options, PreparedStep& out) {
+  begin(coeffs, num_coeffs, options, out);
+  for (size_t i = 0; i < entries_.size(); ++i) take(i, grads[i], out);
+  return finish(out);
+}
+
+}  // namespace pyoptk
