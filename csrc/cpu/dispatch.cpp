@@ -9,6 +9,9 @@
 
 #if defined(__x86_64__) || defined(__i386__)
 #define PYOPTK_CPU_HAS(feature) __builtin_cpu_supports(feature)
+#elif defined(__aarch64__)
+#include "arm_cpu.h"
+#define PYOPTK_CPU_HAS(feature) arm_cpu_has(feature)
 #else
 #define PYOPTK_CPU_HAS(feature) false
 #endif

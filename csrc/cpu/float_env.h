@@ -12,27 +12,47 @@
 
 #if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
 #include <xmmintrin.h>
-#define PYOPTK_HAVE_MXCSR 1
+#define PYOPTK_HAVE_FLUSH_WORD 1
+#elif defined(__aarch64__)
+#define PYOPTK_HAVE_FLUSH_WORD 1
 #endif
 
 namespace pyoptk {
+
+#ifdef PYOPTK_HAVE_FLUSH_WORD
+// The control word holding the flushing bits: x86's MXCSR (FTZ bit 15, DAZ bit 6), aarch64's
+// FPCR (FZ bit 24: flush single and double inputs and results; FZ16 bit 19: half precision).
+#if defined(__aarch64__)
+inline unsigned long long read_float_control() {
+  unsigned long long w;
+  __asm__ __volatile__("mrs %0, fpcr" : "=r"(w));
+  return w;
+}
+inline void write_float_control(unsigned long long w) { __asm__ __volatile__("msr fpcr, %0" : : "r"(w)); }
+constexpr unsigned long long kFlushBits = (1ull << 24) | (1ull << 19);
+#else
+inline unsigned long long read_float_control() { return _mm_getcsr(); }
+inline void write_float_control(unsigned long long w) { _mm_setcsr(static_cast<unsigned>(w)); }
+constexpr unsigned long long kFlushBits = 0x8040;
+#endif
+#endif
 
 // pyoptk.set_flush_denormal: on, every step flushes whatever the caller's mode (set from Python
 // while another thread's step, GIL released, reads it).
 inline std::atomic<bool> g_flush_denormal{false};
 
-// Whether this CPU has a flushing mode pyoptk can set (x86's MXCSR; ARM's FPCR is not wired yet).
+// Whether this CPU has a flushing mode pyoptk can set (x86's MXCSR, aarch64's FPCR).
 constexpr bool kCanFlushDenormal =
-#ifdef PYOPTK_HAVE_MXCSR
+#ifdef PYOPTK_HAVE_FLUSH_WORD
     true;
 #else
     false;
 #endif
 
-// This thread's FTZ/DAZ bits now (0 where there is no MXCSR).
+// This thread's flushing bits now (0 where there is no control word for them).
 inline unsigned thread_flush_bits() {
-#ifdef PYOPTK_HAVE_MXCSR
-  return _mm_getcsr() & 0x8040u;
+#ifdef PYOPTK_HAVE_FLUSH_WORD
+  return static_cast<unsigned>(read_float_control() & kFlushBits);  // both masks fit 32 bits
 #else
   return 0;
 #endif
@@ -42,8 +62,8 @@ class CallerFloatEnv {
  public:
   // Read on the calling thread, before the step.
   CallerFloatEnv() {
-#ifdef PYOPTK_HAVE_MXCSR
-    bits_ = g_flush_denormal.load(std::memory_order_relaxed) ? kFlushBits : _mm_getcsr() & kFlushBits;
+#ifdef PYOPTK_HAVE_FLUSH_WORD
+    bits_ = g_flush_denormal.load(std::memory_order_relaxed) ? kFlushBits : thread_flush_bits();
 #endif
   }
 
@@ -51,28 +71,27 @@ class CallerFloatEnv {
   class Adopt {
    public:
     explicit Adopt(const CallerFloatEnv& caller) {
-#ifdef PYOPTK_HAVE_MXCSR
-      saved_ = _mm_getcsr();
-      if ((saved_ & kFlushBits) != caller.bits_) _mm_setcsr((saved_ & ~kFlushBits) | caller.bits_);
+#ifdef PYOPTK_HAVE_FLUSH_WORD
+      saved_ = read_float_control();
+      if ((saved_ & kFlushBits) != caller.bits_) write_float_control((saved_ & ~kFlushBits) | caller.bits_);
 #else
       (void)caller;
 #endif
     }
     ~Adopt() {
-#ifdef PYOPTK_HAVE_MXCSR
-      if (_mm_getcsr() != saved_) _mm_setcsr(saved_);
+#ifdef PYOPTK_HAVE_FLUSH_WORD
+      if (read_float_control() != saved_) write_float_control(saved_);
 #endif
     }
     Adopt(const Adopt&) = delete;
     Adopt& operator=(const Adopt&) = delete;
 
    private:
-    unsigned saved_ = 0;
+    unsigned long long saved_ = 0;
   };
 
  private:
-  static constexpr unsigned kFlushBits = 0x8040;  // MXCSR's FTZ (bit 15) and DAZ (bit 6)
-  unsigned bits_ = 0;
+  unsigned long long bits_ = 0;
 };
 
 }  // namespace pyoptk

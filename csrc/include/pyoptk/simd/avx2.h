@@ -76,11 +76,6 @@ struct Lanes<Vec<T>> {
   inline Vec<T>::Mask operator==(Vec<T> a, Vec<T> b) { return _mm256_cmp_##S(a.v, b.v, _CMP_EQ_OQ); } \
   inline Vec<T>::Mask operator!=(Vec<T> a, Vec<T> b) { return _mm256_cmp_##S(a.v, b.v, _CMP_NEQ_UQ); } \
   inline Vec<T> select(Vec<T>::Mask m, Vec<T> a, Vec<T> b) { return _mm256_blendv_##S(b.v, a.v, m); } \
-  /* torch.sign: (0 < a) - (a < 0); NaN -> 0, -0 -> +0, as in scalar.h. */                  \
-  inline Vec<T> sign(Vec<T> a) {                                                               \
-    const Vec<T> zero(T(0)), one(T(1));                                                        \
-    return select(zero < a, one, zero) - select(a < zero, one, zero);                          \
-  }                                                                                            \
   /* NaN-propagating, ties -> b: identical lane by lane to the scalar max/min. */             \
   inline Vec<T> max(Vec<T> a, Vec<T> b) { return select(a != a, a, Vec<T>(_mm256_max_##S(a.v, b.v))); } \
   inline Vec<T> min(Vec<T> a, Vec<T> b) { return select(a != a, a, Vec<T>(_mm256_min_##S(a.v, b.v))); }

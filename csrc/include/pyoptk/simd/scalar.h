@@ -31,7 +31,7 @@ template <class T>
 PYOPTK_HD T select(bool mask, T a, T b) { return mask ? a : b; }
 
 // torch.sign as its vectorised CPU kernel computes it: (0 < a) - (a < 0), so sign(NaN) = 0 and
-// sign(-0) = +0 (the same lane by lane in avx2.h / avx512.h).
+// sign(-0) = +0 (the same lane by lane for the SIMD lanes: vec.h).
 PYOPTK_HD float sign(float a) { return float(0.0f < a) - float(a < 0.0f); }
 PYOPTK_HD double sign(double a) { return double(0.0 < a) - double(a < 0.0); }
 

@@ -5,6 +5,18 @@
 
 #ifdef PYOPTK_SIMD_HEADER
 #include PYOPTK_SIMD_HEADER
+namespace pyoptk {
+inline namespace PYOPTK_ISA_NS {
+// Lane functions built from the lane header's primitives, the same for every SIMD ISA.
+
+// torch.sign: (0 < a) - (a < 0); NaN -> 0, -0 -> +0, as scalar.h's sign.
+template <class T>
+inline Vec<T> sign(Vec<T> a) {
+  const Vec<T> zero(T(0)), one(T(1));
+  return select(zero < a, one, zero) - select(a < zero, one, zero);
+}
+}  // namespace PYOPTK_ISA_NS
+}  // namespace pyoptk
 #else
 #include "pyoptk/simd/scalar.h"
 namespace pyoptk {
