@@ -22,14 +22,15 @@ def _mpiexec() -> str | None:
     return str(beside) if beside.exists() else shutil.which("mpiexec")
 
 
-def launch(ranks: int | None, script: pathlib.Path, *args: str, cwd: pathlib.Path = HERE) -> subprocess.CompletedProcess:
+def launch(ranks: int | None, script: pathlib.Path, *args: str, cwd: pathlib.Path = HERE,
+           runner: bool = True) -> subprocess.CompletedProcess:
     """``mpiexec -n ranks python -m mpi4py script args`` (``-m mpi4py``: one rank's uncaught
-    exception aborts the job); ranks None: a plain single process."""
+    exception aborts the job; runner False: plain ``python``); ranks None: a plain single process."""
     pytest.importorskip("mpi4py", reason="pyoptk.distributed needs mpi4py (pip install 'pyoptk[mpi]')")
     mpiexec = _mpiexec()
     if mpiexec is None:
         pytest.skip("no mpiexec (pip install mpich, or a system MPI)")
-    python = [sys.executable, "-m", "mpi4py", str(script), *args]
+    python = [sys.executable, *(["-m", "mpi4py"] if runner else []), str(script), *args]
     cmd = python if ranks is None else [mpiexec, "-n", str(ranks), *python]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=TIMEOUT,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
@@ -62,14 +63,16 @@ def test_checkpoint_saved_on_2_ranks_loads_on_3_then_into_one_plain_optimizer(tm
     ran_ok(launch(None, WORKER, "ckpt-single", str(tmp_path)), 1, "ckpt-single")
 
 
+@pytest.mark.parametrize("runner", [True, False], ids=["python-m-mpi4py", "plain-python"])
 @pytest.mark.parametrize("how", ["exit", "raise"])
-def test_a_rank_that_dies_ends_the_job_instead_of_hanging(how):
+def test_a_rank_that_dies_ends_the_job_instead_of_hanging(how, runner):
     """The last rank exits (as a crash would) or raises before the second step, the others block
     in it: mpiexec (MPICH's hydra) kills them and exits non-zero (printing its "BAD TERMINATION
     OF ONE OF YOUR APPLICATION PROCESSES" banner); no rank finishes the step. An exception ends
-    the job only under ``python -m mpi4py`` (which calls MPI_Abort): under plain ``python`` the
-    other ranks would wait in the step forever (MPI's behaviour; not tested, it would hang)."""
-    done = launch(3, WORKER, "die", how)
+    the job under ``python -m mpi4py`` (which calls MPI_Abort) and under plain ``python`` too:
+    ShardedOptimizer installs an excepthook that aborts (without it the others would wait in the
+    step forever: the launch's timeout would fail this test)."""
+    done = launch(3, WORKER, "die", how, runner=runner)
     assert done.returncode != 0
     assert "unreachable" not in done.stdout
     if how == "raise":

@@ -13,6 +13,7 @@ import numpy as np
 from mpi4py import MPI
 
 from ..optimizer import Optimizer
+from ._abort import abort_on_uncaught_exception
 from ._agree import agree
 from ._algorithms import check_element_wise
 from ._buckets import Bucket, aligned_bytes
@@ -87,6 +88,7 @@ class ShardedOptimizer(Optimizer):
         described = None if error else self._described(optimizer_class, reduction, bucket_bytes)
         agree(comm, "ShardedOptimizer()", error, described)
         self.comm = comm.Dup()  # our collectives never match the user's messages
+        abort_on_uncaught_exception(comm)
         self.reduction = reduction
         params = self._params()
         self._flat = [p.reshape(-1) for p in params]
