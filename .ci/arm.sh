@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI, ARM: the C++ core (tests/core: the kernels of every ISA and the CPU driver, no Python)
-# cross-built for aarch64 and run under qemu-aarch64 for scalar, NEON and SVE at 128, 256 and 512
-# bits; each run's hashes (every op x mode x dtype x storage option x odd size x 1 and 2 threads,
+# cross-built for aarch64 and run under qemu-aarch64 for scalar, NEON and SVE at 128, 256, 512, 1024
+# and 2048 bits; each run's hashes (every op x mode x dtype x storage option x odd size x 1 and 2 threads,
 # six steps, and every reduction) must equal, byte for byte, those of the same program built for
 # x86-64 here and run on its scalar path. The x86 build is also CI's build without OpenMP (the
 # automatic fallback: its 2-thread lines run on one thread); the aarch64 build has OpenMP.
@@ -34,7 +34,7 @@ if ldd .ci-core-x86/step_hashes | grep -q gomp; then
   exit 1
 fi
 cmake -S tests/core -B .ci-core-arm -G Ninja "${launcher[@]}" -DCMAKE_TOOLCHAIN_FILE="$PWD/tests/core/aarch64-linux-gnu.cmake" \
-  -DPYOPTK_OPENMP=ON -DPYOPTK_ISAS="neon;sve128;sve256;sve512" >/dev/null
+  -DPYOPTK_OPENMP=ON -DPYOPTK_ISAS="neon;sve128;sve256;sve512;sve1024;sve2048" >/dev/null
 cmake --build .ci-core-arm
 built=$(date +%s)
 
@@ -55,11 +55,14 @@ wait
 run arm-sve128 sve-default-vector-length=16 sve128 &
 run arm-sve256 sve-default-vector-length=32 sve256 &
 wait
-run arm-sve512 sve-default-vector-length=64 sve512
+run arm-sve512 sve-default-vector-length=64 sve512 &
+run arm-sve1024 sve-default-vector-length=128 sve1024 &
+wait
+run arm-sve2048 sve-default-vector-length=256 sve2048
 
 cases=$(wc -l <"$out/reference")
 failed=0
-for name in x86-avx2 arm-scalar arm-neon arm-sve128 arm-sve256 arm-sve512; do
+for name in x86-avx2 arm-scalar arm-neon arm-sve128 arm-sve256 arm-sve512 arm-sve1024 arm-sve2048; do
   if cmp -s "$out/reference" "$out/$name"; then
     echo "ci/arm: $name: $cases cases bit-identical to x86 scalar"
   else

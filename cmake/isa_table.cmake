@@ -70,10 +70,11 @@ if(CMAKE_SYSTEM_PROCESSOR MATCHES "x86_64|AMD64|amd64")
 elseif(CMAKE_SYSTEM_PROCESSOR MATCHES "aarch64|arm64|ARM64")
   # NEON (Advanced SIMD) is the aarch64 baseline: no flags, on every 64-bit ARM CPU.
   pyoptk_isa(neon HEADER neon CPU asimd)
-  # SVE: one build per vector length (simd/sve.h says why it is not length-agnostic); the CPU
-  # test picks the build of the CPU's length, and a CPU of a length not listed runs NEON.
+  # SVE: one build per vector length (simd/sve.h says why it is not length-agnostic), every power
+  # of two the architecture allows (128 to 2048 bits); the CPU test picks the build of the CPU's
+  # length, and a CPU of a length not listed runs NEON.
   # Linux only: macOS on Apple silicon has no SVE.
-  set(PYOPTK_SVE_BITS 128 256 512 CACHE STRING "SVE vector lengths (bits) to build kernels for")
+  set(PYOPTK_SVE_BITS 128 256 512 1024 2048 CACHE STRING "SVE vector lengths (bits) to build kernels for")
   include(CheckCXXCompilerFlag)
   check_cxx_compiler_flag("-march=armv8.2-a+sve -msve-vector-bits=256" PYOPTK_CXX_HAS_SVE)
   if(PYOPTK_CXX_HAS_SVE AND NOT APPLE)

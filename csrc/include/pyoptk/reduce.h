@@ -17,6 +17,7 @@
 #include <math.h>
 
 #include <cstdint>
+#include <type_traits>
 
 #include "pyoptk/reduce_kinds.h"
 #include "pyoptk/simd/vec.h"
@@ -129,9 +130,15 @@ PYOPTK_HD void store_wide(V v, double* p) {
 }
 
 // The partial of one block: elements [begin, begin + n) of x (and y), n <= kReduceBlock.
+// The accumulator lanes: this ISA's double vectors, or plain doubles where one vector is wider
+// than the kReduceLanes accumulators (SVE at 2048 bits): the order of the sums, hence the bits,
+// stays that of every other ISA.
+template <int kWidth = Lanes<Vec<double>>::kCount>
+using ReduceVec = std::conditional_t<(kWidth <= kReduceLanes), Vec<double>, double>;
+
 template <class R, class T>
 double reduce_block(const char* xs, const char* ys, int64_t begin, int64_t n, double param) {
-  using V = Vec<double>;
+  using V = ReduceVec<>;
   constexpr int kWidth = Lanes<V>::kCount;
   constexpr int kVecs = kReduceLanes / kWidth;
   static_assert(kReduceLanes % kWidth == 0, "accumulators must fill whole vectors");
