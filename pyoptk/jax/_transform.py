@@ -55,16 +55,19 @@ class Fused:
             elif not _static(value) and value is not None and not callable(value):
                 dynamic[(key, None)], value = value, _PLACEHOLDER
             static[key] = value
-        opt = cls([np.zeros(1, np.float32)], lr=learning_rate, **static, **precision)
+        self.kwargs = dict(lr=learning_rate, **static)  # the NumPy-API class's arguments (tests build its twin)
+        opt = cls([np.zeros(1, np.float32)], **self.kwargs, **precision)
         if not opt._kernel_coeffs() or type(opt).step is not Optimizer.step:
             raise ValueError(f"pyoptk.jax: {cls.__name__} is not an element-wise step with C++ coefficients")
         group = opt.param_groups[0]
         kernel = self.kernel = opt.kernel
-        self.cls_name = cls.__name__
+        self.cls, self.cls_name = cls, cls.__name__
         self.group = {k: v for k, v in group.items() if k != "params"}
         self.mode = opt._group_mode(group)
-        self.fresh_mode = kernel.flag_bits[opt.fresh_state_flag] if opt.fresh_state_flag else 0
         self.state_names = kernel.state_names(self.mode)
+        # The flag a param's first step runs with (its state created: SGD's b = g), as the NumPy API.
+        fresh = opt.fresh_state_flag and self.state_names
+        self.fresh_mode = kernel.flag_bits[opt.fresh_state_flag] if fresh else 0
         self.state_init = {name: opt._state_init(name, group) for name in self.state_names}
         self.precision = opt.precision
         self.has_step = opt.has_step
