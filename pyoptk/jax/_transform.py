@@ -77,7 +77,8 @@ class Fused:
         for key, value in dynamic.items():
             if key not in keys:
                 raise ValueError(f"pyoptk.jax.{cls.__name__}: '{key[0]}' cannot be an array (it is not a "
-                                 "hyper-parameter of the kernel's coefficients); pass a Python number")
+                                 "hyper-parameter of the kernel's coefficients); pass a Python number (with "
+                                 f"optax.inject_hyperparams: static_args=('{key[0]}',))")
             slots.append(keys.index(key))
         self.dynamic_slots = slots
         self.dynamic_values = list(dynamic.values())
