@@ -1,5 +1,5 @@
 """pyoptk.jax.adamw against optax.adamw under jax.jit with donated params and state, beside
-pyoptk's NumPy API on the same sizes and the roofline probe (one stream over the same bytes),
+pyoptk's NumPy API on the same sizes and the roofline probe (one stream over the same bytes, float32),
 on one 1e7-element array and on a 200-leaf pytree of 1e4 each, 1 and 2 threads. JAX's per-call
 dispatch is measured as a donated no-op jitted call over the same buffers and reported; "net" is
 a step's time less it. Each thread count runs in a child process pinned to that many cores
@@ -34,12 +34,13 @@ def child(threads: int, reps: int) -> None:
         grads = {f"p{i}": jnp.asarray(g) for i, g in enumerate(host_grads)}
         fresh = lambda: {f"p{i}": jnp.array(p) for i, p in enumerate(host)}  # noqa: E731
 
-        def jitted(tx, fused):
-            box = [fresh(), None]
+        def jitted(tx, fused, dtype=jnp.float32):
+            box = [jax.tree.map(lambda p: p.astype(dtype), fresh()), None]
             box[1] = tx.init(box[0])
             if fused:
                 step = jax.jit(tx.step, donate_argnums=(0, 2))
-                call = lambda: step(box[0], grads, box[1])  # noqa: E731
+                g16 = jax.tree.map(lambda g: g.astype(dtype), grads)
+                call = lambda: step(box[0], g16, box[1])  # noqa: E731
             else:
                 def update(params, grads, state):
                     updates, state = tx.update(grads, state, params)
@@ -54,7 +55,7 @@ def child(threads: int, reps: int) -> None:
 
         def noop():
             box = [fresh(), pj.adamw(1e-3).init(fresh())]
-            step = jax.jit(lambda p, g, s: (p, s), donate_argnums=(0, 2))
+            step = jax.jit(lambda p, g, s: (p, s), donate_argnums=(0, 2))  # noqa: E731
 
             def run():
                 box[0], box[1] = step(box[0], grads, box[1])
@@ -70,6 +71,12 @@ def child(threads: int, reps: int) -> None:
             "pyoptk.jax step": jitted(pj.adamw(1e-3), fused=True),
             "pyoptk.jax update+apply": jitted(pj.adamw(1e-3), fused=False),
             "optax.adamw": jitted(optax.adamw(1e-3), fused=False),
+            # What optax cannot express: bfloat16 params stepped with stochastic rounding (float32
+            # states, or bfloat16 states too), and bfloat16 params with float32 master weights.
+            "pyoptk.jax step bf16 + SR": jitted(pj.adamw(1e-3, stochastic_rounding=True), True, jnp.bfloat16),
+            "pyoptk.jax step bf16 + bf16 state + SR": jitted(
+                pj.adamw(1e-3, stochastic_rounding=True, state_dtype="bfloat16"), True, jnp.bfloat16),
+            "pyoptk.jax step bf16 + master weights": jitted(pj.adamw(1e-3, master_weights=True), True, jnp.bfloat16),
         }
         samples = time_steps(steppers, reps, min_time=0.2)
         med = {k: statistics.median(v) for k, v in samples.items()}
@@ -78,8 +85,9 @@ def child(threads: int, reps: int) -> None:
             jaxy = name.startswith(("pyoptk.jax", "optax"))
             net = t - dispatch if jaxy else t
             spread = (max(samples[name]) - min(samples[name])) / t * 100
-            print(f"| {layout} | {threads} | {name} | {t * 1e3:.3f} | {net * 1e3:.3f} | "
-                  f"{100 * med['roofline'] / net:.0f}% | {spread:.0f}% |", flush=True)
+            roof = f"{100 * med['roofline'] / net:.0f}%" if "bf16" not in name and "no-op" not in name else "-"
+            print(f"| {layout} | {threads} | {name} | {t * 1e3:.3f} | {net * 1e3:.3f} | {roof} | {spread:.0f}% |",
+                  flush=True)
         del steppers, opt
 
 
