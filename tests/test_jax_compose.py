@@ -167,3 +167,24 @@ def test_mlp_trains_end_to_end_in_place():
     for _ in range(300):
         params, state, value = train_step(params, state)
     assert float(loss(params)) < first / 10
+
+
+def test_sgd_state_dict_needs_the_count_back():
+    """SGD's state keeps no step count, and step 1 creates the momentum buffer (b = g): resuming
+    at count 0 would start it over, so from_state_dict asks for the count."""
+    params = tree()
+    grads = grads_seq(params, 4)
+    tx = pj.sgd(0.05, momentum=0.9)
+    state = tx.init(params)
+    for g in grads[:2]:
+        params, state = tx.step(params, g, state)
+    sd = pj.to_state_dict(tx, state)
+    with pytest.raises(ValueError, match="pass count="):
+        pj.from_state_dict(tx, params, sd)
+    back = pj.from_state_dict(tx, params, sd, count=2)
+    a, b = params, params
+    for g in grads[2:]:
+        a, state = tx.step(a, g, state)
+        b, back = tx.step(b, g, back)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.array(x), np.array(y))

@@ -204,14 +204,15 @@ void execute(const CallFrame& frame) {
 }
 
 Error* step_handler(CallFrame* frame) {
-  // A call frame smaller than ours is from an XLA this build does not understand: nothing can be
-  // reported through it safely, not even an error.
-  if (frame == nullptr || frame->struct_size < kCallFrameSize || frame->api == nullptr ||
-      frame->api->struct_size < kApiSize) {
-    std::fprintf(stderr, "pyoptk: XLA's FFI call frame is older than this build of pyoptk understands\n");
+  // Without an API table as large as ours no error can be made: nothing can be reported safely.
+  if (frame == nullptr || frame->api == nullptr || frame->api->struct_size < kApiSize) {
+    std::fprintf(stderr, "pyoptk: XLA's FFI API table is older than this build of pyoptk understands\n");
     std::terminate();
   }
   const Api* api = frame->api;
+  if (frame->struct_size < kCallFrameSize) {
+    return make_error(api, 9, "pyoptk: XLA's FFI call frame is smaller than this build of pyoptk understands");
+  }
   if (api->api_version.major_version != kApiMajor) {
     return make_error(api, 12, "pyoptk: XLA's FFI API is version " + std::to_string(api->api_version.major_version) +
                                    ".x; this build of pyoptk speaks " + std::to_string(kApiMajor) + ".x");

@@ -40,9 +40,11 @@ def to_state_dict(tx: FusedTransformation, state: PyoptkState) -> dict[str, Any]
     return out
 
 
-def from_state_dict(tx: FusedTransformation, params: Any, state_dict: dict[str, Any]) -> PyoptkState:
+def from_state_dict(tx: FusedTransformation, params: Any, state_dict: dict[str, Any],
+                    count: int | None = None) -> PyoptkState:
     """A state for ``params`` from a NumPy-API ``state_dict`` of the same algorithm and settings
-    (every param stepped as often: one count for the whole tree)."""
+    (every param stepped as often: one count for the whole tree). ``count``: the steps done, for
+    an algorithm whose state keeps none (SGD); a schedule reads it, and step 1 creates the state."""
     fused = tx.fused
     template = tx.init(params)
     saved = state_dict["state"]
@@ -56,7 +58,13 @@ def from_state_dict(tx: FusedTransformation, params: Any, state_dict: dict[str, 
     rows = {tuple(float(saved[i][n]) for n in names) for i in saved}
     if len(rows) > 1:
         raise ValueError("the params' scalar states differ: one scalar state per tree")
-    count = int(steps.pop()) if steps else 0
+    if fused.has_step:
+        count = int(steps.pop()) if steps else 0
+    elif count is None:
+        if fused.state_names and saved:
+            raise ValueError(f"pyoptk.jax.from_state_dict: {fused.cls_name}'s state keeps no step count; pass count= "
+                             "(the steps done)")
+        count = 0
     scalars = np.asarray(rows.pop() if rows else (), np.float64).view(np.uint32)
     states = {n: treedef.unflatten([jnp.asarray(saved[i][n], dtype=l.dtype)
                                     for i, l in enumerate(treedef.flatten_up_to(template.states[n]))])

@@ -37,8 +37,7 @@ def step_call(attrs: dict[str, Any], dynamic: jax.Array, count: jax.Array, scala
                 aliases[len(operands) - 1] = len(results)
                 results.append(jax.ShapeDtypeStruct(a.shape, a.dtype))
     refuse_non_cpu(operands)
-    out = jax.ffi.ffi_call(TARGET, results, input_output_aliases=aliases)(
-        *operands, **{k: v for k, v in attrs.items()})
+    out = jax.ffi.ffi_call(TARGET, results, input_output_aliases=aliases)(*operands, **attrs)
     new_scalars, rest = out[0], list(out[1:])
     grouped, at = [], 0
     for arrays in leaves:

@@ -82,8 +82,8 @@ class Fused:
             slots.append(keys.index(key))
         self.dynamic_slots = slots
         self.dynamic_values = list(dynamic.values())
-        key0 = self.precision.rounding_key(0) if self.precision.stochastic_rounding else 0
-        self.key0 = key0
+        # Stochastic rounding: step t's key is rounding_key(t - 1), the handler adds the steps done.
+        self.key0 = self.precision.rounding_key(0) if self.precision.stochastic_rounding else 0
 
     # ----- state -----
     def keeps_master(self, p: Any) -> bool:
