@@ -9,9 +9,9 @@
 // each state of the mode, and the float32 master copy under master weights.
 // Results: scalars, then per leaf: param, states, master copy (each aliased to its operand).
 // Attributes: op (string), mode, fresh_mode (bits added on step 1), hyper (f64[num_hypers]: the
-// static values), dynamic (i64[n]: the hyper slot of each dynamic value), leaves, master (i64[leaves]:
-// 1 where the leaf has a float32 master copy),
-// stochastic, rounding_key (the key of step 1; step t's is rounding_key + t - 1, as _precision.py).
+// static values), dynamic (i64[n]: the hyper slot of each dynamic value), leaves, master
+// (i64[leaves]: 1 where the leaf has a float32 master copy), stochastic, rounding_key (the key of
+// step 1; step t's is rounding_key + t - 1, as _precision.py draws them).
 #include "step_handler.h"
 
 #include <cstdio>
