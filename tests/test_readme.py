@@ -2,7 +2,7 @@
 directory (so it sees the installed pyoptk, never the source tree, and defines every name it uses).
 
 Convention: a block that fails with ModuleNotFoundError for an optional package (torch, ml_dtypes,
-matplotlib) is skipped with that reason; a block whose first line is `# needs: cuda` runs only
+matplotlib, jax, optax) is skipped with that reason; a block whose first line is `# needs: cuda` runs only
 where pyoptk.cuda.is_available(). Nothing else is skipped: any other failure fails the test."""
 import pathlib
 import re
@@ -14,7 +14,7 @@ import pytest
 import pyoptk
 
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
-OPTIONAL = ("torch", "ml_dtypes", "matplotlib")
+OPTIONAL = ("torch", "ml_dtypes", "matplotlib", "jax", "optax")
 _FENCE = re.compile(r"^( *)```python\n(.*?)^\1```", re.S | re.M)
 
 

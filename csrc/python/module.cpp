@@ -9,6 +9,7 @@
 #include "../cpu/dispatch.h"
 #include "../cpu/float_env.h"
 #include "../cpu/multi_tensor.h"
+#include "../jax/step_handler.h"
 #include "coeffs.h"
 #include "group_schedule.h"
 #include "group_watch.h"
@@ -117,6 +118,8 @@ PYBIND11_MODULE(_core, m) {
   bind_torch_grads(m);
   // The C API (pyoptk/include/pyoptk/capi.h), for C/C++/Cython callers: pyoptk_import() reads it.
   m.attr("_C_API") = py::capsule(c_api(), PYOPTK_CAPSULE_NAME);
+  // pyoptk.jax's XLA FFI handler (csrc/jax/), registered with jax.ffi.register_ffi_target.
+  m.attr("_xla_step_handler") = py::capsule(xla_step_handler());
 #ifdef PYOPTK_WITH_CUDA
   gpu::bind_cuda(m);
 #endif

@@ -1,0 +1,110 @@
+"""pyoptk.jax.adamw against optax.adamw under jax.jit with donated params and state, beside
+pyoptk's NumPy API on the same sizes and the roofline probe (one stream over the same bytes, float32),
+on one 1e7-element array and on a 200-leaf pytree of 1e4 each, 1 and 2 threads. JAX's per-call
+dispatch is measured as a donated no-op jitted call over the same buffers and reported; "net" is
+a step's time less it. Each thread count runs in a child process pinned to that many cores
+(XLA's own thread pool and pyoptk's both see them).
+
+    flock /tmp/pyoptk-bench.lock python bench/jax_step.py [--reps 15]
+"""
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+LAYOUTS = {"1 x 1e7": (1, 10_000_000), "200 x 1e4": (200, 10_000)}
+
+
+def child(threads: int, reps: int) -> None:
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+    import optax
+
+    import pyoptk
+    import pyoptk.jax as pj
+    from pyoptk.bench import _stream, time_steps
+
+    pyoptk.set_num_threads(threads)
+    for layout, (leaves, size) in LAYOUTS.items():
+        rng = np.random.default_rng(0)
+        host = [rng.standard_normal(size, dtype=np.float32) for _ in range(leaves)]
+        host_grads = [rng.standard_normal(size, dtype=np.float32) * 1e-3 for _ in range(leaves)]
+        grads = {f"p{i}": jnp.asarray(g) for i, g in enumerate(host_grads)}
+        fresh = lambda: {f"p{i}": jnp.array(p) for i, p in enumerate(host)}  # noqa: E731
+
+        def jitted(tx, fused, dtype=jnp.float32):
+            box = [jax.tree.map(lambda p: p.astype(dtype), fresh()), None]
+            box[1] = tx.init(box[0])
+            if fused:
+                step = jax.jit(tx.step, donate_argnums=(0, 2))
+                g16 = jax.tree.map(lambda g: g.astype(dtype), grads)
+                call = lambda: step(box[0], g16, box[1])  # noqa: E731
+            else:
+                def update(params, grads, state):
+                    updates, state = tx.update(grads, state, params)
+                    return optax.apply_updates(params, updates), state
+                step = jax.jit(update, donate_argnums=(0, 2))
+                call = lambda: step(box[0], grads, box[1])  # noqa: E731
+
+            def run():
+                box[0], box[1] = call()
+                jax.block_until_ready(box[0])
+            return run
+
+        def noop():
+            box = [fresh(), pj.adamw(1e-3).init(fresh())]
+            step = jax.jit(lambda p, g, s: (p, s), donate_argnums=(0, 2))  # noqa: E731
+
+            def run():
+                box[0], box[1] = step(box[0], grads, box[1])
+                jax.block_until_ready(box[0])
+            return run
+
+        numpy_params = [p.copy() for p in host]
+        opt = pyoptk.AdamW(numpy_params, lr=1e-3, weight_decay=1e-4)
+        steppers = {
+            "roofline": _stream(2, [p.copy() for p in host], host_grads),
+            "pyoptk NumPy API": lambda: opt.step(host_grads),
+            "jit no-op (dispatch)": noop(),
+            "pyoptk.jax step": jitted(pj.adamw(1e-3), fused=True),
+            "pyoptk.jax update+apply": jitted(pj.adamw(1e-3), fused=False),
+            "optax.adamw": jitted(optax.adamw(1e-3), fused=False),
+            # What optax cannot express: bfloat16 params stepped with stochastic rounding (float32
+            # states, or bfloat16 states too), and bfloat16 params with float32 master weights.
+            "pyoptk.jax step bf16 + SR": jitted(pj.adamw(1e-3, stochastic_rounding=True), True, jnp.bfloat16),
+            "pyoptk.jax step bf16 + bf16 state + SR": jitted(
+                pj.adamw(1e-3, stochastic_rounding=True, state_dtype="bfloat16"), True, jnp.bfloat16),
+            "pyoptk.jax step bf16 + master weights": jitted(pj.adamw(1e-3, master_weights=True), True, jnp.bfloat16),
+        }
+        samples = time_steps(steppers, reps, min_time=0.2)
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        dispatch = med["jit no-op (dispatch)"]
+        for name, t in med.items():
+            jaxy = name.startswith(("pyoptk.jax", "optax"))
+            net = t - dispatch if jaxy else t
+            spread = (max(samples[name]) - min(samples[name])) / t * 100
+            roof = f"{100 * med['roofline'] / net:.0f}%" if "bf16" not in name and "no-op" not in name else "-"
+            print(f"| {layout} | {threads} | {name} | {t * 1e3:.3f} | {net * 1e3:.3f} | {roof} | {spread:.0f}% |",
+                  flush=True)
+        del steppers, opt
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument("--threads", type=int, default=0, help="(internal) run one thread count here")
+    args = parser.parse_args()
+    if args.threads:
+        child(args.threads, args.reps)
+        return
+    print("| layout | threads | implementation | median ms | net of dispatch ms | % of roofline (net) | spread |")
+    print("|---|---|---|---|---|---|---|")
+    for threads in (1, 2):
+        subprocess.run([sys.executable, __file__, "--threads", str(threads), "--reps", str(args.reps)], check=True,
+                       preexec_fn=lambda n=threads: os.sched_setaffinity(0, range(n)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+// pyoptk's fused step as an XLA FFI custom call (pyoptk.jax): one call steps every leaf of a
+// pytree through the step engine (csrc/engine/), in place in the result buffers XLA aliases to
+// the param and state operands. Written against the C ABI (xla_ffi_abi.h), so it needs no JAX
+// headers to build; pyoptk.jax registers it with jax.ffi.register_ffi_target(api_version=1).
+//
+// Operands: hyper_dynamic f32[n] (hyper-parameters given as arrays: a schedule's learning rate,
+// optax.inject_hyperparams' values), count s32[] (steps done), scalars u32[2 * num_scalars] (the
+// op's per-param scalar state as float64 bits: x64 need not be on), then per leaf: param, grad,
+// each state of the mode, and the float32 master copy under master weights.
+// Results: scalars, then per leaf: param, states, master copy (each aliased to its operand).
+// Attributes: op (string), mode, fresh_mode (bits added on step 1), hyper (f64[num_hypers]: the
+// static values), dynamic (i64[n]: the hyper slot of each dynamic value), leaves, master
+// (i64[leaves]: 1 where the leaf has a float32 master copy), stochastic, rounding_key (the key of
+// step 1; step t's is rounding_key + t - 1, as _precision.py draws them).
+#include "step_handler.h"
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "../cpu/registry.h"
+#include "../engine/coeffs.h"
+#include "../engine/names.h"
+#include "../engine/plan.h"
+#include "xla_ffi_abi.h"
+
+namespace pyoptk {
+namespace {
+
+using namespace xla_ffi;
+
+struct Refusal : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+Error* make_error(const Api* api, int code, const std::string& message) {
+  ErrorCreateArgs args{sizeof(ErrorCreateArgs), nullptr, message.c_str(), code};
+  return api->error_create(&args);
+}
+
+// The call frame's attributes by name.
+class AttrReader {
+ public:
+  explicit AttrReader(const Attrs& attrs) : attrs_(attrs) {}
+
+  int64_t integer(const char* name) const {
+    const auto* s = static_cast<const Scalar*>(find(name, kAttrScalar));
+    switch (s->dtype) {
+      case kS64: return *static_cast<const int64_t*>(s->value);
+      case kS32: return *static_cast<const int32_t*>(s->value);
+      case kPred: return *static_cast<const bool*>(s->value) ? 1 : 0;
+      default: throw Refusal(std::string("attribute '") + name + "' is not an integer");
+    }
+  }
+  std::string string(const char* name) const {
+    const auto* s = static_cast<const ByteSpan*>(find(name, kAttrString));
+    return std::string(s->ptr, s->len);
+  }
+  template <class T>
+  std::vector<T> array(const char* name, int dtype) const {
+    const auto* a = static_cast<const Array*>(find(name, kAttrArray));
+    if (a->dtype != dtype) throw Refusal(std::string("attribute '") + name + "' has the wrong element type");
+    const T* data = static_cast<const T*>(a->data);
+    return std::vector<T>(data, data + a->size);
+  }
+
+ private:
+  const void* find(const char* name, int type) const {
+    for (int64_t i = 0; i < attrs_.size; ++i) {
+      const ByteSpan* n = attrs_.names[i];
+      if (n->len == std::strlen(name) && std::memcmp(n->ptr, name, n->len) == 0) {
+        if (attrs_.types[i] != type) throw Refusal(std::string("attribute '") + name + "' has the wrong kind");
+        return attrs_.attrs[i];
+      }
+    }
+    throw Refusal(std::string("attribute '") + name + "' is missing");
+  }
+  const Attrs& attrs_;
+};
+
+const Buffer& buffer(const Args& list, int64_t i, const char* what) {
+  if (i >= list.size) throw Refusal(std::string("too few ") + what);
+  if (list.types[i] != 1) throw Refusal(std::string(what) + " " + std::to_string(i) + " is not a buffer");
+  const auto* b = static_cast<const Buffer*>(list.args[i]);
+  if (b->struct_size < kBufferSize) throw Refusal("XLA_FFI_Buffer is smaller than this build of pyoptk expects");
+  return *b;
+}
+
+int storage_dtype(int xla_dtype) {
+  switch (xla_dtype) {
+    case kF32: return kFloat32;
+    case kF64: return kFloat64;
+    case kBF16: return kBFloat16;
+    case kF16: return kFloat16;
+    default: return -1;
+  }
+}
+
+int64_t numel(const Buffer& b) {
+  int64_t n = 1;
+  for (int64_t d = 0; d < b.rank; ++d) n *= b.dims[d];
+  return n;
+}
+
+// A result buffer, holding its operand's values (XLA aliases the two: the copy is a safeguard).
+ArrayRef result_array(const Buffer& out, const Buffer& in, const char* role, int64_t index) {
+  if (out.dtype != in.dtype || numel(out) != numel(in)) {
+    throw Refusal(who(index, role) + ": its result does not match its operand");
+  }
+  ArrayRef a;
+  a.data = static_cast<char*>(out.data);
+  a.dtype = storage_dtype(out.dtype);
+  a.dtype_text = "XLA type " + std::to_string(out.dtype);
+  a.shape = out.dims;
+  a.ndim = static_cast<int>(out.rank);
+  a.numel = numel(out);
+  a.itemsize = a.dtype >= 0 ? item_size(a.dtype) : 1;
+  if (out.data != in.data) std::memcpy(out.data, in.data, static_cast<size_t>(a.nbytes()));
+  return a;
+}
+
+void execute(const CallFrame& frame) {
+  const AttrReader attrs(frame.attrs);
+  const int op = op_id(attrs.string("op"));
+  const OpInfo& info = op_with_coeffs(kOpInfo[op].name);
+  const int64_t leaves = attrs.integer("leaves");
+  const std::vector<int64_t> master = attrs.array<int64_t>("master", kS64);
+  if (static_cast<int64_t>(master.size()) != leaves) throw Refusal("attribute 'master' needs one flag per leaf");
+  std::vector<double> hyper = attrs.array<double>("hyper", kF64);
+  const std::vector<int64_t> dynamic = attrs.array<int64_t>("dynamic", kS64);
+  check_count(info, "hyper", hyper.size(), info.num_hypers, info.hyper_names);
+
+  const Buffer& dyn = buffer(frame.args, 0, "operands");
+  const Buffer& count = buffer(frame.args, 1, "operands");
+  const Buffer& scalars_in = buffer(frame.args, 2, "operands");
+  const Buffer& scalars_out = buffer(frame.rets, 0, "results");
+  if (dyn.dtype != kF32 || numel(dyn) != static_cast<int64_t>(dynamic.size())) {
+    throw Refusal("hyper_dynamic must be float32 with one value per dynamic hyper-parameter");
+  }
+  for (size_t i = 0; i < dynamic.size(); ++i) {
+    if (dynamic[i] < 0 || dynamic[i] >= info.num_hypers) throw Refusal("a dynamic hyper slot is out of range");
+    hyper[static_cast<size_t>(dynamic[i])] = static_cast<const float*>(dyn.data)[i];
+  }
+  if (count.dtype != kS32 && count.dtype != kS64) throw Refusal("count must be int32 or int64");
+  const int64_t done = count.dtype == kS32 ? *static_cast<const int32_t*>(count.data)
+                                           : *static_cast<const int64_t*>(count.data);
+  const int64_t step = done + 1;
+  if (scalars_in.dtype != kU32 || numel(scalars_in) != 2 * info.num_scalars || numel(scalars_out) != numel(scalars_in)) {
+    throw Refusal(std::string(info.name) + ": scalars must be uint32[" + std::to_string(2 * info.num_scalars) + "]");
+  }
+
+  // Coefficients and the scalar state after this step (written once the update ran).
+  double scalars[8] = {};
+  if (info.num_scalars > 8) throw Refusal(std::string(info.name) + " keeps more scalar state than the handler holds");
+  std::memcpy(scalars, scalars_in.data, sizeof(double) * static_cast<size_t>(info.num_scalars));
+  if (step == 1) update_scalars(info, ScalarPhase::kInit, hyper.data(), 0, scalars);
+  double values[kMaxCoeffs];
+  step_coeffs(info, hyper.data(), step, scalars, values);
+  const CoeffBlock block = coeff_block(info, values, static_cast<size_t>(info.num_coeffs));
+
+  const int mode = static_cast<int>(attrs.integer("mode") | (step == 1 ? attrs.integer("fresh_mode") : 0));
+  StepPlan plan(op);
+  std::vector<GradRef> grads;
+  int64_t in = 3, out = 1;
+  for (int64_t leaf = 0; leaf < leaves; ++leaf) {
+    EntrySpec spec;
+    spec.index = leaf;
+    spec.mode = mode;
+    const Buffer& param_in = buffer(frame.args, in++, "operands");
+    const Buffer& param_out = buffer(frame.rets, out++, "results");
+    const Buffer& grad = buffer(frame.args, in++, "operands");
+    spec.param = result_array(param_out, param_in, "param", leaf);
+    for (int k = 0; k < info.num_states; ++k) {
+      if (!state_present(info, k, mode)) continue;
+      const Buffer& s_in = buffer(frame.args, in++, "operands");
+      spec.states[k] = result_array(buffer(frame.rets, out++, "results"), s_in, info.state_names[k], leaf);
+      spec.given[k] = true;
+    }
+    if (master[static_cast<size_t>(leaf)] != 0) {  // the kernel updates the float32 copy and writes the 16-bit param from it
+      const Buffer& m_in = buffer(frame.args, in++, "operands");
+      spec.mirror = spec.param;
+      spec.has_mirror = true;
+      spec.param = result_array(buffer(frame.rets, out++, "results"), m_in, "master_param", leaf);
+    }
+    plan.add(spec);
+    GradRef g;
+    g.given = info.reads_grad;
+    g.data = static_cast<const char*>(grad.data);
+    g.dtype = storage_dtype(grad.dtype);
+    g.numel = numel(grad);
+    grads.push_back(g);
+  }
+  if (in != frame.args.size || out != frame.rets.size) throw Refusal("operands or results left over");
+  plan.seal();
+  StepOptions options;
+  options.stochastic = attrs.integer("stochastic") != 0;
+  options.rounding_key = static_cast<uint64_t>(attrs.integer("rounding_key")) + static_cast<uint64_t>(done);
+  PreparedStep prepared;
+  plan.prepare(grads.data(), &block, 1, options, prepared);
+  prepared.run();
+  std::memcpy(scalars_out.data, scalars, sizeof(double) * static_cast<size_t>(info.num_scalars));
+}
+
+Error* step_handler(CallFrame* frame) {
+  // Without an API table as large as ours no error can be made: nothing can be reported safely.
+  if (frame == nullptr || frame->api == nullptr || frame->api->struct_size < kApiSize) {
+    std::fprintf(stderr, "pyoptk: XLA's FFI API table is older than this build of pyoptk understands\n");
+    std::terminate();
+  }
+  const Api* api = frame->api;
+  if (frame->struct_size < kCallFrameSize) {
+    return make_error(api, 9, "pyoptk: XLA's FFI call frame is smaller than this build of pyoptk understands");
+  }
+  if (api->api_version.major_version != kApiMajor) {
+    return make_error(api, 12, "pyoptk: XLA's FFI API is version " + std::to_string(api->api_version.major_version) +
+                                   ".x; this build of pyoptk speaks " + std::to_string(kApiMajor) + ".x");
+  }
+  if (frame->extension_start != nullptr && frame->extension_start->type == kExtensionMetadata) {
+    auto* ext = reinterpret_cast<MetadataExtension*>(frame->extension_start);
+    if (ext->base.struct_size < kMetadataExtensionSize || ext->metadata->struct_size < kMetadataSize) {
+      return make_error(api, 9, "pyoptk: XLA's FFI metadata struct is smaller than expected");
+    }
+    ext->metadata->api_version = ApiVersion{sizeof(ApiVersion), nullptr, kApiMajor, kApiMinor};
+    ext->metadata->traits = 0;
+    return nullptr;
+  }
+  if (frame->stage != kStageExecute) return make_error(api, 3, "pyoptk: the step runs at the execute stage only");
+  try {
+    execute(*frame);
+    return nullptr;
+  } catch (const std::exception& e) {
+    return make_error(api, 3, std::string("pyoptk.jax: ") + e.what());
+  } catch (...) {
+    return make_error(api, 13, "pyoptk.jax: unexpected error");
+  }
+}
+
+}  // namespace
+
+void* xla_step_handler() { return reinterpret_cast<void*>(&step_handler); }
+
+}  // namespace pyoptk

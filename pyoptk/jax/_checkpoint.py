@@ -1,0 +1,77 @@
+"""A pyoptk.jax state to and from the NumPy API's ``state_dict`` (torch's layout: per param index
+its step, state arrays, scalar state and master copy), leaves in ``jax.tree_util`` order."""
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from .._precision import MASTER_KEY
+from ._transform import FusedTransformation, PyoptkState
+
+__all__ = ["to_state_dict", "from_state_dict"]
+
+
+def to_state_dict(tx: FusedTransformation, state: PyoptkState) -> dict[str, Any]:
+    """The state as pyoptk's NumPy optimizer of the same algorithm saves it (arrays copied to
+    NumPy), loadable by its ``load_state_dict`` over the param leaves in tree order."""
+    fused = tx.fused
+    names = fused.state_names
+    leaves = [jax.tree_util.tree_leaves(state.states[n]) for n in names]
+    masters = jax.tree_util.tree_leaves(state.master, is_leaf=lambda x: x is None) if state.master is not None \
+        else [None] * (len(leaves[0]) if leaves else 0)
+    count = int(state.count)
+    scalars = np.asarray(state.scalars).view(np.float64)
+    per_param = {}
+    for i in range(len(masters)):
+        entry: dict[str, Any] = {"step": count} if fused.has_step else {}
+        for name, ls in zip(names, leaves):
+            entry[name] = np.array(ls[i])
+        entry.update(zip(fused.kernel.scalar_names, map(float, scalars)))
+        if masters[i] is not None:
+            entry[MASTER_KEY] = np.array(masters[i])
+        per_param[i] = entry
+    group = dict(fused.group, params=list(range(len(masters))))
+    out = {"state": per_param, "param_groups": [group]}
+    if not fused.precision.default:
+        out["precision"] = fused.precision.to_dict(count if fused.precision.stochastic_rounding else 0)
+    return out
+
+
+def from_state_dict(tx: FusedTransformation, params: Any, state_dict: dict[str, Any],
+                    count: int | None = None) -> PyoptkState:
+    """A state for ``params`` from a NumPy-API ``state_dict`` of the same algorithm and settings
+    (every param stepped as often: one count for the whole tree). ``count``: the steps done, for
+    an algorithm whose state keeps none (SGD); a schedule reads it, and step 1 creates the state."""
+    fused = tx.fused
+    template = tx.init(params)
+    saved = state_dict["state"]
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    if sorted(saved) != list(range(len(leaves))):
+        raise ValueError(f"state_dict has state for params {sorted(saved)}; the tree has {len(leaves)} leaves")
+    steps = {saved[i].get("step", 0) for i in saved}
+    if len(steps) > 1:
+        raise ValueError(f"the params were stepped different numbers of times ({sorted(steps)}): one count per tree")
+    names = fused.kernel.scalar_names
+    rows = {tuple(float(saved[i][n]) for n in names) for i in saved}
+    if len(rows) > 1:
+        raise ValueError("the params' scalar states differ: one scalar state per tree")
+    if fused.has_step:
+        count = int(steps.pop()) if steps else 0
+    elif count is None:
+        if fused.state_names and saved:
+            raise ValueError(f"pyoptk.jax.from_state_dict: {fused.cls_name}'s state keeps no step count; pass count= "
+                             "(the steps done)")
+        count = 0
+    scalars = np.asarray(rows.pop() if rows else (), np.float64).view(np.uint32)
+    states = {n: treedef.unflatten([jnp.asarray(saved[i][n], dtype=l.dtype)
+                                    for i, l in enumerate(treedef.flatten_up_to(template.states[n]))])
+              for n in fused.state_names}
+    master = None
+    if template.master is not None:
+        master = jax.tree.map(lambda m, i: None if m is None else jnp.asarray(saved[i][MASTER_KEY], jnp.float32),
+                              template.master, treedef.unflatten(list(range(len(leaves)))),
+                              is_leaf=lambda x: x is None)
+    return PyoptkState(jnp.asarray(count, jnp.int32), jnp.asarray(scalars), states, master)

@@ -1,0 +1,55 @@
+"""The XLA custom call behind every pyoptk.jax step: _core's FFI handler (csrc/jax/), registered
+with JAX once, and the one ``ffi_call`` over a whole pytree, params and states aliased to results."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import jax
+import numpy as np
+
+from .. import _core
+
+TARGET = "pyoptk_step"
+jax.ffi.register_ffi_target(TARGET, _core._xla_step_handler, platform="cpu", api_version=1)
+
+
+def refuse_non_cpu(arrays: Sequence[Any]) -> None:
+    """Eager arrays must live on a CPU device (the handler is registered for XLA's CPU backend)."""
+    for a in arrays:
+        if isinstance(a, jax.Array) and not isinstance(a, jax.core.Tracer):
+            platforms = {d.platform for d in a.devices()}
+            if platforms != {"cpu"}:
+                raise ValueError(f"pyoptk.jax steps CPU arrays only; got an array on {sorted(platforms)}")
+
+
+def step_call(attrs: dict[str, Any], dynamic: jax.Array, count: jax.Array, scalars: jax.Array,
+              leaves: Sequence[Sequence[jax.Array]], grads: Sequence[jax.Array]) -> tuple[jax.Array, list[list[jax.Array]]]:
+    """One fused step. ``leaves[i]``: leaf i's written arrays (param, its states, its master copy),
+    each aliased to its result; returns the new scalars and the new arrays in the same layout."""
+    operands: list[Any] = [dynamic, count, scalars]
+    results: list[Any] = [jax.ShapeDtypeStruct(scalars.shape, scalars.dtype)]
+    aliases = {2: 0}
+    for arrays, grad in zip(leaves, grads):
+        first, *rest = arrays
+        for a in (first, grad, *rest):
+            operands.append(a)
+            if a is not grad:
+                aliases[len(operands) - 1] = len(results)
+                results.append(jax.ShapeDtypeStruct(a.shape, a.dtype))
+    refuse_non_cpu(operands)
+    out = jax.ffi.ffi_call(TARGET, results, input_output_aliases=aliases)(*operands, **attrs)
+    new_scalars, rest = out[0], list(out[1:])
+    grouped, at = [], 0
+    for arrays in leaves:
+        grouped.append(rest[at:at + len(arrays)])
+        at += len(arrays)
+    return new_scalars, grouped
+
+
+def static_attrs(op: str, mode: int, fresh_mode: int, hyper: Sequence[float], dynamic_slots: Sequence[int],
+                 leaves: int, master: Sequence[bool], stochastic: bool, rounding_key: int) -> dict[str, Any]:
+    """The handler's attributes (step_handler.cpp's header names them)."""
+    return dict(op=op, mode=np.int64(mode), fresh_mode=np.int64(fresh_mode),
+                hyper=np.asarray(hyper, np.float64), dynamic=np.asarray(dynamic_slots, np.int64),
+                leaves=np.int64(leaves), master=np.asarray(master, np.int64).reshape(-1), stochastic=np.int64(stochastic),
+                rounding_key=np.uint64(rounding_key).astype(np.int64))
