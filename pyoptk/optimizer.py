@@ -276,8 +276,6 @@ class Optimizer:
         return saved
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
-        for gone in ("_checked", "_changed_groups"):  # pickled before GroupWatch
-            saved.pop(gone, None)
         self.__dict__.update(saved)
         self._lock = threading.RLock()
         self._watch = GroupWatch()
