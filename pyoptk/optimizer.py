@@ -163,8 +163,6 @@ class Optimizer:
     # False where a step does more than one fused update (NumPy reductions, matmuls): host only.
     runs_on_cuda: bool = True
     low_precision: bool = True  # steps bfloat16/float16 params (mixed precision, _precision.py)
-    # Group keys the optimizer itself writes (schedule-free's schedule): pyoptk.torch copies them back.
-    group_state: tuple[str, ...] = ()
     # Ranges of scalar states other than step, checked on load: {name: (low, high)}.
     scalar_state_bounds: dict[str, tuple[float, float]] = {}
 
