@@ -12,3 +12,6 @@ set(PYOPTK_MATH_FLAGS ${PYOPTK_OPT} -ffp-contract=off -fno-math-errno -fno-trapp
 set(PYOPTK_KERNEL_SHARDS 2 CACHE STRING "Translation units per ISA the kernels are split into")
 add_compile_definitions(PYOPTK_KERNEL_SHARDS=${PYOPTK_KERNEL_SHARDS})
 math(EXPR PYOPTK_LAST_SHARD "${PYOPTK_KERNEL_SHARDS} - 1")
+
+# The op list (pyoptk_ops.h), generated from the headers in csrc/include/pyoptk/ops/.
+include(${CMAKE_CURRENT_LIST_DIR}/op_list.cmake)

@@ -50,8 +50,10 @@ class GroupSchedule:
 
 class GroupWatch:
     """Which param groups changed since they were last checked: another dict, a key added,
-    removed or replaced, a number inside a mutable value (a list, a 0-d array or tensor) moved."""
-    def __init__(self) -> None: ...
+    removed or replaced, a number inside a mutable value (a list, a 0-d array or tensor) moved;
+    not a group whose only change is a finite, non-negative new value of ``lr_key``, which it
+    records itself."""
+    def __init__(self, lr_key: Optional[str] = None) -> None: ...
     def changed(self, groups: list) -> tuple[int, ...]:
         """The indices of the groups that differ from what accept() recorded at that index."""
     def accept(self, index: int, group: dict) -> None:

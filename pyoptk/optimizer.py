@@ -163,8 +163,11 @@ class Optimizer:
     # False where a step does more than one fused update (NumPy reductions, matmuls): host only.
     runs_on_cuda: bool = True
     low_precision: bool = True  # steps bfloat16/float16 params (mixed precision, _precision.py)
-    # Group keys the optimizer itself writes (schedule-free's schedule): pyoptk.torch copies them back.
-    group_state: tuple[str, ...] = ()
+    # The group key whose new value GroupWatch (C++) accepts itself when it is the only change and
+    # plainly "a number >= 0" (a scheduler's lr each step, with no Python check): for algorithms
+    # whose check of it is check_nonneg alone and whose mode does not read it. None: every
+    # change is checked in Python.
+    plain_lr_key: str | None = None
     # Ranges of scalar states other than step, checked on load: {name: (low, high)}.
     scalar_state_bounds: dict[str, tuple[float, float]] = {}
 
@@ -187,7 +190,7 @@ class Optimizer:
         self.state = ParamState()
         self._plan: _Plan | None = None
         # Each group as last checked (C++): which changed since, found in one call per step.
-        self._watch = GroupWatch()
+        self._watch = GroupWatch(self.plain_lr_key)
         # Where the step reads the groups' hyper-parameters, when not from param_groups (a
         # function returning one dict per group): pyoptk.torch's torch-side groups.
         self._hyper_source: Callable[[], list[dict[str, Any]]] | None = None
@@ -276,11 +279,9 @@ class Optimizer:
         return saved
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
-        for gone in ("_checked", "_changed_groups"):  # pickled before GroupWatch
-            saved.pop(gone, None)
         self.__dict__.update(saved)
         self._lock = threading.RLock()
-        self._watch = GroupWatch()
+        self._watch = GroupWatch(self.plain_lr_key)
 
     # ----- param groups -----------------------------------------------------------------
     @_serialized

@@ -54,7 +54,8 @@ def test_every_algorithm_has_test_cases():
 
 def test_the_torch_stub_is_current():
     """pyoptk/torch/__init__.pyi (what type checkers see of the twins) is what the registry makes
-    now: after adding an algorithm, `python -m pyoptk.torch._stub > pyoptk/torch/__init__.pyi`."""
+    now: the build rewrites it (cmake/torch_stub.py), or by hand
+    `python -m pyoptk.torch._stub > pyoptk/torch/__init__.pyi`."""
     import pathlib
 
     from pyoptk.torch._stub import stub

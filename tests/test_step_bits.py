@@ -94,23 +94,32 @@ def _digest(params, opt, lr_trace):
     return h.hexdigest()
 
 
-def _run(name, kw, dtype, precision):
-    """STEPS steps, the lr changed before steps 3 and 5 (a scheduler's write, float and 0-d array),
-    a state_dict round trip in the middle (a resumed run continues bit for bit)."""
-    params, grads = _problem(name, dtype)
-    opt = getattr(pyoptk, name)(params, **kw, **precision)
+def _schedule(make, grads, step, lr_array):
+    """STEPS steps of the optimizer ``make()`` makes (``step(opt, g)``: one step with grads g), the
+    lr changed before steps 3 and 5 (a scheduler's write: a float, then ``lr_array``'s 0-d array),
+    a state_dict round trip in the middle (a resumed run continues bit for bit). Returns the
+    optimizer and the lr of each step."""
+    opt = make()
     lr_trace = []
     for t, g in enumerate(grads):
         if t == 2:
             opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] * 0.5
         if t == 3:
             saved = opt.state_dict()
-            opt = getattr(pyoptk, name)(params, **kw, **precision)
+            opt = make()
             opt.load_state_dict(saved)
         if t == 4:
-            opt.param_groups[0]["lr"] = np.array(opt.param_groups[0]["lr"] * 0.5)
-        opt.step(g)
+            opt.param_groups[0]["lr"] = lr_array(float(opt.param_groups[0]["lr"]) * 0.5)
+        step(opt, g)
         lr_trace.append(float(opt.param_groups[0]["lr"]))
+    return opt, lr_trace
+
+
+def _run(name, kw, dtype, precision):
+    """The schedule through the NumPy API."""
+    params, grads = _problem(name, dtype)
+    opt, lr_trace = _schedule(lambda: getattr(pyoptk, name)(params, **kw, **precision), grads,
+                              lambda opt, g: opt.step(g), np.array)
     return _digest(params, opt, lr_trace)
 
 
@@ -135,15 +144,13 @@ def test_step_bits_unchanged_on_every_isa_and_thread_count(name, kw, dtype, prec
             assert _run(name, kw, dtype, precision) == golden[key], f"{isa}, {threads} thread(s): bits moved"
 
 
-
-
 # ----- pyoptk.torch: the same steps on torch tensors give the same bits -----------------------
 TORCH_CASES = [c for c in CASES if c[0] in dict(ALGORITHMS) and c[2] in (np.float32, BF16)]
 
 
 def _torch_run(name, kw, dtype, precision):
-    """_run through pyoptk.torch: grads in p.grad, a torch scheduler-like write of the lr, the
-    checkpoint round trip through torch's state_dict."""
+    """The schedule through pyoptk.torch: grads in p.grad, the lr written as a torch scheduler
+    does, the checkpoint round trip through torch's state_dict."""
     torch = pytest.importorskip("torch")
     import pyoptk.torch as ptorch
 
@@ -151,21 +158,14 @@ def _torch_run(name, kw, dtype, precision):
     tdtype = torch.bfloat16 if dtype == BF16 else torch.float32
     tensors = [torch.nn.Parameter(torch.from_numpy(p.view(np.uint16) if dtype == BF16 else p).clone()
                                   .view(tdtype)) for p in params]
-    opt = getattr(ptorch, name)(tensors, **kw, **precision)
-    lr_trace = []
-    for t, g in enumerate(grads):
-        if t == 2:
-            opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] * 0.5
-        if t == 3:
-            saved = opt.state_dict()
-            opt = getattr(ptorch, name)(tensors, **kw, **precision)
-            opt.load_state_dict(saved)
-        if t == 4:
-            opt.param_groups[0]["lr"] = torch.tensor(float(opt.param_groups[0]["lr"]) * 0.5, dtype=torch.float64)
+
+    def step(opt, g):
         for p, gk in zip(tensors, g):
             p.grad = torch.from_numpy(gk.view(np.uint16) if dtype == BF16 else gk).clone().view(tdtype)
         opt.step()
-        lr_trace.append(float(opt.param_groups[0]["lr"]))
+
+    opt, lr_trace = _schedule(lambda: getattr(ptorch, name)(tensors, **kw, **precision), grads, step,
+                              lambda lr: torch.tensor(lr, dtype=torch.float64))
     h = hashlib.sha256()
     for p in tensors:
         h.update(p.detach().view(torch.uint16 if dtype == BF16 else torch.float32).numpy().tobytes())

@@ -183,6 +183,50 @@ def test_a_0d_lr_written_in_place_keeps_the_plan_and_is_checked():
     assert opt._plan is plan and opt.state[params[0]]["step"] == 6
 
 
+def test_a_plain_new_lr_is_accepted_in_cpp_and_any_other_is_checked_in_python(monkeypatch):
+    """A scheduler's new lr (a float >= 0, or a 0-d lr's new value) is all that changed: C++
+    records it, no Python check runs, the plan stays and the lr takes effect; a negative, NaN or
+    non-float lr, or another key changed with it, goes to the Python check as before."""
+    params, opt, _ = run("Adam", dict(lr=0.01), steps=3)
+    checked = []
+    check = type(opt)._check_group
+    monkeypatch.setattr(type(opt), "_check_group", lambda self, group: (checked.append(1), check(self, group)))
+    plan = opt._plan
+    for lr in (0.02, 0.0, 1e300):
+        opt.param_groups[0]["lr"] = lr
+        opt.step(arrays(30))
+    assert not checked and opt._plan is plan and opt.state[params[0]]["step"] == 6
+    before = [p.copy() for p in params]
+    opt.param_groups[0]["lr"] = 0.0
+    opt.step(arrays(31))
+    assert params[0].tobytes() == before[0].tobytes() and params[2].tobytes() != before[2].tobytes()
+    for bad in (-1.0, float("nan")):
+        opt.param_groups[0]["lr"] = bad
+        with pytest.raises(ValueError, match=r"param_groups\[0\]: Invalid learning rate"):
+            opt.step(arrays(32))
+    assert len(checked) == 2
+    opt.param_groups[0]["lr"] = 1  # an int: the Python check, which takes it
+    opt.step(arrays(33))
+    opt.param_groups[0]["lr"], opt.param_groups[0]["eps"] = 0.01, 1e-6  # lr and eps: checked in Python
+    opt.step(arrays(34))
+    assert len(checked) == 4
+
+
+@pytest.mark.parametrize("entry", [e for e in pyoptk.optim.ALGORITHMS if e.cls.plain_lr_key],
+                         ids=lambda e: e.name)
+def test_what_cpp_accepts_as_a_new_lr_the_python_check_accepts_in_the_same_mode(entry):
+    """GroupWatch accepts a finite lr >= 0 alone for these classes: their check must accept every
+    such lr and their mode must not read it (else C++ would let through what Python refuses)."""
+    p = np.zeros(3, np.float32)
+    opt = entry.cls([p])
+    group = opt.param_groups[0]
+    for lr in (0.0, 1e-300, 0.5, 1e300):
+        changed = dict(group, lr=lr)
+        opt._check_group(changed)
+        assert opt._group_mode(changed) == opt._group_mode(group)
+    assert entry.cls.plain_lr_key == "lr"
+
+
 def test_an_optimizer_with_a_plan_is_freed():
     import gc
     import weakref

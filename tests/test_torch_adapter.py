@@ -396,11 +396,13 @@ def test_tensor_subclasses_with_their_own_dispatch_are_refused():
         pt.Adam([p])
 
 
-def test_the_step_reads_hyper_parameters_from_torchs_groups_only():
-    """torch's param_groups are the one copy of the hyper-parameters an element-wise step reads
-    (a scheduler's lr included): nothing is copied into the core's groups per step."""
+@pytest.mark.parametrize("name,kw", [("Adam", {}), ("Adafactor", {}), ("LAMB", {}), ("LARS", dict(momentum=0.0))])
+def test_the_step_reads_hyper_parameters_from_torchs_groups_only(name, kw):
+    """torch's param_groups are the one copy of the hyper-parameters a step reads (a
+    scheduler's lr included), element-wise or multi-pass: nothing is copied into the core's
+    groups per step."""
     w = torch.nn.Parameter(torch.ones(4))
-    opt = pt.Adam([w], lr=0.1)
+    opt = getattr(pt, name)([w], lr=0.1, **kw)  # LARS: no momentum (its buffer would carry the last lr's step)
     core_group = opt._core.param_groups[0]
     w.grad = torch.ones(4)
     opt.step()

@@ -5,6 +5,7 @@
 
 #include "../cpu/registry.h"
 #include "../cpu/kernel_table.h"
+#include "array.h"
 
 namespace pyoptk {
 
@@ -15,6 +16,11 @@ struct Extent {
   int64_t index;
   const char* role;
 };
+
+// The bytes of `a`.
+inline Extent extent_of(const ArrayRef& a, int64_t index, const char* role, bool written) {
+  return {a.data, a.data + a.nbytes(), written, index, role};
+}
 
 [[noreturn]] void refuse_overlap(const Extent& a, const Extent& b, const OpInfo* op = nullptr);
 // Sorts the extents and refuses (ValueError) any overlap that involves a written array.

@@ -39,10 +39,6 @@ void coalesce(std::vector<Task>& tasks, const std::vector<SlotSizes>& itemsizes)
   tasks.resize(out);
 }
 
-Extent extent_of(const ArrayRef& a, int64_t index, const char* role, bool written) {
-  return {a.data, a.data + a.nbytes(), written, index, role};
-}
-
 }  // namespace
 
 // The fused kernel of the entry's (param, grad, states, master weights) storage kinds, whose

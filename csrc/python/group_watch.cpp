@@ -1,5 +1,6 @@
 #include "group_watch.h"
 
+#include <cmath>
 #include <cstring>
 
 namespace py = pybind11;
@@ -48,14 +49,28 @@ bool zero_dim_number(PyObject* v, double* out) {
 
 }  // namespace
 
-bool GroupWatch::same(const Record& r, PyObject* group) {
+bool GroupWatch::same(Record& r, PyObject* group) const {
   if (!r.dict || r.dict.ptr() != group) return false;
   if (PyDict_GET_SIZE(group) != static_cast<Py_ssize_t>(r.values.size())) return false;
   Py_ssize_t pos = 0;
   PyObject *key, *value;
-  for (const Value& v : r.values) {
+  Value* new_lr = nullptr;  // the lr's record, when its value is all that changed
+  PyObject* lr_value = nullptr;
+  double lr = 0.0;
+  for (Value& v : r.values) {
     if (!PyDict_Next(group, &pos, &key, &value)) return false;
-    if (key != v.key.ptr() || value != v.value.ptr()) return false;
+    if (key != v.key.ptr()) return false;
+    if (key == lr_key_.ptr() && (value != v.value.ptr() || v.number)) {
+      // "a number >= 0": a plain float, or the value inside a 0-d array or tensor (the same kind
+      // of object as recorded, so its value is all that can have moved)
+      const bool plain = PyFloat_CheckExact(value) && !v.number;
+      const bool inside = v.number && value == v.value.ptr();
+      if (!(plain || inside) || !read_number(value, &lr) || !(lr >= 0.0 && lr < HUGE_VAL)) return false;
+      new_lr = &v;
+      lr_value = value;
+      continue;
+    }
+    if (value != v.value.ptr()) return false;
     if (v.list) {
       if (!PyList_Check(value) || PyList_GET_SIZE(value) != static_cast<Py_ssize_t>(v.items.size())) return false;
       for (size_t k = 0; k < v.items.size(); ++k) {
@@ -66,10 +81,14 @@ bool GroupWatch::same(const Record& r, PyObject* group) {
       if (!read_number(value, &now) || std::memcmp(&now, &v.inside, sizeof now) != 0) return false;
     }
   }
+  if (new_lr != nullptr) {
+    new_lr->value = py::reinterpret_borrow<py::object>(lr_value);
+    new_lr->inside = lr;
+  }
   return true;
 }
 
-py::tuple GroupWatch::changed(py::handle groups) const {
+py::tuple GroupWatch::changed(py::handle groups) {
   const py::object fast = py::reinterpret_steal<py::object>(PySequence_Fast(groups.ptr(), "param_groups must be a list"));
   if (!fast) throw py::error_already_set();
   const Py_ssize_t n = PySequence_Fast_GET_SIZE(fast.ptr());
@@ -115,7 +134,7 @@ void GroupWatch::truncate(size_t count) {
 
 void bind_group_watch(py::module_& m) {
   py::class_<GroupWatch>(m, "GroupWatch", "The param groups changed since they were last checked (internal).")
-      .def(py::init<>())
+      .def(py::init<py::object>(), py::arg("lr_key") = py::none())
       .def("changed", &GroupWatch::changed, py::arg("groups"))
       .def("accept", &GroupWatch::accept, py::arg("index"), py::arg("group"))
       .def("truncate", &GroupWatch::truncate, py::arg("count"));

@@ -2,9 +2,9 @@
 
 ``ALGORITHMS`` is the one list of the algorithms: ``pyoptk``, ``pyoptk.functional``,
 ``pyoptk.torch``, ``pyoptk.functional.init`` and the tests take theirs from it. Adding an
-algorithm: its ops header in C++ (csrc/include/pyoptk/ops/), its module here, and one import
-line plus one row below (the import keeps the names visible to type checkers; tests check that
-the imports and the rows agree).
+algorithm: its ops header in C++ (csrc/include/pyoptk/ops/, found by the build), its module here,
+and one import line plus one row below (the import keeps the names visible to type checkers;
+tests check that the imports and the rows agree); the build rewrites pyoptk.torch's stub.
 """
 from ._registry import Entry
 from .adadelta import Adadelta, adadelta

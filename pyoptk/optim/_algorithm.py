@@ -60,6 +60,7 @@ class FusedOptimizer(Optimizer):
     still override ``_state_init``."""
 
     algorithm: ClassVar[Algorithm]
+    plain_lr_key = "lr"  # every fused algorithm checks its lr by check_nonneg alone; no mode reads it
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -45,7 +45,7 @@ class MultiPassOptimizer(Optimizer):
         loss, grads = self._collect_grads(grads, closure)
         batches = self._dense_batches(grads)
         rounding = Rounding(self)
-        for group, batch in zip(self.param_groups, batches):
+        for group, batch in zip(self._hyper_groups(), batches):
             if not batch:
                 continue
             states = [self._state_for_step(p) for p, _ in batch]

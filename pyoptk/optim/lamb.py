@@ -9,6 +9,7 @@ import numpy as np
 from .._arrays import HOST
 from .._kernels import FusedStep, Kernel
 from .._typing import Array, Betas, Closure, Grads, Params
+from ..optimizer import hyper_values
 from ._algorithm import Algorithm, FusedOptimizer
 from ._common import check_betas, check_bool, check_dense_grad, check_nonneg
 from ._trust import norms, trust_ratio
@@ -127,7 +128,7 @@ class LAMB(FusedOptimizer):
         changes nothing."""
         loss, grads = self._collect_grads(grads, closure)
         work = []
-        for group, batch in zip(self.param_groups, self._dense_batches(grads)):
+        for group, batch in zip(map(hyper_values, self._hyper_groups()), self._dense_batches(grads)):
             states = []
             for p, _ in batch:
                 state = dict(self.state[p]) if p in self.state else {

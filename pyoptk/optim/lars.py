@@ -8,6 +8,7 @@ import numpy as np
 
 from .._kernels import FusedStep, Kernel
 from .._typing import Array, Closure, Grads, Params
+from ..optimizer import hyper_values
 from ._algorithm import Algorithm, FusedOptimizer
 from ._common import check_bool, check_dense_grad, check_nonneg
 from ._trust import norms, trust_ratio
@@ -109,7 +110,7 @@ class LARS(FusedOptimizer):
         changes nothing."""
         loss, grads = self._collect_grads(grads, closure)
         work = []
-        for group, batch in zip(self.param_groups, self._dense_batches(grads)):
+        for group, batch in zip(map(hyper_values, self._hyper_groups()), self._dense_batches(grads)):
             states = [dict(self.state[p]) if p in self.state else {"momentum_buffer": np.zeros_like(p)}
                       for p, _ in batch]
             work.append((group, [p for p, _ in batch], [g for _, g in batch], states))

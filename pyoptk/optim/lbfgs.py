@@ -272,7 +272,7 @@ class LBFGS(Optimizer):
             raise TypeError("LBFGS.step needs a closure: step(closure) with closure() -> (loss, grads)")
         if grads is not None:
             raise ValueError("LBFGS.step takes a closure, not grads")
-        group = hyper_values(self.param_groups[0])  # a 0-d lr (changed in place by a scheduler) as its value
+        group = hyper_values(self._hyper_groups()[0])  # a 0-d lr (changed in place by a scheduler) as its value
         self._check_group(group)
         lr, max_iter, max_eval = group["lr"], group["max_iter"], group["max_eval"]
         tolerance_grad, tolerance_change = group["tolerance_grad"], group["tolerance_change"]

@@ -7,6 +7,7 @@ from typing import Any, Mapping, Optional, Sequence
 from .._arrays import HOST
 from .._kernels import FusedStep, Kernel
 from .._typing import Array, Betas, Closure, Grads, Params
+from ..optimizer import hyper_values
 from ._algorithm import Algorithm, FusedOptimizer
 from ._common import check_betas, check_bool, check_nonneg, functional_step
 
@@ -86,7 +87,6 @@ class _ScheduleFree(FusedOptimizer):
     algorithm = ALGORITHM
     has_step = False
     fresh_state_flag = "first_step"  # z = y when a param's state is created
-    group_state = tuple(_GROUP_STATE)
     low_precision = False  # float32/float64: every train()/eval() swap would round y and x to 16 bits
 
     def __init__(self, params: Params, defaults: dict[str, Any]) -> None:
@@ -98,20 +98,21 @@ class _ScheduleFree(FusedOptimizer):
     def step(self, grads: Optional[Grads] = None, closure: Optional[Closure] = None) -> Any:
         """One step at y (the params must be in train mode). Advances every group's schedule
         state (k, lr_max, weight_sum), as the reference; a refused step changes nothing."""
-        if not all(group["train_mode"] for group in self.param_groups):
+        hyper_groups = self._hyper_groups()
+        if not all(group["train_mode"] for group in hyper_groups):
             raise RuntimeError(f"{type(self).__name__}.step() in eval mode: call opt.train() before stepping "
                                "(the params hold the averaged x now, not the point y grads are taken at)")
-        saved = [{name: group[name] for name in _GROUP_STATE} for group in self.param_groups]
-        for gi, group in enumerate(self.param_groups):
+        saved = [{name: group[name] for name in _GROUP_STATE} for group in hyper_groups]
+        for gi, group in enumerate(hyper_groups):
             try:
                 self._check_group(group)
             except ValueError as e:
                 raise ValueError(f"param_groups[{gi}]: {e}") from None
-            group.update(_advance_group(group))
+            group.update(_advance_group(hyper_values(group)))  # a 0-d lr as its value
         try:
             return super().step(grads, closure)
         except BaseException:
-            for group, values in zip(self.param_groups, saved):
+            for group, values in zip(hyper_groups, saved):
                 group.update(values)
             raise
 
@@ -125,18 +126,18 @@ class _ScheduleFree(FusedOptimizer):
         self._swap(False)
 
     def _swap(self, train: bool) -> None:
-        groups = [g for g in self.param_groups if g["train_mode"] != train]
+        groups = [(g, h) for g, h in zip(self.param_groups, self._hyper_groups()) if h["train_mode"] != train]
         fused = FusedStep(LERP, (self._where or HOST).core)
-        for gi, group in enumerate(groups):
-            beta1 = _beta1(group)
+        for gi, (group, hyper) in enumerate(groups):
+            beta1 = _beta1(hyper_values(hyper))
             weight = 1 - beta1 if train else 1 - 1 / beta1
             slot = fused.slot(gi, lambda: {"one_minus_momentum": weight, "momentum": 0.0})
             for p in group["params"]:
                 if p in self.state:
                     fused.add(len(fused.items), 0, slot, p, self.state[p]["z"], {})
         fused.run()
-        for group in groups:
-            group["train_mode"] = train
+        for _, hyper in groups:
+            hyper["train_mode"] = train
 
 
 class ScheduleFreeSGD(_ScheduleFree):

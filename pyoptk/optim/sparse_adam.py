@@ -189,12 +189,12 @@ class SparseAdam(Optimizer):
         loss, grads = self._collect_grads(grads, closure)
         todo = []
         index = 0
-        for group in self.param_groups:
+        for group, hyper in zip(self.param_groups, self._hyper_groups()):
             for p in group["params"]:
                 g = grads[index]
                 if g is not None:
                     _check_sparse(p, g, f"param {index}")
-                    todo.append((hyper_values(group), p, g, index))  # a 0-d lr as its value
+                    todo.append((hyper_values(hyper), p, g, index))  # a 0-d lr as its value
                 index += 1
         items, coeffs, pending = [], [], []
         for group, p, g, index in todo:

@@ -33,8 +33,8 @@ _abi.enable()
 
 # One twin per algorithm of the registry (pyoptk/optim/__init__.py); type checkers read them from
 # __init__.pyi, which pyoptk/torch/_stub.py writes. Schedule-free's train() / eval() swap the
-# params between y and x, as the schedulefree package's; its schedule lives in the param groups
-# (group_state, copied back after each core call).
+# params between y and x, as the schedulefree package's; its schedule lives in torch's param
+# groups, which the core reads and writes.
 _CLOSURE_DRIVEN = dict(closure_driven=True, tensor_scalars=())  # LBFGS: step(closure) drives the core's loop
 for _entry in _optim.ALGORITHMS:
     globals()[_entry.name] = twin(

@@ -3,10 +3,9 @@
 torch's base class keeps what a training script touches (param groups with torch params and
 names, hooks, ``zero_grad``, ``state_dict`` packing, ``load_state_dict``'s checks and casts);
 the pyoptk optimizer behind it (``self._core``) holds NumPy views of the same memory and runs the
-step. torch's groups are the source of the hyper-parameters (schedulers write them): an
-element-wise core reads them there, the only copy (``Optimizer._hyper_groups``); a core with
-its own step (several passes, NumPy work) gets them copied into its groups before each call, and
-the keys it writes itself (``group_state``: schedule-free's schedule) copied back after it.
+step. torch's groups are the one copy of the hyper-parameters: schedulers write them there,
+every core's step reads them there (``Optimizer._hyper_groups``), and a core that keeps state in
+its groups (schedule-free's schedule) writes it there.
 """
 from __future__ import annotations
 
@@ -125,8 +124,9 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._direct = self._direct and self.core_class.step is Optimizer.step and all(
             isinstance(v, np.ndarray) and not p.dtype.is_complex and not is_dtensor(p)
             for p, v in zip(group["params"], views))
-        # The element-wise step reads torch's groups, whatever list torch holds them in now.
-        self._core._hyper_source = self._torch_groups if self.core_class.step is Optimizer.step else None
+        # The core's steps read the hyper-parameters from torch's groups, whatever list torch holds
+        # them in now: schedulers write them there, and the core writes its group state there.
+        self._core._hyper_source = self._torch_groups
 
     def _torch_groups(self) -> list[dict[str, Any]]:
         return self.param_groups
@@ -135,33 +135,6 @@ class TorchOptimizer(torch.optim.Optimizer):
     def _value(v: Any) -> Any:
         """A hyper-parameter as the core takes it: a 0-d tensor (a tensor lr) as a float."""
         return float(v) if isinstance(v, torch.Tensor) and v.dim() == 0 else v
-
-    def _sync(self) -> None:
-        """Copy torch's group hyper-parameters (schedulers write them) into the core's groups (for
-        cores whose own steps read them there)."""
-        if self._core._hyper_source is not None:
-            return
-        for group, core_group in zip(self.param_groups, self._core.param_groups):
-            for k, v in group.items():
-                if k not in _TORCH_ONLY:
-                    core_group[k] = float(v) if isinstance(v, torch.Tensor) else v
-
-    def _write_back(self) -> None:
-        """Copy the group keys the core changed itself (its ``group_state``) into torch's groups,
-        so that the next sync, state_dict() and schedulers see them."""
-        if not self.core_class.group_state:
-            return
-        for group, core_group in zip(self.param_groups, self._core.param_groups):
-            for k in self.core_class.group_state:
-                group[k] = core_group[k]
-
-    def _core_call(self, method: str, *args: Any) -> Any:
-        """A core method run between a sync and a write-back (schedule-free's train() / eval())."""
-        self._sync()
-        try:
-            return getattr(self._core, method)(*args)
-        finally:
-            self._write_back()
 
     def _torch_params(self) -> list[torch.Tensor]:
         return [p for group in self.param_groups for p in group["params"]]
@@ -210,11 +183,7 @@ class TorchOptimizer(torch.optim.Optimizer):
         """One step: reads each param's ``.grad`` (params without one are skipped, as in torch)
         and updates the params in place. ``closure`` re-evaluates the model and returns the loss
         (called once, with grad enabled; LBFGS calls it as often as its iteration needs)."""
-        self._sync()
-        try:
-            return self._step(closure)
-        finally:
-            self._write_back()
+        return self._step(closure)
 
     def _step(self, closure: Callable[[], Any] | None) -> Any:
         if self.closure_driven:
@@ -294,7 +263,6 @@ class TorchOptimizer(torch.optim.Optimizer):
             self.param_groups, self.state = before
             raise
         self.state = TorchState(self)  # type: ignore[assignment]
-        self._sync()
 
 
 def uncast_low_precision_state(state_dict: dict[str, Any], params: list[torch.Tensor]) -> dict[int, dict]:
@@ -309,9 +277,9 @@ def uncast_low_precision_state(state_dict: dict[str, Any], params: list[torch.Te
 
 def core_method(name: str, doc: str) -> Callable[[TorchOptimizer], None]:
     """A method of a twin that runs the core's method of that name (the train() and eval() of
-    the schedule-free twins), keeping the groups in step both ways."""
+    the schedule-free twins)."""
     def method(self: TorchOptimizer) -> None:
-        self._core_call(name)
+        getattr(self._core, name)()
     method.__name__ = method.__qualname__ = name
     method.__doc__ = doc
     return method
