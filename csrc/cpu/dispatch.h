@@ -9,6 +9,8 @@ namespace pyoptk {
 int num_isas();
 const char* isa_name(int isa);
 bool isa_available(int isa);  // compiled into this binary and supported by this CPU
+// The CPU features the ISA needs, as its CMake entry names them ("avx2 fma f16c"; "": none).
+const char* isa_cpu_features(int isa);
 int best_isa();
 int active_isa();
 void set_active_isa(int isa);  // caller checks isa_available first

@@ -3,6 +3,7 @@
 #include <pybind11/stl.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "../capi/table.h"
@@ -76,6 +77,11 @@ PYBIND11_MODULE(_core, m) {
     }
     return out;
   }, "ISAs compiled into this build that this CPU can run, lowest first.");
+  m.def("_isa_rows", [] {
+    std::vector<std::tuple<std::string, std::string, bool>> out;
+    for (int i = 0; i < num_isas(); ++i) out.emplace_back(isa_name(i), isa_cpu_features(i), isa_available(i));
+    return out;
+  }, "The ISA table, lowest first: (name, the CPU features it needs, whether this CPU has them).");
   m.def("set_isa", [](const std::string& name) {
     const int isa = parse_isa(name);
     if (!isa_available(isa)) throw py::value_error("ISA '" + name + "' is not available on this CPU/build");
