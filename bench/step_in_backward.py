@@ -165,6 +165,7 @@ def main():
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--no-rss", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--models", type=int, nargs="+", help="indices of the models to run (default: all)")
     ap.add_argument("--rss", nargs=3)
     args = ap.parse_args()
     if args.rss:
@@ -172,6 +173,8 @@ def main():
     print(f"torch {torch.__version__}, pyoptk ISA {pyoptk.isa()}, {args.rounds} rounds")
     out = []
     for index, (label, make_model, make_input) in enumerate(all_models(args.rows)):
+        if args.models is not None and index not in args.models:
+            continue
         m = make_model()
         tensors, elements = len(list(m.parameters())), sum(p.numel() for p in m.parameters())
         del m

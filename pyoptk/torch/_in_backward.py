@@ -91,7 +91,7 @@ class BackwardStepper:
             raise TypeError(f"{type(opt).__name__} cannot step inside the backward: {refusal}")
         self.opt = opt
         self.options = opts
-        self.index: dict[int, int] = {}  # id(param) -> its position in step()'s order
+        self.index: dict[int, tuple[int, int]] = {}  # id(param) -> (its position in step()'s order, its bytes)
         self.ptrs: dict[int, int] = {}  # position -> the data pointer its view was made with
         self.pending: list[tuple[int, torch.Tensor]] = []
         self.pending_bytes = 0
@@ -115,7 +115,7 @@ class BackwardStepper:
                 raise TypeError(f"param {i} is a DTensor (FSDP2): FSDP2 sets the sharded grads itself after its "
                                 "reduce-scatter, so no grad-accumulated hook fires on them; step FSDP2 models in "
                                 "the ordinary mode")
-            self.index[id(p)] = i
+            self.index[id(p)] = (i, p.numel() * p.element_size())
             self.ptrs[i] = p.data_ptr()
             if p.requires_grad:
                 before = getattr(p, _OWNER, None)
@@ -129,11 +129,11 @@ class BackwardStepper:
             self.begin()
         if not self.stepping:
             return
-        i = self.index[id(p)]
+        i, size = self.index[id(p)]
         self.pending.append((i, p))
         if self.options.after_ddp:
             return
-        self.pending_bytes += p.numel() * p.element_size()
+        self.pending_bytes += size
         if self.pending_bytes >= self.options.bucket_bytes:
             try:
                 self.flush()
@@ -196,29 +196,36 @@ class BackwardStepper:
     def flush(self) -> None:
         """Step the pending params in one planned call, then free their grads."""
         bucket, self.pending, self.pending_bytes = self.pending, [], 0
-        bucket = [(i, p) for i, p in bucket if p.grad is not None]
-        if not bucket:
+        indices, params, ptrs = [], [], self.ptrs
+        moved = False
+        for i, p in bucket:
+            if p.grad is not None:
+                indices.append(i)
+                params.append(p)
+                moved = moved or p.data_ptr() != ptrs[i]
+        if not params:
             return
         opt = self.opt
-        if any(p.data_ptr() != self.ptrs[i] for i, p in bucket):  # p.data = t since: step t, as torch does
+        if moved:  # p.data = t since: step t, as torch does
             opt._rebind()
-            self.ptrs.update((i, p.data_ptr()) for i, p in bucket)
+            ptrs.update((i, p.data_ptr()) for i, p in zip(indices, params))
         limit = self.options.clip_grad_norm_per_param
         if limit is not None:
-            for _, p in bucket:
+            for p in params:
                 torch.nn.utils.clip_grad_norm_(p, limit, foreach=False)
         opt._sync()
         try:
-            opt._core.step_params([i for i, _ in bucket], [opt._grad_of(p) for _, p in bucket])
+            # plain CPU tensors (opt._direct): their grads as they are
+            grads = [p.grad for p in params] if opt._direct else [opt._grad_of(p) for p in params]
+            opt._core.step_params(indices, grads)
         finally:
             opt._write_back()
-        self.stepped.update(i for i, _ in bucket)
-        keep = self.options.keep_grads
-        for _, p in bucket:
-            # Written in place: autograd's saved copies of p are stale now, as after torch's own
-            # in-place step (a second backward through a retained graph raises torch's error).
-            torch.autograd.graph.increment_version(p)
-            if not keep:
+        self.stepped.update(indices)
+        # Written in place: autograd's saved copies of the params are stale now, as after torch's
+        # own in-place step (a second backward through a retained graph raises torch's error).
+        torch._C._increment_version(params)
+        if not self.options.keep_grads:
+            for p in params:
                 p.grad = None
 
     # ----- step() and zero_grad() of the training loop ------------------------------------------
