@@ -449,3 +449,18 @@ def test_ddp_on_two_gloo_processes(tmp_path, monkeypatch):
         assert r["untouched"]
     for a, b in zip(results[0]["in_backward"], results[1]["in_backward"]):
         assert np.array_equal(a, b)
+
+
+def test_sparse_adam_with_sparse_embedding_grads():
+    def run(arm):
+        torch.manual_seed(0)
+        emb = torch.nn.Embedding(20, 4, sparse=True)
+        opt = pt.SparseAdam(emb.parameters(), lr=0.1, step_in_backward=arm)
+        for t in range(3):
+            emb(torch.tensor([t, 5, 7])).square().sum().backward()
+            if not arm:
+                opt.step()
+                opt.zero_grad()
+        return emb.weight.detach()
+
+    assert torch.equal(run(False), run(True))
