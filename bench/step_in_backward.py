@@ -10,7 +10,7 @@ step) of AdamW on the three models of bench/torch_models.py and an embedding-dom
 
 Timings are interleaved round by round in one process (medians over rounds); the optimizer's
 share of a training step is its time minus that of forward + backward alone. Peak RSS is each
-implementation's own process (a fresh one per model and implementation: ru_maxrss after 3
+implementation's own process (a fresh one per model and implementation: its VmHWM after 3
 training steps). 1 and 2 threads. Run under the shared lock:
 
     flock /tmp/pyoptk-bench.lock python bench/step_in_backward.py [--rounds 7] [--json out.json]
@@ -139,7 +139,7 @@ def measure(make_model, make_input, threads, rounds):
 
 
 def peak_rss(model_index, impl, threads, rows):
-    """ru_maxrss (MiB) of a fresh process that builds the model and runs 3 training steps."""
+    """The peak resident memory (MiB) of a fresh process that builds the model and runs 3 training steps."""
     cmd = [sys.executable, os.path.abspath(__file__), "--rss", str(model_index), impl, str(threads), "--rows", str(rows)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return float(done.stdout.strip().splitlines()[-1])
@@ -155,7 +155,17 @@ def rss_child(model_index, impl, threads, rows):
     opt = IMPLS[impl](list(model.parameters()))
     for _ in range(3):
         training_step(model, opt, x)
-    print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    print(peak_of_this_process())
+
+
+def peak_of_this_process():
+    """VmHWM (MiB): this process's peak resident memory. Not ru_maxrss, which Linux carries over
+    exec from the parent (every child would report the benchmark's own peak)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main():
