@@ -94,9 +94,10 @@ def _digest(params, opt, lr_trace):
     return h.hexdigest()
 
 
-def _run(name, kw, dtype, precision):
+def _run(name, kw, dtype, precision, step=None):
     """STEPS steps, the lr changed before steps 3 and 5 (a scheduler's write, float and 0-d array),
-    a state_dict round trip in the middle (a resumed run continues bit for bit)."""
+    a state_dict round trip in the middle (a resumed run continues bit for bit). ``step(opt, g, t)``
+    runs step t (default: ``opt.step(g)``)."""
     params, grads = _problem(name, dtype)
     opt = getattr(pyoptk, name)(params, **kw, **precision)
     lr_trace = []
@@ -109,7 +110,10 @@ def _run(name, kw, dtype, precision):
             opt.load_state_dict(saved)
         if t == 4:
             opt.param_groups[0]["lr"] = np.array(opt.param_groups[0]["lr"] * 0.5)
-        opt.step(g)
+        if step is None:
+            opt.step(g)
+        else:
+            step(opt, g, t)
         lr_trace.append(float(opt.param_groups[0]["lr"]))
     return _digest(params, opt, lr_trace)
 
@@ -141,9 +145,11 @@ def test_step_bits_unchanged_on_every_isa_and_thread_count(name, kw, dtype, prec
 TORCH_CASES = [c for c in CASES if c[0] in dict(ALGORITHMS) and c[2] in (np.float32, BF16)]
 
 
-def _torch_run(name, kw, dtype, precision):
+def _torch_run(name, kw, dtype, precision, step=None, **options):
     """_run through pyoptk.torch: grads in p.grad, a torch scheduler-like write of the lr, the
-    checkpoint round trip through torch's state_dict."""
+    checkpoint round trip through torch's state_dict. ``step(opt, params, grads)`` runs a step
+    from the grads as tensors (default: set each p.grad, then ``opt.step()``); ``options`` go to
+    the optimizer's constructor."""
     torch = pytest.importorskip("torch")
     import pyoptk.torch as ptorch
 
@@ -151,20 +157,24 @@ def _torch_run(name, kw, dtype, precision):
     tdtype = torch.bfloat16 if dtype == BF16 else torch.float32
     tensors = [torch.nn.Parameter(torch.from_numpy(p.view(np.uint16) if dtype == BF16 else p).clone()
                                   .view(tdtype)) for p in params]
-    opt = getattr(ptorch, name)(tensors, **kw, **precision)
+    opt = getattr(ptorch, name)(tensors, **kw, **precision, **options)
     lr_trace = []
     for t, g in enumerate(grads):
         if t == 2:
             opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] * 0.5
         if t == 3:
             saved = opt.state_dict()
-            opt = getattr(ptorch, name)(tensors, **kw, **precision)
+            opt = getattr(ptorch, name)(tensors, **kw, **precision, **options)
             opt.load_state_dict(saved)
         if t == 4:
             opt.param_groups[0]["lr"] = torch.tensor(float(opt.param_groups[0]["lr"]) * 0.5, dtype=torch.float64)
-        for p, gk in zip(tensors, g):
-            p.grad = torch.from_numpy(gk.view(np.uint16) if dtype == BF16 else gk).clone().view(tdtype)
-        opt.step()
+        tgrads = [torch.from_numpy(gk.view(np.uint16) if dtype == BF16 else gk).clone().view(tdtype) for gk in g]
+        if step is None:
+            for p, gk in zip(tensors, tgrads):
+                p.grad = gk
+            opt.step()
+        else:
+            step(opt, tensors, tgrads)
         lr_trace.append(float(opt.param_groups[0]["lr"]))
     h = hashlib.sha256()
     for p in tensors:

@@ -13,7 +13,7 @@ import pytest
 
 import pyoptk
 from cases import ENTRIES
-from test_step_bits import BF16, CASES, GOLDEN, _case_id, _digest, _problem
+from test_step_bits import BF16, CASES, GOLDEN, _case_id, _problem, _run, _torch_run
 
 STEPPABLE = [c for c in CASES if ENTRIES[c[0]].cls.step_params_refusal is None]
 
@@ -44,24 +44,10 @@ def _buckets(n, t):
     return out
 
 
-def _subset_run(name, kw, dtype, precision):
-    """test_step_bits._run, each step made of step_params() calls over buckets."""
-    params, grads = _problem(name, dtype)
-    opt = getattr(pyoptk, name)(params, **kw, **precision)
-    lr_trace = []
-    for t, g in enumerate(grads):
-        if t == 2:
-            opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] * 0.5
-        if t == 3:
-            saved = opt.state_dict()
-            opt = getattr(pyoptk, name)(params, **kw, **precision)
-            opt.load_state_dict(saved)
-        if t == 4:
-            opt.param_groups[0]["lr"] = np.array(opt.param_groups[0]["lr"] * 0.5)
-        for bucket in _buckets(len(params), t):
-            opt.step_params(bucket, [g[i] for i in bucket])
-        lr_trace.append(float(opt.param_groups[0]["lr"]))
-    return _digest(params, opt, lr_trace)
+def _subset_step(opt, g, t):
+    """A step of test_step_bits._run made of step_params() calls over buckets."""
+    for bucket in _buckets(len(g), t):
+        opt.step_params(bucket, [g[i] for i in bucket])
 
 
 @pytest.mark.parametrize("name,kw,dtype,precision,threads", _with_threads(STEPPABLE), ids=_ids(_with_threads(STEPPABLE)))
@@ -69,7 +55,7 @@ def test_step_params_gives_the_ordinary_steps_bits(name, kw, dtype, precision, t
     if precision.get("stochastic_rounding") and not ENTRIES[name].elementwise:
         pytest.skip("refused: test_step_params_refusals")
     kernel_config(pyoptk.isa(), threads)
-    assert _subset_run(name, kw, dtype, precision) == golden[_case_id(name, kw, dtype, precision)]
+    assert _run(name, kw, dtype, precision, _subset_step) == golden[_case_id(name, kw, dtype, precision)]
 
 
 def test_step_params_mixed_with_step_and_missing_grads():
@@ -137,44 +123,11 @@ torch = pytest.importorskip("torch")
 import pyoptk.torch as pt  # noqa: E402
 
 
-def _torch_in_backward_run(name, kw, dtype, precision, bucket_bytes):
-    """test_step_bits._torch_run, each step made inside a backward whose grads are the recorded ones."""
-    params, grads = _problem(name, dtype)
-    tdtype = torch.bfloat16 if dtype == BF16 else torch.float32
-
-    def as_tensor(a):
-        return torch.from_numpy(a.view(np.uint16) if dtype == BF16 else a).clone().view(tdtype)
-
-    tensors = [torch.nn.Parameter(as_tensor(p)) for p in params]
-    arm = pt.InBackward(bucket_bytes=bucket_bytes)
-    opt = getattr(pt, name)(tensors, **kw, **precision, step_in_backward=arm)
-    lr_trace = []
-    for t, g in enumerate(grads):
-        if t == 2:
-            opt.param_groups[0]["lr"] = opt.param_groups[0]["lr"] * 0.5
-        if t == 3:
-            saved = opt.state_dict()
-            opt = getattr(pt, name)(tensors, **kw, **precision, step_in_backward=arm)
-            opt.load_state_dict(saved)
-        if t == 4:
-            opt.param_groups[0]["lr"] = torch.tensor(float(opt.param_groups[0]["lr"]) * 0.5, dtype=torch.float64)
-        # d/dp sum(p * g) = 1 * g: the recorded grad, exactly
-        sum((p * as_tensor(gk)).sum() for p, gk in zip(tensors, g)).backward()
-        assert all(p.grad is None for p in tensors)
-        lr_trace.append(float(opt.param_groups[0]["lr"]))
-    import hashlib
-    h = hashlib.sha256()
-    for p in tensors:
-        h.update(p.detach().view(torch.uint16 if dtype == BF16 else torch.float32).numpy().tobytes())
-        for key, value in sorted(opt.state[p].items()) if p in opt.state else ():
-            h.update(key.encode())
-            if isinstance(value, torch.Tensor) and value.dim() > 0:
-                bits = value.detach().view(torch.uint16) if value.dtype in (torch.bfloat16, torch.float16) else value
-                h.update(bits.detach().numpy().tobytes())
-            else:
-                h.update(repr(value.item() if isinstance(value, torch.Tensor) else value).encode())
-    h.update(repr(lr_trace).encode())
-    return h.hexdigest()
+def _backward_step(opt, params, grads):
+    """A step of test_step_bits._torch_run made inside a backward whose grads are the recorded ones
+    (d/dp sum(p * g) = 1 * g, exactly); it frees them."""
+    sum((p * g).sum() for p, g in zip(params, grads)).backward()
+    assert all(p.grad is None for p in params)
 
 
 TORCH_STEPPABLE = [c for c in STEPPABLE if c[2] in (np.float32, BF16) and ENTRIES[c[0]].elementwise]
@@ -186,7 +139,8 @@ def test_torch_step_in_backward_gives_the_ordinary_steps_bits(name, kw, dtype, p
                                                               kernel_config):
     kernel_config(pyoptk.isa(), threads)
     bucket_bytes = (0, 256, 1 << 20)[TORCH_STEPPABLE.index((name, kw, dtype, precision)) % 3]
-    assert _torch_in_backward_run(name, kw, dtype, precision, bucket_bytes) == \
+    arm = pt.InBackward(bucket_bytes=bucket_bytes)
+    assert _torch_run(name, kw, dtype, precision, _backward_step, step_in_backward=arm) == \
         golden["torch:" + _case_id(name, kw, dtype, precision)]
 
 
