@@ -53,6 +53,11 @@ cdef extern from "pyoptk/capi.h" nogil:
         void* states[4]
         int64_t count
 
+    ctypedef struct PyoptkBucketSpan:
+        PyoptkSpan span
+        int mode
+        int coeff_set
+
     ctypedef struct PyoptkApi:
         uint32_t abi_version
         uint32_t struct_size
@@ -70,6 +75,8 @@ cdef extern from "pyoptk/capi.h" nogil:
                          int threads) noexcept nogil
         int (*step_spans)(int op, int mode, int dtype, const double* coeffs, int num_coeffs,
                           const PyoptkSpan* spans, int64_t num_spans, int threads) noexcept nogil
+        int (*step_bucket)(int op, int dtype, const double* coeff_sets, int num_sets, int num_coeffs,
+                           const PyoptkBucketSpan* spans, int64_t num_spans, int threads) noexcept nogil
 
     # With the GIL: NULL and an ImportError when the installed pyoptk has another ABI.
     const PyoptkApi* pyoptk_import() except NULL

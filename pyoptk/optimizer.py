@@ -7,9 +7,10 @@ Everything else (grads bookkeeping, state lifecycle, checkpoints) lives here, on
 from __future__ import annotations
 
 import functools
+import operator
 import threading
 from collections.abc import MutableMapping
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -99,6 +100,20 @@ def _arena_span(params: list[np.ndarray]) -> np.ndarray | None:
     return root.reshape(-1).view(np.uint8)[offset:extents[-1][1] - HOST.extent(root)[0]].view(params[0].dtype)
 
 
+def _checked_indices(indices: Any, count: int) -> tuple[int, ...]:
+    """step_params()' indices as a tuple of distinct ints in [0, count)."""
+    if isinstance(indices, (np.ndarray, list, tuple, range)):
+        key = tuple(operator.index(i) for i in indices)
+    else:
+        raise TypeError(f"indices must be a list of param positions, got {type(indices).__name__}")
+    bad = [i for i in key if not 0 <= i < count]
+    if bad:
+        raise IndexError(f"param index {bad[0]} is out of range for an optimizer of {count} params")
+    if len(set(key)) != len(key):
+        raise ValueError("step_params() got a param index twice")
+    return key
+
+
 def _root_of(a: np.ndarray) -> np.ndarray:
     while isinstance(a.base, np.ndarray):
         a = a.base
@@ -170,6 +185,9 @@ class Optimizer:
     plain_lr_key: str | None = None
     # Ranges of scalar states other than step, checked on load: {name: (low, high)}.
     scalar_state_bounds: dict[str, tuple[float, float]] = {}
+    # Why step_params() cannot step a subset of the params (a step reading more than each param's
+    # own grad and state, or advancing state the whole step shares), or None where it can.
+    step_params_refusal: str | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -185,10 +203,13 @@ class Optimizer:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
         self.precision = Precision.make(**precision)
         self._rounding_step = 0  # steps run with stochastic rounding: its counter
+        self._round: set[int] = set()  # params step_params() stepped in the step under way
+        self._round_rounding_step = 0  # its stochastic-rounding step
         self.defaults = dict(defaults)
         self.param_groups: list[dict[str, Any]] = []
         self.state = ParamState()
         self._plan: _Plan | None = None
+        self._forget_plans()
         # Each group as last checked (C++): which changed since, found in one call per step.
         self._watch = GroupWatch(self.plain_lr_key)
         # Where the step reads the groups' hyper-parameters, when not from param_groups (a
@@ -274,12 +295,16 @@ class Optimizer:
             saved = dict(self.__dict__)
         del saved["_lock"]
         saved["_plan"] = None
+        saved["_subset_plans"], saved["_plan_owner"], saved["_round"] = {}, {}, set()
         saved["_watch"] = None
         saved["_hyper_source"] = None
         return saved
 
     def __setstate__(self, saved: dict[str, Any]) -> None:
         self.__dict__.update(saved)
+        if "_subset_plans" not in saved:  # pickled before step_params
+            self._forget_plans()
+            self._round, self._round_rounding_step = set(), 0
         self._lock = threading.RLock()
         self._watch = GroupWatch(self.plain_lr_key)
 
@@ -321,7 +346,7 @@ class Optimizer:
         self._refuse_shared_params(params, where)
         self.param_groups.append(group)
         self._where = where
-        self._plan = None
+        self._forget_plans()
 
     def _check_location(self, params: list) -> Host | CudaDevice | None:
         """Where the new group's params live, each checked (dtype, layout, writeable): all on the
@@ -464,6 +489,9 @@ class Optimizer:
 
         A refused step (wrong count, shape, dtype or layout of a grad; an invalid hyper-parameter
         set since) raises before anything is written: no param and no state changes."""
+        self._end_round()
+        if self._subset_plans:  # their schedules would miss this step's counts
+            self._forget_plans()
         plan = self._plan
         loss, grads = self._take_grads(grads, closure, plan)
         groups = self._hyper_groups()
@@ -501,13 +529,116 @@ class Optimizer:
             raise ValueError(f"grad_scale must be a positive number, got {scale}")
         return scale
 
+    # ----- a subset of the params, as their grads are ready --------------------------------
+    @_serialized
+    def step_params(self, indices: Sequence[int], grads: Sequence[Any]) -> None:
+        """Update the params at ``indices`` (their positions in ``step()``'s grads: group order)
+        with ``grads`` (one each, in the same order; None skips that param), in one planned call.
+        Each param gets exactly the update ``step()`` would give it (its own step count, its
+        group's hyper-parameters as they are now), bit for bit: for frameworks with a per-tensor
+        "grad ready" callback, which step each param (or bucket of params) as soon as its grad is
+        ready and drop the grad (``pyoptk.torch``'s ``step_in_backward``).
+
+        The calls that step each param at most once make one step of the optimizer: a param
+        stepped again starts the next one (as does ``step()``); stochastic rounding draws one
+        key per step, as ``step()`` does. The plan of each subset is kept and reused while the
+        same subsets come back (checked as ``step()``'s). Refused (TypeError) by the algorithms
+        whose update reads more than each param's own grad and state (``step_params_refusal``)."""
+        if self.step_params_refusal is not None:
+            raise TypeError(f"{type(self).__name__} cannot step some of its params alone: {self.step_params_refusal}")
+        count = sum(len(g["params"]) for g in self.param_groups)
+        key = _checked_indices(indices, count)
+        if isinstance(grads, np.ndarray) or len(grads) != len(key):
+            raise ValueError(f"step_params() got {len(grads)} grads for {len(key)} indices")
+        self._next_round(key)
+        if type(self).step is not Optimizer.step:  # several passes or NumPy work: its own step over these grads
+            if self.precision.stochastic_rounding:
+                raise ValueError(f"{type(self).__name__}.step_params() with stochastic_rounding: its passes draw their "
+                                 "keys per call, so the bits would depend on how the params are split; use step()")
+            full: list = [None] * count
+            for i, g in zip(key, grads):
+                full[i] = g
+            self.step(full)
+            return
+        groups = self._hyper_groups()
+        changed = self._check_groups(groups)
+        if changed:  # a mode changed since: the subsets planned for the old one go
+            for k, (old, _) in list(self._subset_plans.items()):
+                if not self._plan_fits(old, groups, changed):
+                    del self._subset_plans[k]
+        cached = self._subset_plans.get(key)
+        if cached is not None and self._subset_plan_current(cached[0], groups):
+            plan, order = cached
+        else:
+            plan, order = self._build_subset_plan(key, grads, count)
+        try:
+            self._run_plan(plan, [grads[k] for k in order], None, own=False, rounding_step=self._round_rounding_step)
+        except StalePlan:  # an array replaced or resized since the plan was made: nothing was written
+            self._subset_plans.pop(key, None)
+            plan, order = self._build_subset_plan(key, grads, count)
+            self._run_plan(plan, [grads[k] for k in order], None, own=False, rounding_step=self._round_rounding_step)
+
+    def _build_subset_plan(self, key: tuple[int, ...], grads: Sequence[Any], count: int) -> tuple[_Plan, list[int]]:
+        """The checked path over the params at ``key`` (and, where every one of them has its state,
+        kept for the next calls with this key): the plan and, per plan entry, where its grad is in
+        ``grads``. The plans holding any of these params before (and the step's) are dropped: their
+        coefficient schedules count steps these params no longer take through them."""
+        full: list = [None] * count
+        for i, g in zip(key, grads):
+            full[i] = g
+        plan = self._build_plan(full, subset=True)
+        where = {i: k for k, i in enumerate(key)}
+        order = [where[i] for i in plan.positions]
+        starts = np.cumsum([0] + [len(g["params"]) for g in self.param_groups])
+        plan.members = []
+        for i in plan.positions:
+            gi = int(np.searchsorted(starts, i, side="right")) - 1
+            plan.members.append((gi, i - int(starts[gi]), self.param_groups[gi]["params"][i - int(starts[gi])]))
+        self._plan = None
+        for i in key:
+            self._subset_plans.pop(self._plan_owner.pop(i, None), None)
+        if plan.reusable:
+            self._subset_plans[key] = (plan, order)
+            for i in key:
+                self._plan_owner[i] = key
+        return plan, order
+
+    def _subset_plan_current(self, plan: _Plan, groups: list) -> bool:
+        """A kept subset plan still describes its params: the same state, groups and arrays."""
+        param_groups = self.param_groups
+        return plan.state is self.state and plan.version == self.state.version and len(plan.groups) == len(groups) \
+            and all(param_groups[gi]["params"][j] is p for gi, j, p in plan.members)
+
+    def _next_round(self, key: tuple[int, ...]) -> None:
+        """Count the params of ``key`` into the step under way, or start the next step when one of
+        them was stepped in it already. A step counts in the stochastic-rounding counter when it
+        starts (a checkpoint taken during it resumes after it); its calls draw the key it had."""
+        if not self._round.isdisjoint(key):
+            self._end_round()
+        if not self._round:
+            self._round_rounding_step = self._rounding_step
+            if self.precision.stochastic_rounding:
+                self._rounding_step += 1
+        self._round.update(key)
+
+    def _end_round(self) -> None:
+        """End the step made of step_params() calls."""
+        self._round = set()
+
+    def _forget_plans(self) -> None:
+        """Drop every plan (the step's, and step_params()' per subset): the next steps check anew."""
+        self._plan = None
+        self._subset_plans: dict[tuple[int, ...], tuple[_Plan, list[int]]] = {}
+        self._plan_owner: dict[int, tuple[int, ...]] = {}  # param index -> the key of the kept plan holding it
+
     # ----- the step's one path: a plan, made by the checked path, run by C++ ----------------
-    def _build_plan(self, grads: Any) -> _Plan:
+    def _build_plan(self, grads: Any, subset: bool = False) -> _Plan:
         """The checked path: a plan over the params that have a grad, each of whose arrays C++
         checks (dtype, shape, layout, no overlap). Creates the state of params stepped for the
         first time (and arrays a flag turned on since) in new dicts, which become the
         optimizer's only once a step ran (``_run_plan``): a refused step changes nothing.
-        Params of a group share a coefficient slot while their scalar state (step...) is equal."""
+        Params of a group share a coefficient slot while their scalar state (step...) is equal.
+        ``subset``: a plan for step_params(), reusable without the params that have no grad."""
         groups = self._groups_now()
         if sum(len(params) for _, params in groups) != len(grads):
             raise ValueError(f"step() got {len(grads)} grads for {sum(len(ps) for _, ps in groups)} params "
@@ -528,7 +659,7 @@ class Optimizer:
             names = self.kernel.state_names(mode)
             modes.append(mode)
             given = [grads[index + j] is not None for j in range(len(params))]
-            reusable = reusable and all(given)
+            reusable = reusable and (subset or all(given))
             stateless = [p for p, g in zip(params, given) if g and id(p) not in live]
             created = dict(zip(map(id, stateless), self._new_states(names, stateless, group)))
             for p, g in zip(params, given):
@@ -574,10 +705,12 @@ class Optimizer:
         return all(groups[gi] is plan.groups[gi] and self._group_mode(groups[gi]) == plan.modes[gi] for gi in changed) \
             and (plan.schedule is not None) == self._kernel_coeffs()
 
-    def _run_plan(self, plan: _Plan, grads: Any, scale: float | None) -> None:
+    def _run_plan(self, plan: _Plan, grads: Any, scale: float | None, own: bool = True,
+                  rounding_step: int | None = None) -> None:
         """One step through ``plan``: its coefficients from its GroupSchedule (C++), or per slot
         from the Python hooks; C++ merges the scalar state into the state dicts once the update
-        ran. The plan becomes the optimizer's."""
+        ran. The plan becomes the optimizer's (unless ``own`` is False: a step_params() plan).
+        ``rounding_step``: the stochastic-rounding step it draws its key from (default: the next)."""
         coeffs: Any = plan.schedule
         scalars = None
         if coeffs is None:
@@ -585,8 +718,11 @@ class Optimizer:
         if len(plan.positions) != len(grads):  # params without a grad are not in the plan
             grads = [grads[i] for i in plan.positions]
         precision = self.precision
-        key = precision.rounding_key(self._rounding_step) if precision.stochastic_rounding else None
-        plan.spans = plan.core.run(grads, coeffs, self.param_groups if plan.reusable else None, scalars, scale, key)
+        if rounding_step is None:
+            rounding_step = self._rounding_step
+        key = precision.rounding_key(rounding_step) if precision.stochastic_rounding else None
+        plan.spans = plan.core.run(grads, coeffs, self.param_groups if plan.reusable and own else None, scalars, scale,
+                                   key)
         # Nothing from here on may fail: the update is written.
         if scalars is not None:
             plan.slots = [(gi, after) for (gi, _), after in zip(plan.slots, scalars)]
@@ -595,7 +731,8 @@ class Optimizer:
             for p, state in plan.pending:
                 live[id(p)] = (p, state)
             plan.pending = []
-        self._plan = plan
+        if own:
+            self._plan = plan
 
     def _python_coeffs(self, plan: _Plan) -> tuple[list, list | None]:
         """Per slot, the coefficients ``_group_coeffs`` computes and the scalar state after the
@@ -685,7 +822,8 @@ class Optimizer:
         saved_precision = state_dict.get("precision") or {}
         # The stochastic-rounding counter resumes where it was (when the checkpoint has one).
         self._rounding_step = int(saved_precision.get("rounding_step", 0))
-        self._plan = None
+        self._forget_plans()
+        self._end_round()
 
     def _load_param_state(self, key: Any, p: np.ndarray, group: dict, saved: dict) -> dict[str, Any]:
         arrays = self.kernel.state_names(self._group_mode(group))

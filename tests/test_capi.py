@@ -83,6 +83,8 @@ def layouts():
     yield 1023, 1, 1
     yield 1023, 2, 4
     yield 70001, 2, 3
+    yield 7, 1, -3  # step_bucket: the spans in backward order, a coefficient set each
+    yield 70001, 2, -4
 
 
 def prepare(tmp, index, name, hyper, dtype, n, threads, spans):

@@ -116,6 +116,22 @@ def test_bad_cython_calls_raise_with_the_c_api_message_and_write_nothing(checks)
     assert np.all(table[[0, 2, 3, 5]] == 1) and np.all(table[[1, 4]] < 1)
 
 
+def test_a_bucket_of_two_groups_in_one_call_is_each_params_own_step(checks):
+    """step_bucket (the C API's step_params): each span with its group's coefficient set, the
+    same bits as stepping each param alone."""
+    rng = np.random.default_rng(5)
+    hyper_a, hyper_b = np.array([1e-2, 0.9, 0.999, 1e-8, 0.0]), np.array([3e-3, 0.8, 0.99, 1e-6, 0.0])
+    arrays = [rng.standard_normal(n).astype(np.float32) for n in (37, 37, 1, 1, 70, 70, 1, 1)]
+    pa, ga, pb, gb = arrays[0], arrays[1], arrays[4], arrays[5]
+    ma, va, mb, vb = (np.zeros(n, np.float32) for n in (37, 37, 70, 70))
+    want = [a.copy() for a in (pa, ma, va, pb, mb, vb)]
+    checks.dense(b"adam", hyper_a, want[0], ga, want[1], want[2])
+    checks.dense(b"adam", hyper_b, want[3], gb, want[4], want[5])
+    checks.bucket(b"adam", hyper_a, hyper_b, pa, ga, ma, va, pb, gb, mb, vb)
+    for got, expected in zip((pa, ma, va, pb, mb, vb), want):
+        assert np.array_equal(got, expected)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("name,hyper", CASES)
 def test_every_elementwise_algorithm_through_cython_is_the_class_apis_bits(checks, name, hyper, dtype):

@@ -25,7 +25,7 @@ def test_every_face_lists_the_registry():
     assert all(getattr(pyoptk, n) is e.cls for n, e in zip(classes, ENTRIES))
     assert F.__all__ == ["init", "update", *forms]
     assert all(getattr(F, e.functional.__name__) is e.functional for e in ENTRIES if e.functional)
-    assert T.__all__ == ["TorchOptimizer", "twin", *classes]
+    assert T.__all__ == ["TorchOptimizer", "twin", "InBackward", *classes]
     assert all(getattr(T, n).core_class is e.cls for n, e in zip(classes, ENTRIES))
     assert sorted(pyoptk.functional.init.__globals__["algorithms"]()) == sorted(
         e.name.lower() for e in ENTRIES if e.grads == "dense")
@@ -74,8 +74,10 @@ def test_torch_twin_has_torchs_explicit_signature(entry):
     extras = [n for n in ours.parameters if n in PRECISION]
     assert extras == (PRECISION if entry.low_precision else [])  # pyoptk's mixed-precision options
     assert all(ours.parameters[n].kind is inspect.Parameter.KEYWORD_ONLY for n in extras)
+    arming = ours.parameters["step_in_backward"]  # pyoptk's step inside the backward, off by default
+    assert arming.kind is inspect.Parameter.KEYWORD_ONLY and arming.default is False
     want = inspect.signature(getattr(torch.optim, entry.name).__init__ if entry.in_torch else entry.cls.__init__)
-    assert _shape(ours, drop=PRECISION) == _shape(want, drop=["precision"]), ours
+    assert _shape(ours, drop=PRECISION + ["step_in_backward"]) == _shape(want, drop=["precision"]), ours
 
 
 def test_registry_lists_the_new_ops():

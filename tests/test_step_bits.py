@@ -95,7 +95,7 @@ def _digest(params, opt, lr_trace):
 
 
 def _schedule(make, grads, step, lr_array):
-    """STEPS steps of the optimizer ``make()`` makes (``step(opt, g)``: one step with grads g), the
+    """STEPS steps of the optimizer ``make()`` makes (``step(opt, g, t)``: step t with grads g), the
     lr changed before steps 3 and 5 (a scheduler's write: a float, then ``lr_array``'s 0-d array),
     a state_dict round trip in the middle (a resumed run continues bit for bit). Returns the
     optimizer and the lr of each step."""
@@ -110,16 +110,16 @@ def _schedule(make, grads, step, lr_array):
             opt.load_state_dict(saved)
         if t == 4:
             opt.param_groups[0]["lr"] = lr_array(float(opt.param_groups[0]["lr"]) * 0.5)
-        step(opt, g)
+        step(opt, g, t)
         lr_trace.append(float(opt.param_groups[0]["lr"]))
     return opt, lr_trace
 
 
-def _run(name, kw, dtype, precision):
-    """The schedule through the NumPy API."""
+def _run(name, kw, dtype, precision, step=None):
+    """The schedule through the NumPy API; ``step(opt, g, t)`` runs step t (default: ``opt.step(g)``)."""
     params, grads = _problem(name, dtype)
     opt, lr_trace = _schedule(lambda: getattr(pyoptk, name)(params, **kw, **precision), grads,
-                              lambda opt, g: opt.step(g), np.array)
+                              step or (lambda opt, g, t: opt.step(g)), np.array)
     return _digest(params, opt, lr_trace)
 
 
@@ -148,9 +148,11 @@ def test_step_bits_unchanged_on_every_isa_and_thread_count(name, kw, dtype, prec
 TORCH_CASES = [c for c in CASES if c[0] in dict(ALGORITHMS) and c[2] in (np.float32, BF16)]
 
 
-def _torch_run(name, kw, dtype, precision):
+def _torch_run(name, kw, dtype, precision, step=None, **options):
     """The schedule through pyoptk.torch: grads in p.grad, the lr written as a torch scheduler
-    does, the checkpoint round trip through torch's state_dict."""
+    does, the checkpoint round trip through torch's state_dict. ``step(opt, params, grads)`` runs
+    a step from the grads as tensors (default: set each p.grad, then ``opt.step()``); ``options``
+    go to the optimizer's constructor."""
     torch = pytest.importorskip("torch")
     import pyoptk.torch as ptorch
 
@@ -159,12 +161,16 @@ def _torch_run(name, kw, dtype, precision):
     tensors = [torch.nn.Parameter(torch.from_numpy(p.view(np.uint16) if dtype == BF16 else p).clone()
                                   .view(tdtype)) for p in params]
 
-    def step(opt, g):
-        for p, gk in zip(tensors, g):
-            p.grad = torch.from_numpy(gk.view(np.uint16) if dtype == BF16 else gk).clone().view(tdtype)
+    def set_grads_and_step(opt, params, grads):
+        for p, gk in zip(params, grads):
+            p.grad = gk
         opt.step()
 
-    opt, lr_trace = _schedule(lambda: getattr(ptorch, name)(tensors, **kw, **precision), grads, step,
+    def run_step(opt, g, t):
+        tgrads = [torch.from_numpy(gk.view(np.uint16) if dtype == BF16 else gk).clone().view(tdtype) for gk in g]
+        (step or set_grads_and_step)(opt, tensors, tgrads)
+
+    opt, lr_trace = _schedule(lambda: getattr(ptorch, name)(tensors, **kw, **precision, **options), grads, run_step,
                               lambda lr: torch.tensor(lr, dtype=torch.float64))
     h = hashlib.sha256()
     for p in tensors:

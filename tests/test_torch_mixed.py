@@ -23,8 +23,8 @@ STEPS = 6
 # Every twin whose NumPy optimizer steps 16-bit params (the others refuse them: test below); the
 # ones that need their own data (sparse grads, matrices, a closure) have their own test below.
 OWN_DATA = ("SparseAdam", "Muon", "LBFGS")
-LOW = [n for n in pt.__all__ if n not in ("TorchOptimizer", "twin") + OWN_DATA and getattr(pyoptk, n).low_precision]
-REFUSING = [n for n in pt.__all__ if n not in ("TorchOptimizer", "twin") and not getattr(pyoptk, n).low_precision]
+LOW = [n for n in pt.__all__ if n not in ("TorchOptimizer", "twin", "InBackward") + OWN_DATA and getattr(pyoptk, n).low_precision]
+REFUSING = [n for n in pt.__all__ if n not in ("TorchOptimizer", "twin", "InBackward") and not getattr(pyoptk, n).low_precision]
 PRECISIONS = [{}, dict(state_dtype="float32"), dict(master_weights=True, state_dtype="float32"),
               dict(master_weights=True), dict(stochastic_rounding=True, seed=7)]
 PRECISION_IDS = ["param-dtype", "f32-state", "master-f32-state", "master", "sr"]

@@ -107,7 +107,8 @@ int check_step(int op, int mode, int dtype, const double* coeffs, int num_coeffs
 // Checks one span's pointers and describes it to the engine as item `index` of the step; `where`
 // names it in messages ("span", "spans[3]").
 int add_span(const OpInfo& info, int mode, int dtype, void* param, const void* grad, void* const* states,
-             int64_t count, int64_t index, const std::string& where, StepPlan& plan, std::vector<GradRef>& grads) {
+             int64_t count, int64_t index, const std::string& where, StepPlan& plan, std::vector<GradRef>& grads,
+             int64_t slot = 0) {
   if (count < 0) {
     return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": " + where + " count is " + std::to_string(count));
   }
@@ -130,6 +131,7 @@ int add_span(const OpInfo& info, int mode, int dtype, void* param, const void* g
   EntrySpec spec;
   spec.index = index;
   spec.mode = mode;
+  spec.slot = slot;
   spec.param = span(param);
   for (int k = 0; k < info.num_states; ++k) {
     if (!state_present(info, k, mode)) continue;
@@ -150,15 +152,20 @@ int add_span(const OpInfo& info, int mode, int dtype, void* param, const void* g
   return PYOPTK_OK;
 }
 
-// Runs the spans added to `plan` with one coefficient set, on up to `threads` threads.
+// Runs the spans added to `plan` with `num_sets` coefficient sets (a span's slot picks its set), on
+// up to `threads` threads.
 int run_spans(const OpInfo& info, StepPlan& plan, const std::vector<GradRef>& grads, const double* coeffs,
-              int threads) {
+              int threads, int num_sets = 1) {
   plan.seal();  // refuses spans whose written arrays overlap
-  const CoeffBlock block = coeff_block(info, coeffs, static_cast<size_t>(info.num_coeffs));
+  std::vector<CoeffBlock> blocks;
+  for (int s = 0; s < num_sets; ++s) {
+    blocks.push_back(coeff_block(info, coeffs + static_cast<size_t>(s) * info.num_coeffs,
+                                 static_cast<size_t>(info.num_coeffs)));
+  }
   StepOptions options;
   options.threads = threads;
   PreparedStep step;
-  plan.prepare(grads.data(), &block, 1, options, step);
+  plan.prepare(grads.data(), blocks.data(), blocks.size(), options, step);
   step.run();
   return PYOPTK_OK;
 }
@@ -293,12 +300,45 @@ int step_spans(int op, int mode, int dtype, const double* coeffs, int num_coeffs
   });
 }
 
+int step_bucket(int op, int dtype, const double* coeff_sets, int num_sets, int num_coeffs,
+                const PyoptkBucketSpan* spans, int64_t num_spans, int threads) {
+  return guard([&] {
+    if (!valid_op(op)) return bad_op(op);
+    const OpInfo& info = kOpInfo[op];
+    if (num_spans < 0 || (spans == nullptr && num_spans > 0)) {
+      return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": spans is NULL or num_spans (" +
+                                           std::to_string(num_spans) + ") is negative");
+    }
+    if (num_sets < 1) {
+      return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": num_sets is " + std::to_string(num_sets) +
+                                           " (at least one coefficient set)");
+    }
+    StepPlan plan(op);
+    std::vector<GradRef> grads;
+    for (int64_t i = 0; i < num_spans; ++i) {
+      const PyoptkBucketSpan& b = spans[i];
+      const std::string where = "spans[" + std::to_string(i) + "]";
+      int status = check_step(op, b.mode, dtype, coeff_sets, num_coeffs, threads);
+      if (status != PYOPTK_OK) return status;
+      if (b.coeff_set < 0 || b.coeff_set >= num_sets) {
+        return fail(PYOPTK_ERR_ARGUMENT, std::string(info.name) + ": " + where + " coeff_set is " +
+                                             std::to_string(b.coeff_set) + ", not in [0, " +
+                                             std::to_string(num_sets) + ")");
+      }
+      const PyoptkSpan& s = b.span;
+      status = add_span(info, b.mode, dtype, s.param, s.grad, s.states, s.count, i, where, plan, grads, b.coeff_set);
+      if (status != PYOPTK_OK) return status;
+    }
+    return run_spans(info, plan, grads, coeff_sets, threads, num_sets);
+  });
+}
+
 }  // namespace
 
 const PyoptkApi* c_api() {
   static const PyoptkApi api = {
       PYOPTK_ABI_VERSION, sizeof(PyoptkApi), PYOPTK_VERSION, &last_error, &find_op, &op_info, &make_mode,
-      &init_scalars,      &step_coeffs,      &step_span,     &step_spans};
+      &init_scalars,      &step_coeffs,      &step_span,     &step_spans,  &step_bucket};
   return &api;
 }
 

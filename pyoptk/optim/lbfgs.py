@@ -156,6 +156,7 @@ class LBFGS(Optimizer):
 
     has_step = False
     runs_on_cuda = False
+    step_params_refusal = "its step is an iteration over all params at once (flat vectors, a line search), driven by a closure"
 
     def __init__(self, params, lr: float = 1, max_iter: int = 20, max_eval: Optional[int] = None,
                  tolerance_grad: float = 1e-7, tolerance_change: float = 1e-9, history_size: int = 100,

@@ -87,6 +87,8 @@ class _ScheduleFree(FusedOptimizer):
     algorithm = ALGORITHM
     has_step = False
     fresh_state_flag = "first_step"  # z = y when a param's state is created
+    step_params_refusal = ("each step advances its groups' schedule (k, lr_max, weight_sum), which all their params "
+                           "share, so their params step together")
     low_precision = False  # float32/float64: every train()/eval() swap would round y and x to 16 bits
 
     def __init__(self, params: Params, defaults: dict[str, Any]) -> None:

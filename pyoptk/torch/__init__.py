@@ -24,6 +24,7 @@ from .. import _core
 from .. import optim as _optim
 from . import _abi
 from ._adapter import TorchOptimizer, core_method, twin
+from ._in_backward import InBackward
 
 # Plans read torch grad tensors without a NumPy wrapper per tensor per step: through torch's C
 # shim where it checks out (._abi), else through their Python getters.
@@ -41,4 +42,4 @@ for _entry in _optim.ALGORITHMS:
         _entry.cls, **(_CLOSURE_DRIVEN if _entry.closure_driven else {}),
         **{m: core_method(m, getattr(_entry.cls, m).__doc__ or "") for m in _entry.twin_methods})
 
-__all__ = ["TorchOptimizer", "twin", *_optim.CLASSES]
+__all__ = ["TorchOptimizer", "twin", "InBackward", *_optim.CLASSES]

@@ -22,6 +22,7 @@ from .._precision import MASTER_KEY, Precision
 from .._typing import Params
 from ..optimizer import _TORCH_IMPL_KEYS, Optimizer
 from ._dtensor import check_shards, is_dtensor, refuse_dtensors
+from ._in_backward import BackwardStepper, InBackward, options
 from ._state import TorchState, check_grads, grad_array, grad_tensor, param_view, same_memory, to_numpy
 
 __all__ = ["TorchOptimizer", "twin"]
@@ -46,6 +47,8 @@ def _hooked(step: Callable) -> Callable:
 
     @functools.wraps(step)
     def wrapper(*args: Any, **kwargs: Any) -> Any:  # args[0] is the optimizer; hooks get it in args, as torch's do
+        if getattr(args[0], "_backward", None) is not None:  # stepped in the backward, hooks and all
+            return step(*args, **kwargs)
         if not torch._C._autograd._profiler_enabled():
             return _call_with_hooks(step, args, kwargs)
         with torch.autograd.profiler.record_function(f"Optimizer.step#{type(args[0]).__name__}.step"):
@@ -83,6 +86,7 @@ class TorchOptimizer(torch.optim.Optimizer):
     _step_supports_amp_scaling = False
 
     def __init__(self, params: Params, *args: Any, **kwargs: Any):
+        in_backward = options(kwargs.pop("step_in_backward", False))
         signature = inspect.signature(self.core_class)
         bound = signature.bind(None, *args, **kwargs)
         bound.apply_defaults()
@@ -98,8 +102,15 @@ class TorchOptimizer(torch.optim.Optimizer):
         self._views: dict[torch.Tensor, Any] = {}
         self._direct = True  # every param is a real CPU tensor stepped by the fused kernel: grads go as they are
         self._shards: list = []  # (index, param, view) of FSDP2's DTensor params: their local shards are stepped
+        self._backward: BackwardStepper | None = None  # step_in_backward's hooks, once armed
         super().__init__(params, defaults)  # type: ignore[arg-type]  # torch's own checks of the params
         self.state = TorchState(self)  # type: ignore[assignment]
+        if in_backward is not None:
+            stepper = BackwardStepper(self, in_backward)
+            stepper.watch()
+            self._backward = stepper
+            # GradScaler then calls step() itself (which refuses it) instead of asserting on missing grads.
+            self._step_supports_amp_scaling = True
 
     # ----- param groups: torch's checks and names, then the core's --------------------------
     def add_param_group(self, param_group: dict[str, Any]) -> None:
@@ -119,6 +130,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         except BaseException:
             self.param_groups.pop()
             raise
+        if self._backward is not None:
+            self._backward.watch()
         self._views.update(zip(group["params"], views))
         self._shards += [(start + i, p, v) for i, (p, v) in enumerate(zip(group["params"], views)) if is_dtensor(p)]
         self._direct = self._direct and self.core_class.step is Optimizer.step and all(
@@ -175,15 +188,37 @@ class TorchOptimizer(torch.optim.Optimizer):
                         state[MASTER_KEY] = new.astype(np.float32)
                     core.state[new] = state
             start += len(group["params"])
-        core._plan = None
+        core._forget_plans()
+
+    def _grad_of(self, p: torch.Tensor) -> Any:
+        """``p``'s grad as the core's step_params() takes it (as ``_grads`` gives it to step())."""
+        return grad_tensor(p.grad, p) if self.core_class.step is Optimizer.step else grad_array(p.grad, p)
 
     # ----- the step -------------------------------------------------------------------------
     @_hooked
     def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
         """One step: reads each param's ``.grad`` (params without one are skipped, as in torch)
         and updates the params in place. ``closure`` re-evaluates the model and returns the loss
-        (called once, with grad enabled; LBFGS calls it as often as its iteration needs)."""
+        (called once, with grad enabled; LBFGS calls it as often as its iteration needs).
+        Stepping in the backward (``step_in_backward``), it steps nothing: it marks the step boundary."""
+        if self._backward is not None:
+            if getattr(self, "grad_scale", None) is not None or getattr(self, "found_inf", None) is not None:
+                self._backward.refuse_amp()
+            self._backward.boundary("step")
+            if closure is None:
+                return None
+            with torch.enable_grad():
+                return closure()
         return self._step(closure)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """torch's; stepping in the backward, it only marks the step boundary, unless the grads are
+        kept (``InBackward(keep_grads=True)``): then it clears them too."""
+        if self._backward is not None:
+            self._backward.boundary("zero_grad")
+            if not self._backward.options.keep_grads:
+                return
+        super().zero_grad(set_to_none)
 
     def _step(self, closure: Callable[[], Any] | None) -> Any:
         if self.closure_driven:
@@ -308,6 +343,9 @@ def twin_signature(core_class: type[Optimizer]) -> inspect.Signature:
         at = len(params) - (params[-1].kind is inspect.Parameter.VAR_KEYWORD)
         params[at:at] = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
                          for n, p in inspect.signature(Precision.make).parameters.items() if n != "cls"]
+    at = len(params) - (params[-1].kind is inspect.Parameter.VAR_KEYWORD)
+    params.insert(at, inspect.Parameter("step_in_backward", inspect.Parameter.KEYWORD_ONLY, default=False,
+                                        annotation="Union[bool, InBackward]"))
     return signature.replace(parameters=params, return_annotation=None)
 
 

@@ -46,12 +46,13 @@ def stub() -> str:
         classes.append(f"class {entry.name}(TorchOptimizer):\n" + "\n".join([init] + methods) + "\n")
     typing_names = sorted(n for n in used if n in ("Any", "Callable", "Optional", "Tuple", "Union"))
     ours = sorted(n for n in used if n in _typing.__all__)
-    names = ", ".join(f'"{n}"' for n in ["TorchOptimizer", "twin"] + [e.name for e in optim.ALGORITHMS])
+    names = ", ".join(f'"{n}"' for n in ["TorchOptimizer", "twin", "InBackward"] + [e.name for e in optim.ALGORITHMS])
     return "\n".join([
         HEADER,
         f"from typing import {', '.join(typing_names)}\n",
         f"from .._typing import {', '.join(ours)}",
-        "from ._adapter import TorchOptimizer as TorchOptimizer, twin as twin\n",
+        "from ._adapter import TorchOptimizer as TorchOptimizer, twin as twin",
+        "from ._in_backward import InBackward as InBackward\n",
         f"__all__ = [{names}]\n\n",
         "\n\n".join(classes)])
 

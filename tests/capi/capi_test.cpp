@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -128,6 +129,15 @@ int errors() {
                "spans[1] grad is NULL", "a bad second span");
   expect_error(api->step_spans(adam, 0, PYOPTK_FLOAT32, coeffs, 8, nullptr, 2, 1), PYOPTK_ERR_ARGUMENT,
                "spans is NULL", "null spans");
+  PyoptkBucketSpan bucket[2] = {{spans[0], 0, 1}, {{p + 2, g + 2, {m + 2, v + 2, nullptr, nullptr}, 3}, 0, 2}};
+  expect_error(api->step_bucket(adam, PYOPTK_FLOAT32, coeffs, 2, 8, bucket, 2, 1), PYOPTK_ERR_ARGUMENT,
+               "spans[1] coeff_set is 2, not in [0, 2)", "a coefficient set out of range");
+  expect_error(api->step_bucket(adam, PYOPTK_FLOAT32, coeffs, 0, 8, bucket, 2, 1), PYOPTK_ERR_ARGUMENT,
+               "num_sets is 0", "no coefficient set");
+  bucket[1].coeff_set = 0;
+  bucket[1].mode = 6;
+  expect_error(api->step_bucket(adam, PYOPTK_FLOAT32, coeffs, 2, 8, bucket, 2, 1), PYOPTK_ERR_UNSUPPORTED,
+               "mode 6", "a span of an invalid mode");
   for (int i = 0; i < 5; ++i) {
     expect(p[i] == i + 1 && m[i] == 0 && v[i] == 0, "refused steps write nothing");
   }
@@ -181,16 +191,27 @@ int run_case(int op, int mode, int first_mode, int n, int steps, int threads, in
       status = api->step_span(op, m, dtype, coeffs.data(), info.num_coeffs, param.data(), g, s, info.num_states, n,
                               threads);
     } else {  // consecutive pieces of the arrays, of unequal sizes
-      std::vector<PyoptkSpan> spans(nspans);
+      const int count = nspans < 0 ? -nspans : nspans;
+      std::vector<PyoptkSpan> spans(count);
       int64_t begin = 0;
-      for (int i = 0; i < nspans; ++i) {
-        const int64_t end = i + 1 == nspans ? n : static_cast<int64_t>(n) * (i + 1) * (i + 1) / (nspans * nspans);
+      for (int i = 0; i < count; ++i) {
+        const int64_t end = i + 1 == count ? n : static_cast<int64_t>(n) * (i + 1) * (i + 1) / (count * count);
         PyoptkSpan& sp = spans[i];
         sp = PyoptkSpan{param.data() + begin, g + begin, {nullptr, nullptr, nullptr, nullptr}, end - begin};
         for (int k = 0; k < info.num_states; ++k) sp.states[k] = states[k].empty() ? nullptr : states[k].data() + begin;
         begin = end;
       }
-      status = api->step_spans(op, m, dtype, coeffs.data(), info.num_coeffs, spans.data(), nspans, threads);
+      if (nspans > 0) {
+        status = api->step_spans(op, m, dtype, coeffs.data(), info.num_coeffs, spans.data(), nspans, threads);
+      } else {  // step_bucket, the spans in backward order, span i taking set i + 1 (set 0: NaN, unused)
+        std::vector<double> sets(static_cast<size_t>(count + 1) * info.num_coeffs, std::nan(""));
+        std::vector<PyoptkBucketSpan> bucket;
+        for (int i = count - 1; i >= 0; --i) {
+          std::copy(coeffs.begin(), coeffs.end(), sets.begin() + static_cast<size_t>(i + 1) * info.num_coeffs);
+          bucket.push_back(PyoptkBucketSpan{spans[i], m, i + 1});
+        }
+        status = api->step_bucket(op, dtype, sets.data(), count + 1, info.num_coeffs, bucket.data(), count, threads);
+      }
     }
     if (status != PYOPTK_OK) {
       std::cerr << api->last_error() << "\n";

@@ -17,6 +17,9 @@
  *   init_scalars / step_coeffs                 the step's coefficients from the hyper-parameters and
  *                                              the step count (the code the Python layer runs)
  *   step_span / step_spans                     the update over one span or many spans, in one call
+ *   step_bucket                                spans of several modes and coefficient sets (params of
+ *                                              several groups or step counts) in one call: the params
+ *                                              whose grads are ready together, stepped in the backward
  *
  * Caller's contract: each pointer of a span addresses `count` elements of the call's dtype;
  * params and states are writeable and do not overlap each other or the grads (the Python layer
@@ -83,6 +86,13 @@ typedef struct PyoptkSpan {
   int64_t count;
 } PyoptkSpan;
 
+/* A span of a bucket (step_bucket): its arrays, its mode and the coefficient set it takes. */
+typedef struct PyoptkBucketSpan {
+  PyoptkSpan span;
+  int mode;
+  int coeff_set; /* index into step_bucket's coeff_sets */
+} PyoptkBucketSpan;
+
 typedef struct PyoptkApi {
   uint32_t abi_version;
   uint32_t struct_size;  /* sizeof(PyoptkApi) of the module: later versions only append */
@@ -112,6 +122,13 @@ typedef struct PyoptkApi {
    * checked before any is written. */
   int (*step_spans)(int op, int mode, int dtype, const double* coeffs, int num_coeffs, const PyoptkSpan* spans,
                     int64_t num_spans, int threads);
+  /* Appended: update many spans, each with its own mode and coefficient set (coeff_sets holds
+   * num_sets sets of num_coeffs values, one after the other: a group's hyper-parameters at a step
+   * count), in one multi-tensor call. For a per-tensor "grad ready" callback: step the params
+   * whose grads are ready (a bucket), each as the whole step would (pyoptk's step_params). Every
+   * span is checked before any is written. */
+  int (*step_bucket)(int op, int dtype, const double* coeff_sets, int num_sets, int num_coeffs,
+                     const PyoptkBucketSpan* spans, int64_t num_spans, int threads);
 } PyoptkApi;
 
 #ifdef __cplusplus

@@ -1,0 +1,245 @@
+"""The step inside the backward pass: each param is updated as soon as its grad is accumulated
+(torch's ``register_post_accumulate_grad_hook``), params whose grads finish together in one
+planned call (a bucket, ``Optimizer.step_params``), and its grad freed at once.
+
+A bucket's update is the one ``step()`` would make (each param's own step count, its group's
+hyper-parameters as they are during that backward), so a backward here equals a backward and a
+step in the ordinary mode, bit for bit. What this mode cannot do that way is refused with an
+error that says what to do instead, never done differently: a second backward before the step
+boundary the training loop marks (``accumulate_steps``), a global grad norm, GradScaler's
+found_inf (known only after the whole backward), an all-reduce the mode was not told to wait for.
+"""
+from __future__ import annotations
+
+import warnings
+import weakref
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Optional
+
+import torch
+
+from ._dtensor import is_dtensor
+
+if TYPE_CHECKING:
+    from ._adapter import TorchOptimizer
+
+__all__ = ["InBackward"]
+
+
+@dataclass(frozen=True)
+class InBackward:
+    """How an optimizer steps inside the backward (``step_in_backward=InBackward(...)``;
+    ``step_in_backward=True`` takes these defaults).
+
+    ``bucket_bytes``: params are stepped once this many bytes of them have their grads ready
+    (in backward order), the rest at the end of the backward; 0 steps each param alone.
+    ``keep_grads``: leave ``p.grad`` set after the step (the default frees it: ``p.grad = None``).
+    ``accumulate_steps``: N > 1 accumulates the grads of N backwards and steps in the Nth.
+    ``clip_grad_norm_per_param``: clip each param's grad to this norm (2-norm,
+    ``torch.nn.utils.clip_grad_norm_([p], max_norm)`` per param) before its step.
+    ``clip_grad_norm``: a global norm over all grads needs every grad before any step: refused.
+    ``after_ddp``: the model is wrapped in DistributedDataParallel: step at the end of the
+    backward, once DDP's all-reduce wrote the averaged grads (required in a distributed job)."""
+
+    bucket_bytes: int = 1 << 20
+    keep_grads: bool = False
+    accumulate_steps: int = 1
+    clip_grad_norm_per_param: Optional[float] = None
+    clip_grad_norm: Optional[float] = None
+    after_ddp: bool = False
+
+    def __post_init__(self) -> None:
+        if self.clip_grad_norm is not None:
+            raise ValueError("clip_grad_norm (a global norm over all grads) cannot be honoured when stepping in the "
+                             "backward: the first params are stepped before the last grads exist. Use "
+                             "clip_grad_norm_per_param (each param's grad clipped alone) or the ordinary mode")
+        if isinstance(self.bucket_bytes, bool) or not isinstance(self.bucket_bytes, int) or self.bucket_bytes < 0:
+            raise ValueError(f"bucket_bytes must be an int >= 0, got {self.bucket_bytes!r}")
+        if isinstance(self.accumulate_steps, bool) or not isinstance(self.accumulate_steps, int) \
+                or self.accumulate_steps < 1:
+            raise ValueError(f"accumulate_steps must be an int >= 1, got {self.accumulate_steps!r}")
+        if self.clip_grad_norm_per_param is not None and not float(self.clip_grad_norm_per_param) > 0:
+            raise ValueError(f"clip_grad_norm_per_param must be > 0, got {self.clip_grad_norm_per_param!r}")
+
+
+def options(value: Any) -> InBackward | None:
+    """The ``step_in_backward`` argument as options (None: the ordinary mode)."""
+    if value is False or value is None:
+        return None
+    if value is True:
+        return InBackward()
+    if isinstance(value, InBackward):
+        return value
+    raise TypeError(f"step_in_backward must be True, False or a pyoptk.torch.InBackward, got {type(value).__name__}")
+
+
+_OWNER = "_pyoptk_step_in_backward"  # on each hooked param: (its stepper, weakly; the hook's handle)
+
+
+def _grad_ready(p: torch.Tensor) -> None:
+    stepper = getattr(p, _OWNER)[0]()
+    if stepper is not None:  # else its optimizer is gone: nothing steps p in the backward
+        stepper.ready(p)
+
+
+class BackwardStepper:
+    """The hooks and bookkeeping of one optimizer in this mode."""
+
+    def __init__(self, opt: TorchOptimizer, opts: InBackward):
+        refusal = opt.core_class.step_params_refusal
+        if refusal is not None or opt.closure_driven:
+            raise TypeError(f"{type(opt).__name__} cannot step inside the backward: {refusal}")
+        self.opt = opt
+        self.options = opts
+        self.index: dict[int, tuple[int, int]] = {}  # id(param) -> (its position in step()'s order, its bytes)
+        self.ptrs: dict[int, int] = {}  # position -> the data pointer its view was made with
+        self.pending: list[tuple[int, torch.Tensor]] = []
+        self.pending_bytes = 0
+        self.stepped: set[int] = set()  # positions stepped in this backward
+        self.in_backward = False
+        self.stepping = False  # this backward is one that steps (the Nth with accumulate_steps)
+        self.backwards = 0  # backwards since the last step boundary the training loop marked
+        self.accumulated = 0  # backwards whose grads wait for the Nth
+        self.boundaries = False  # the loop calls step() / zero_grad(): a second backward before one is refused
+        self.noted = False
+
+    def watch(self) -> None:
+        """Hook every param not hooked yet (the optimizer's params, including groups added since).
+        A param has one such hook: the optimizer armed last over it steps it (one made to load a
+        checkpoint replaces the one before, which no longer steps that param)."""
+        me = weakref.ref(self)
+        for i, p in enumerate(self.opt._torch_params()):
+            if id(p) in self.index:
+                continue
+            if is_dtensor(p):
+                raise TypeError(f"param {i} is a DTensor (FSDP2): FSDP2 sets the sharded grads itself after its "
+                                "reduce-scatter, so no grad-accumulated hook fires on them; step FSDP2 models in "
+                                "the ordinary mode")
+            self.index[id(p)] = (i, p.numel() * p.element_size())
+            self.ptrs[i] = p.data_ptr()
+            if p.requires_grad:
+                before = getattr(p, _OWNER, None)
+                if before is not None:
+                    before[1].remove()
+                setattr(p, _OWNER, (me, p.register_post_accumulate_grad_hook(_grad_ready)))
+
+    # ----- inside the backward ----------------------------------------------------------------
+    def ready(self, p: torch.Tensor) -> None:
+        if not self.in_backward:
+            self.begin()
+        if not self.stepping:
+            return
+        i, size = self.index[id(p)]
+        self.pending.append((i, p))
+        if self.options.after_ddp:
+            return
+        self.pending_bytes += size
+        if self.pending_bytes >= self.options.bucket_bytes:
+            try:
+                self.flush()
+            except BaseException:  # the backward stops here: the next one starts afresh
+                self.in_backward, self.pending, self.pending_bytes = False, [], 0
+                raise
+
+    def begin(self) -> None:
+        """The first grad of a backward: the checks, and the callback at its end."""
+        opts = self.options
+        if not opts.after_ddp and torch.distributed.is_available() and torch.distributed.is_initialized() \
+                and torch.distributed.get_world_size() > 1:
+            raise RuntimeError(f"{type(self.opt).__name__}(step_in_backward=...) in a distributed job: the grads "
+                               "would be stepped before they are all-reduced. With DistributedDataParallel pass "
+                               "step_in_backward=pyoptk.torch.InBackward(after_ddp=True); otherwise use the "
+                               "ordinary mode")
+        if self.boundaries and self.backwards >= opts.accumulate_steps:
+            raise RuntimeError(
+                f"a backward number {self.backwards + 1} before opt.step() / opt.zero_grad(): "
+                f"{type(self.opt).__name__} steps inside the backward, so grads are not accumulated over backwards "
+                f"(here every {opts.accumulate_steps} backward(s) step). To accumulate N backwards per step pass "
+                "step_in_backward=pyoptk.torch.InBackward(accumulate_steps=N)")
+        self.backwards += 1
+        self.accumulated += 1
+        self.stepping = self.accumulated == opts.accumulate_steps
+        self.in_backward = True
+        if self.stepping:
+            for hook in self.opt._optimizer_step_pre_hooks.values():
+                hook(self.opt, (), {})
+        torch.autograd.Variable._execution_engine.queue_callback(self.end)
+
+    def end(self) -> None:
+        """The end of the backward: the last bucket, then (accumulating) the params whose grads came
+        from earlier backwards only; the step's bookkeeping."""
+        if self.stepping and self.options.after_ddp:  # DDP's own end-of-backward callback, queued after
+            torch.autograd.Variable._execution_engine.queue_callback(self.finish)  # this one, runs first
+            return
+        self.finish()
+
+    def finish(self) -> None:
+        try:
+            if self.stepping:
+                self.flush()
+                if self.options.accumulate_steps > 1:
+                    rest = [(i, p) for i, p in enumerate(self.opt._torch_params())
+                            if p.grad is not None and i not in self.stepped]
+                    self.pending.extend(rest)
+                    self.flush()
+                self.opt._core._end_round()
+                self.opt._opt_called = True  # torch's schedulers check that a step ran before theirs
+                for hook in self.opt._optimizer_step_post_hooks.values():
+                    hook(self.opt, (), {})
+        finally:
+            self.in_backward = False
+            self.pending, self.pending_bytes = [], 0
+            self.stepped = set()
+            if self.stepping:
+                self.accumulated = 0
+
+    def flush(self) -> None:
+        """Step the pending params in one planned call, then free their grads."""
+        bucket, self.pending, self.pending_bytes = self.pending, [], 0
+        indices, params, ptrs = [], [], self.ptrs
+        moved = False
+        for i, p in bucket:
+            if p.grad is not None:
+                indices.append(i)
+                params.append(p)
+                moved = moved or p.data_ptr() != ptrs[i]
+        if not params:
+            return
+        opt = self.opt
+        if moved:  # p.data = t since: step t, as torch does
+            opt._rebind()
+            ptrs.update((i, p.data_ptr()) for i, p in zip(indices, params))
+        limit = self.options.clip_grad_norm_per_param
+        if limit is not None:
+            for p in params:
+                torch.nn.utils.clip_grad_norm_(p, limit, foreach=False)
+        # plain CPU tensors (opt._direct): their grads as they are
+        grads = [p.grad for p in params] if opt._direct else [opt._grad_of(p) for p in params]
+        opt._core.step_params(indices, grads)
+        self.stepped.update(indices)
+        # Written in place: autograd's saved copies of the params are stale now, as after torch's
+        # own in-place step (a second backward through a retained graph raises torch's error).
+        torch._C._increment_version(params)
+        if not self.options.keep_grads:
+            for p in params:
+                p.grad = None
+
+    # ----- step() and zero_grad() of the training loop ------------------------------------------
+    def boundary(self, what: str) -> None:
+        """``opt.step()`` / ``opt.zero_grad()``: nothing to do (the backward stepped); they mark
+        where the loop's steps are, so that a backward too many is refused."""
+        if not self.noted:
+            self.noted = True
+            warnings.warn(f"{type(self.opt).__name__} steps inside the backward (step_in_backward): opt.{what}() and "
+                          "its twin do nothing here; they only mark the step boundary", UserWarning, stacklevel=3)
+        if self.accumulated:
+            raise RuntimeError(f"opt.{what}() after {self.accumulated} of the {self.options.accumulate_steps} "
+                               "backwards accumulate_steps steps on: the accumulated grads were not stepped yet")
+        self.boundaries = True
+        self.backwards = 0
+
+    def refuse_amp(self) -> None:
+        raise RuntimeError(
+            f"torch.amp.GradScaler with {type(self.opt).__name__}(step_in_backward=...): whether a grad is inf or "
+            "NaN is known only after the whole backward, but this mode steps each param during it (with the "
+            "scaled grads). Use the ordinary mode with GradScaler, or bfloat16 autocast, which needs no scaler")
