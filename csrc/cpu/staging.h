@@ -6,10 +6,18 @@
 #include <cstdint>
 
 #include "kernel_table.h"
+#include "quantize.h"
 
 namespace pyoptk {
 
 struct Task;
+
+// A block-quantized slot (quantize.h): its codes are the task's pointer, its per-block absmax here.
+struct QuantSlot {
+  const QuantMap* map = nullptr;  // null: not quantized
+  float* scales = nullptr;
+  int block = 0;
+};
 
 struct Staging {
   const ConvertFns* cvt;              // of the ISA the step runs on, indexed by Dtype
@@ -19,10 +27,13 @@ struct Staging {
   const float* grad_divisor = nullptr;  // grad_scale: the grad is divided by it as it is read (any dtype)
   bool stochastic = false;            // narrow params/states/mirror rounded stochastically
   uint64_t sr_key = 0;                // (seed, rounding step, param index), mixed
+  QuantSlot quant[2 + kMaxStates];    // states kept as block-quantized codes (dtype[k] is float32)
 };
 
-// Elements per staged block: six float32 slots of it fit in L1 with room to spare.
+// Elements per staged block: six float32 slots of it fit in L1 with room to spare. A multiple of
+// every quantization block (quantize.h), so a staged block holds whole ones.
 constexpr int64_t kStageBlock = 512;
+static_assert(kStageBlock % kMaxQuantBlock == 0, "a staged block holds whole quantization blocks");
 
 // Runs task elements [begin, begin + n) through task.stage.
 void run_staged(const Task& task, int64_t begin, int64_t n);

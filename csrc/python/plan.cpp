@@ -27,11 +27,27 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     spec.param = array_ref(e.param);
   };
   auto on_state = [&](Entry& e, int k, py::handle obj) {
-    e.states.push_back(as_array(obj, e.index, info.state_names[k], &info));
+    // A quantized state comes as (codes, scales, map id, block size): quantize.h.
+    const bool quantized = py::isinstance<py::tuple>(obj);
+    py::tuple parts = quantized ? py::reinterpret_borrow<py::tuple>(obj) : py::tuple();
+    if (quantized && parts.size() != 4) {
+      throw py::value_error(who(e.index, info.state_names[k], &info) + ": a quantized state is (codes, scales, map, block)");
+    }
+    e.states.push_back(as_array(quantized ? parts[0] : obj, e.index, info.state_names[k], &info));
     e.ptrs[2 + k] = py::detail::array_proxy(e.states.back().ptr())->data;
     e.state_descrs.push_back(py::detail::array_proxy(e.states.back().ptr())->descr);
+    e.state_numel.push_back(quantized ? py::array(parts[0]).size() : -1);
     spec.states[k] = array_ref(e.states.back());
     spec.given[k] = true;
+    if (quantized) {
+      e.scales.push_back(as_array(parts[1], e.index, info.state_names[k], &info));
+      e.scale_ptrs.push_back(py::detail::array_proxy(e.scales.back().ptr())->data);
+      e.scale_descrs.push_back(py::detail::array_proxy(e.scales.back().ptr())->descr);
+      e.scale_numel.push_back(e.scales.back().size());
+      spec.quant[k].scales = array_ref(e.scales.back());
+      spec.quant[k].map = parts[2].cast<int>();
+      spec.quant[k].block = parts[3].cast<int>();
+    }
   };
   auto on_mirror = [&](Entry& e, py::handle obj) {
     py::array mirror = as_array(obj, e.index, info.slot_names[0], &info);
@@ -61,8 +77,15 @@ void Plan::verify_arrays(const Entry& e, int64_t numel) const {
   }
   for (size_t k = 0; k < e.states.size(); ++k) {
     const int id = e.state_ids[k];
-    if (!still_laid_out(e.states[k], e.ptrs[2 + id], numel, e.state_descrs[k], kWritable)) {
+    const int64_t n = e.state_numel[k] >= 0 ? e.state_numel[k] : numel;  // quantized: its code bytes
+    if (!still_laid_out(e.states[k], e.ptrs[2 + id], n, e.state_descrs[k], kWritable)) {
       if (!writeable(e.states[k])) throw py::value_error(who(e.index, info.state_names[id], &info) + " is read-only");
+      throw StalePlan("a state array was resized or relaid");
+    }
+  }
+  for (size_t k = 0; k < e.scales.size(); ++k) {
+    if (!still_laid_out(e.scales[k], e.scale_ptrs[k], e.scale_numel[k], e.scale_descrs[k], kWritable)) {
+      if (!writeable(e.scales[k])) throw py::value_error(who(e.index, "quantization scales", &info) + " are read-only");
       throw StalePlan("a state array was resized or relaid");
     }
   }

@@ -57,6 +57,11 @@ class Plan {
     std::vector<pybind11::array> states;    // present states only
     std::vector<int> state_ids;             // their op state index
     std::vector<PyObject*> state_descrs;    // their dtype objects
+    std::vector<int64_t> state_numel;       // their element counts when quantized (code bytes), else -1
+    std::vector<pybind11::array> scales;    // the per-block scales of the quantized ones
+    std::vector<char*> scale_ptrs;
+    std::vector<PyObject*> scale_descrs;
+    std::vector<int64_t> scale_numel;
     pybind11::object state_dict;            // None unless given
     pybind11::object mirror;                // master weights: null, or the 16-bit param array
     char* mirror_ptr = nullptr;

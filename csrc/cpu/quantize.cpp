@@ -1,0 +1,126 @@
+#include "quantize.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "quant_maps.h"
+
+namespace pyoptk {
+namespace {
+
+// The nearest-entry search: code(v) = #{j : mid[j] < v}. A table indexed by the top kKeyBits of
+// v's order-preserving key gives the count below the bucket's least value; the few midpoints
+// inside the bucket are then stepped over one comparison at a time (all in double, exact).
+constexpr int kKeyBits = 14;
+constexpr int kBuckets = 1 << kKeyBits;
+
+// An unsigned key in the order of the float values (for non-NaN floats).
+inline uint32_t order_key(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+inline float key_value(uint32_t key) {
+  const uint32_t u = (key & 0x80000000u) ? (key & 0x7fffffffu) : ~key;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+struct Search {
+  double mid[255];
+  uint8_t start[kBuckets];
+  int last;  // size - 1: the number of midpoints
+};
+
+Search make_search(const QuantMap& map) {
+  Search s{};
+  s.last = map.size - 1;
+  for (int j = 0; j < s.last; ++j) s.mid[j] = (double(map.values[j]) + double(map.values[j + 1])) / 2;
+  for (int b = 0; b < kBuckets; ++b) {
+    const float least = key_value(uint32_t(b) << (32 - kKeyBits));
+    int count = 0;
+    if (!std::isnan(least)) {
+      while (count < s.last && s.mid[count] < double(least)) ++count;
+    }
+    s.start[b] = static_cast<uint8_t>(count);
+  }
+  return s;
+}
+
+const QuantMap kMaps[kNumQuantMaps] = {
+    {qmaps::kSigned8, 256, 8, "signed 8-bit dynamic"},
+    {qmaps::kUnsigned8, 256, 8, "unsigned 8-bit dynamic"},
+    {qmaps::kSigned4, 16, 4, "signed 4-bit dynamic"},
+    {qmaps::kUnsigned4, 16, 4, "unsigned 4-bit linear without zero"},
+};
+
+const Search& search_of(const QuantMap& map) {
+  static const Search searches[kNumQuantMaps] = {make_search(kMaps[0]), make_search(kMaps[1]), make_search(kMaps[2]),
+                                                 make_search(kMaps[3])};
+  return searches[&map - kMaps];
+}
+
+inline int nearest(const Search& s, float v) {
+  if (v != v) return 0;
+  int c = s.start[order_key(v) >> (32 - kKeyBits)];
+  const double d = v;
+  while (c < s.last && s.mid[c] < d) ++c;
+  return c;
+}
+
+inline float block_absmax(const float* x, int64_t n) {
+  float m = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    m = (a > m || a != a) ? a : m;  // NaN, once seen, stays
+    if (m != m) break;
+  }
+  return m;
+}
+
+}  // namespace
+
+const QuantMap& quant_map(int id) { return kMaps[id]; }
+
+void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, int block, int64_t first, int64_t n,
+                float* out) {
+  const float* m = map.values;
+  for (int64_t b = 0; b < n; b += block) {
+    const int64_t len = n - b < block ? n - b : block;
+    const float scale = scales[(first + b) / block];
+    const int64_t at = first + b;
+    if (map.bits == 8) {
+      for (int64_t i = 0; i < len; ++i) out[b + i] = m[codes[at + i]] * scale;
+    } else {
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t e = at + i;
+        out[b + i] = m[(codes[e >> 1] >> ((e & 1) * 4)) & 15] * scale;
+      }
+    }
+  }
+}
+
+void quantize(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
+              float* scales) {
+  const Search& s = search_of(map);
+  for (int64_t b = 0; b < n; b += block) {
+    const int64_t len = n - b < block ? n - b : block;
+    const float* x = in + b;
+    const float absmax = block_absmax(x, len);
+    scales[(first + b) / block] = absmax;
+    const int64_t at = first + b;
+    if (map.bits == 8) {
+      for (int64_t i = 0; i < len; ++i) codes[at + i] = uint8_t(nearest(s, absmax == 0.0f ? 0.0f : x[i] / absmax));
+    } else {
+      // first and block are even: whole bytes, but a block may end on an odd element (the array's end).
+      for (int64_t i = 0; i < len; i += 2) {
+        const int lo = nearest(s, absmax == 0.0f ? 0.0f : x[i] / absmax);
+        const int hi = i + 1 < len ? nearest(s, absmax == 0.0f ? 0.0f : x[i + 1] / absmax) : 0;
+        codes[(at + i) >> 1] = uint8_t(lo | (hi << 4));
+      }
+    }
+  }
+}
+
+}  // namespace pyoptk
