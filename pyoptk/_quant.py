@@ -19,7 +19,7 @@ import numpy as np
 
 from . import _core
 
-__all__ = ["QUANTIZED_STATES", "Quantization", "SCALES", "QMAP", "quantized_names"]
+__all__ = ["QUANTIZED_STATES", "Quantization", "SCALES", "QMAP", "quantized_names", "state_sign"]
 
 SIGNED, UNSIGNED = "signed", "unsigned"
 SCALES, QMAP = "_absmax", "_qmap"
@@ -39,8 +39,8 @@ QUANTIZED_STATES: dict[str, dict[str, str]] = {
     # pre_grad, the previous grad, stays float32: Adan reads g - pre_grad, a small difference of
     # two large numbers that a shared 8-bit block scale would swamp.
     "adan": {"exp_avg": SIGNED, "exp_avg_diff": SIGNED, "exp_avg_sq": UNSIGNED},
-    # grad_avg stays float32: the centered denominator is square_avg - grad_avg**2, which two
-    # independently rounded states could drive below zero.
+    # grad_avg stays float32, and so does square_avg when centered (below): the centered
+    # denominator sqrt(square_avg - grad_avg**2) turns NaN where rounding takes it below zero.
     "rmsprop": {"square_avg": UNSIGNED, "momentum_buffer": SIGNED},
     "adagrad": {"sum": UNSIGNED},
     "adadelta": {"square_avg": UNSIGNED, "acc_delta": UNSIGNED},
@@ -49,6 +49,8 @@ QUANTIZED_STATES: dict[str, dict[str, str]] = {
     "rprop": {},
     "asgd": {},
 }
+# (kernel, state): the mode flag under which the state is created float32 after all.
+FLOAT32_WHEN = {("rmsprop", "square_avg"): "centered"}
 # Kernels without a 4-bit form: the zero-free unsigned 4-bit map (every code >= absmax / 16) is
 # safe in a denominator only; Adadelta's acc_delta is in the numerator.
 NO_4BIT = {"adadelta": "acc_delta sits in the update's numerator, where the zero-free 4-bit map would inflate it"}
@@ -64,6 +66,14 @@ DEFAULT_MIN_SIZE = 4096  # bitsandbytes' min_8bit_size: smaller tensors keep flo
 
 def quantized_names(kernel_name: str) -> dict[str, str]:
     return QUANTIZED_STATES.get(kernel_name, {})
+
+
+def state_sign(kernel: Any, state: str, mode: int) -> Optional[str]:
+    """The map's sign of a state created quantized in this mode, None for a float32 state."""
+    flag = FLOAT32_WHEN.get((kernel.name, state))
+    if flag is not None and mode & kernel.flag_bits[flag]:
+        return None
+    return quantized_names(kernel.name).get(state)
 
 
 def map_of(bits: int, sign: str) -> np.ndarray:
@@ -97,11 +107,9 @@ class Quantization:
     def name(self) -> str:
         return f"int{self.bits}"
 
-    def sign(self, kernel_name: str, state: str, numel: int) -> Optional[str]:
+    def sign(self, kernel: Any, state: str, numel: int, mode: int) -> Optional[str]:
         """The map's sign of a state kept quantized, None for a float32 state."""
-        if numel < self.min_8bit_size:
-            return None
-        return quantized_names(kernel_name).get(state)
+        return None if numel < self.min_8bit_size else state_sign(kernel, state, mode)
 
     def map_id(self, sign: str) -> int:
         return _MAP_IDS[self.bits, sign]

@@ -279,9 +279,10 @@ class Optimizer:
         """New states ``names`` of a param: each array, or a quantized one's codes, scales and map."""
         out: dict[str, Any] = {}
         quant = self.precision.quant
+        mode = self._group_mode(group) if quant is not None else 0
         for name in names:
             value = self._new_state(name, param, group)
-            sign = quant.sign(self.kernel.name, name, value.size) if quant is not None else None
+            sign = quant.sign(self.kernel, name, value.size, mode) if quant is not None else None
             out.update({name: value} if sign is None else quant.entries(name, value, sign))
         return out
 
@@ -751,8 +752,8 @@ class Optimizer:
                 value = self._load_quantized(key, name, saved, shape)
             else:
                 value = self._load_array(key, name, saved[name], shape, want)
-            sign = quant.sign(self.kernel.name, name, int(np.prod(shape))) if quant is not None and name != MASTER_KEY \
-                else None
+            sign = quant.sign(self.kernel, name, int(np.prod(shape)), self._group_mode(group)) \
+                if quant is not None and name != MASTER_KEY else None
             if sign is not None and name in quantized and self._saved_block_size() == quant.block_size \
                     and np.array_equal(np.asarray(saved[name + QMAP], np.float32), map_of(quant.bits, sign)):
                 # Our own layout: the codes and scales as they are (re-coding is not the identity).

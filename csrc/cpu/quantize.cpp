@@ -2,6 +2,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "quant_maps.h"
 
@@ -69,12 +70,13 @@ inline int nearest(const Search& s, float v) {
   return c;
 }
 
+// max |x|; a block holding a NaN has the canonical quiet NaN (whatever its NaNs' payloads).
 inline float block_absmax(const float* x, int64_t n) {
   float m = 0.0f;
   for (int64_t i = 0; i < n; ++i) {
     const float a = std::fabs(x[i]);
-    m = (a > m || a != a) ? a : m;  // NaN, once seen, stays
-    if (m != m) break;
+    if (a != a) return std::numeric_limits<float>::quiet_NaN();
+    m = a > m ? a : m;
   }
   return m;
 }

@@ -5,7 +5,7 @@
 // requantizes it here while it is still in L1: one pass over memory.
 //
 // Definition (README, "Quantized state"): for each block of `block` consecutive elements (the
-// last one may be shorter) absmax = max |x| (NaN if any x is NaN); v = x / absmax (float32
+// last one may be shorter) absmax = max |x| (the quiet NaN 0x7fc00000 if any x is NaN); v = x / absmax (float32
 // division; v = 0 when absmax is 0); the code is the nearest entry of the map to v, found as the
 // number of midpoints (m[j] + m[j+1]) / 2 (exact in double) strictly below v: a tie goes to the
 // lower entry, NaN codes as 0. Dequantized: m[code] * absmax (a float32 product). 4-bit codes
