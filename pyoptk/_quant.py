@@ -57,8 +57,6 @@ NO_4BIT = {"adadelta": "acc_delta sits in the update's numerator, where the zero
 
 _MAP_IDS = {(8, SIGNED): 0, (8, UNSIGNED): 1, (4, SIGNED): 2, (4, UNSIGNED): 3}
 _MAPS = {key: _core.quant_map(i) for key, i in _MAP_IDS.items()}
-for _m in _MAPS.values():
-    _m.flags.writeable = False
 MIN_BLOCK, MAX_BLOCK = 32, 512  # csrc/cpu/quantize.h: kMinQuantBlock, kMaxQuantBlock
 DEFAULT_BLOCK = {8: 256, 4: 128}  # bitsandbytes' 8-bit, torchao's 4-bit
 DEFAULT_MIN_SIZE = 4096  # bitsandbytes' min_8bit_size: smaller tensors keep float32 state
@@ -77,7 +75,8 @@ def state_sign(kernel: Any, state: str, mode: int) -> Optional[str]:
 
 
 def map_of(bits: int, sign: str) -> np.ndarray:
-    return _MAPS[bits, sign]
+    """The map's values (a copy: each state dict holds its own)."""
+    return _MAPS[bits, sign].copy()
 
 
 def check_block(block_size: Any, what: str = "block_size") -> int:
