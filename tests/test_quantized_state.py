@@ -196,3 +196,207 @@ def test_quantized_step_is_dequantize_step_quantize(case, kernel_config):
         for threads in (1, 2):
             kernel_config(isa, threads)
             _assert_same(_quantized_run(*case), want, f"{isa}, {threads} thread(s)")
+
+
+# ----- settings and bad input ----------------------------------------------------------------------
+def _adam(n=5000, **kw):
+    p = np.random.default_rng(1).standard_normal(n).astype(np.float32)
+    return p, pyoptk.Adam([p], lr=1e-2, **kw)
+
+
+def test_defaults_and_small_tensors_keep_float32():
+    p, opt = _adam(state_dtype="int8")
+    small = np.zeros(4095, np.float32)
+    opt.add_param_group({"params": [small]})
+    opt.step([np.ones_like(p), np.ones_like(small)])
+    assert opt.precision.quant.block_size == 256 and opt.precision.quant.min_8bit_size == 4096
+    assert opt.state[p]["exp_avg"].dtype == np.uint8 and opt.state[p]["exp_avg_absmax"].size == 20
+    assert opt.state[small]["exp_avg"].dtype == np.float32 and "exp_avg_absmax" not in opt.state[small]
+    _, opt4 = _adam(state_dtype="int4")
+    assert opt4.precision.quant.block_size == 128
+    # States not in the table stay float32: Rprop's step sizes, ASGD's average, Adan's previous grad.
+    q = np.ones(5000, np.float32)
+    adan = pyoptk.Adan([q], state_dtype="int8")
+    adan.step([np.ones_like(q)])
+    assert adan.state[q]["pre_grad"].dtype == np.float32 and adan.state[q]["exp_avg"].dtype == np.uint8
+    rprop = pyoptk.Rprop([q.copy()], state_dtype="int8")
+    rprop.step([np.ones_like(q)])
+    assert all(v.dtype == np.float32 for v in next(iter(rprop.state.values())).values() if isinstance(v, np.ndarray))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    (dict(state_dtype="int8", block_size=48), "block_size"),
+    (dict(state_dtype="int8", block_size=16), "block_size"),
+    (dict(state_dtype="int4", block_size=1024), "block_size"),
+    (dict(state_dtype="int8", block_size=True), "block_size"),
+    (dict(state_dtype="int8", min_8bit_size=-1), "min_8bit_size"),
+    (dict(state_dtype="float32", block_size=256), "block_size"),
+    (dict(state_dtype="int2"), "state_dtype"),
+])
+def test_bad_settings_are_refused(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        _adam(**kwargs)
+
+
+def test_algorithms_without_a_quantized_form_are_refused():
+    p = np.ones(5000, np.float32)
+    with pytest.raises(ValueError, match="int4"):
+        pyoptk.Adadelta([p], state_dtype="int4")
+    for cls in (pyoptk.SparseAdam, pyoptk.LBFGS, pyoptk.Adafactor, pyoptk.LAMB, pyoptk.LARS, pyoptk.Muon,
+                pyoptk.ScheduleFreeAdamW):
+        with pytest.raises((ValueError, TypeError), match="state_dtype"):  # TypeError: takes no precision
+            cls([p.reshape(50, 100)], state_dtype="int8")
+    with pytest.raises(ValueError, match="float64"):
+        pyoptk.Adam([np.ones(5000)], state_dtype="int8")
+
+
+def test_a_bad_quantized_state_changes_nothing():
+    p, opt = _adam(state_dtype="int8")
+    opt.step([np.ones_like(p)])
+    before = copy.deepcopy((p, dict(opt.state[p])))
+    opt.state[p]["exp_avg_absmax"] = np.zeros(19, np.float32)  # one block short
+    with pytest.raises(ValueError, match="scales"):
+        opt.step([np.ones_like(p)])
+    opt.state[p]["exp_avg_absmax"] = before[1]["exp_avg_absmax"].copy()
+    opt.state[p]["exp_avg"] = np.zeros(4999, np.uint8)
+    with pytest.raises(ValueError, match="bytes"):
+        opt.step([np.ones_like(p)])
+    assert p.tobytes() == before[0].tobytes()
+    assert opt.state[p]["exp_avg_sq"].tobytes() == before[1]["exp_avg_sq"].tobytes()
+
+
+def test_a_bad_quantized_checkpoint_changes_nothing():
+    p, opt = _adam(state_dtype="int8")
+    opt.step([np.ones_like(p)])
+    good = copy.deepcopy(opt.state_dict())
+    q, other = _adam(state_dtype="int8")
+    other.step([np.full_like(q, 2.0)])
+    before = copy.deepcopy(dict(other.state[q]))
+    wrong_map = copy.deepcopy(good)
+    wrong_map["state"][0]["exp_avg_qmap"] = map_of(8, "unsigned")  # exp_avg is signed
+    wrong_blocks = copy.deepcopy(good)
+    wrong_blocks["state"][0]["exp_avg_sq_absmax"] = np.ones(7, np.float32)
+    no_map = copy.deepcopy(good)
+    del no_map["state"][0]["exp_avg_qmap"]
+    for bad, match in ((wrong_map, "map"), (wrong_blocks, "block scales"), (no_map, "exp_avg_qmap")):
+        with pytest.raises(ValueError, match=match):
+            other.load_state_dict(bad)
+        for k, v in before.items():
+            assert np.asarray(other.state[q][k]).tobytes() == np.asarray(v).tobytes(), k
+    other.load_state_dict(good)  # the good one loads
+
+
+# ----- checkpoints ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("state_dtype", ["int8", "int4"])
+def test_state_dict_round_trip_continues_bit_for_bit(state_dtype):
+    def run(reload):
+        p, opt = _adam(state_dtype=state_dtype, weight_decay=0.1)
+        rng = np.random.default_rng(3)
+        for t in range(6):
+            if reload and t == 3:
+                saved = copy.deepcopy(opt.state_dict())
+                assert saved["precision"]["state_dtype"] == state_dtype
+                opt = pyoptk.Adam([p], lr=1e-2, weight_decay=0.1, state_dtype=state_dtype)
+                opt.load_state_dict(saved)
+            opt.step([rng.standard_normal(p.size).astype(np.float32)])
+        return p, opt.state[p]
+    (p1, s1), (p2, s2) = run(False), run(True)
+    assert p1.tobytes() == p2.tobytes()
+    assert all(np.asarray(s1[k]).tobytes() == np.asarray(s2[k]).tobytes() for k in s1)
+
+
+@pytest.mark.parametrize("state_dtype,bits", [("int8", 8), ("int4", 4)])
+def test_float32_and_quantized_checkpoints_load_both_ways(state_dtype, bits):
+    p, f32 = _adam()
+    f32.step([np.random.default_rng(0).standard_normal(p.size).astype(np.float32)])
+    exp_avg = f32.state[p]["exp_avg"].copy()
+    # float32 -> quantized: quantized on load, as the quantizer codes it.
+    q = p.copy()
+    quant = pyoptk.Adam([q], lr=1e-2, state_dtype=state_dtype)
+    quant.load_state_dict(f32.state_dict())
+    codes, scales = ref.quantize(exp_avg, map_of(bits, "signed"), 256 if bits == 8 else 128)
+    np.testing.assert_array_equal(quant.state[q]["exp_avg"], codes)
+    np.testing.assert_array_equal(quant.state[q]["exp_avg_absmax"], scales)
+    assert quant.state[q]["step"] == 1
+    # quantized -> float32: dequantized, in the param's shape.
+    r = p.copy()
+    back = pyoptk.Adam([r], lr=1e-2)
+    back.load_state_dict(quant.state_dict())
+    want = ref.dequantize(codes, scales, map_of(bits, "signed"), 256 if bits == 8 else 128, p.size)
+    assert back.state[r]["exp_avg"].dtype == np.float32 and back.state[r]["exp_avg"].shape == p.shape
+    np.testing.assert_array_equal(back.state[r]["exp_avg"], want)
+    step = np.ones_like(p)
+    back.step([step])  # and it steps on
+    # int8 -> int4 and other block sizes: re-coded.
+    s = p.copy()
+    other = pyoptk.Adam([s], lr=1e-2, state_dtype="int4" if bits == 8 else "int8", block_size=64)
+    other.load_state_dict(quant.state_dict())
+    assert other.state[s]["exp_avg_absmax"].size == -(-p.size // 64)
+
+
+def test_functional_tree_api_keeps_quantized_state():
+    params = {"w": np.ones(5000, np.float32), "b": np.ones(3, np.float32)}
+    state = pyoptk.functional.init("adamw", params, lr=1e-2, state_dtype="int8")
+    for _ in range(2):
+        pyoptk.functional.update(state, params, {"w": np.full(5000, 0.5, np.float32), "b": np.ones(3, np.float32)})
+    assert state["state"]["w"]["exp_avg"].dtype == np.uint8 and state["state"]["w"]["step"] == 2
+    assert state["state"]["b"]["exp_avg"].dtype == np.float32  # below min_8bit_size
+
+
+# ----- pyoptk.torch --------------------------------------------------------------------------------
+def test_torch_optimizer_quantized_state_and_checkpoints():
+    torch = pytest.importorskip("torch")
+    import pyoptk.torch as pt
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(100, 100), torch.nn.Linear(100, 3)).to(torch.bfloat16)
+    opt = pt.AdamW(model.parameters(), lr=1e-3, state_dtype="int8", master_weights=True)
+    x = torch.randn(8, 100, dtype=torch.bfloat16)
+    for _ in range(3):
+        opt.zero_grad()
+        model(x).float().pow(2).mean().backward()
+        opt.step()
+    st = opt.state[model[0].weight]
+    assert st["exp_avg"].dtype == torch.uint8 and st["exp_avg_absmax"].dtype == torch.float32
+    saved = opt.state_dict()
+    again = pt.AdamW(model.parameters(), lr=1e-3, state_dtype="int8", master_weights=True)
+    again.load_state_dict(saved)
+    for k, v in st.items():
+        assert torch.equal(again.state[model[0].weight][k], v), k
+    plain = pt.AdamW(model.parameters(), lr=1e-3, master_weights=True, state_dtype="float32")
+    plain.load_state_dict(saved)
+    assert plain.state[model[0].weight]["exp_avg"].dtype == torch.float32
+
+
+def test_bitsandbytes_adamw8bit_checkpoint_loads_and_continues():
+    torch = pytest.importorskip("torch")
+    bnb = pytest.importorskip("bitsandbytes")
+    import pyoptk.torch as pt
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(100, 100), torch.nn.Linear(100, 3))
+    twin = copy.deepcopy(model)
+    theirs = bnb.optim.AdamW8bit(model.parameters(), lr=1e-3, weight_decay=0.01)
+    xs = [torch.randn(8, 100) for _ in range(6)]
+    for x in xs[:3]:
+        theirs.zero_grad()
+        model(x).pow(2).mean().backward()
+        theirs.step()
+    twin.load_state_dict(model.state_dict())
+    saved = theirs.state_dict()
+    ours = pt.AdamW(twin.parameters(), lr=0.5, state_dtype="int8")
+    ours.load_state_dict(saved)
+    inner = saved["state"][0]["__bnb_optimizer_quant_state__"]
+    st = ours.state[twin[0].weight]
+    assert float(st["step"]) == 3 and ours.param_groups[0]["lr"] == 1e-3
+    assert torch.equal(st["exp_avg"], inner["state1"].reshape(-1))  # same map, same block: codes kept
+    assert torch.equal(st["exp_avg_sq_absmax"], inner["absmax2"])
+    assert ours.state[twin[0].bias]["exp_avg"].dtype == torch.float32  # bnb's float32 small state
+    for x in xs[3:]:
+        for m, o in ((model, theirs), (twin, ours)):
+            o.zero_grad()
+            m(x).pow(2).mean().backward()
+            o.step()
+    assert float(ours.state[twin[0].weight]["step"]) == 6
+    for a, b in zip(model.parameters(), twin.parameters()):
+        assert (a - b).abs().max() < 1e-4  # 3 steps of lr 1e-3 from the same state

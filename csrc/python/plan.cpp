@@ -14,6 +14,10 @@ namespace pyoptk {
 Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dicts) : core_(op_id(op_name)) {
   const OpInfo& info = core_.op();
   state_keys_ = state_keys(info);
+  for (int k = 0; k < info.num_states; ++k) {  // a quantized state's scales: "<name>_absmax" (pyoptk/_quant.py)
+    scale_keys_.push_back(py::reinterpret_steal<py::object>(
+        PyUnicode_InternFromString((std::string(info.state_names[k]) + "_absmax").c_str())));
+  }
   // Each item's arrays are described to the engine, which checks and adds it once it is read.
   EntrySpec spec;
   auto on_param = [&](Entry& e, py::handle obj) {
@@ -44,6 +48,7 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
       e.scale_ptrs.push_back(py::detail::array_proxy(e.scales.back().ptr())->data);
       e.scale_descrs.push_back(py::detail::array_proxy(e.scales.back().ptr())->descr);
       e.scale_numel.push_back(e.scales.back().size());
+      e.scale_state_ids.push_back(k);
       spec.quant[k].scales = array_ref(e.scales.back());
       spec.quant[k].map = parts[2].cast<int>();
       spec.quant[k].block = parts[3].cast<int>();
@@ -125,6 +130,11 @@ size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_
     const StepPlan::Entry& c = core_.entry(i);
     if (i + 4 < entries_.size()) prefetch_entry(entries_[i + 4], core_.entry(i + 4), grads, i + 4);
     check_entry_current(e, i, listed, state_keys_, grads, info.reads_grad);
+    for (size_t k = 0; k < e.scales.size() && !e.state_dict.is_none(); ++k) {
+      if (PyDict_GetItem(e.state_dict.ptr(), scale_keys_[e.scale_state_ids[k]].ptr()) != e.scales[k].ptr()) {
+        throw StalePlan("a state array was replaced");
+      }
+    }
     verify_arrays(e, c.numel);
     GradRef grad;
     if (info.reads_grad) {

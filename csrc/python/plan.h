@@ -62,6 +62,7 @@ class Plan {
     std::vector<char*> scale_ptrs;
     std::vector<PyObject*> scale_descrs;
     std::vector<int64_t> scale_numel;
+    std::vector<int> scale_state_ids;       // the op state index each belongs to
     pybind11::object state_dict;            // None unless given
     pybind11::object mirror;                // master weights: null, or the 16-bit param array
     char* mirror_ptr = nullptr;
@@ -70,6 +71,7 @@ class Plan {
   void verify_arrays(const Entry& e, int64_t numel) const;
   StepPlan core_;
   std::vector<pybind11::object> state_keys_;  // interned state names, for the dict checks
+  std::vector<pybind11::object> scale_keys_;  // and those of quantized states' scales
   std::vector<Entry> entries_;
 };
 
