@@ -1,6 +1,7 @@
 #include "quantize.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 
@@ -9,11 +10,14 @@
 namespace pyoptk {
 namespace {
 
-// The nearest-entry search: code(v) = #{j : mid[j] < v}. A table indexed by the top kKeyBits of
-// v's order-preserving key gives the count below the bucket's least value; the few midpoints
-// inside the bucket are then stepped over one comparison at a time (all in double, exact).
+// The nearest-entry search: code(v) = #{j : mid[j] < v}, branch-free. A table indexed by the top
+// kKeyBits of v's order-preserving key gives the count below the bucket's least value; at most
+// kScan midpoints lie inside a bucket (checked when the table is made), so kScan comparisons
+// with the next thresholds finish the count. The thresholds are the midpoints rounded down to
+// float32: for a float32 v, v > t[j] exactly when v > mid[j] (mid[j] is exact in double).
 constexpr int kKeyBits = 14;
 constexpr int kBuckets = 1 << kKeyBits;
+constexpr int kScan = 3;
 
 // An unsigned key in the order of the float values (for non-NaN floats).
 inline uint32_t order_key(float f) {
@@ -29,21 +33,30 @@ inline float key_value(uint32_t key) {
 }
 
 struct Search {
-  double mid[255];
+  float threshold[255 + kScan];  // padded with +inf: never below a v in [-1, 1]
   uint8_t start[kBuckets];
-  int last;  // size - 1: the number of midpoints
 };
 
 Search make_search(const QuantMap& map) {
   Search s{};
-  s.last = map.size - 1;
-  for (int j = 0; j < s.last; ++j) s.mid[j] = (double(map.values[j]) + double(map.values[j + 1])) / 2;
+  const int last = map.size - 1;
+  double mid[255];
+  for (int j = 0; j < last; ++j) {
+    mid[j] = (double(map.values[j]) + double(map.values[j + 1])) / 2;
+    float t = static_cast<float>(mid[j]);
+    if (double(t) > mid[j]) t = std::nextafter(t, -std::numeric_limits<float>::infinity());
+    s.threshold[j] = t;
+  }
+  for (int j = last; j < last + kScan; ++j) s.threshold[j] = std::numeric_limits<float>::infinity();
+  int before = 0;
   for (int b = 0; b < kBuckets; ++b) {
     const float least = key_value(uint32_t(b) << (32 - kKeyBits));
     int count = 0;
     if (!std::isnan(least)) {
-      while (count < s.last && s.mid[count] < double(least)) ++count;
+      while (count < last && mid[count] < double(least)) ++count;
     }
+    if (count - before > kScan) std::abort();  // a map whose buckets need more comparisons
+    before = count;
     s.start[b] = static_cast<uint8_t>(count);
   }
   return s;
@@ -63,22 +76,22 @@ const Search& search_of(const QuantMap& map) {
 }
 
 inline int nearest(const Search& s, float v) {
-  if (v != v) return 0;
-  int c = s.start[order_key(v) >> (32 - kKeyBits)];
-  const double d = v;
-  while (c < s.last && s.mid[c] < d) ++c;
-  return c;
+  const int c = s.start[order_key(v) >> (32 - kKeyBits)];
+  int code = c;
+  for (int i = 0; i < kScan; ++i) code += v > s.threshold[c + i];
+  return v == v ? code : 0;  // NaN: 0
 }
 
 // max |x|; a block holding a NaN has the canonical quiet NaN (whatever its NaNs' payloads).
 inline float block_absmax(const float* x, int64_t n) {
   float m = 0.0f;
+  bool nan = false;
   for (int64_t i = 0; i < n; ++i) {
     const float a = std::fabs(x[i]);
-    if (a != a) return std::numeric_limits<float>::quiet_NaN();
+    nan |= a != a;
     m = a > m ? a : m;
   }
-  return m;
+  return nan ? std::numeric_limits<float>::quiet_NaN() : m;
 }
 
 }  // namespace
@@ -106,20 +119,25 @@ void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, 
 void quantize(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
               float* scales) {
   const Search& s = search_of(map);
+  alignas(64) float v[kMaxQuantBlock];
   for (int64_t b = 0; b < n; b += block) {
     const int64_t len = n - b < block ? n - b : block;
     const float* x = in + b;
     const float absmax = block_absmax(x, len);
     scales[(first + b) / block] = absmax;
+    if (absmax == 0.0f) {
+      for (int64_t i = 0; i < len; ++i) v[i] = 0.0f;
+    } else {
+      for (int64_t i = 0; i < len; ++i) v[i] = x[i] / absmax;
+    }
     const int64_t at = first + b;
     if (map.bits == 8) {
-      for (int64_t i = 0; i < len; ++i) codes[at + i] = uint8_t(nearest(s, absmax == 0.0f ? 0.0f : x[i] / absmax));
+      for (int64_t i = 0; i < len; ++i) codes[at + i] = uint8_t(nearest(s, v[i]));
     } else {
       // first and block are even: whole bytes, but a block may end on an odd element (the array's end).
       for (int64_t i = 0; i < len; i += 2) {
-        const int lo = nearest(s, absmax == 0.0f ? 0.0f : x[i] / absmax);
-        const int hi = i + 1 < len ? nearest(s, absmax == 0.0f ? 0.0f : x[i + 1] / absmax) : 0;
-        codes[(at + i) >> 1] = uint8_t(lo | (hi << 4));
+        const int hi = i + 1 < len ? nearest(s, v[i + 1]) : 0;
+        codes[(at + i) >> 1] = uint8_t(nearest(s, v[i]) | (hi << 4));
       }
     }
   }

@@ -272,7 +272,7 @@ class TorchOptimizer(torch.optim.Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if is_bitsandbytes(state_dict):  # an 8-bit bitsandbytes optimizer's: its codes, scales and steps
-            state_dict = from_bitsandbytes(state_dict, self.param_groups, self.core_class.kernel)
+            state_dict = from_bitsandbytes(state_dict, self.param_groups, self.core_class)
         before = self.param_groups, self.state
         loading: list[dict[str, Any]] = []  # the state dict torch loads, after every pre-hook (this one runs last)
         hook = self.register_load_state_dict_pre_hook(lambda opt, sd: loading.append(sd))

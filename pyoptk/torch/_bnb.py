@@ -35,14 +35,15 @@ def _block_size(numel: int, blocks: int) -> int:
     return block
 
 
-def from_bitsandbytes(state_dict: dict[str, Any], groups: list[dict[str, Any]], kernel: Any) -> dict[str, Any]:
-    """The pyoptk state dict of a bitsandbytes one, for an optimizer with these param groups."""
-    names = [name for name, bits in kernel.states if bits == 0]  # state1, state2 in kernel order
+def from_bitsandbytes(state_dict: dict[str, Any], groups: list[dict[str, Any]], core_class: Any) -> dict[str, Any]:
+    """The pyoptk state dict of a bitsandbytes one, for a ``core_class`` optimizer with these
+    param groups (its step count kept where the class keeps one: Lion does not)."""
+    names = [name for name, bits in core_class.kernel.states if bits == 0]  # state1, state2 in kernel order
     block = None
     state = {}
     for key, saved in state_dict["state"].items():
         inner = saved.get(BNB_KEY, {})
-        out = {"step": saved.get("step", inner.get("step", 0))}
+        out = {"step": saved.get("step", inner.get("step", 0))} if core_class.has_step else {}
         for i, name in enumerate(names, 1):
             if f"state{i}" not in inner:
                 continue
