@@ -29,6 +29,9 @@ def step_rows(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]]
               rounding_key: Optional[int] = None) -> None:
     """items: (param index, mode, coefficient slot, param, values, rows, state 0, ..., [16-bit param
     written from the float32 master `param`]); row rows[i] updated with values[i]."""
+def quantize(values: np.ndarray, map: int, block: int) -> tuple[np.ndarray, np.ndarray]: ...
+def dequantize(codes: np.ndarray, scales: np.ndarray, map: int, block: int, numel: int) -> np.ndarray: ...
+def quant_map(map: int) -> np.ndarray: ...
 def registry() -> dict[str, dict[str, Any]]:
     """{op: {"flags": {name: bit}, "states": [(name, required bits)], "coeffs": [names], "reads_grad": bool,
     "hyper": [names], "scalars": [names]}}"""

@@ -504,3 +504,12 @@ def test_training_with_quantized_state_reaches_float32s_loss(train):
     f32 = train(None)
     for state_dtype in ("int8", "int4"):
         assert train(state_dtype) <= f32 + 1e-3, state_dtype
+
+
+def test_the_quantized_state_bench_runs(capsys):
+    from pyoptk.bench import main
+
+    main(["--state-dtype", "int8,int4", "--sizes", "3000", "--threads", "1", "--reps", "1"])
+    out = capsys.readouterr().out
+    for impl in ("pyoptk fp32+int8", "pyoptk bf16+int4", "roofline fp32+int8", "state memory"):
+        assert impl in out

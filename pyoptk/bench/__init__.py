@@ -601,8 +601,10 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = ap.parse_args(argv)
     if args.state_dtype in ("int8", "int4", "int8,int4"):  # its own table: layouts, probes, peers, memory
         from . import quant_adam
-        quant_adam.main(["--size", args.sizes.split(",")[-1], "--threads", args.threads, "--reps", str(args.reps),
-                         "--state-dtype", args.state_dtype] + (["--json", args.json] if args.json else []))
+        size = args.sizes.split(",")[-1]
+        quant_adam.main(["--size", size, "--peer-size", str(min(float(size), 1e7)), "--threads", args.threads,
+                         "--reps", str(args.reps), "--state-dtype", args.state_dtype]
+                        + (["--json", args.json] if args.json else []))
         return
     # Everything that can refuse the run does so before the first timing.
     algos = list(ALGOS) if args.algos == "all" else args.algos.split(",")
