@@ -60,7 +60,8 @@ class Precision:
 
     @classmethod
     def make(cls, state_dtype: Any = None, master_weights: bool = False, stochastic_rounding: bool = False,
-             seed: int = 0, block_size: Any = None, min_8bit_size: Any = DEFAULT_MIN_SIZE) -> "Precision":
+             seed: int = 0, block_size: Any = None, min_8bit_size: Any = DEFAULT_MIN_SIZE,
+             stochastic_codes: Any = False) -> "Precision":
         for name, value in (("master_weights", master_weights), ("stochastic_rounding", stochastic_rounding)):
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"Invalid {name}: {value!r} (expected True or False)")
@@ -68,10 +69,10 @@ class Precision:
             raise ValueError(f"Invalid seed: {seed!r} (expected an int in [0, 2**64))")
         quant = None
         if isinstance(state_dtype, str) and state_dtype in _QUANTIZED:
-            quant = Quantization.make(_QUANTIZED[state_dtype], block_size, min_8bit_size)
+            quant = Quantization.make(_QUANTIZED[state_dtype], block_size, min_8bit_size, stochastic_codes)
             state_dtype = "float32"  # what the unquantized states (and the quantizer's input) are
-        elif block_size is not None or min_8bit_size != DEFAULT_MIN_SIZE:
-            raise ValueError("block_size and min_8bit_size apply to state_dtype='int8' or 'int4'")
+        elif block_size is not None or min_8bit_size != DEFAULT_MIN_SIZE or stochastic_codes is not False:
+            raise ValueError("block_size, min_8bit_size and stochastic_codes apply to state_dtype='int8' or 'int4'")
         return cls(_state_dtype(state_dtype), bool(master_weights), bool(stochastic_rounding), int(seed), quant)
 
     @property
@@ -96,6 +97,17 @@ class Precision:
     def keeps_master(self, p_dtype: np.dtype) -> bool:
         return self.master_weights and is_low_precision(p_dtype)
 
+    @property
+    def draws(self) -> bool:
+        """Some rounding is stochastic: the rounding-step counter moves on with each step."""
+        return self.stochastic_rounding or (self.quant is not None and self.quant.stochastic)
+
+    def code_key(self, rounding_step: int) -> Optional[int]:
+        """The key of a step's stochastic codes (None: nearest), a stream apart from rounding_key's."""
+        if self.quant is None or not self.quant.stochastic:
+            return None
+        return (self.seed * 0x9E3779B97F4A7C15 + rounding_step) % 2 ** 64 ^ 0xC0DE5C0DE5
+
     def rounding_key(self, rounding_step: int) -> Optional[int]:
         """The stochastic-rounding key of a step (None: round to nearest even)."""
         if not self.stochastic_rounding:
@@ -107,7 +119,8 @@ class Precision:
                "master_weights": self.master_weights, "stochastic_rounding": self.stochastic_rounding,
                "seed": self.seed, "rounding_step": rounding_step}
         if self.quant is not None:
-            out.update(block_size=self.quant.block_size, min_8bit_size=self.quant.min_8bit_size)
+            out.update(block_size=self.quant.block_size, min_8bit_size=self.quant.min_8bit_size,
+                       stochastic_codes=self.quant.stochastic)
         return out
 
 

@@ -94,13 +94,17 @@ class Quantization:
     bits: int
     block_size: int
     min_8bit_size: int
+    stochastic: bool = False  # stochastic_codes: codes drawn between the two entries around a value
 
     @classmethod
-    def make(cls, bits: int, block_size: Any = None, min_8bit_size: Any = DEFAULT_MIN_SIZE) -> "Quantization":
+    def make(cls, bits: int, block_size: Any = None, min_8bit_size: Any = DEFAULT_MIN_SIZE,
+             stochastic_codes: Any = False) -> "Quantization":
         block = DEFAULT_BLOCK[bits] if block_size is None else check_block(block_size)
         if isinstance(min_8bit_size, bool) or not isinstance(min_8bit_size, (int, np.integer)) or min_8bit_size < 0:
             raise ValueError(f"Invalid min_8bit_size: {min_8bit_size!r} (expected an int >= 0)")
-        return cls(bits, block, int(min_8bit_size))
+        if not isinstance(stochastic_codes, (bool, np.bool_)):
+            raise ValueError(f"Invalid stochastic_codes: {stochastic_codes!r} (expected True or False)")
+        return cls(bits, block, int(min_8bit_size), bool(stochastic_codes))
 
     @property
     def name(self) -> str:

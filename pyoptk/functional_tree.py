@@ -171,7 +171,8 @@ class _Engine:
 
 _ENGINES: OrderedDict[int, _Engine] = OrderedDict()
 # The keyword arguments of Optimizer's **precision (pyoptk/optimizer.py).
-_PRECISION_KEYS = ("state_dtype", "master_weights", "stochastic_rounding", "seed", "block_size", "min_8bit_size")
+_PRECISION_KEYS = ("state_dtype", "master_weights", "stochastic_rounding", "seed", "block_size", "min_8bit_size",
+                   "stochastic_codes")
 
 
 def init(algorithm: str, params: Any, **hyper: Any) -> dict[str, Any]:

@@ -179,7 +179,7 @@ class Optimizer:
     def __init__(self, params: Params, defaults: dict[str, Any], **precision: Any) -> None:
         self._lock = threading.RLock()
         unknown = sorted(set(precision) - {"state_dtype", "master_weights", "stochastic_rounding", "seed",
-                                           "block_size", "min_8bit_size"})
+                                           "block_size", "min_8bit_size", "stochastic_codes"})
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
         self.precision = Precision.make(**precision)
@@ -519,7 +519,7 @@ class Optimizer:
             self._run_plan(plan, grads, scale)
         except StalePlan:  # an array replaced or resized since the plan was made: nothing was written
             self._run_plan(self._build_plan(grads), grads, scale)
-        if self.precision.stochastic_rounding:  # the counter the rounding keys are drawn from
+        if self.precision.draws:  # the counter the rounding keys are drawn from
             self._rounding_step += 1
         return loss
 
@@ -625,7 +625,9 @@ class Optimizer:
             grads = [grads[i] for i in plan.positions]
         precision = self.precision
         key = precision.rounding_key(self._rounding_step) if precision.stochastic_rounding else None
-        plan.spans = plan.core.run(grads, coeffs, self.param_groups if plan.reusable else None, scalars, scale, key)
+        code_key = precision.code_key(self._rounding_step)  # stochastic codes (host plans only take it)
+        plan.spans = plan.core.run(grads, coeffs, self.param_groups if plan.reusable else None, scalars, scale, key,
+                                   **({} if code_key is None else {"code_key": code_key}))
         # Nothing from here on may fail: the update is written.
         if scalars is not None:
             plan.slots = [(gi, after) for (gi, _), after in zip(plan.slots, scalars)]

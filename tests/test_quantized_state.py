@@ -513,3 +513,89 @@ def test_the_quantized_state_bench_runs(capsys):
     out = capsys.readouterr().out
     for impl in ("pyoptk fp32+int8", "pyoptk bf16+int4", "roofline fp32+int8", "state memory"):
         assert impl in out
+
+
+# ----- stochastic rounding of the codes (stochastic_codes=True) ---------------------------------------
+@pytest.mark.parametrize("map_id", range(4))
+def test_stochastic_codes_match_reference_and_are_deterministic(map_id):
+    bits, sign = MAPS[map_id]
+    rng = np.random.default_rng(map_id)
+    x = _values(5003, rng, sign)
+    x[1000] = np.nan
+    codes, scales = _core.quantize(x, map_id, 128, key=12345)
+    want, want_scales = ref.quantize_stochastic(x, map_of(bits, sign), 128, 12345)
+    np.testing.assert_array_equal(codes, want)
+    np.testing.assert_array_equal(scales, want_scales)
+    again, _ = _core.quantize(x, map_id, 128, key=12345)
+    other, _ = _core.quantize(x, map_id, 128, key=12346)
+    assert again.tobytes() == codes.tobytes() and other.tobytes() != codes.tobytes()
+
+
+@pytest.mark.parametrize("map_id", range(4))
+def test_stochastic_codes_are_unbiased(map_id):
+    bits, sign = MAPS[map_id]
+    qmap = map_of(bits, sign)
+    n, block = 1 << 16, 512
+    x = np.empty(n, np.float32)
+    x[::block] = 1.0  # every block's absmax is 1: v = x
+    values = np.array([0.3, 0.05, 0.7, 1e-4] if sign == "unsigned" else [0.3, -0.05, -0.7, 1e-4], np.float32)
+    for value in values:
+        x[x != 1.0] = value
+        x[::block] = 1.0
+        lo = qmap[qmap <= value].max() if (qmap <= value).any() else qmap[0]
+        mean = np.mean([_core.dequantize(*_core.quantize(x, map_id, block, key=k), map_id, block, n)[x != 1.0].mean()
+                        for k in range(4)])
+        if lo == qmap[0] and value < qmap[0]:  # below the zero-free map: its first entry, as nearest would
+            assert mean == qmap[0]
+            continue
+        hi = qmap[qmap > value].min()
+        sigma = (hi - lo) / 2 / np.sqrt(4 * n)
+        assert abs(mean - value) < 5 * sigma + 1e-7, (value, mean)
+        nearest = _core.dequantize(*_core.quantize(x, map_id, block), map_id, block, n)[x != 1.0].mean()
+        assert abs(mean - value) <= abs(nearest - value) + 5 * sigma + 1e-7
+
+
+@pytest.mark.parametrize("state_dtype,bits", [("int8", 8), ("int4", 4)])
+@pytest.mark.parametrize("dtype", [np.float32, BF16])
+def test_stochastic_codes_in_the_step_are_keyed_by_seed_step_param_element(state_dtype, bits, dtype, kernel_config):
+    """The quantized step with stochastic_codes: dequantize, the float32 step, quantize
+    stochastically with the key of (seed, step, param index, state slot), on every ISA and thread
+    count; the same seed gives the same codes, another seed others."""
+    seed, block = 7, 256 if bits == 8 else 128
+
+    def run(seed):
+        params, grads = _problem(dtype)
+        opt = pyoptk.Adam(params, lr=0.01, state_dtype=state_dtype, min_8bit_size=0, stochastic_codes=True, seed=seed)
+        for g in grads:
+            opt.step(g)
+        return params, opt
+
+    # The reference: the float32-state step, its states quantized with the step's keys.
+    params, grads = _problem(dtype)
+    f32 = pyoptk.Adam(params, lr=0.01, state_dtype="float32")
+    codes = {}
+    for t, g in enumerate(grads):
+        for i, p in enumerate(params):
+            for name, (c, s, sign) in codes.get(i, {}).items():
+                f32.state[p][name][...] = ref.dequantize(c, s, map_of(bits, sign), block, p.size).reshape(p.shape)
+        f32.step(g)
+        code_key = (seed * 0x9E3779B97F4A7C15 + t) % 2 ** 64 ^ 0xC0DE5C0DE5
+        for i, p in enumerate(params):
+            param_key = int(ref.mix64(np.uint64(code_key) ^ ref.mix64(np.uint64(i))))
+            for k, (name, sign) in enumerate((("exp_avg", "signed"), ("exp_avg_sq", "unsigned"))):
+                slot_key = int(ref.mix64(np.uint64(param_key) ^ np.uint64(2 + k)))
+                c, s = ref.quantize_stochastic(f32.state[p][name], map_of(bits, sign), block, slot_key)
+                codes.setdefault(i, {})[name] = (c, s, sign)
+    for isa in pyoptk.available_isas():
+        for threads in (1, 2):
+            kernel_config(isa, threads)
+            got, opt = run(seed)
+            for i, (p, q) in enumerate(zip(got, params)):
+                assert p.tobytes() == q.tobytes(), (isa, threads, i)
+                for name, (c, s, _) in codes.get(i, {}).items():
+                    assert opt.state[p][name].tobytes() == c.tobytes(), (isa, threads, i, name)
+                    assert opt.state[p][name + SCALES].tobytes() == s.tobytes(), (isa, threads, i, name)
+    _, other = run(seed + 1)
+    assert other.state[other.param_groups[0]["params"][5]]["exp_avg"].tobytes() != \
+        opt.state[got[5]]["exp_avg"].tobytes()
+    assert opt.state_dict()["precision"]["stochastic_codes"] is True

@@ -132,10 +132,22 @@ void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, 
   }
 }
 
+// The code of v rounded stochastically with 24 random bits: between the entries around it.
+inline int stochastic_code(const QuantMap& map, const Search& s, float v, uint32_t random24) {
+  if (v != v) return 0;
+  const int c = nearest(s, v);
+  const int lo = map.values[c] > v ? c - 1 : c;  // the entry at or below v
+  if (lo < 0) return 0;
+  if (lo == map.size - 1) return lo;
+  const float up = (v - map.values[lo]) / (map.values[lo + 1] - map.values[lo]);
+  return float(random24) * 0x1p-24f < up ? lo + 1 : lo;
+}
+
 void quantize(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
-              float* scales) {
+              float* scales, bool stochastic, uint64_t key) {
   const Search& s = search_of(map);
   alignas(64) float v[kMaxQuantBlock];
+  alignas(64) uint8_t c[kMaxQuantBlock];
   for (int64_t b = 0; b < n; b += block) {
     const int64_t len = n - b < block ? n - b : block;
     const float* x = in + b;
@@ -147,14 +159,20 @@ void quantize(const QuantMap& map, const float* in, int block, int64_t first, in
       for (int64_t i = 0; i < len; ++i) v[i] = x[i] / absmax;
     }
     const int64_t at = first + b;
+    if (stochastic) {
+      const uint64_t block_key = mix64(key ^ (static_cast<uint64_t>(at) >> 32));  // a block never crosses 2^32
+      for (int64_t i = 0; i < len; ++i) {
+        const uint32_t random24 = static_cast<uint32_t>(mix64(block_key ^ static_cast<uint64_t>(at + i)) >> 40);
+        c[i] = uint8_t(stochastic_code(map, s, v[i], random24));
+      }
+    } else {
+      for (int64_t i = 0; i < len; ++i) c[i] = uint8_t(nearest(s, v[i]));
+    }
     if (map.bits == 8) {
-      for (int64_t i = 0; i < len; ++i) codes[at + i] = uint8_t(nearest(s, v[i]));
+      for (int64_t i = 0; i < len; ++i) codes[at + i] = c[i];
     } else {
       // first and block are even: whole bytes, but a block may end on an odd element (the array's end).
-      for (int64_t i = 0; i < len; i += 2) {
-        const int hi = i + 1 < len ? nearest(s, v[i + 1]) : 0;
-        codes[(at + i) >> 1] = uint8_t(nearest(s, v[i]) | (hi << 4));
-      }
+      for (int64_t i = 0; i < len; i += 2) codes[(at + i) >> 1] = uint8_t(c[i] | (i + 1 < len ? c[i + 1] << 4 : 0));
     }
   }
 }

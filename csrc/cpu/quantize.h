@@ -41,8 +41,20 @@ inline int64_t quant_blocks(int64_t n, int64_t block) { return (n + block - 1) /
 // on a block boundary or at the array's end): out = dequantized values.
 void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, int block, int64_t first, int64_t n,
                 float* out);
-// The inverse: codes and scales of those elements from in.
+// The inverse: codes and scales of those elements from in. stochastic: the code is drawn between
+// the two entries around v, up with probability (v - m[lo]) / (m[lo+1] - m[lo]) (unbiased inside
+// the map's range; outside it, the end entry), from 24 random bits of element e:
+// splitmix64(block_key ^ e) >> 40, where block_key = splitmix64(key ^ (e >> 32)).
 void quantize(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
-              float* scales);
+              float* scales, bool stochastic = false, uint64_t key = 0);
+
+// The 64-bit mixer (splitmix64's finaliser) that folds seeds, counters and indices into keys.
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
 
 }  // namespace pyoptk

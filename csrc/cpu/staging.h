@@ -28,6 +28,8 @@ struct Staging {
   bool stochastic = false;            // narrow params/states/mirror rounded stochastically
   uint64_t sr_key = 0;                // (seed, rounding step, param index), mixed
   QuantSlot quant[2 + kMaxStates];    // states kept as block-quantized codes (dtype[k] is float32)
+  bool stochastic_codes = false;      // their codes rounded stochastically, keyed by code_key
+  uint64_t code_key = 0;              // (seed, rounding step, param index), mixed
 };
 
 // Elements per staged block: six float32 slots of it fit in L1 with room to spare. A multiple of
@@ -38,13 +40,6 @@ static_assert(kStageBlock % kMaxQuantBlock == 0, "a staged block holds whole qua
 // Runs task elements [begin, begin + n) through task.stage.
 void run_staged(const Task& task, int64_t begin, int64_t n);
 
-// The 64-bit mixer (splitmix64's finaliser) that folds seeds, counters and indices into keys.
-inline uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+// mix64, the mixer of every rounding key: quantize.h.
 
 }  // namespace pyoptk

@@ -242,6 +242,8 @@ void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
     st.stochastic = options.stochastic;
     st.sr_key = mix64(options.rounding_key ^ mix64(static_cast<uint64_t>(e.index)));
     std::copy(std::begin(e.quant), std::end(e.quant), st.quant);
+    st.stochastic_codes = options.stochastic_codes;
+    st.code_key = mix64(options.code_key ^ mix64(static_cast<uint64_t>(e.index)));
     out.stages.push_back(st);
     task.stage = &out.stages.back();
     task.grain = e.grain;

@@ -49,6 +49,8 @@ struct StepOptions {
   float grad_scale = 1.0f;
   bool stochastic = false;  // 16-bit arrays written with stochastic rounding keyed by rounding_key
   uint64_t rounding_key = 0;
+  bool stochastic_codes = false;  // quantized states' codes rounded stochastically, keyed by code_key
+  uint64_t code_key = 0;
   int threads = 0;  // 0: pyoptk's setting
 };
 

@@ -108,7 +108,7 @@ void prefetch_entry(const Entry& e, const StepPlan::Entry& c, const GradReader& 
 }
 
 size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_lists, py::object scalars,
-                 py::object grad_scale, py::object rounding_key) {
+                 py::object grad_scale, py::object rounding_key, py::object code_key) {
   const OpInfo& info = core_.op();
   GradReader grads(grads_in);
   ListedParams listed(param_lists);
@@ -120,6 +120,8 @@ size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_
   if (options.scaled) options.grad_scale = static_cast<float>(grad_scale.cast<double>());
   options.stochastic = !rounding_key.is_none();
   if (options.stochastic) options.rounding_key = rounding_key.cast<uint64_t>();
+  options.stochastic_codes = !code_key.is_none();
+  if (options.stochastic_codes) options.code_key = code_key.cast<uint64_t>();
 
   // One pass over the entries: each still the optimizer's, its arrays verified, its grad read
   // and checked, its task made.

@@ -36,12 +36,14 @@ class Plan {
   // memory are merged).
   // grad_scale (optional float): every grad is divided by it as it is read (torch's fused
   // unscale). rounding_key (optional int): 16-bit arrays are written with stochastic rounding
-  // keyed by it and each param's index; None rounds to nearest even.
+  // keyed by it and each param's index; None rounds to nearest even. code_key (optional int):
+  // quantized states' codes are rounded stochastically, keyed by it (None: the nearest entry).
   // coeff_sets: one coefficient set per slot, or a GroupSchedule (group_schedule.h) that computes
   // them and merges the scalar state itself (scalars is then None).
   size_t run(pybind11::sequence grads, pybind11::object coeff_sets,
              pybind11::object param_lists = pybind11::none(), pybind11::object scalars = pybind11::none(),
-             pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none());
+             pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none(),
+             pybind11::object code_key = pybind11::none());
 
   size_t size() const { return entries_.size(); }
 

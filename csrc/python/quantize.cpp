@@ -20,14 +20,17 @@ const QuantMap& checked_map(int id, int64_t block) {
 
 }  // namespace
 
-py::tuple quantize_array(py::array_t<float, py::array::c_style | py::array::forcecast> values, int map_id, int64_t block) {
+py::tuple quantize_array(py::array_t<float, py::array::c_style | py::array::forcecast> values, int map_id, int64_t block,
+                         py::object key) {
   const QuantMap& map = checked_map(map_id, block);
   const int64_t n = values.size();
+  if (!key.is_none()) key.cast<uint64_t>();  // a bad key is refused before the GIL is released
   py::array_t<uint8_t> codes(quant_code_bytes(map.bits, n));
   py::array_t<float> scales(quant_blocks(n, block));
   {
     py::gil_scoped_release release;
-    quantize(map, values.data(), static_cast<int>(block), 0, n, codes.mutable_data(), scales.mutable_data());
+    quantize(map, values.data(), static_cast<int>(block), 0, n, codes.mutable_data(), scales.mutable_data(),
+             !key.is_none(), key.is_none() ? 0 : key.cast<uint64_t>());
   }
   return py::make_tuple(codes, scales);
 }

@@ -5,9 +5,10 @@
 
 namespace pyoptk {
 
-// (codes uint8, scales float32) of a float32 array's elements in C order.
+// (codes uint8, scales float32) of a float32 array's elements in C order; key (an int, or None:
+// the nearest entry): codes rounded stochastically with that key.
 pybind11::tuple quantize_array(pybind11::array_t<float, pybind11::array::c_style | pybind11::array::forcecast> values,
-                               int map_id, int64_t block);
+                               int map_id, int64_t block, pybind11::object key);
 // The numel float32 values those codes and scales stand for.
 pybind11::array_t<float> dequantize_array(
     pybind11::array_t<uint8_t, pybind11::array::c_style | pybind11::array::forcecast> codes,

@@ -73,16 +73,24 @@ def peer_steppers(total: int) -> dict:
         t = torch.nn.Parameter(torch.from_numpy(make_arrays(total, "one", F32, 0)[0]))
         t.grad = torch.from_numpy(make_arrays(total, "one", F32, 1)[0])
         return [t]
-    try:
-        import bitsandbytes as bnb
-        out["bitsandbytes AdamW8bit"] = bnb.optim.AdamW8bit(tensor(), **HYPER).step
-    except Exception as e:  # noqa: BLE001  not installed, or no CPU backend
-        print(f"bitsandbytes peer skipped: {type(e).__name__}: {e}")
-    try:
+    def peer(name: str, make) -> None:
+        try:
+            step = make()
+            step()  # a first step here: torchao compiles its kernel (torch.compile) on it
+            out[name] = step
+        except Exception as e:  # noqa: BLE001  not installed, no CPU backend, its compiler refusing
+            print(f"{name} skipped: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+
+    def bnb():
+        import bitsandbytes
+        return bitsandbytes.optim.AdamW8bit(tensor(), **HYPER).step
+
+    def torchao():
         from torchao.optim import AdamW8bit
-        out["torchao AdamW8bit"] = AdamW8bit(tensor(), **HYPER).step
-    except Exception as e:  # noqa: BLE001
-        print(f"torchao peer skipped: {type(e).__name__}: {e}")
+        return AdamW8bit(tensor(), **HYPER).step
+
+    peer("bitsandbytes AdamW8bit", bnb)
+    peer("torchao AdamW8bit", torchao)
     return out
 
 
@@ -130,7 +138,8 @@ def _rows(samples: dict, total: int, nt: int) -> list[dict]:
                          if roof and not impl.startswith("roofline") else None,
                          speedup_vs_pyoptk_fp32=med["pyoptk fp32"] / t if "pyoptk fp32" in med else None,
                          speedup_vs_pyoptk_int8=t / med["pyoptk fp32+int8"] if "pyoptk fp32+int8" in med else None,
-                         iqr_pct=100 * (lambda q: (q[2] - q[0]) / t)(statistics.quantiles(samples[impl], n=4))))
+                         iqr_pct=100 * (lambda q: (q[2] - q[0]) / t)(statistics.quantiles(samples[impl], n=4))
+                         if len(samples[impl]) > 1 else 0.0))
     return rows
 
 
