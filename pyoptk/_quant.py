@@ -17,8 +17,6 @@ from typing import Any, Optional
 
 import numpy as np
 
-from . import _core
-
 __all__ = ["QUANTIZED_STATES", "Quantization", "SCALES", "QMAP", "quantized_names", "state_sign"]
 
 SIGNED, UNSIGNED = "signed", "unsigned"
@@ -56,7 +54,7 @@ FLOAT32_WHEN = {("rmsprop", "square_avg"): "centered"}
 NO_4BIT = {"adadelta": "acc_delta sits in the update's numerator, where the zero-free 4-bit map would inflate it"}
 
 _MAP_IDS = {(8, SIGNED): 0, (8, UNSIGNED): 1, (4, SIGNED): 2, (4, UNSIGNED): 3}
-_MAPS = {key: _core.quant_map(i) for key, i in _MAP_IDS.items()}
+_MAPS: dict[tuple[int, str], np.ndarray] = {}  # read from _core on first use (importing needs no build)
 MIN_BLOCK, MAX_BLOCK = 32, 512  # csrc/cpu/quantize.h: kMinQuantBlock, kMaxQuantBlock
 DEFAULT_BLOCK = {8: 256, 4: 128}  # bitsandbytes' 8-bit, torchao's 4-bit
 DEFAULT_MIN_SIZE = 4096  # bitsandbytes' min_8bit_size: smaller tensors keep float32 state
@@ -76,6 +74,9 @@ def state_sign(kernel: Any, state: str, mode: int) -> Optional[str]:
 
 def map_of(bits: int, sign: str) -> np.ndarray:
     """The map's values (a copy: each state dict holds its own)."""
+    if not _MAPS:
+        from . import _core
+        _MAPS.update({key: _core.quant_map(i) for key, i in _MAP_IDS.items()})
     return _MAPS[bits, sign].copy()
 
 
@@ -119,6 +120,7 @@ class Quantization:
 
     def entries(self, name: str, values: np.ndarray, sign: str) -> dict[str, np.ndarray]:
         """The state dict entries of a state of these float32 values, quantized."""
+        from . import _core
         codes, scales = _core.quantize(np.ascontiguousarray(values, np.float32).reshape(-1), self.map_id(sign),
                                        self.block_size)
         return {name: codes, name + SCALES: scales, name + QMAP: map_of(self.bits, sign)}
@@ -151,4 +153,5 @@ def dequantized(kernel_name: str, name: str, saved: dict[str, Any], numel: int, 
     if codes.size != want_codes or scales.size != want_blocks:
         raise ValueError(f"{what}: {codes.size} codes and {scales.size} block scales; a {bits}-bit state of "
                          f"{numel} elements in blocks of {block} has {want_codes} and {want_blocks}")
+    from . import _core
     return _core.dequantize(codes, scales.astype(np.float32), _MAP_IDS[bits, sign], block, numel)
