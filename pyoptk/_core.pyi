@@ -15,7 +15,7 @@ class Plan:
     def run(self, grads: Sequence[Optional[np.ndarray]], coeffs: "Sequence[Sequence[float]] | GroupSchedule",
             param_lists: Optional[Sequence[Sequence[np.ndarray] | dict]] = None,
             scalars: Optional[Sequence[dict]] = None, grad_scale: Optional[float] = None,
-            rounding_key: Optional[int] = None) -> int:
+            rounding_key: Optional[int] = None, code_key: Optional[int] = None) -> int:
         """Runs the update; returns the number of contiguous spans it ran as. coeffs: one set per
         slot, or a GroupSchedule computing them; grad_scale: grads are divided by it as they are
         read; rounding_key: 16-bit arrays rounded stochastically."""
@@ -29,6 +29,9 @@ def step_rows(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]]
               rounding_key: Optional[int] = None) -> None:
     """items: (param index, mode, coefficient slot, param, values, rows, state 0, ..., [16-bit param
     written from the float32 master `param`]); row rows[i] updated with values[i]."""
+def quantize(values: np.ndarray, map: int, block: int, key: Optional[int] = None) -> tuple[np.ndarray, np.ndarray]: ...
+def dequantize(codes: np.ndarray, scales: np.ndarray, map: int, block: int, numel: int) -> np.ndarray: ...
+def quant_map(map: int) -> np.ndarray: ...
 def registry() -> dict[str, dict[str, Any]]:
     """{op: {"flags": {name: bit}, "states": [(name, required bits)], "coeffs": [names], "reads_grad": bool,
     "hyper": [names], "scalars": [names]}}"""

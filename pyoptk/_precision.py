@@ -12,6 +12,8 @@ from typing import Any, Optional
 import ml_dtypes
 import numpy as np
 
+from ._quant import DEFAULT_MIN_SIZE, Quantization
+
 __all__ = ["BFLOAT16", "LOW_PRECISION", "Precision", "is_low_precision", "scalar_arg"]
 
 BFLOAT16 = np.dtype(ml_dtypes.bfloat16)
@@ -19,6 +21,7 @@ FLOAT16 = np.dtype(np.float16)
 LOW_PRECISION = (BFLOAT16, FLOAT16)
 PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), BFLOAT16, FLOAT16)
 _STATE_DTYPES = {None: None, "float32": np.dtype(np.float32), "bfloat16": BFLOAT16}
+_QUANTIZED = {"int8": 8, "int4": 4}  # block-quantized state (_quant.py): float32 arithmetic
 MASTER_KEY = "master_param"  # torch-style name of the float32 copy of a 16-bit param
 
 
@@ -34,7 +37,7 @@ def _state_dtype(value: Any) -> Optional[np.dtype]:
     except TypeError:
         dtype = None
     if dtype is None or dtype.name not in _STATE_DTYPES:
-        raise ValueError(f"Invalid state_dtype: {value!r} (expected None, float32 or bfloat16)")
+        raise ValueError(f"Invalid state_dtype: {value!r} (expected None, float32, bfloat16, int8 or int4)")
     return dtype
 
 
@@ -45,23 +48,38 @@ class Precision:
     the state (``master_param``) that the step updates; the param is its rounded value, written in
     the same pass. ``stochastic_rounding``: bfloat16 and float16 arrays the step writes (params,
     states) are rounded stochastically, from a counter-based generator keyed by (seed, step,
-    param, element).
+    param, element). ``state_dtype="int8"`` / ``"int4"``: the moment-like states block-quantized
+    (``quant``, _quant.py; the others float32), with ``block_size`` and ``min_8bit_size``.
     """
 
     state_dtype: Optional[np.dtype] = None
     master_weights: bool = False
     stochastic_rounding: bool = False
     seed: int = 0
+    quant: Optional[Quantization] = None
 
     @classmethod
     def make(cls, state_dtype: Any = None, master_weights: bool = False, stochastic_rounding: bool = False,
-             seed: int = 0) -> "Precision":
+             seed: int = 0, block_size: Any = None, min_8bit_size: Any = DEFAULT_MIN_SIZE,
+             stochastic_codes: Any = False) -> "Precision":
         for name, value in (("master_weights", master_weights), ("stochastic_rounding", stochastic_rounding)):
             if not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"Invalid {name}: {value!r} (expected True or False)")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 64:
             raise ValueError(f"Invalid seed: {seed!r} (expected an int in [0, 2**64))")
-        return cls(_state_dtype(state_dtype), bool(master_weights), bool(stochastic_rounding), int(seed))
+        quant = None
+        if isinstance(state_dtype, str) and state_dtype in _QUANTIZED:
+            quant = Quantization.make(_QUANTIZED[state_dtype], block_size, min_8bit_size, stochastic_codes)
+            state_dtype = "float32"  # what the unquantized states (and the quantizer's input) are
+        elif block_size is not None or min_8bit_size != DEFAULT_MIN_SIZE or stochastic_codes is not False:
+            raise ValueError("block_size, min_8bit_size and stochastic_codes apply to state_dtype='int8' or 'int4'")
+        return cls(_state_dtype(state_dtype), bool(master_weights), bool(stochastic_rounding), int(seed), quant)
+
+    @property
+    def state_dtype_name(self) -> Optional[str]:
+        if self.quant is not None:
+            return self.quant.name
+        return None if self.state_dtype is None else self.state_dtype.name
 
     @property
     def default(self) -> bool:
@@ -70,7 +88,7 @@ class Precision:
     def check_param(self, p_dtype: np.dtype, where: str) -> None:
         """Refuse a param these settings cannot step (called when a group is added)."""
         if p_dtype == np.float64 and self.state_dtype is not None:
-            raise ValueError(f"{where} is float64: state_dtype={self.state_dtype.name} applies to float32, "
+            raise ValueError(f"{where} is float64: state_dtype={self.state_dtype_name} applies to float32, "
                              "bfloat16 and float16 params")
 
     def state_dtype_for(self, p_dtype: np.dtype) -> np.dtype:
@@ -79,6 +97,17 @@ class Precision:
     def keeps_master(self, p_dtype: np.dtype) -> bool:
         return self.master_weights and is_low_precision(p_dtype)
 
+    @property
+    def draws(self) -> bool:
+        """Some rounding is stochastic: the rounding-step counter moves on with each step."""
+        return self.stochastic_rounding or (self.quant is not None and self.quant.stochastic)
+
+    def code_key(self, rounding_step: int) -> Optional[int]:
+        """The key of a step's stochastic codes (None: nearest), a stream apart from rounding_key's."""
+        if self.quant is None or not self.quant.stochastic:
+            return None
+        return (self.seed * 0x9E3779B97F4A7C15 + rounding_step) % 2 ** 64 ^ 0xC0DE5C0DE5
+
     def rounding_key(self, rounding_step: int) -> Optional[int]:
         """The stochastic-rounding key of a step (None: round to nearest even)."""
         if not self.stochastic_rounding:
@@ -86,9 +115,13 @@ class Precision:
         return (self.seed * 0x9E3779B97F4A7C15 + rounding_step) % 2 ** 64
 
     def to_dict(self, rounding_step: int) -> dict[str, Any]:
-        return {"state_dtype": None if self.state_dtype is None else self.state_dtype.name,
-                "master_weights": self.master_weights, "stochastic_rounding": self.stochastic_rounding,
-                "seed": self.seed, "rounding_step": rounding_step}
+        out = {"state_dtype": self.state_dtype_name,
+               "master_weights": self.master_weights, "stochastic_rounding": self.stochastic_rounding,
+               "seed": self.seed, "rounding_step": rounding_step}
+        if self.quant is not None:
+            out.update(block_size=self.quant.block_size, min_8bit_size=self.quant.min_8bit_size,
+                       stochastic_codes=self.quant.stochastic)
+        return out
 
 
 def cast_state(value: np.ndarray, dtype: np.dtype, what: str) -> np.ndarray:

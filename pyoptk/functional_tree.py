@@ -129,9 +129,10 @@ def _mirror(params: Any, leaves: Iterator) -> Any:
 class _Engine:
     """The algorithm's optimizer over one state's params, its per-param dicts being the tree's."""
 
-    def __init__(self, cls: type, params: list, dicts: list[dict], hyper: dict[str, Any]):
+    def __init__(self, cls: type, params: list, dicts: list[dict], hyper: dict[str, Any],
+                 precision: dict[str, Any]):
         takes = inspect.signature(cls).parameters  # AdamW takes no decoupled_weight_decay, say
-        self.opt = cls(params, **{k: v for k, v in hyper.items() if k in takes})
+        self.opt = cls(params, **{k: v for k, v in hyper.items() if k in takes}, **precision)
         self.params, self.dicts = params, dicts
         for p, d in zip(params, dicts):
             if d:
@@ -169,6 +170,9 @@ class _Engine:
 
 
 _ENGINES: OrderedDict[int, _Engine] = OrderedDict()
+# The keyword arguments of Optimizer's **precision (pyoptk/optimizer.py).
+_PRECISION_KEYS = ("state_dtype", "master_weights", "stochastic_rounding", "seed", "block_size", "min_8bit_size",
+                   "stochastic_codes")
 
 
 def init(algorithm: str, params: Any, **hyper: Any) -> dict[str, Any]:
@@ -181,8 +185,12 @@ def init(algorithm: str, params: Any, **hyper: Any) -> dict[str, Any]:
     opt = cls(leaves, **hyper)  # the class's checks and defaults; it may create state (Adagrad)
     group = opt.param_groups[0]
     dicts = iter([dict(opt.state[p]) if p in opt.state else {} for p in leaves])
-    return {"algorithm": algorithm.lower(), "hyper": {k: v for k, v in group.items() if k != "params"},
-            "state": _mirror(params, dicts)}
+    out = {"algorithm": algorithm.lower(), "hyper": {k: v for k, v in group.items() if k != "params"},
+           "state": _mirror(params, dicts)}
+    precision = {k: v for k, v in hyper.items() if k in _PRECISION_KEYS}
+    if precision:  # state_dtype, master_weights...: how the state is kept, fixed at init
+        out["precision"] = precision
+    return out
 
 
 def update(state: dict[str, Any], params: Any, grads: Any) -> None:
@@ -201,7 +209,7 @@ def update(state: dict[str, Any], params: Any, grads: Any) -> None:
         _refuse(params, grads, state["state"])
     engine = _ENGINES.get(id(state))
     if engine is None or not engine.fits(cls, leaves, dicts):
-        engine = _Engine(cls, leaves, dicts, state["hyper"])
+        engine = _Engine(cls, leaves, dicts, state["hyper"], state.get("precision", {}))
     _ENGINES[id(state)] = engine
     _ENGINES.move_to_end(id(state))
     while len(_ENGINES) > _KEEP:

@@ -19,6 +19,7 @@ from ._typing import Closure, Grads, Params
 from ._arrays import HOST, CudaDevice, Host, common_location, host_views, is_device_array, split_names
 from ._kernels import FusedStep, Kernel
 from ._precision import MASTER_KEY, Precision, cast_state, is_low_precision, scalar_arg
+from ._quant import NO_4BIT, QMAP, QUANTIZED_STATES, SCALES, dequantized, map_of, quantized_names
 from ._validate import is_scalar_array, real_number, whole_count
 
 __all__ = ["Optimizer", "required"]
@@ -198,10 +199,12 @@ class Optimizer:
 
     def __init__(self, params: Params, defaults: dict[str, Any], **precision: Any) -> None:
         self._lock = threading.RLock()
-        unknown = sorted(set(precision) - {"state_dtype", "master_weights", "stochastic_rounding", "seed"})
+        unknown = sorted(set(precision) - {"state_dtype", "master_weights", "stochastic_rounding", "seed",
+                                           "block_size", "min_8bit_size", "stochastic_codes"})
         if unknown:
             raise TypeError(f"{type(self).__name__}() got unexpected keyword arguments {unknown}")
         self.precision = Precision.make(**precision)
+        self._check_quantization()
         self._rounding_step = 0  # steps run with stochastic rounding: its counter
         self._round: set[int] = set()  # params step_params() stepped in the step under way
         self._round_rounding_step = 0  # its stochastic-rounding step
@@ -225,6 +228,19 @@ class Optimizer:
             params = [{"params": params}]
         for group in params:
             self.add_param_group(group)
+
+    def _check_quantization(self) -> None:
+        """state_dtype int8 / int4 only for the algorithms with a quantized form (_quant.py)."""
+        quant = self.precision.quant
+        if quant is None:
+            return
+        kernel = getattr(self, "kernel", None)
+        name = type(self).__name__
+        if kernel is None or kernel.name not in QUANTIZED_STATES:
+            raise ValueError(f"Invalid state_dtype for {name}: {quant.name} (its step is more than one element-wise "
+                             "pass; quantized state is for the element-wise algorithms)")
+        if quant.bits == 4 and kernel.name in NO_4BIT:
+            raise ValueError(f"Invalid state_dtype for {name}: int4 ({NO_4BIT[kernel.name]}); use int8")
 
     # ----- subclass hooks -------------------------------------------------------------------
     def _check_group(self, group: dict[str, Any]) -> None:
@@ -264,6 +280,8 @@ class Optimizer:
         GPU always; on the host when the params are an arena (consecutive views of one buffer),
         the state being one flat buffer in the same layout, so the group runs as one span."""
         out: list[dict] = [{} for _ in params]
+        if self.precision.quant is not None:  # each param's codes and scales of its own
+            return [self._state_entries(names, p, group) for p in params]
         if isinstance(self._where, CudaDevice) and params:
             shapes, dtypes = zip(*map(self._where.describe, params))
             if all(d == dtypes[0] for d in dtypes):
@@ -280,6 +298,29 @@ class Optimizer:
             for state, piece, p in zip(out, np.split(flat, bounds), params):
                 state[name] = piece.reshape(p.shape)
         return out
+
+    def _state_entries(self, names: list[str], param: Any, group: dict[str, Any]) -> dict[str, Any]:
+        """New states ``names`` of a param: each array, or a quantized one's codes, scales and map."""
+        out: dict[str, Any] = {}
+        quant = self.precision.quant
+        mode = self._group_mode(group) if quant is not None else 0
+        for name in names:
+            value = self._new_state(name, param, group)
+            sign = quant.sign(self.kernel, name, value.size, mode) if quant is not None else None
+            out.update({name: value} if sign is None else quant.entries(name, value, sign))
+        return out
+
+    def _kernel_states(self, state: dict[str, Any]) -> dict[str, Any]:
+        """A param's states as the compiled step takes them: a quantized one as (codes, scales,
+        map, block)."""
+        quant = self.precision.quant
+        if quant is None:
+            return state
+        view = dict(state)
+        for name, sign in quantized_names(self.kernel.name).items():
+            if name + SCALES in state:
+                view[name] = quant.item(name, state, sign)
+        return view
 
     def _advance(self, state: dict[str, Any], group: dict[str, Any]) -> None:
         """Update the scalar state (step counter...) before the kernel runs."""
@@ -507,7 +548,7 @@ class Optimizer:
             self._run_plan(plan, grads, scale)
         except StalePlan:  # an array replaced or resized since the plan was made: nothing was written
             self._run_plan(self._build_plan(grads), grads, scale)
-        if self.precision.stochastic_rounding:  # the counter the rounding keys are drawn from
+        if self.precision.draws:  # the counter the rounding keys are drawn from
             self._rounding_step += 1
         return loss
 
@@ -670,8 +711,7 @@ class Optimizer:
                     master = self._keeps_master(p) and MASTER_KEY not in state
                     if missing or master:  # a flag turned on since (amsgrad, momentum...)
                         state = dict(state)
-                        for name in missing:
-                            state[name] = self._new_state(name, p, group)
+                        state.update(self._state_entries(missing, p, group))
                         if master:
                             state[MASTER_KEY] = p.astype(np.float32)  # exact
                     fresh = entry is None or bool(missing)
@@ -681,7 +721,7 @@ class Optimizer:
                     reusable = reusable and pmode == mode
                     before = tuple(state[name] for name in scalar_names if name in state)
                     slot = slots.setdefault((gi, before), len(slots))
-                    items.append(FusedStep.item(self.kernel, index, pmode, slot, p, None, state))
+                    items.append(FusedStep.item(self.kernel, index, pmode, slot, p, None, self._kernel_states(state)))
                     dicts.append(state)
                     positions.append(index)
                 index += 1
@@ -721,8 +761,9 @@ class Optimizer:
         if rounding_step is None:
             rounding_step = self._rounding_step
         key = precision.rounding_key(rounding_step) if precision.stochastic_rounding else None
+        code_key = precision.code_key(rounding_step)  # stochastic codes (host plans only take it)
         plan.spans = plan.core.run(grads, coeffs, self.param_groups if plan.reusable and own else None, scalars, scale,
-                                   key)
+                                   key, **({} if code_key is None else {"code_key": code_key}))
         # Nothing from here on may fail: the update is written.
         if scalars is not None:
             plan.slots = [(gi, after) for (gi, _), after in zip(plan.slots, scalars)]
@@ -811,6 +852,8 @@ class Optimizer:
                     raise ValueError(f"param_groups[{gi}] of the state dict: params must be distinct ints, "
                                      f"got {saved_index!r}")
                 by_index[saved_index] = (p, group)
+        saved_precision = state_dict.get("precision") or {}
+        self._saved_block = saved_precision.get("block_size")  # of its quantized states, if any
         new_state = ParamState()
         for key, saved in state_dict["state"].items():
             if key not in by_index:
@@ -819,7 +862,6 @@ class Optimizer:
             new_state[p] = self._load_param_state(key, p, group, saved)
         self.param_groups[:] = groups
         self.state = new_state
-        saved_precision = state_dict.get("precision") or {}
         # The stochastic-rounding counter resumes where it was (when the checkpoint has one).
         self._rounding_step = int(saved_precision.get("rounding_step", 0))
         self._forget_plans()
@@ -830,6 +872,9 @@ class Optimizer:
         scalars = self._scalar_state_names()
         master = self._keeps_master(p)
         expected = set(arrays) | set(scalars) | ({MASTER_KEY} if master else set())
+        # A quantized checkpoint's states come with their scales and map (read whatever we keep).
+        quantized = {name for name in arrays if name + SCALES in saved or name + QMAP in saved}
+        expected |= {name + suffix for name in quantized for suffix in (SCALES, QMAP)}
         unknown = sorted(set(saved) - expected)
         missing = sorted(expected - set(saved))
         if unknown or missing:
@@ -840,10 +885,40 @@ class Optimizer:
         for name in scalars:
             out[name] = self._load_scalar_state(key, name, saved[name])
         shape, dtype = self._where.describe(p) if arrays or master else (None, None)
+        quant = self.precision.quant
         for name in arrays + ([MASTER_KEY] if master else []):
             want = np.dtype(np.float32) if name == MASTER_KEY else self.precision.state_dtype_for(dtype)
-            out[name] = self._load_array(key, name, saved[name], shape, want)
+            if name in quantized:
+                value = self._load_quantized(key, name, saved, shape)
+            else:
+                value = self._load_array(key, name, saved[name], shape, want)
+            sign = quant.sign(self.kernel, name, int(np.prod(shape)), self._group_mode(group)) \
+                if quant is not None and name != MASTER_KEY else None
+            if sign is not None and name in quantized and self._saved_block_size() == quant.block_size \
+                    and np.array_equal(np.asarray(saved[name + QMAP], np.float32), map_of(quant.bits, sign)):
+                # Our own layout: the codes and scales as they are (re-coding is not the identity).
+                out.update({name: np.array(saved[name], np.uint8).reshape(-1),
+                            name + SCALES: np.array(saved[name + SCALES], np.float32).reshape(-1),
+                            name + QMAP: map_of(quant.bits, sign)})
+            elif sign is None:
+                out[name] = value if name not in quantized else self._where.load(value.reshape(shape))
+            else:
+                out.update(quant.entries(name, value, sign))
         return out
+
+    def _saved_block_size(self) -> Any:
+        return getattr(self, "_saved_block", None)
+
+    def _load_quantized(self, key: Any, name: str, saved: dict, shape: tuple) -> np.ndarray:
+        """The float32 values of a checkpoint's quantized state, its map and block count checked."""
+        what = f"state of param {key}: '{name}'"
+        if name + SCALES not in saved or name + QMAP not in saved:
+            raise ValueError(f"{what}: a quantized state needs '{name}{SCALES}' and '{name}{QMAP}'")
+        quant = self.precision.quant
+        block = self._saved_block_size() or (quant.block_size if quant is not None else None)
+        if block is None:
+            raise ValueError(f"{what} is quantized but the state dict has no precision['block_size']")
+        return dequantized(self.kernel.name, name, saved, int(np.prod(shape)), int(block), what)
 
     def _load_array(self, key: Any, name: str, saved: Any, shape: tuple, want: np.dtype) -> Any:
         """A checkpoint's state array of the given shape, cast as torch does to ``want`` (the

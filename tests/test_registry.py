@@ -14,7 +14,8 @@ torch = pytest.importorskip("torch")
 import pyoptk.torch as T  # noqa: E402
 
 ENTRIES = optim.ALGORITHMS
-PRECISION = ["state_dtype", "master_weights", "stochastic_rounding", "seed"]
+PRECISION = ["state_dtype", "master_weights", "stochastic_rounding", "seed", "block_size", "min_8bit_size",
+             "stochastic_codes"]
 
 
 def test_every_face_lists_the_registry():

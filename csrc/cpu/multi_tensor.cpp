@@ -85,8 +85,13 @@ void run_tasks(const Task* tasks, int64_t count, int cap) {
     int64_t k = std::upper_bound(first_block.begin(), first_block.end(), b0) - first_block.begin() - 1;
     for (; k < count && first_block[k] < b1; ++k) {
       const Task& task = tasks[k];
-      const int64_t lo = (std::max(b0, first_block[k]) - first_block[k]) * kBlock;
-      const int64_t hi = std::min((std::min(b1, first_block[k + 1]) - first_block[k]) * kBlock, task.numel);
+      // Each boundary inside a task is rounded down to its grain, by the two threads it separates alike.
+      const auto boundary = [&](int64_t b) {
+        const int64_t at = (b - first_block[k]) * kBlock;
+        return at >= task.numel ? task.numel : at / task.grain * task.grain;
+      };
+      const int64_t lo = boundary(std::max(b0, first_block[k]));
+      const int64_t hi = boundary(std::min(b1, first_block[k + 1]));
       if (hi > lo) run_span(task, lo, hi - lo);
     }
   }

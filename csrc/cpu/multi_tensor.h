@@ -16,6 +16,9 @@ struct Task {
   int64_t numel;
   const void* coeffs;
   const Staging* stage = nullptr;
+  // Threads split the task only at multiples of this many elements (a quantization block, so
+  // one is never shared); a multiple of kBlock or a divisor of it.
+  int64_t grain = 1;
 };
 
 // Elements [begin, begin + n) of one task, staged or not.

@@ -49,9 +49,14 @@ void run_staged(const Task& task, int64_t begin, int64_t n) {
     for (int k = 0; k < kSlots; ++k) {
       char* base = task.ptrs[k];
       const int dtype = st.dtype[k];
-      staged[k] = base != nullptr && (is_narrow(dtype) || (k == 1 && st.grad_divisor != nullptr));
+      const QuantSlot& q = st.quant[k];
+      staged[k] = base != nullptr && (is_narrow(dtype) || q.map != nullptr || (k == 1 && st.grad_divisor != nullptr));
       if (base == nullptr) {
         ptrs[k] = nullptr;
+      } else if (q.map != nullptr) {
+        float* block = reinterpret_cast<float*>(scratch[k]);
+        dequantize(*q.map, reinterpret_cast<const uint8_t*>(base), q.scales, q.block, at, m, block);
+        ptrs[k] = reinterpret_cast<char*>(block);
       } else if (!staged[k]) {
         ptrs[k] = base + at * item_size(dtype);  // in place
       } else if (dtype == kFloat64) {
@@ -65,8 +70,14 @@ void run_staged(const Task& task, int64_t begin, int64_t n) {
     }
     task.fn(ptrs, 0, m, task.coeffs);
     for (int k = 0; k < kSlots; ++k) {
-      if (k != 1 && staged[k]) {
-        store_narrow(st, k, st.dtype[k], reinterpret_cast<const float*>(scratch[k]), task.ptrs[k] + at * item_size(st.dtype[k]), at, m);
+      if (k == 1 || !staged[k]) continue;
+      const float* result = reinterpret_cast<const float*>(scratch[k]);
+      const QuantSlot& q = st.quant[k];
+      if (q.map != nullptr) {
+        quantize(*q.map, result, q.block, at, m, reinterpret_cast<uint8_t*>(task.ptrs[k]), q.scales, st.stochastic_codes,
+                 mix64(st.code_key ^ static_cast<uint64_t>(k)));
+      } else {
+        store_narrow(st, k, st.dtype[k], result, task.ptrs[k] + at * item_size(st.dtype[k]), at, m);
       }
     }
     if (st.mirror != nullptr) {

@@ -6,10 +6,18 @@
 #include <cstdint>
 
 #include "kernel_table.h"
+#include "quantize.h"
 
 namespace pyoptk {
 
 struct Task;
+
+// A block-quantized slot (quantize.h): its codes are the task's pointer, its per-block absmax here.
+struct QuantSlot {
+  const QuantMap* map = nullptr;  // null: not quantized
+  float* scales = nullptr;
+  int block = 0;
+};
 
 struct Staging {
   const ConvertFns* cvt;              // of the ISA the step runs on, indexed by Dtype
@@ -19,21 +27,19 @@ struct Staging {
   const float* grad_divisor = nullptr;  // grad_scale: the grad is divided by it as it is read (any dtype)
   bool stochastic = false;            // narrow params/states/mirror rounded stochastically
   uint64_t sr_key = 0;                // (seed, rounding step, param index), mixed
+  QuantSlot quant[2 + kMaxStates];    // states kept as block-quantized codes (dtype[k] is float32)
+  bool stochastic_codes = false;      // their codes rounded stochastically, keyed by code_key
+  uint64_t code_key = 0;              // (seed, rounding step, param index), mixed
 };
 
-// Elements per staged block: six float32 slots of it fit in L1 with room to spare.
+// Elements per staged block: six float32 slots of it fit in L1 with room to spare. A multiple of
+// every quantization block (quantize.h), so a staged block holds whole ones.
 constexpr int64_t kStageBlock = 512;
+static_assert(kStageBlock % kMaxQuantBlock == 0, "a staged block holds whole quantization blocks");
 
 // Runs task elements [begin, begin + n) through task.stage.
 void run_staged(const Task& task, int64_t begin, int64_t n);
 
-// The 64-bit mixer (splitmix64's finaliser) that folds seeds, counters and indices into keys.
-inline uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
+// mix64, the mixer of every rounding key: quantize.h.
 
 }  // namespace pyoptk

@@ -39,6 +39,39 @@ void coalesce(std::vector<Task>& tasks, const std::vector<SlotSizes>& itemsizes)
   tasks.resize(out);
 }
 
+// A quantized state of a float32-computing param of `numel` elements: codes of 1-byte items,
+// exactly as many bytes as the map's codes take; scales float32, one per block; both flat
+// (C-contiguous), aligned and writeable.
+QuantSlot check_quant_state(const ArrayRef& codes, const QuantRef& q, int64_t numel, int compute, int64_t index,
+                            const char* role, const OpInfo& info) {
+  if (q.map < 0 || q.map >= kNumQuantMaps) throw ValueError(who(index, role, &info) + ": unknown quantization map");
+  if (!valid_quant_block(q.block)) {
+    throw ValueError(who(index, role, &info) + ": block_size " + std::to_string(q.block) + " is not a power of two in [" +
+                     std::to_string(kMinQuantBlock) + ", " + std::to_string(kMaxQuantBlock) + "]");
+  }
+  if (compute != kFloat32) {
+    throw TypeError(who(index, role, &info) + " is quantized; quantized state is for float32, bfloat16 and float16 params");
+  }
+  const QuantMap& map = quant_map(q.map);
+  const int64_t bytes = quant_code_bytes(map.bits, numel), blocks = quant_blocks(numel, q.block);
+  if (codes.itemsize != 1 || codes.numel != bytes) {
+    throw ValueError(who(index, role, &info) + " holds " + std::to_string(codes.numel) + " items of " +
+                     std::to_string(codes.itemsize) + " bytes; " + std::to_string(map.bits) + "-bit codes of " +
+                     std::to_string(numel) + " elements take " + std::to_string(bytes) + " bytes (uint8)");
+  }
+  if (q.scales.dtype != kFloat32 || q.scales.numel != blocks) {
+    throw ValueError(who(index, role, &info) + ": its scales must be " + std::to_string(blocks) +
+                     " float32 values (one per block of " + std::to_string(q.block) + "), got " +
+                     std::to_string(q.scales.numel) + " of dtype " + dtype_str(q.scales));
+  }
+  for (const ArrayRef* a : {&codes, &q.scales}) {
+    if (!a->contiguous) throw ValueError(who(index, role, &info) + ": its codes and scales must be C-contiguous");
+    if (!a->aligned) refuse_unaligned(a->itemsize, who(index, role, &info));
+    if (!a->writeable) throw ValueError(who(index, role, &info) + " is read-only");
+  }
+  return {&map, reinterpret_cast<float*>(q.scales.data), q.block};
+}
+
 }  // namespace
 
 // The fused kernel of the entry's (param, grad, states, master weights) storage kinds, whose
@@ -81,9 +114,16 @@ void StepPlan::add(const EntrySpec& spec) {
     check_state_given(info, e.index, k, e.mode, spec.given[k]);
     if (!spec.given[k]) continue;
     const ArrayRef& s = spec.states[k];
-    check_array(s, e.index, info.state_names[k], &param, true, &info, also);
-    e.slot_dtype[2 + k] = static_cast<int8_t>(s.dtype);
-    e.staged = e.staged || s.dtype != e.dtype;
+    if (spec.quant[k].map >= 0) {
+      e.quant[2 + k] = check_quant_state(s, spec.quant[k], e.numel, e.dtype, e.index, info.state_names[k], info);
+      e.grain = std::max<int64_t>(e.grain, spec.quant[k].block);
+      e.staged = true;
+      if (any_bytes) written_.push_back(extent_of(spec.quant[k].scales, e.index, info.state_names[k], true));
+    } else {
+      check_array(s, e.index, info.state_names[k], &param, true, &info, also);
+      e.slot_dtype[2 + k] = static_cast<int8_t>(s.dtype);
+      e.staged = e.staged || s.dtype != e.dtype;
+    }
     e.ptrs[2 + k] = s.data;
     e.state_ids.push_back(k);
     if (any_bytes) written_.push_back(extent_of(s, e.index, info.state_names[k], true));
@@ -177,7 +217,8 @@ void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
   std::copy(std::begin(e.slot_size), std::end(e.slot_size), sizes.begin());
   sizes[1] = static_cast<int8_t>(item_size(grad_dtype));
   const bool plain_rounding = !options.scaled && !options.stochastic;
-  const SpanFn fused = ((e.staged || e.mirror) && plain_rounding) ? fused_layout(op_, e, grad_dtype) : nullptr;
+  const bool quantized = e.grain > 1;  // staged: the fused layouts read no codes
+  const SpanFn fused = ((e.staged || e.mirror) && plain_rounding && !quantized) ? fused_layout(op_, e, grad_dtype) : nullptr;
   if (fused != nullptr) {
     task.fn = fused;  // converts in registers: no staging
     if (e.mirror) {
@@ -196,8 +237,12 @@ void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
     st.grad_divisor = options.scaled ? &out.divisor : nullptr;
     st.stochastic = options.stochastic;
     st.sr_key = mix64(options.rounding_key ^ mix64(static_cast<uint64_t>(e.index)));
+    std::copy(std::begin(e.quant), std::end(e.quant), st.quant);
+    st.stochastic_codes = options.stochastic_codes;
+    st.code_key = mix64(options.code_key ^ mix64(static_cast<uint64_t>(e.index)));
     out.stages.push_back(st);
     task.stage = &out.stages.back();
+    task.grain = e.grain;
   }
 }
 

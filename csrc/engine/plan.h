@@ -15,6 +15,14 @@
 
 namespace pyoptk {
 
+// A state kept block-quantized (quantize.h): `states[k]` holds its codes (uint8, one per element
+// or two per byte), `scales` one float32 absmax per block of `block` elements, in map `map`.
+struct QuantRef {
+  int map = -1;  // a QuantMapId; -1: the state is a plain array
+  int block = 0;
+  ArrayRef scales;
+};
+
 // One param's arrays, as a step takes them.
 struct EntrySpec {
   int64_t index = 0;  // the param's number in messages and in stochastic rounding keys
@@ -23,6 +31,7 @@ struct EntrySpec {
   ArrayRef param;     // under master weights: the float32 master copy the op updates
   ArrayRef states[kMaxStates];
   bool given[kMaxStates] = {};  // state k given (exactly the mode's states must be)
+  QuantRef quant[kMaxStates];
   ArrayRef mirror;              // master weights: the 16-bit param written from `param`
   bool has_mirror = false;
 };
@@ -40,6 +49,8 @@ struct StepOptions {
   float grad_scale = 1.0f;
   bool stochastic = false;  // 16-bit arrays written with stochastic rounding keyed by rounding_key
   uint64_t rounding_key = 0;
+  bool stochastic_codes = false;  // quantized states' codes rounded stochastically, keyed by code_key
+  uint64_t code_key = 0;
   int threads = 0;  // 0: pyoptk's setting
 };
 
@@ -77,6 +88,8 @@ class StepPlan {
     int8_t slot_dtype[2 + kMaxStates];
     int8_t slot_size[2 + kMaxStates];  // their bytes per element (the grad's set per step)
     bool staged = false;  // some array is not in the compute dtype
+    QuantSlot quant[2 + kMaxStates];  // block-quantized states (their slot_dtype is float32)
+    int64_t grain = 1;                // the largest quantization block: threads split at its multiples
     char* mirror = nullptr;
     int8_t mirror_dtype = -1;
     const char* checked_grad = nullptr;  // a grad buffer already found clear of every written array

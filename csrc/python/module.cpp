@@ -16,6 +16,7 @@
 #include "group_watch.h"
 #include "host_arrays.h"
 #include "plan.h"
+#include "quantize.h"
 #include "torch/torch_abi.h"
 #include "torch/torch_grads.h"
 #include "rows.h"
@@ -46,9 +47,15 @@ PYBIND11_MODULE(_core, m) {
       .def(py::init<const std::string&, py::sequence, py::object>(), py::arg("op"), py::arg("items"),
            py::arg("state_dicts") = py::none())
       .def("run", &Plan::run, py::arg("grads"), py::arg("coeffs"), py::arg("param_lists") = py::none(),
-           py::arg("scalars") = py::none(), py::arg("grad_scale") = py::none(), py::arg("rounding_key") = py::none())
+           py::arg("scalars") = py::none(), py::arg("grad_scale") = py::none(), py::arg("rounding_key") = py::none(),
+           py::arg("code_key") = py::none())
       .def("__len__", &Plan::size);
   py::register_exception<StalePlan>(m, "StalePlan");
+  m.def("quantize", &quantize_array, py::arg("values"), py::arg("map"), py::arg("block"), py::arg("key") = py::none(),
+        "(codes, scales) of a float32 array, block-quantized in map `map` (csrc/cpu/quantize.h)");
+  m.def("dequantize", &dequantize_array, py::arg("codes"), py::arg("scales"), py::arg("map"), py::arg("block"),
+        py::arg("numel"), "The float32 values of block-quantized codes");
+  m.def("quant_map", &quant_map_values, py::arg("map"), "A quantization map's values, ascending");
   // The engine's errors (engine/errors.h) as the Python exceptions they name.
   py::register_exception_translator([](std::exception_ptr p) {
     try {

@@ -14,6 +14,10 @@ namespace pyoptk {
 Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dicts) : core_(op_id(op_name)) {
   const OpInfo& info = core_.op();
   state_keys_ = state_keys(info);
+  for (int k = 0; k < info.num_states; ++k) {  // a quantized state's scales: "<name>_absmax" (pyoptk/_quant.py)
+    scale_keys_.push_back(py::reinterpret_steal<py::object>(
+        PyUnicode_InternFromString((std::string(info.state_names[k]) + "_absmax").c_str())));
+  }
   // Each item's arrays are described to the engine, which checks and adds it once it is read.
   EntrySpec spec;
   auto on_param = [&](Entry& e, py::handle obj) {
@@ -27,11 +31,28 @@ Plan::Plan(const std::string& op_name, py::sequence items, py::object state_dict
     spec.param = array_ref(e.param);
   };
   auto on_state = [&](Entry& e, int k, py::handle obj) {
-    e.states.push_back(as_array(obj, e.index, info.state_names[k], &info));
+    // A quantized state comes as (codes, scales, map id, block size): quantize.h.
+    const bool quantized = py::isinstance<py::tuple>(obj);
+    py::tuple parts = quantized ? py::reinterpret_borrow<py::tuple>(obj) : py::tuple();
+    if (quantized && parts.size() != 4) {
+      throw py::value_error(who(e.index, info.state_names[k], &info) + ": a quantized state is (codes, scales, map, block)");
+    }
+    e.states.push_back(as_array(quantized ? parts[0] : obj, e.index, info.state_names[k], &info));
     e.ptrs[2 + k] = py::detail::array_proxy(e.states.back().ptr())->data;
     e.state_descrs.push_back(py::detail::array_proxy(e.states.back().ptr())->descr);
+    e.state_numel.push_back(quantized ? py::array(parts[0]).size() : -1);
     spec.states[k] = array_ref(e.states.back());
     spec.given[k] = true;
+    if (quantized) {
+      e.scales.push_back(as_array(parts[1], e.index, info.state_names[k], &info));
+      e.scale_ptrs.push_back(py::detail::array_proxy(e.scales.back().ptr())->data);
+      e.scale_descrs.push_back(py::detail::array_proxy(e.scales.back().ptr())->descr);
+      e.scale_numel.push_back(e.scales.back().size());
+      e.scale_state_ids.push_back(k);
+      spec.quant[k].scales = array_ref(e.scales.back());
+      spec.quant[k].map = parts[2].cast<int>();
+      spec.quant[k].block = parts[3].cast<int>();
+    }
   };
   auto on_mirror = [&](Entry& e, py::handle obj) {
     py::array mirror = as_array(obj, e.index, info.slot_names[0], &info);
@@ -61,8 +82,15 @@ void Plan::verify_arrays(const Entry& e, int64_t numel) const {
   }
   for (size_t k = 0; k < e.states.size(); ++k) {
     const int id = e.state_ids[k];
-    if (!still_laid_out(e.states[k], e.ptrs[2 + id], numel, e.state_descrs[k], kWritable)) {
+    const int64_t n = e.state_numel[k] >= 0 ? e.state_numel[k] : numel;  // quantized: its code bytes
+    if (!still_laid_out(e.states[k], e.ptrs[2 + id], n, e.state_descrs[k], kWritable)) {
       if (!writeable(e.states[k])) throw py::value_error(who(e.index, info.state_names[id], &info) + " is read-only");
+      throw StalePlan("a state array was resized or relaid");
+    }
+  }
+  for (size_t k = 0; k < e.scales.size(); ++k) {
+    if (!still_laid_out(e.scales[k], e.scale_ptrs[k], e.scale_numel[k], e.scale_descrs[k], kWritable)) {
+      if (!writeable(e.scales[k])) throw py::value_error(who(e.index, "quantization scales", &info) + " are read-only");
       throw StalePlan("a state array was resized or relaid");
     }
   }
@@ -80,7 +108,7 @@ void prefetch_entry(const Entry& e, const StepPlan::Entry& c, const GradReader& 
 }
 
 size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_lists, py::object scalars,
-                 py::object grad_scale, py::object rounding_key) {
+                 py::object grad_scale, py::object rounding_key, py::object code_key) {
   const OpInfo& info = core_.op();
   GradReader grads(grads_in);
   ListedParams listed(param_lists);
@@ -92,6 +120,8 @@ size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_
   if (options.scaled) options.grad_scale = static_cast<float>(grad_scale.cast<double>());
   options.stochastic = !rounding_key.is_none();
   if (options.stochastic) options.rounding_key = rounding_key.cast<uint64_t>();
+  options.stochastic_codes = !code_key.is_none();
+  if (options.stochastic_codes) options.code_key = code_key.cast<uint64_t>();
 
   // One pass over the entries: each still the optimizer's, its arrays verified, its grad read
   // and checked, its task made.
@@ -102,6 +132,11 @@ size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_
     const StepPlan::Entry& c = core_.entry(i);
     if (i + 4 < entries_.size()) prefetch_entry(entries_[i + 4], core_.entry(i + 4), grads, i + 4);
     check_entry_current(e, i, listed, state_keys_, grads, info.reads_grad);
+    for (size_t k = 0; k < e.scales.size() && !e.state_dict.is_none(); ++k) {
+      if (PyDict_GetItem(e.state_dict.ptr(), scale_keys_[e.scale_state_ids[k]].ptr()) != e.scales[k].ptr()) {
+        throw StalePlan("a state array was replaced");
+      }
+    }
     verify_arrays(e, c.numel);
     GradRef grad;
     if (info.reads_grad) {

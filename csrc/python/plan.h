@@ -36,12 +36,14 @@ class Plan {
   // memory are merged).
   // grad_scale (optional float): every grad is divided by it as it is read (torch's fused
   // unscale). rounding_key (optional int): 16-bit arrays are written with stochastic rounding
-  // keyed by it and each param's index; None rounds to nearest even.
+  // keyed by it and each param's index; None rounds to nearest even. code_key (optional int):
+  // quantized states' codes are rounded stochastically, keyed by it (None: the nearest entry).
   // coeff_sets: one coefficient set per slot, or a GroupSchedule (group_schedule.h) that computes
   // them and merges the scalar state itself (scalars is then None).
   size_t run(pybind11::sequence grads, pybind11::object coeff_sets,
              pybind11::object param_lists = pybind11::none(), pybind11::object scalars = pybind11::none(),
-             pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none());
+             pybind11::object grad_scale = pybind11::none(), pybind11::object rounding_key = pybind11::none(),
+             pybind11::object code_key = pybind11::none());
 
   size_t size() const { return entries_.size(); }
 
@@ -57,6 +59,12 @@ class Plan {
     std::vector<pybind11::array> states;    // present states only
     std::vector<int> state_ids;             // their op state index
     std::vector<PyObject*> state_descrs;    // their dtype objects
+    std::vector<int64_t> state_numel;       // their element counts when quantized (code bytes), else -1
+    std::vector<pybind11::array> scales;    // the per-block scales of the quantized ones
+    std::vector<char*> scale_ptrs;
+    std::vector<PyObject*> scale_descrs;
+    std::vector<int64_t> scale_numel;
+    std::vector<int> scale_state_ids;       // the op state index each belongs to
     pybind11::object state_dict;            // None unless given
     pybind11::object mirror;                // master weights: null, or the 16-bit param array
     char* mirror_ptr = nullptr;
@@ -65,6 +73,7 @@ class Plan {
   void verify_arrays(const Entry& e, int64_t numel) const;
   StepPlan core_;
   std::vector<pybind11::object> state_keys_;  // interned state names, for the dict checks
+  std::vector<pybind11::object> scale_keys_;  // and those of quantized states' scales
   std::vector<Entry> entries_;
 };
 

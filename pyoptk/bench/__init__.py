@@ -583,8 +583,9 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--min-time", type=float, default=0.05, help="seconds each implementation runs per round")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64", "bfloat16", "float16"],
                     help="params and grads")
-    ap.add_argument("--state-dtype", default=None, choices=["float32", "bfloat16"],
-                    help="pyoptk's state arrays (default: the param dtype, torch's rule)")
+    ap.add_argument("--state-dtype", default=None, choices=["float32", "bfloat16", "int8", "int4", "int8,int4"],
+                    help="pyoptk's state arrays (default: the param dtype, torch's rule); int8 / int4: AdamW with "
+                         "block-quantized state against float32, its roofline and the 8-bit peers (quant_adam.py)")
     ap.add_argument("--peers", default=",".join(DEFAULT_PEERS),
                     help=f"comma list of {', '.join(PEERS)} (those not installed are named below the table)")
     ap.add_argument("--json", help="also write the rows, the arguments and the environment (versions, CPU model, "
@@ -598,6 +599,13 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     """The ``pyoptk-bench`` command (``--help`` lists the options)."""
     ap = parser()
     args = ap.parse_args(argv)
+    if args.state_dtype in ("int8", "int4", "int8,int4"):  # its own table: layouts, probes, peers, memory
+        from . import quant_adam
+        size = args.sizes.split(",")[-1]
+        quant_adam.main(["--size", size, "--peer-size", str(min(float(size), 1e7)), "--threads", args.threads,
+                         "--reps", str(args.reps), "--state-dtype", args.state_dtype]
+                        + (["--json", args.json] if args.json else []))
+        return
     # Everything that can refuse the run does so before the first timing.
     algos = list(ALGOS) if args.algos == "all" else args.algos.split(",")
     for a in algos:

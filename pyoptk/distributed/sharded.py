@@ -21,7 +21,7 @@ from ._layout import Layout
 
 __all__ = ["ShardedOptimizer"]
 
-PRECISION_KEYS = ("state_dtype", "master_weights", "stochastic_rounding", "seed")
+PRECISION_KEYS = ("state_dtype", "master_weights", "stochastic_rounding", "seed", "block_size", "min_8bit_size", "stochastic_codes")
 NOT_HYPER = ("params", "param_names")
 _LOW = ("bfloat16", "float16")
 

@@ -52,7 +52,7 @@ class Adagrad(FusedOptimizer):
                                       initial_accumulator_value=initial_accumulator_value, maximize=maximize), **precision)
         for group in self.param_groups:
             for p in group["params"]:
-                self.state[p] = {"step": 0, "sum": self._new_state("sum", p, group)}
+                self.state[p] = {"step": 0, **self._state_entries(["sum"], p, group)}
 
     def _state_init(self, name, group):
         # Also used for params added later with add_param_group (torch would fail on them).

@@ -19,6 +19,8 @@ import torch
 
 from .. import _core
 from .._precision import MASTER_KEY, Precision
+from .._quant import QMAP
+from ._bnb import from_bitsandbytes, is_bitsandbytes
 from .._typing import Params
 from ..optimizer import _TORCH_IMPL_KEYS, Optimizer
 from ._dtensor import check_shards, is_dtensor, refuse_dtensors
@@ -273,6 +275,8 @@ class TorchOptimizer(torch.optim.Optimizer):
         return out
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if is_bitsandbytes(state_dict):  # an 8-bit bitsandbytes optimizer's: its codes, scales and steps
+            state_dict = from_bitsandbytes(state_dict, self.param_groups, self.core_class)
         before = self.param_groups, self.state
         loading: list[dict[str, Any]] = []  # the state dict torch loads, after every pre-hook (this one runs last)
         hook = self.register_load_state_dict_pre_hook(lambda opt, sd: loading.append(sd))
@@ -301,13 +305,16 @@ class TorchOptimizer(torch.optim.Optimizer):
 
 
 def uncast_low_precision_state(state_dict: dict[str, Any], params: list[torch.Tensor]) -> dict[int, dict]:
-    """The saved state of each 16-bit param, as saved. torch's loader casts every state tensor to
-    its param's dtype, which would round the float32 state (``state_dtype="float32"``) and the
-    ``master_param`` that pyoptk keeps for 16-bit params; the core casts to its own settings."""
+    """The saved state of each 16-bit param, and each quantized state, as saved. torch's loader
+    casts every state tensor to its param's dtype, which would round the float32 state
+    (``state_dtype="float32"``) and the ``master_param`` that pyoptk keeps for 16-bit params, and
+    turn quantized states' uint8 codes into floats; the core casts to its own settings."""
     saved_ids = [i for group in state_dict["param_groups"] for i in group["params"]]
-    return {index: {k: to_numpy(v) for k, v in state_dict["state"][saved].items()}
+    state = state_dict["state"]
+    return {index: {k: to_numpy(v) for k, v in state[saved].items()}
             for index, (saved, p) in enumerate(zip(saved_ids, params))
-            if p.dtype in (torch.bfloat16, torch.float16) and saved in state_dict["state"]}
+            if saved in state and (p.dtype in (torch.bfloat16, torch.float16) or any(
+                isinstance(k, str) and k.endswith(QMAP) for k in state[saved]))}
 
 
 def core_method(name: str, doc: str) -> Callable[[TorchOptimizer], None]:

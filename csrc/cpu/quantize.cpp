@@ -1,0 +1,180 @@
+#include "quantize.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <limits>
+
+#include "quant_maps.h"
+
+namespace pyoptk {
+namespace {
+
+// The nearest-entry search: code(v) = #{j : mid[j] < v}, branch-free. A table indexed by the top
+// kKeyBits of v's order-preserving key gives the count below the bucket's least value; at most
+// kScan midpoints lie inside a bucket (checked when the table is made), so kScan comparisons
+// with the next thresholds finish the count. The thresholds are the midpoints rounded down to
+// float32: for a float32 v, v > t[j] exactly when v > mid[j] (mid[j] is exact in double).
+constexpr int kKeyBits = 14;
+constexpr int kBuckets = 1 << kKeyBits;
+constexpr int kScan = 3;
+
+// An unsigned key in the order of the float values (for non-NaN floats).
+inline uint32_t order_key(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+inline float key_value(uint32_t key) {
+  const uint32_t u = (key & 0x80000000u) ? (key & 0x7fffffffu) : ~key;
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
+
+struct Search {
+  float threshold[255 + kScan];  // padded with +inf: never below a v in [-1, 1]
+  uint8_t start[kBuckets];
+};
+
+Search make_search(const QuantMap& map) {
+  Search s{};
+  const int last = map.size - 1;
+  double mid[255];
+  for (int j = 0; j < last; ++j) {
+    mid[j] = (double(map.values[j]) + double(map.values[j + 1])) / 2;
+    float t = static_cast<float>(mid[j]);
+    if (double(t) > mid[j]) t = std::nextafter(t, -std::numeric_limits<float>::infinity());
+    s.threshold[j] = t;
+  }
+  for (int j = last; j < last + kScan; ++j) s.threshold[j] = std::numeric_limits<float>::infinity();
+  int before = 0;
+  for (int b = 0; b < kBuckets; ++b) {
+    const float least = key_value(uint32_t(b) << (32 - kKeyBits));
+    int count = 0;
+    if (!std::isnan(least)) {
+      while (count < last && mid[count] < double(least)) ++count;
+    }
+    if (count - before > kScan) std::abort();  // a map whose buckets need more comparisons
+    before = count;
+    s.start[b] = static_cast<uint8_t>(count);
+  }
+  return s;
+}
+
+const QuantMap kMaps[kNumQuantMaps] = {
+    {qmaps::kSigned8, 256, 8, "signed 8-bit dynamic"},
+    {qmaps::kUnsigned8, 256, 8, "unsigned 8-bit dynamic"},
+    {qmaps::kSigned4, 16, 4, "signed 4-bit dynamic"},
+    {qmaps::kUnsigned4, 16, 4, "unsigned 4-bit linear without zero"},
+};
+
+const Search& search_of(const QuantMap& map) {
+  static const Search searches[kNumQuantMaps] = {make_search(kMaps[0]), make_search(kMaps[1]), make_search(kMaps[2]),
+                                                 make_search(kMaps[3])};
+  return searches[&map - kMaps];
+}
+
+inline int nearest(const Search& s, float v) {
+  const int c = s.start[order_key(v) >> (32 - kKeyBits)];
+  int code = c;
+  for (int i = 0; i < kScan; ++i) code += v > s.threshold[c + i];
+  return v == v ? code : 0;  // NaN: 0
+}
+
+// max |x|; a block holding a NaN has the canonical quiet NaN (whatever its NaNs' payloads). Eight
+// running maxima (max is exact, so their order changes nothing) let the compiler vectorize it.
+inline float block_absmax(const float* x, int64_t n) {
+  constexpr int kWays = 8;
+  float m[kWays] = {};
+  int nan[kWays] = {};
+  int64_t i = 0;
+  for (; i + kWays <= n; i += kWays) {
+    for (int j = 0; j < kWays; ++j) {
+      const float a = std::fabs(x[i + j]);
+      nan[j] |= a != a;
+      m[j] = a > m[j] ? a : m[j];
+    }
+  }
+  for (; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    nan[0] |= a != a;
+    m[0] = a > m[0] ? a : m[0];
+  }
+  float out = 0.0f;
+  int any_nan = 0;
+  for (int j = 0; j < kWays; ++j) {
+    out = m[j] > out ? m[j] : out;
+    any_nan |= nan[j];
+  }
+  return any_nan ? std::numeric_limits<float>::quiet_NaN() : out;
+}
+
+}  // namespace
+
+const QuantMap& quant_map(int id) { return kMaps[id]; }
+
+void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, int block, int64_t first, int64_t n,
+                float* out) {
+  const float* m = map.values;
+  for (int64_t b = 0; b < n; b += block) {
+    const int64_t len = n - b < block ? n - b : block;
+    const float scale = scales[(first + b) / block];
+    const int64_t at = first + b;
+    if (map.bits == 8) {
+      for (int64_t i = 0; i < len; ++i) out[b + i] = m[codes[at + i]] * scale;
+    } else {
+      for (int64_t i = 0; i < len; ++i) {
+        const int64_t e = at + i;
+        out[b + i] = m[(codes[e >> 1] >> ((e & 1) * 4)) & 15] * scale;
+      }
+    }
+  }
+}
+
+// The code of v rounded stochastically with 24 random bits: between the entries around it.
+inline int stochastic_code(const QuantMap& map, const Search& s, float v, uint32_t random24) {
+  if (v != v) return 0;
+  const int c = nearest(s, v);
+  const int lo = map.values[c] > v ? c - 1 : c;  // the entry at or below v
+  if (lo < 0) return 0;
+  if (lo == map.size - 1) return lo;
+  const float up = (v - map.values[lo]) / (map.values[lo + 1] - map.values[lo]);
+  return float(random24) * 0x1p-24f < up ? lo + 1 : lo;
+}
+
+void quantize(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
+              float* scales, bool stochastic, uint64_t key) {
+  const Search& s = search_of(map);
+  alignas(64) float v[kMaxQuantBlock];
+  alignas(64) uint8_t c[kMaxQuantBlock];
+  for (int64_t b = 0; b < n; b += block) {
+    const int64_t len = n - b < block ? n - b : block;
+    const float* x = in + b;
+    const float absmax = block_absmax(x, len);
+    scales[(first + b) / block] = absmax;
+    if (absmax == 0.0f) {
+      for (int64_t i = 0; i < len; ++i) v[i] = 0.0f;
+    } else {
+      for (int64_t i = 0; i < len; ++i) v[i] = x[i] / absmax;
+    }
+    const int64_t at = first + b;
+    if (stochastic) {
+      const uint64_t block_key = mix64(key ^ (static_cast<uint64_t>(at) >> 32));  // a block never crosses 2^32
+      for (int64_t i = 0; i < len; ++i) {
+        const uint32_t random24 = static_cast<uint32_t>(mix64(block_key ^ static_cast<uint64_t>(at + i)) >> 40);
+        c[i] = uint8_t(stochastic_code(map, s, v[i], random24));
+      }
+    } else {
+      for (int64_t i = 0; i < len; ++i) c[i] = uint8_t(nearest(s, v[i]));
+    }
+    if (map.bits == 8) {
+      for (int64_t i = 0; i < len; ++i) codes[at + i] = c[i];
+    } else {
+      // first and block are even: whole bytes, but a block may end on an odd element (the array's end).
+      for (int64_t i = 0; i < len; i += 2) codes[(at + i) >> 1] = uint8_t(c[i] | (i + 1 < len ? c[i + 1] << 4 : 0));
+    }
+  }
+}
+
+}  // namespace pyoptk

@@ -1,0 +1,60 @@
+// Block-quantized state (8- and 4-bit codes, one float32 absmax per block): the quantizer that
+// defines every bit, written once and compiled once (plain scalar C++, outside the per-ISA
+// units), so every ISA and thread count gives the same codes. The staging layer (staging.h)
+// dequantizes a block of codes into its float32 scratch, runs the op's float32 span, and
+// requantizes it here while it is still in L1: one pass over memory.
+//
+// Definition (README, "Quantized state"): for each block of `block` consecutive elements (the
+// last one may be shorter) absmax = max |x| (the quiet NaN 0x7fc00000 if any x is NaN); v = x / absmax (float32
+// division; v = 0 when absmax is 0); the code is the nearest entry of the map to v, found as the
+// number of midpoints (m[j] + m[j+1]) / 2 (exact in double) strictly below v: a tie goes to the
+// lower entry, NaN codes as 0. Dequantized: m[code] * absmax (a float32 product). 4-bit codes
+// pack two per byte, element 2i in the low nibble of byte i.
+#pragma once
+#include <cstdint>
+
+namespace pyoptk {
+
+enum QuantMapId : int { kQuantSigned8 = 0, kQuantUnsigned8, kQuantSigned4, kQuantUnsigned4, kNumQuantMaps };
+
+// Block sizes: powers of two in [kMinQuantBlock, kMaxQuantBlock]; the upper bound is a staging
+// block (kStageBlock), so a quantization block never straddles two staging blocks or threads.
+constexpr int kMinQuantBlock = 32;
+constexpr int kMaxQuantBlock = 512;
+
+struct QuantMap {
+  const float* values;  // ascending
+  int size;             // 256 or 16
+  int bits;             // 8 or 4
+  const char* name;
+};
+const QuantMap& quant_map(int id);  // id in [0, kNumQuantMaps)
+
+constexpr bool valid_quant_block(int64_t block) {
+  return block >= kMinQuantBlock && block <= kMaxQuantBlock && (block & (block - 1)) == 0;
+}
+// Bytes of codes for n elements.
+inline int64_t quant_code_bytes(int map_bits, int64_t n) { return map_bits == 8 ? n : (n + 1) / 2; }
+inline int64_t quant_blocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
+
+// Elements [first, first + n) of a quantized array (first a multiple of block; the range ends
+// on a block boundary or at the array's end): out = dequantized values.
+void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, int block, int64_t first, int64_t n,
+                float* out);
+// The inverse: codes and scales of those elements from in. stochastic: the code is drawn between
+// the two entries around v, up with probability (v - m[lo]) / (m[lo+1] - m[lo]) (unbiased inside
+// the map's range; outside it, the end entry), from 24 random bits of element e:
+// splitmix64(block_key ^ e) >> 40, where block_key = splitmix64(key ^ (e >> 32)).
+void quantize(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
+              float* scales, bool stochastic = false, uint64_t key = 0);
+
+// The 64-bit mixer (splitmix64's finaliser) that folds seeds, counters and indices into keys.
+inline uint64_t mix64(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace pyoptk
