@@ -19,6 +19,8 @@ class Plan:
         """Runs the update; returns the number of contiguous spans it ran as. coeffs: one set per
         slot, or a GroupSchedule computing them; grad_scale: grads are divided by it as they are
         read; rounding_key: 16-bit arrays rounded stochastically."""
+    def kernel_paths(self) -> list[tuple[int, str, str]]:
+        """How the last run stepped each param: (index, 'direct' | 'fused' | 'staged', why)."""
 
 def step(op: str, items: Sequence[tuple], coeffs: Sequence[Sequence[float]], grad_scale: Optional[float] = None,
          rounding_key: Optional[int] = None) -> int:

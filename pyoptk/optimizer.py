@@ -790,6 +790,14 @@ class Optimizer:
 
     # ----- checkpoints ------------------------------------------------------------------
     @_serialized
+    def kernel_paths(self) -> list[tuple[int, str, str]]:
+        """How the last ``step()`` ran each param it stepped, on the ISA ``pyoptk.isa()`` names:
+        ``(param index, "direct" | "fused" | "staged", why)``. "fused": 16-bit arrays converted in
+        registers by the layout's own kernel; "staged": converted a block at a time through a
+        float32 scratch in L1. Empty before the first step and for steps that are not one planned
+        pass (LBFGS, Adafactor, Muon, LAMB, LARS, SparseAdam, ``step_params``)."""
+        return [] if self._plan is None else list(self._plan.core.kernel_paths())
+
     def state_dict(self) -> dict[str, Any]:
         """torch's layout: params replaced by their index in group order. Arrays are references
         to the live state (as in torch): copy.deepcopy the result to snapshot it."""

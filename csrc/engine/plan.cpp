@@ -219,7 +219,9 @@ void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
   const bool plain_rounding = !options.scaled && !options.stochastic;
   const bool quantized = e.grain > 1;  // staged: the fused layouts read no codes
   const SpanFn fused = ((e.staged || e.mirror) && plain_rounding && !quantized) ? fused_layout(op_, e, grad_dtype) : nullptr;
+  e.path = KernelPath::kDirect;
   if (fused != nullptr) {
+    e.path = KernelPath::kFused;
     task.fn = fused;  // converts in registers: no staging
     if (e.mirror) {
       task.ptrs[2 + info.num_states] = e.mirror;  // where the master-weights kernels write it
@@ -240,10 +242,28 @@ void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
     std::copy(std::begin(e.quant), std::end(e.quant), st.quant);
     st.stochastic_codes = options.stochastic_codes;
     st.code_key = mix64(options.code_key ^ mix64(static_cast<uint64_t>(e.index)));
+    e.path = options.stochastic   ? KernelPath::kStagedRounding
+             : options.scaled     ? KernelPath::kStagedScaled
+             : quantized          ? KernelPath::kStagedQuantized
+             : e.staged || e.mirror ? KernelPath::kStagedNoLayout
+                                  : KernelPath::kStaged;  // only the grad's dtype differs
     out.stages.push_back(st);
     task.stage = &out.stages.back();
     task.grain = e.grain;
   }
+}
+
+const char* kernel_path_text(KernelPath path) {
+  switch (path) {
+    case KernelPath::kDirect: return "direct: every array in the dtype the kernel computes in";
+    case KernelPath::kFused: return "fused: 16-bit arrays converted in registers by the layout's own kernel";
+    case KernelPath::kStaged: return "staged: the grad comes in another dtype than the param";
+    case KernelPath::kStagedRounding: return "staged: stochastic rounding draws per element in the scratch block";
+    case KernelPath::kStagedScaled: return "staged: the grads are divided by grad_scale as they are read";
+    case KernelPath::kStagedQuantized: return "staged: block-quantized state, dequantized and requantized per block";
+    case KernelPath::kStagedNoLayout: return "staged: no fused kernel for this layout on the active ISA";
+  }
+  return "";
 }
 
 size_t StepPlan::finish(PreparedStep& out) const {

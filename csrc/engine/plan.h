@@ -54,6 +54,18 @@ struct StepOptions {
   int threads = 0;  // 0: pyoptk's setting
 };
 
+// How the last step ran an entry, and why (kernel_path_text says it in words).
+enum class KernelPath : uint8_t {
+  kDirect,         // every array in the dtype the op computes in: its span function as is
+  kFused,          // 16-bit arrays converted in registers by a fused layout's span function
+  kStaged,         // converted a block at a time through a float32 scratch (staging.h), because:
+  kStagedRounding,   // stochastic rounding
+  kStagedScaled,     // the grads are divided by grad_scale as they are read
+  kStagedQuantized,  // a block-quantized state
+  kStagedNoLayout,   // the active ISA has no fused kernel for this (param, grad, states, master) layout
+};
+const char* kernel_path_text(KernelPath path);
+
 // The checked tasks of one step, ready to run (they point into it: it stays where it is made).
 struct PreparedStep {
   PreparedStep() = default;
@@ -92,6 +104,7 @@ class StepPlan {
     int64_t grain = 1;                // the largest quantization block: threads split at its multiples
     char* mirror = nullptr;
     int8_t mirror_dtype = -1;
+    KernelPath path = KernelPath::kDirect;  // as of the last take()
     const char* checked_grad = nullptr;  // a grad buffer already found clear of every written array
     int checked_grad_dtype = -1;
     // The storage dtype its grad comes in: the 16-bit param's with master weights, else the param's.

@@ -49,6 +49,8 @@ PYBIND11_MODULE(_core, m) {
       .def("run", &Plan::run, py::arg("grads"), py::arg("coeffs"), py::arg("param_lists") = py::none(),
            py::arg("scalars") = py::none(), py::arg("grad_scale") = py::none(), py::arg("rounding_key") = py::none(),
            py::arg("code_key") = py::none())
+      .def("kernel_paths", &Plan::kernel_paths,
+           "How the last run stepped each param: (index, 'direct' | 'fused' | 'staged', why).")
       .def("__len__", &Plan::size);
   py::register_exception<StalePlan>(m, "StalePlan");
   m.def("quantize", &quantize_array, py::arg("values"), py::arg("map"), py::arg("block"), py::arg("key") = py::none(),

@@ -168,6 +168,16 @@ size_t Plan::run(py::sequence grads_in, py::object coeff_sets, py::object param_
   return spans;
 }
 
+std::vector<std::tuple<int64_t, std::string, std::string>> Plan::kernel_paths() const {
+  std::vector<std::tuple<int64_t, std::string, std::string>> out;
+  for (size_t i = 0; i < core_.size(); ++i) {
+    const StepPlan::Entry& e = core_.entry(i);
+    const std::string text = kernel_path_text(e.path);
+    out.emplace_back(e.index, text.substr(0, text.find(':')), text.substr(text.find(':') + 2));
+  }
+  return out;
+}
+
 size_t step(const std::string& op, py::sequence items, py::object coeff_sets, py::object grad_scale,
             py::object rounding_key) {
   Plan plan(op, items);

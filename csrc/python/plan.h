@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "../engine/errors.h"
@@ -46,6 +47,8 @@ class Plan {
              pybind11::object code_key = pybind11::none());
 
   size_t size() const { return entries_.size(); }
+  // How the last run stepped each entry: (param index, "direct" | "fused" | "staged", why).
+  std::vector<std::tuple<int64_t, std::string, std::string>> kernel_paths() const;
 
  private:
   // The Python side of an engine entry: its arrays (referenced for the plan's life), as checked.
