@@ -44,11 +44,13 @@ def test_each_reason_for_staging_is_named(all_isas_threads):
 
 def test_16_bit_layouts_are_fused_where_a_kernel_exists(all_isas_threads):
     # Every ISA (scalar included: it converts one element at a time) has the fused layouts of
-    # kernels_stored.cpp: 16-bit everywhere, 16-bit param and grad with float32 states, master
+    # kernels_stored.cpp: 16-bit everywhere, 16-bit param and grad with float32 states, float32
+    # param and grad with bfloat16 states (state_dtype), master
     # weights with float32 states; master weights with 16-bit states are staged.
     for _ in all_isas_threads():
         assert _paths(BF16)[0][0] == (0, "fused")
         assert _paths(np.float16, state_dtype="float32")[0][0] == (0, "fused")
+        assert _paths(np.float32, state_dtype="bfloat16")[0][0] == (0, "fused")
         paths, why = _paths(BF16, master_weights=True, state_dtype="float32")
         assert paths[0] == (0, "fused") and "in registers" in why
         paths, why = _paths(BF16, master_weights=True)

@@ -1,6 +1,6 @@
 // Compiled once per ISA next to kernels.cpp: fused layouts for the ops most used with 16-bit
 // storage (torch's fused CPU optimizers, and the roofline probe that measures them). The span
-// loop reads the storage kinds of kFusedKinds (params and grads, and states) and rounds its
+// loop reads the storage kinds of kFusedKinds (params and grads, states, or both) and rounds its
 // results back in registers, and likewise under master weights with float32 states; any other
 // mixed layout, and these ops with a grad scale, float32 grads or stochastic rounding, go through
 // the staging layer (staging.h) with the same bits.
@@ -58,7 +58,8 @@ template <class Op, class P, class S, class G, class M>
 SpanFn match(const StoredLayout& l, int mode) {
   constexpr bool kMirrorSlot = std::is_void<M>::value || Op::kNumStates < kMaxStates;
 #ifdef PYOPTK_ISA_BASE
-  constexpr bool kOwn = std::is_same<G, bf16_t>::value;
+  constexpr bool kOwn = std::is_same<P, bf16_t>::value || std::is_same<S, bf16_t>::value ||
+                       std::is_same<G, bf16_t>::value || std::is_same<M, bf16_t>::value;
 #else
   constexpr bool kOwn = true;
 #endif
@@ -71,13 +72,15 @@ SpanFn match(const StoredLayout& l, int mode) {
   return nullptr;
 }
 
-// Per fused kind R: R everywhere; R param and grad with float32 states; master weights (a
-// float32 param and states, an R grad, and the R param written from the result).
+// Per fused kind R: R everywhere; R param and grad with float32 states; float32 param and grad
+// with R states (state_dtype); master weights (a float32 param and states, an R grad, and the R
+// param written from the result).
 template <class Op, int... kDtypes>
 SpanFn find_layout(Kinds<kDtypes...>, const StoredLayout& l, int mode) {
   SpanFn fn = nullptr;
   ((fn = fn ? fn : match<Op, Stored<kDtypes>, Stored<kDtypes>, Stored<kDtypes>, void>(l, mode)), ...);
   ((fn = fn ? fn : match<Op, Stored<kDtypes>, float, Stored<kDtypes>, void>(l, mode)), ...);
+  ((fn = fn ? fn : match<Op, float, Stored<kDtypes>, float, void>(l, mode)), ...);
   ((fn = fn ? fn : match<Op, float, float, Stored<kDtypes>, Stored<kDtypes>>(l, mode)), ...);
   return fn;
 }
