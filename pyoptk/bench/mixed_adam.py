@@ -1,4 +1,4 @@
-"""Adam at DRAM sizes in four storage layouts, against the roofline probe for the same bytes,
+"""Adam at DRAM sizes in five storage layouts, against the roofline probe for the same bytes,
 torch's fused bf16 Adam and DeepSpeed's CPU Adam (fp32, bf16 params with fp32 state, all-bf16:
 the same bytes per element as pyoptk's layouts of those names), all interleaved in one process
 (medians of rounds, ratios in-run):
@@ -6,8 +6,9 @@ the same bytes per element as pyoptk's layouts of those names), all interleaved 
     python -m pyoptk.bench.mixed_adam --size 1e8 --threads 1,2 --reps 7 --json mixed_adam_1e8.json
     python bench/mixed_adam.py ...     # the same, from a checkout (bench/RESULTS.md's runs)
 
-layouts (bytes moved per element):  fp32 28 | bf16 params+grads, fp32 state 22 | all-bf16 14 |
-bf16 params+grads with fp32 master weights and fp32 state 28 (the bf16 param is written, never read).
+layouts (bytes moved per element):  fp32 28 | bf16 params+grads, fp32 state 22 | fp32 params+grads,
+bf16 state 20 | all-bf16 14 | bf16 params+grads with fp32 master weights and fp32 state 28 (the
+bf16 param is written, never read).
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ F32 = np.dtype(np.float32)
 LAYOUTS = {
     "fp32": (F32, F32, False, 28),
     "bf16+fp32-state": (BF16, F32, False, 22),
+    "fp32+bf16-state": (F32, BF16, False, 20),
     "all-bf16": (BF16, BF16, False, 14),
     "bf16+master+fp32-state": (BF16, F32, True, 28),
 }
