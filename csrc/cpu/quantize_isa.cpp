@@ -36,9 +36,16 @@ inline __m256i load_codes(const uint8_t* codes, int bits, int64_t e) {
   return _mm256_and_si256(_mm256_srlv_epi32(bytes, shift), _mm256_set1_epi32(15));
 }
 
+// Entries of a 16-entry map held in two registers: a permute of each, picked by the code's bit 3.
+inline __m256 entry16(__m256 low, __m256 high, __m256i code) {
+  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(low, code), _mm256_permutevar8x32_ps(high, code),
+                          _mm256_castsi256_ps(_mm256_slli_epi32(code, 28)));
+}
+
 void dequantize_isa(const QuantMap& map, const uint8_t* codes, const float* scales, int block, int64_t first, int64_t n,
                     float* out) {
   const float* m = map.values;
+  const __m256 low = _mm256_loadu_ps(m), high = map.bits == 8 ? low : _mm256_loadu_ps(m + 8);
   for (int64_t b = 0; b < n; b += block) {
     const int64_t len = n - b < block ? n - b : block;
     const float scale = scales[(first + b) / block];
@@ -46,7 +53,8 @@ void dequantize_isa(const QuantMap& map, const uint8_t* codes, const float* scal
     const int64_t at = first + b;
     int64_t i = 0;
     for (; i + 8 <= len; i += 8) {
-      const __m256 entry = _mm256_i32gather_ps(m, load_codes(codes, map.bits, at + i), 4);
+      const __m256i code = load_codes(codes, map.bits, at + i);
+      const __m256 entry = map.bits == 8 ? _mm256_i32gather_ps(m, code, 4) : entry16(low, high, code);
       _mm256_storeu_ps(out + b + i, _mm256_mul_ps(entry, vscale));
     }
     for (; i < len; ++i) out[b + i] = m[code_at(codes, map.bits, at + i)] * scale;
