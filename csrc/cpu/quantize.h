@@ -1,8 +1,9 @@
 // Block-quantized state (8- and 4-bit codes, one float32 absmax per block): the quantizer that
 // defines every bit, written once and compiled once (plain scalar C++, outside the per-ISA
-// units), so every ISA and thread count gives the same codes. The staging layer (staging.h)
-// dequantizes a block of codes into its float32 scratch, runs the op's float32 span, and
-// requantizes it here while it is still in L1: one pass over memory.
+// units): the reference. The staging layer (staging.h) dequantizes a block of codes into its
+// float32 scratch, runs the op's float32 span, and requantizes it while it is still in L1: one
+// pass over memory, through the ISA's QuantFns (quantize_isa.cpp: the same lookups, vectorized,
+// the same codes; tests/test_quantize_isa.py), or this reference for stochastic codes.
 //
 // Definition (README, "Quantized state"): for each block of `block` consecutive elements (the
 // last one may be shorter) absmax = max |x| (the quiet NaN 0x7fc00000 if any x is NaN); v = x / absmax (float32
