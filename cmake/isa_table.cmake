@@ -9,7 +9,7 @@
 # compiler FLAGS and the lane header csrc/include/pyoptk/simd/<h>.h (none: plain float/double
 # lanes); the ISA runs where the CPU has every CPU feature (x86: __builtin_cpu_supports names;
 # aarch64: csrc/cpu/arm_cpu.h's names). An ISA with a BASE rebuilds only its 16-bit units
-# (kernels_stored.cpp, convert.cpp) and runs its base's other kernels (csrc/cpu/isa_table.cpp).
+# (kernels_stored.cpp, convert.cpp, quantize_isa.cpp) and runs its base's other kernels (csrc/cpu/isa_table.cpp).
 # Rows are listed lowest first: the last one the CPU supports runs.
 #
 # PYOPTK_ISAS (empty: all): the only ISAs to build besides scalar, e.g. "neon;sve256" (.ci/arm.sh
@@ -29,7 +29,8 @@ function(pyoptk_isa isa)
   endif()
   set(cpu ${PYOPTK_SOURCE_ROOT}/csrc/cpu)
   set(units pyoptk_kernels_${isa}_stored)
-  add_library(pyoptk_kernels_${isa}_stored OBJECT ${cpu}/kernels_stored.cpp ${cpu}/convert.cpp ${cpu}/isa_table.cpp)
+  add_library(pyoptk_kernels_${isa}_stored OBJECT ${cpu}/kernels_stored.cpp ${cpu}/convert.cpp ${cpu}/quantize_isa.cpp
+              ${cpu}/isa_table.cpp)
   if(ARG_BASE)
     target_compile_definitions(pyoptk_kernels_${isa}_stored PRIVATE PYOPTK_ISA_BASE=${ARG_BASE})
   else()

@@ -173,6 +173,7 @@ def faults(comm) -> None:
     expect_error(comm, make(initial_params(np.float32), lr=-1.0 if rank == last else 0.1),
                  f"refused on rank {last}", "Invalid learning rate")
     expect_error(comm, make(initial_params(np.float32), pyoptk.LAMB), "cannot shard LAMB", "trust ratio")
+    expect_error(comm, make(initial_params(np.float32), state_dtype="int8"), "state_dtype='int8'", "block boundaries")
 
     params, ref = initial_params(np.float32), initial_params(np.float32)
     opt, single = ShardedOptimizer(params, pyoptk.Adam, comm, bucket_bytes=100), pyoptk.Adam(ref)

@@ -104,6 +104,8 @@ ReduceFn reduce_lookup(int kind, int dtype) { return active()->reduce(kind, dtyp
 
 const ConvertFns* convert_fns() { return active()->convert(); }
 
+const QuantFns* quant_fns() { return active()->quant(); }
+
 SpanFn lookup_stored(int op, const StoredLayout& layout, int mode) { return active()->stored(op, layout, mode); }
 
 }  // namespace pyoptk

@@ -19,6 +19,7 @@ void set_active_isa(int isa);  // caller checks isa_available first
 SpanFn lookup(int op, int dtype, int mode);
 ReduceFn reduce_lookup(int kind, int dtype);
 const ConvertFns* convert_fns();  // indexed by Dtype
+const QuantFns* quant_fns();
 SpanFn lookup_stored(int op, const StoredLayout& layout, int mode);  // nullptr: no fused kernel
 
 }  // namespace pyoptk

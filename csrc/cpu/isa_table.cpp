@@ -19,6 +19,7 @@ namespace pyoptk {
 inline namespace PYOPTK_ISA_NS {
 SpanFn find_stored(int op, const StoredLayout& layout, int mode);  // kernels_stored.cpp
 const ConvertFns* convert_table();                                 // convert.cpp
+const QuantFns* quant_table();                                     // quantize_isa.cpp
 }  // namespace PYOPTK_ISA_NS
 
 namespace PYOPTK_ISA_BASE {
@@ -41,10 +42,11 @@ SpanFn find_stored_or_base(int op, const StoredLayout& layout, int mode) {
 template <int... kShards>
 constexpr IsaTable make_table(std::integer_sequence<int, kShards...>) {
 #ifdef PYOPTK_OWN_KERNELS
-  return {PYOPTK_STR(PYOPTK_ISA_NS), {&find_span<kShards>...}, &find_reduce, &convert_table, &find_stored};
+  return {PYOPTK_STR(PYOPTK_ISA_NS), {&find_span<kShards>...}, &find_reduce, &convert_table, &quant_table,
+          &find_stored};
 #else
   return {PYOPTK_STR(PYOPTK_ISA_NS), {&PYOPTK_ISA_BASE::find_span<kShards>...}, &PYOPTK_ISA_BASE::find_reduce,
-          &convert_table, &find_stored_or_base};
+          &convert_table, &quant_table, &find_stored_or_base};
 #endif
 }
 

@@ -32,6 +32,16 @@ struct ConvertFns {
   void (*narrow_sr)(const float* src, void* dst, int64_t n, uint32_t key, uint32_t index);
 };
 
+struct QuantMap;  // quantize.h
+// Block-quantized state on one ISA (csrc/cpu/quantize_isa.cpp): quantize.h's dequantize and its
+// quantize with nearest rounding (the staging layer's; stochastic codes run the reference).
+struct QuantFns {
+  void (*dequantize)(const QuantMap& map, const uint8_t* codes, const float* scales, int block, int64_t first,
+                     int64_t n, float* out);
+  void (*quantize)(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
+                   float* scales);
+};
+
 // The storage kinds of a fused layout: the span loop reads and writes them in registers
 // (csrc/cpu/kernels_stored.cpp). master: under master weights the 16-bit param's kind (written
 // from the float32 param's result, in ptrs[2 + the op's state count]), else kNoMaster.
@@ -48,6 +58,7 @@ struct IsaTable {
   SpanLookup span[kKernelShards];                  // by shard: op % kKernelShards
   ReduceFn (*reduce)(int kind, int dtype);         // nullptr out of range
   const ConvertFns* (*convert)();                  // indexed by Dtype
+  const QuantFns* (*quant)();
   SpanFn (*stored)(int op, const StoredLayout& layout, int mode);  // nullptr: the staging layer runs it
 };
 

@@ -4,62 +4,33 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "quant_maps.h"
 
 namespace pyoptk {
 namespace {
 
-// The nearest-entry search: code(v) = #{j : mid[j] < v}, branch-free. A table indexed by the top
-// kKeyBits of v's order-preserving key gives the count below the bucket's least value; at most
-// kScan midpoints lie inside a bucket (checked when the table is made), so kScan comparisons
-// with the next thresholds finish the count. The thresholds are the midpoints rounded down to
-// float32: for a float32 v, v > t[j] exactly when v > mid[j] (mid[j] is exact in double).
-constexpr int kKeyBits = 14;
-constexpr int kBuckets = 1 << kKeyBits;
-constexpr int kScan = 3;
-
-// An unsigned key in the order of the float values (for non-NaN floats).
-inline uint32_t order_key(float f) {
-  uint32_t u;
-  std::memcpy(&u, &f, 4);
-  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-inline float key_value(uint32_t key) {
-  const uint32_t u = (key & 0x80000000u) ? (key & 0x7fffffffu) : ~key;
-  float f;
-  std::memcpy(&f, &u, 4);
-  return f;
-}
-
-struct Search {
-  float threshold[255 + kScan];  // padded with +inf: never below a v in [-1, 1]
-  uint8_t start[kBuckets];
-};
-
-Search make_search(const QuantMap& map) {
-  Search s{};
+void make_search(const QuantMap& map, QuantSearch& s) {
+  static_assert(32 - kQuantKeyBits <= 16, "a threshold's low key bits fit the bucket word's low half");
   const int last = map.size - 1;
-  double mid[255];
+  std::vector<uint32_t> word(kQuantBuckets, 0xffffu);  // per bucket: its threshold's low key bits, or 0xffff
+  std::vector<uint8_t> count(kQuantBuckets, 0);
   for (int j = 0; j < last; ++j) {
-    mid[j] = (double(map.values[j]) + double(map.values[j + 1])) / 2;
-    float t = static_cast<float>(mid[j]);
-    if (double(t) > mid[j]) t = std::nextafter(t, -std::numeric_limits<float>::infinity());
-    s.threshold[j] = t;
+    const double mid = (double(map.values[j]) + double(map.values[j + 1])) / 2;
+    float t = static_cast<float>(mid);
+    if (double(t) > mid) t = std::nextafter(t, -std::numeric_limits<float>::infinity());
+    const uint32_t key = quant_order_key(t);
+    const uint32_t b = key >> (32 - kQuantKeyBits);
+    if (t == 0.0f || count[b] != 0) std::abort();  // a map whose buckets need more comparisons
+    word[b] = key & kQuantLowMask;
+    ++count[b];
   }
-  for (int j = last; j < last + kScan; ++j) s.threshold[j] = std::numeric_limits<float>::infinity();
-  int before = 0;
-  for (int b = 0; b < kBuckets; ++b) {
-    const float least = key_value(uint32_t(b) << (32 - kKeyBits));
-    int count = 0;
-    if (!std::isnan(least)) {
-      while (count < last && mid[count] < double(least)) ++count;
-    }
-    if (count - before > kScan) std::abort();  // a map whose buckets need more comparisons
-    before = count;
-    s.start[b] = static_cast<uint8_t>(count);
+  int below = 0;
+  for (int b = 0; b < kQuantBuckets; ++b) {
+    s.bucket[b] = (uint32_t(below) << 16) | word[b];
+    below += count[b];
   }
-  return s;
 }
 
 const QuantMap kMaps[kNumQuantMaps] = {
@@ -69,18 +40,18 @@ const QuantMap kMaps[kNumQuantMaps] = {
     {qmaps::kUnsigned4, 16, 4, "unsigned 4-bit linear without zero"},
 };
 
-const Search& search_of(const QuantMap& map) {
-  static const Search searches[kNumQuantMaps] = {make_search(kMaps[0]), make_search(kMaps[1]), make_search(kMaps[2]),
-                                                 make_search(kMaps[3])};
+}  // namespace
+
+const QuantSearch& quant_search(const QuantMap& map) {
+  static const std::vector<QuantSearch> searches = [] {
+    std::vector<QuantSearch> out(kNumQuantMaps);  // 256 KiB each: on the heap, not a thread's stack
+    for (int id = 0; id < kNumQuantMaps; ++id) make_search(kMaps[id], out[id]);
+    return out;
+  }();
   return searches[&map - kMaps];
 }
 
-inline int nearest(const Search& s, float v) {
-  const int c = s.start[order_key(v) >> (32 - kKeyBits)];
-  int code = c;
-  for (int i = 0; i < kScan; ++i) code += v > s.threshold[c + i];
-  return v == v ? code : 0;  // NaN: 0
-}
+namespace {
 
 // max |x|; a block holding a NaN has the canonical quiet NaN (whatever its NaNs' payloads). Eight
 // running maxima (max is exact, so their order changes nothing) let the compiler vectorize it.
@@ -133,9 +104,9 @@ void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, 
 }
 
 // The code of v rounded stochastically with 24 random bits: between the entries around it.
-inline int stochastic_code(const QuantMap& map, const Search& s, float v, uint32_t random24) {
+inline int stochastic_code(const QuantMap& map, const QuantSearch& s, float v, uint32_t random24) {
   if (v != v) return 0;
-  const int c = nearest(s, v);
+  const int c = quant_nearest(s, v);
   const int lo = map.values[c] > v ? c - 1 : c;  // the entry at or below v
   if (lo < 0) return 0;
   if (lo == map.size - 1) return lo;
@@ -145,7 +116,7 @@ inline int stochastic_code(const QuantMap& map, const Search& s, float v, uint32
 
 void quantize(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
               float* scales, bool stochastic, uint64_t key) {
-  const Search& s = search_of(map);
+  const QuantSearch& s = quant_search(map);
   alignas(64) float v[kMaxQuantBlock];
   alignas(64) uint8_t c[kMaxQuantBlock];
   for (int64_t b = 0; b < n; b += block) {
@@ -166,7 +137,7 @@ void quantize(const QuantMap& map, const float* in, int block, int64_t first, in
         c[i] = uint8_t(stochastic_code(map, s, v[i], random24));
       }
     } else {
-      for (int64_t i = 0; i < len; ++i) c[i] = uint8_t(nearest(s, v[i]));
+      for (int64_t i = 0; i < len; ++i) c[i] = uint8_t(quant_nearest(s, v[i]));
     }
     if (map.bits == 8) {
       for (int64_t i = 0; i < len; ++i) codes[at + i] = c[i];

@@ -1,8 +1,9 @@
 // Block-quantized state (8- and 4-bit codes, one float32 absmax per block): the quantizer that
 // defines every bit, written once and compiled once (plain scalar C++, outside the per-ISA
-// units), so every ISA and thread count gives the same codes. The staging layer (staging.h)
-// dequantizes a block of codes into its float32 scratch, runs the op's float32 span, and
-// requantizes it here while it is still in L1: one pass over memory.
+// units): the reference. The staging layer (staging.h) dequantizes a block of codes into its
+// float32 scratch, runs the op's float32 span, and requantizes it while it is still in L1: one
+// pass over memory, through the ISA's QuantFns (quantize_isa.cpp: the same lookups, vectorized,
+// the same codes; tests/test_quantize_isa.py), or this reference for stochastic codes.
 //
 // Definition (README, "Quantized state"): for each block of `block` consecutive elements (the
 // last one may be shorter) absmax = max |x| (the quiet NaN 0x7fc00000 if any x is NaN); v = x / absmax (float32
@@ -12,6 +13,7 @@
 // pack two per byte, element 2i in the low nibble of byte i.
 #pragma once
 #include <cstdint>
+#include <cstring>
 
 namespace pyoptk {
 
@@ -47,6 +49,37 @@ void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, 
 // splitmix64(block_key ^ e) >> 40, where block_key = splitmix64(key ^ (e >> 32)).
 void quantize(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
               float* scales, bool stochastic = false, uint64_t key = 0);
+
+// The nearest-entry search: code(v) = #{j : mid[j] < v}, branch-free, one table lookup. The
+// thresholds are the midpoints rounded down to float32: for a float32 v, v > t[j] exactly when
+// v > mid[j] (mid[j] is exact in double). v's order-preserving 32-bit key (below) compares as v
+// does; its top kQuantKeyBits pick a bucket, which holds at most one threshold (checked when the
+// table is made; no threshold is +-0, where keys and floats disagree). The bucket's word is the
+// count of thresholds in the buckets below it (high 16 bits) and the low 16 key bits of its own
+// threshold (0xffff: none, which no key exceeds), so the code is that count plus one comparison.
+// Written once here; the per-ISA units (quantize_isa.cpp) run the same lookup lane by lane.
+constexpr int kQuantKeyBits = 16;
+constexpr int kQuantBuckets = 1 << kQuantKeyBits;
+constexpr uint32_t kQuantLowMask = (uint32_t{1} << (32 - kQuantKeyBits)) - 1;
+
+struct QuantSearch {
+  uint32_t bucket[kQuantBuckets];
+};
+const QuantSearch& quant_search(const QuantMap& map);
+
+// An unsigned key in the order of the float values (for non-NaN floats; -0 just below +0).
+inline uint32_t quant_order_key(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+inline int quant_nearest(const QuantSearch& s, float v) {
+  const uint32_t key = quant_order_key(v);
+  const uint32_t word = s.bucket[key >> (32 - kQuantKeyBits)];
+  const int code = int(word >> 16) + int((key & kQuantLowMask) > (word & 0xffffu));
+  return v == v ? code : 0;  // NaN: 0
+}
 
 // The 64-bit mixer (splitmix64's finaliser) that folds seeds, counters and indices into keys.
 inline uint64_t mix64(uint64_t x) {

@@ -55,7 +55,7 @@ void run_staged(const Task& task, int64_t begin, int64_t n) {
         ptrs[k] = nullptr;
       } else if (q.map != nullptr) {
         float* block = reinterpret_cast<float*>(scratch[k]);
-        dequantize(*q.map, reinterpret_cast<const uint8_t*>(base), q.scales, q.block, at, m, block);
+        st.qfn->dequantize(*q.map, reinterpret_cast<const uint8_t*>(base), q.scales, q.block, at, m, block);
         ptrs[k] = reinterpret_cast<char*>(block);
       } else if (!staged[k]) {
         ptrs[k] = base + at * item_size(dtype);  // in place
@@ -73,9 +73,11 @@ void run_staged(const Task& task, int64_t begin, int64_t n) {
       if (k == 1 || !staged[k]) continue;
       const float* result = reinterpret_cast<const float*>(scratch[k]);
       const QuantSlot& q = st.quant[k];
-      if (q.map != nullptr) {
-        quantize(*q.map, result, q.block, at, m, reinterpret_cast<uint8_t*>(task.ptrs[k]), q.scales, st.stochastic_codes,
+      if (q.map != nullptr && st.stochastic_codes) {
+        quantize(*q.map, result, q.block, at, m, reinterpret_cast<uint8_t*>(task.ptrs[k]), q.scales, true,
                  mix64(st.code_key ^ static_cast<uint64_t>(k)));
+      } else if (q.map != nullptr) {
+        st.qfn->quantize(*q.map, result, q.block, at, m, reinterpret_cast<uint8_t*>(task.ptrs[k]), q.scales);
       } else {
         store_narrow(st, k, st.dtype[k], result, task.ptrs[k] + at * item_size(st.dtype[k]), at, m);
       }

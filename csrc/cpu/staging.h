@@ -21,6 +21,7 @@ struct QuantSlot {
 
 struct Staging {
   const ConvertFns* cvt;              // of the ISA the step runs on, indexed by Dtype
+  const QuantFns* qfn = nullptr;      // of that ISA: the quantized slots' (de)quantization
   int8_t dtype[2 + kMaxStates];       // storage dtype per slot {param, grad, states}; not is_narrow: in place
   char* mirror = nullptr;             // master weights: the narrow param, rounded from slot 0's result
   int8_t mirror_dtype = kFloat32;

@@ -230,6 +230,7 @@ void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
   } else if (e.staged || grad_dtype != e.dtype || options.scaled) {
     Staging st;
     st.cvt = out.cvt;
+    st.qfn = quant_fns();
     std::copy(std::begin(e.slot_dtype), std::end(e.slot_dtype), st.dtype);
     st.dtype[1] = static_cast<int8_t>(grad_dtype);
     if (e.mirror) {

@@ -159,6 +159,7 @@ void prepare_rows(int op, const std::vector<RowEntrySpec>& entries, const CoeffB
       if (r.staged) {
         Staging st;
         st.cvt = cvt;
+        st.qfn = quant_fns();
         std::copy(std::begin(r.slot_dtype), std::end(r.slot_dtype), st.dtype);
         if (r.mirror != nullptr) {
           st.mirror = r.mirror + row * n * 2;

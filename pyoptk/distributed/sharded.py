@@ -78,6 +78,12 @@ class ShardedOptimizer(Optimizer):
                 raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
             if isinstance(bucket_bytes, bool) or not isinstance(bucket_bytes, int) or not 0 < bucket_bytes <= 1 << 30:
                 raise ValueError(f"bucket_bytes must be an int in (0, 2**30], got {bucket_bytes!r}")
+            if defaults.get("state_dtype") in ("int8", "int4"):
+                # Shards cut params at element boundaries, not at quantization blocks, and each
+                # piece would meet min_8bit_size alone: not one process's codes (issue 22).
+                raise ValueError(f"ShardedOptimizer does not support state_dtype={defaults['state_dtype']!r}: "
+                                 "shards split params at any element, not at quantization block boundaries; "
+                                 "use float32 or bfloat16 state")
             self._optimizer_class, self._kwargs = optimizer_class, dict(defaults)
             self._precision = {k: v for k, v in defaults.items() if k in PRECISION_KEYS}
             self._checked: set[str] = set()

@@ -1,0 +1,156 @@
+// Compiled once per ISA next to convert.cpp: quantize.h's dequantize and nearest-rounding quantize
+// for the staging layer, vectorized where the ISA has gathers (AVX2, and AVX-512 through the same
+// code), else quantize.cpp's scalar reference itself. Bit-identical to the reference: absmax is a
+// max (exact in any order), v = x / absmax an IEEE division per lane, the code the same table
+// lookup and integer comparison as quant_nearest, the dequantized
+// value the same float32 product.
+#include "kernel_table.h"
+#include "quantize.h"
+
+#if defined(__AVX2__)
+#include <immintrin.h>
+
+#include <cmath>
+#include <limits>
+#endif
+
+namespace pyoptk {
+inline namespace PYOPTK_ISA_NS {
+namespace {
+
+#if defined(__AVX2__)
+
+// The element of a code array: 8-bit codes one per byte, 4-bit ones two per byte (quantize.h).
+inline int code_at(const uint8_t* codes, int bits, int64_t e) {
+  return bits == 8 ? codes[e] : (codes[e >> 1] >> ((e & 1) * 4)) & 15;
+}
+
+// Eight codes from element e (a multiple of 8) as int32 lanes.
+inline __m256i load_codes(const uint8_t* codes, int bits, int64_t e) {
+  if (bits == 8) return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + e)));
+  uint32_t word;
+  std::memcpy(&word, codes + (e >> 1), 4);
+  const __m256i bytes = _mm256_set1_epi32(static_cast<int>(word));
+  // lane i holds nibble i of the word: byte i / 2, low nibble for even i
+  const __m256i shift = _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28);
+  return _mm256_and_si256(_mm256_srlv_epi32(bytes, shift), _mm256_set1_epi32(15));
+}
+
+// Entries of a 16-entry map held in two registers: a permute of each, picked by the code's bit 3.
+inline __m256 entry16(__m256 low, __m256 high, __m256i code) {
+  return _mm256_blendv_ps(_mm256_permutevar8x32_ps(low, code), _mm256_permutevar8x32_ps(high, code),
+                          _mm256_castsi256_ps(_mm256_slli_epi32(code, 28)));
+}
+
+void dequantize_isa(const QuantMap& map, const uint8_t* codes, const float* scales, int block, int64_t first, int64_t n,
+                    float* out) {
+  const float* m = map.values;
+  const __m256 low = _mm256_loadu_ps(m), high = map.bits == 8 ? low : _mm256_loadu_ps(m + 8);
+  for (int64_t b = 0; b < n; b += block) {
+    const int64_t len = n - b < block ? n - b : block;
+    const float scale = scales[(first + b) / block];
+    const __m256 vscale = _mm256_set1_ps(scale);
+    const int64_t at = first + b;
+    int64_t i = 0;
+    for (; i + 8 <= len; i += 8) {
+      const __m256i code = load_codes(codes, map.bits, at + i);
+      const __m256 entry = map.bits == 8 ? _mm256_i32gather_ps(m, code, 4) : entry16(low, high, code);
+      _mm256_storeu_ps(out + b + i, _mm256_mul_ps(entry, vscale));
+    }
+    for (; i < len; ++i) out[b + i] = m[code_at(codes, map.bits, at + i)] * scale;
+  }
+}
+
+// max |x| as block_absmax (quantize.cpp) finds it: the canonical quiet NaN if any x is NaN.
+inline float absmax_of(const float* x, int64_t n) {
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 most = _mm256_setzero_ps(), nan = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 a = _mm256_and_ps(_mm256_loadu_ps(x + i), magnitude);
+    nan = _mm256_or_ps(nan, _mm256_cmp_ps(a, a, _CMP_UNORD_Q));
+    most = _mm256_max_ps(a, most);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, most);
+  bool any_nan = _mm256_movemask_ps(nan) != 0;
+  float out = 0.0f;
+  for (float lane : lanes) out = lane > out ? lane : out;
+  for (; i < n; ++i) {
+    const float a = std::fabs(x[i]);
+    any_nan |= a != a;
+    out = a > out ? a : out;
+  }
+  return any_nan ? std::numeric_limits<float>::quiet_NaN() : out;
+}
+
+// quant_nearest on eight lanes: the bucket's word by one gather, one unsigned comparison of the
+// low key bits (both below 2^16: a signed one is the same); NaN lanes code 0.
+inline __m256i nearest8(const QuantSearch& s, __m256 v) {
+  const __m256i u = _mm256_castps_si256(v);
+  const __m256i key = _mm256_xor_si256(u, _mm256_or_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32(int(0x80000000u))));
+  const __m256i word = _mm256_i32gather_epi32(reinterpret_cast<const int*>(s.bucket),
+                                               _mm256_srli_epi32(key, 32 - kQuantKeyBits), 4);
+  const __m256i low = _mm256_set1_epi32(int(kQuantLowMask));
+  const __m256i above = _mm256_cmpgt_epi32(_mm256_and_si256(key, low), _mm256_and_si256(word, _mm256_set1_epi32(0xffff)));
+  const __m256i code = _mm256_sub_epi32(_mm256_srli_epi32(word, 16), above);
+  return _mm256_and_si256(code, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_ORD_Q)));
+}
+
+void quantize_isa(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
+                  float* scales) {
+  const QuantSearch& s = quant_search(map);
+  for (int64_t b = 0; b < n; b += block) {
+    const int64_t len = n - b < block ? n - b : block;
+    const float* x = in + b;
+    const float absmax = absmax_of(x, len);
+    scales[(first + b) / block] = absmax;
+    const bool zero = absmax == 0.0f;
+    const __m256 vabsmax = _mm256_set1_ps(absmax);
+    const auto scaled = [&](int64_t i) {
+      return zero ? _mm256_setzero_ps() : _mm256_div_ps(_mm256_loadu_ps(x + i), vabsmax);
+    };
+    const int64_t at = first + b;
+    int64_t i = 0;
+    for (; i + 32 <= len; i += 32) {  // 32 codes: packed to bytes, in order
+      const __m256i c0 = nearest8(s, scaled(i)), c1 = nearest8(s, scaled(i + 8));
+      const __m256i c2 = nearest8(s, scaled(i + 16)), c3 = nearest8(s, scaled(i + 24));
+      const __m256i bytes = _mm256_permutevar8x32_epi32(
+          _mm256_packus_epi16(_mm256_packus_epi32(c0, c1), _mm256_packus_epi32(c2, c3)),
+          _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+      if (map.bits == 8) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + at + i), bytes);
+      } else {  // 16-bit word j holds codes 2j (low byte) and 2j + 1: one byte, low nibble first
+        const __m256i pairs = _mm256_and_si256(_mm256_or_si256(bytes, _mm256_srli_epi16(bytes, 4)), _mm256_set1_epi16(0xff));
+        const __m256i packed = _mm256_permute4x64_epi64(_mm256_packus_epi16(pairs, pairs), 0x08);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + ((at + i) >> 1)), _mm256_castsi256_si128(packed));
+      }
+    }
+    const auto code = [&](int64_t j) { return uint8_t(quant_nearest(s, zero ? 0.0f : x[j] / absmax)); };
+    if (map.bits == 8) {
+      for (; i < len; ++i) codes[at + i] = code(i);
+    } else {  // at + i is even: whole bytes, the last one maybe half (the array's end)
+      for (; i < len; i += 2) codes[(at + i) >> 1] = uint8_t(code(i) | (i + 1 < len ? code(i + 1) << 4 : 0));
+    }
+  }
+}
+
+constexpr QuantFns kQuantFns = {&dequantize_isa, &quantize_isa};
+
+#else
+
+void quantize_nearest(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
+                      float* scales) {
+  pyoptk::quantize(map, in, block, first, n, codes, scales);
+}
+
+constexpr QuantFns kQuantFns = {&pyoptk::dequantize, &quantize_nearest};
+
+#endif
+
+}  // namespace
+
+const QuantFns* quant_table() { return &kQuantFns; }
+
+}  // namespace PYOPTK_ISA_NS
+}  // namespace pyoptk
