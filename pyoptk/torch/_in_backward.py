@@ -133,9 +133,9 @@ class BackwardStepper:
             if id(p) in self.hooked:
                 continue
             if is_dtensor(p):
-                raise TypeError(f"param {i} is a DTensor (FSDP2): FSDP2 sets the sharded grads itself after its "
-                                "reduce-scatter, so no grad-accumulated hook fires on them; step FSDP2 models in "
-                                "the ordinary mode")
+                raise TypeError(f"param {i} is a DTensor (FSDP2): stepping in the backward does not step FSDP2's "
+                                "sharded params (its hooks would fire after each reduce-scatter, with the sharded "
+                                "grads, untested here); step FSDP2 models in the ordinary mode")
             self.hooked.add(id(p))
             self.ptrs[i] = p.data_ptr()
             if p.requires_grad:
