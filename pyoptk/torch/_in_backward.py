@@ -133,9 +133,9 @@ class BackwardStepper:
             if id(p) in self.hooked:
                 continue
             if is_dtensor(p):
-                raise TypeError(f"param {i} is a DTensor (FSDP2): stepping in the backward does not step FSDP2's "
-                                "sharded params (its hooks would fire after each reduce-scatter, with the sharded "
-                                "grads, untested here); step FSDP2 models in the ordinary mode")
+                raise TypeError(f"param {i} is a DTensor (FSDP2): this mode does not step FSDP2's sharded params "
+                                "(FSDP2 calls their hooks after each reduce-scatter, with the sharded grads; that "
+                                "path is not supported); step FSDP2 models in the ordinary mode")
             self.hooked.add(id(p))
             self.ptrs[i] = p.data_ptr()
             if p.requires_grad:
