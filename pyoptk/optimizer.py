@@ -115,6 +115,11 @@ def _checked_indices(indices: Any, count: int) -> tuple[int, ...]:
     return key
 
 
+def _in_order(grads: Sequence[Any], order: list[int] | None) -> Sequence[Any]:
+    """A subset plan's grads: ``grads`` as they are, or picked in the plan's ``order``."""
+    return grads if order is None else [grads[k] for k in order]
+
+
 def _root_of(a: np.ndarray) -> np.ndarray:
     while isinstance(a.base, np.ndarray):
         a = a.base
@@ -587,16 +592,26 @@ class Optimizer:
         whose update reads more than each param's own grad and state (``step_params_refusal``)."""
         if self.step_params_refusal is not None:
             raise TypeError(f"{type(self).__name__} cannot step some of its params alone: {self.step_params_refusal}")
-        count = sum(len(g["params"]) for g in self.param_groups)
-        key = _checked_indices(indices, count)
+        key = _checked_indices(indices, self._param_count())
         if isinstance(grads, np.ndarray) or len(grads) != len(key):
             raise ValueError(f"step_params() got {len(grads)} grads for {len(key)} indices")
+        self._step_subset(key, grads, checked=True)
+
+    @_serialized
+    def _step_subset(self, key: tuple[int, ...], grads: Sequence[Any], checked: bool = False) -> None:
+        """step_params() past its checks of the arguments. ``key``: the indices, checked, or (not
+        ``checked``) ints that the caller knows to be in range and distinct, checked here only when
+        no plan is kept for them (a kept plan's key was checked when it was made). ``grads`` may be
+        a TorchGrads over ``key`` (pyoptk.torch's buckets, read in C++)."""
+        cached = self._subset_plans.get(key)
+        if cached is None and not checked:
+            _checked_indices(key, self._param_count())
         self._next_round(key)
         if type(self).step is not Optimizer.step:  # several passes or NumPy work: its own step over these grads
             if self.precision.stochastic_rounding:
                 raise ValueError(f"{type(self).__name__}.step_params() with stochastic_rounding: its passes draw their "
                                  "keys per call, so the bits would depend on how the params are split; use step()")
-            full: list = [None] * count
+            full: list = [None] * self._param_count()
             for i, g in zip(key, grads):
                 full[i] = g
             self.step(full)
@@ -607,29 +622,35 @@ class Optimizer:
             for k, (old, _) in list(self._subset_plans.items()):
                 if not self._plan_fits(old, groups, changed):
                     del self._subset_plans[k]
-        cached = self._subset_plans.get(key)
+            cached = self._subset_plans.get(key)
         if cached is not None and self._subset_plan_current(cached[0], groups):
             plan, order = cached
         else:
-            plan, order = self._build_subset_plan(key, grads, count)
+            plan, order = self._build_subset_plan(key, grads)
         try:
-            self._run_plan(plan, [grads[k] for k in order], None, own=False, rounding_step=self._round_rounding_step)
+            self._run_plan(plan, _in_order(grads, order), None, own=False, rounding_step=self._round_rounding_step)
         except StalePlan:  # an array replaced or resized since the plan was made: nothing was written
             self._subset_plans.pop(key, None)
-            plan, order = self._build_subset_plan(key, grads, count)
-            self._run_plan(plan, [grads[k] for k in order], None, own=False, rounding_step=self._round_rounding_step)
+            plan, order = self._build_subset_plan(key, grads)
+            self._run_plan(plan, _in_order(grads, order), None, own=False, rounding_step=self._round_rounding_step)
 
-    def _build_subset_plan(self, key: tuple[int, ...], grads: Sequence[Any], count: int) -> tuple[_Plan, list[int]]:
+    def _param_count(self) -> int:
+        return sum(len(g["params"]) for g in self.param_groups)
+
+    def _build_subset_plan(self, key: tuple[int, ...], grads: Sequence[Any]) -> tuple[_Plan, list[int] | None]:
         """The checked path over the params at ``key`` (and, where every one of them has its state,
         kept for the next calls with this key): the plan and, per plan entry, where its grad is in
-        ``grads``. The plans holding any of these params before (and the step's) are dropped: their
-        coefficient schedules count steps these params no longer take through them."""
-        full: list = [None] * count
+        ``grads`` (None: entry k's is grads[k]). The plans holding any of these params before (and
+        the step's) are dropped: their coefficient schedules count steps these params no longer
+        take through them."""
+        full: list = [None] * self._param_count()
         for i, g in zip(key, grads):
             full[i] = g
         plan = self._build_plan(full, subset=True)
         where = {i: k for k, i in enumerate(key)}
-        order = [where[i] for i in plan.positions]
+        order: list[int] | None = [where[i] for i in plan.positions]
+        if order == list(range(len(key))):
+            order = None  # the grads as they come (a TorchGrads is then read in C++, not as objects)
         starts = np.cumsum([0] + [len(g["params"]) for g in self.param_groups])
         plan.members = []
         for i in plan.positions:
@@ -669,7 +690,7 @@ class Optimizer:
     def _forget_plans(self) -> None:
         """Drop every plan (the step's, and step_params()' per subset): the next steps check anew."""
         self._plan = None
-        self._subset_plans: dict[tuple[int, ...], tuple[_Plan, list[int]]] = {}
+        self._subset_plans: dict[tuple[int, ...], tuple[_Plan, list[int] | None]] = {}
         self._plan_owner: dict[int, tuple[int, ...]] = {}  # param index -> the key of the kept plan holding it
 
     # ----- the step's one path: a plan, made by the checked path, run by C++ ----------------

@@ -405,6 +405,49 @@ def test_ddp_on_two_gloo_processes(tmp_path, monkeypatch):
         assert np.array_equal(a, b)
 
 
+def _fsdp2_in_backward(rank):
+    """FSDP2 (fully_shard): what a post-accumulate-grad hook sees of its DTensor params in a
+    backward, and the in-backward mode's refusal of them (the ordinary mode arms as usual)."""
+    import pyoptk.torch as pt
+    from test_torch_distributed import _fsdp_model
+
+    model = _fsdp_model(offload=False)
+    fired = []
+    handles = [p.register_post_accumulate_grad_hook(lambda p: fired.append(type(p.grad).__name__))
+               for p in model.parameters()]
+    model(torch.randn(4, 6, dtype=torch.float64)).sum().backward()
+    for h in handles:
+        h.remove()
+    out = {"fired": fired, "grads": [type(p.grad).__name__ for p in model.parameters()]}
+    try:
+        pt.AdamW(model.parameters(), step_in_backward=True)
+        out["refusal"] = None
+    except TypeError as e:
+        out["refusal"] = str(e)
+    out["ordinary"] = type(pt.AdamW(model.parameters())).__name__
+    return out
+
+
+def test_fsdp2_refused_on_two_gloo_processes(tmp_path, monkeypatch):
+    """FSDP2 calls its params' post-accumulate-grad hooks itself, once each reduce-scatter set the
+    sharded DTensor grads; the mode does not step DTensor params: refused at construction, with
+    the ordinary mode (which steps FSDP2's local shards) named."""
+    dist = pytest.importorskip("torch.distributed")
+    if not dist.is_available() or not dist.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    pytest.importorskip("torch.distributed.fsdp")
+    from test_torch_distributed import _on_two_ranks
+
+    monkeypatch.chdir(tmp_path)  # the workers import the installed pyoptk, not the source tree's
+    results = _on_two_ranks(_fsdp2_in_backward)
+    for rank in range(2):
+        r = results[rank]
+        assert r["fired"] == ["DTensor"] * 6  # each hook fired once, with the reduce-scattered shard set
+        assert r["grads"] == ["DTensor"] * 6
+        assert "param 0 is a DTensor (FSDP2)" in r["refusal"] and "ordinary mode" in r["refusal"]
+        assert r["ordinary"] == "AdamW"
+
+
 def test_sparse_adam_with_sparse_embedding_grads():
     def run(arm):
         torch.manual_seed(0)

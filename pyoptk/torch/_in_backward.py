@@ -11,13 +11,15 @@ found_inf (known only after the whole backward), an all-reduce the mode was not 
 """
 from __future__ import annotations
 
+import math
 import warnings
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import torch
 
+from .. import _core
 from ._dtensor import is_dtensor
 
 if TYPE_CHECKING:
@@ -76,10 +78,24 @@ def options(value: Any) -> InBackward | None:
 _OWNER = "_pyoptk_step_in_backward"  # on each hooked param: (its stepper, weakly; the hook's handle)
 
 
-def _grad_ready(p: torch.Tensor) -> None:
-    stepper = getattr(p, _OWNER)[0]()
-    if stepper is not None:  # else its optimizer is gone: nothing steps p in the backward
-        stepper.ready(p)
+def _hook(me: weakref.ref, i: int, size: int) -> Callable[[torch.Tensor], None]:
+    """The hook of param ``i`` (``size`` bytes): the least work per param (torch's call into it
+    costs more than all of it), a bucket's step when the bucket is full."""
+    def grad_ready(p: torch.Tensor) -> None:
+        stepper = me()
+        if stepper is None:  # its optimizer is gone: nothing steps p in the backward
+            return
+        if not stepper.open:  # the first grad of a backward, or one that only accumulates
+            if stepper.in_backward:
+                return
+            stepper.begin()
+            if not stepper.open:
+                return
+        stepper.pending.append(i)
+        stepper.pending_bytes += size
+        if stepper.pending_bytes >= stepper.bucket_bytes:
+            stepper.flush_in_backward()
+    return grad_ready
 
 
 class BackwardStepper:
@@ -91,13 +107,17 @@ class BackwardStepper:
             raise TypeError(f"{type(opt).__name__} cannot step inside the backward: {refusal}")
         self.opt = opt
         self.options = opts
-        self.index: dict[int, tuple[int, int]] = {}  # id(param) -> (its position in step()'s order, its bytes)
-        self.ptrs: dict[int, int] = {}  # position -> the data pointer its view was made with
-        self.pending: list[tuple[int, torch.Tensor]] = []
+        # Pending params are stepped once this many bytes of them are; DDP's: all at the end.
+        self.bucket_bytes = math.inf if opts.after_ddp else opts.bucket_bytes
+        self.hooked: set[int] = set()  # id() of the params hooked
+        self.ptrs: dict[int, int] = {}  # position -> the data pointer its view was made with (the Python path's check)
+        self.params: list[torch.Tensor] = []  # the optimizer's params in step()'s order, as of this backward
+        self.pending: list[int] = []  # positions of the params whose grads are ready, not stepped yet
         self.pending_bytes = 0
         self.stepped: set[int] = set()  # positions stepped in this backward
         self.in_backward = False
         self.stepping = False  # this backward is one that steps (the Nth with accumulate_steps)
+        self.open = False  # in a backward that steps: the hooks collect their params
         self.backwards = 0  # backwards since the last step boundary the training loop marked
         self.accumulated = 0  # backwards whose grads wait for the Nth
         self.boundaries = False  # the loop calls step() / zero_grad(): a second backward before one is refused
@@ -108,38 +128,31 @@ class BackwardStepper:
         A param has one such hook: the optimizer armed last over it steps it (one made to load a
         checkpoint replaces the one before, which no longer steps that param)."""
         me = weakref.ref(self)
-        for i, p in enumerate(self.opt._torch_params()):
-            if id(p) in self.index:
+        self.params = self.opt._torch_params()
+        for i, p in enumerate(self.params):
+            if id(p) in self.hooked:
                 continue
             if is_dtensor(p):
-                raise TypeError(f"param {i} is a DTensor (FSDP2): FSDP2 sets the sharded grads itself after its "
-                                "reduce-scatter, so no grad-accumulated hook fires on them; step FSDP2 models in "
-                                "the ordinary mode")
-            self.index[id(p)] = (i, p.numel() * p.element_size())
+                raise TypeError(f"param {i} is a DTensor (FSDP2): this mode does not step FSDP2's sharded params "
+                                "(FSDP2 calls their hooks after each reduce-scatter, with the sharded grads; that "
+                                "path is not supported); step FSDP2 models in the ordinary mode")
+            self.hooked.add(id(p))
             self.ptrs[i] = p.data_ptr()
             if p.requires_grad:
                 before = getattr(p, _OWNER, None)
                 if before is not None:
                     before[1].remove()
-                setattr(p, _OWNER, (me, p.register_post_accumulate_grad_hook(_grad_ready)))
+                hook = _hook(me, i, p.numel() * p.element_size())
+                setattr(p, _OWNER, (me, p.register_post_accumulate_grad_hook(hook)))
 
     # ----- inside the backward ----------------------------------------------------------------
-    def ready(self, p: torch.Tensor) -> None:
-        if not self.in_backward:
-            self.begin()
-        if not self.stepping:
-            return
-        i, size = self.index[id(p)]
-        self.pending.append((i, p))
-        if self.options.after_ddp:
-            return
-        self.pending_bytes += size
-        if self.pending_bytes >= self.options.bucket_bytes:
-            try:
-                self.flush()
-            except BaseException:  # the backward stops here: the next one starts afresh
-                self.in_backward, self.pending, self.pending_bytes = False, [], 0
-                raise
+    def flush_in_backward(self) -> None:
+        try:
+            self.flush()
+        except BaseException:  # the backward stops here: the next one starts afresh
+            self.in_backward = self.open = False
+            self.pending, self.pending_bytes = [], 0
+            raise
 
     def begin(self) -> None:
         """The first grad of a backward: the checks, and the callback at its end."""
@@ -160,6 +173,8 @@ class BackwardStepper:
         self.accumulated += 1
         self.stepping = self.accumulated == opts.accumulate_steps
         self.in_backward = True
+        self.open = self.stepping
+        self.params = self.opt._torch_params()
         if self.stepping:
             for hook in self.opt._optimizer_step_pre_hooks.values():
                 hook(self.opt, (), {})
@@ -178,16 +193,15 @@ class BackwardStepper:
             if self.stepping:
                 self.flush()
                 if self.options.accumulate_steps > 1:
-                    rest = [(i, p) for i, p in enumerate(self.opt._torch_params())
-                            if p.grad is not None and i not in self.stepped]
-                    self.pending.extend(rest)
+                    self.pending = [i for i, p in enumerate(self.params)
+                                    if p.grad is not None and i not in self.stepped]
                     self.flush()
                 self.opt._core._end_round()
                 self.opt._opt_called = True  # torch's schedulers check that a step ran before theirs
                 for hook in self.opt._optimizer_step_post_hooks.values():
                     hook(self.opt, (), {})
         finally:
-            self.in_backward = False
+            self.in_backward = self.open = False
             self.pending, self.pending_bytes = [], 0
             self.stepped = set()
             if self.stepping:
@@ -195,34 +209,49 @@ class BackwardStepper:
 
     def flush(self) -> None:
         """Step the pending params in one planned call, then free their grads."""
-        bucket, self.pending, self.pending_bytes = self.pending, [], 0
-        indices, params, ptrs = [], [], self.ptrs
-        moved = False
-        for i, p in bucket:
-            if p.grad is not None:
-                indices.append(i)
-                params.append(p)
-                moved = moved or p.data_ptr() != ptrs[i]
-        if not params:
+        positions, self.pending, self.pending_bytes = self.pending, [], 0
+        if not positions:
             return
         opt = self.opt
-        if moved:  # p.data = t since: step t, as torch does
-            opt._rebind()
-            ptrs.update((i, p.data_ptr()) for i, p in zip(indices, params))
-        limit = self.options.clip_grad_norm_per_param
-        if limit is not None:
-            for p in params:
-                torch.nn.utils.clip_grad_norm_(p, limit, foreach=False)
-        # plain CPU tensors (opt._direct): their grads as they are
-        grads = [p.grad for p in params] if opt._direct else [opt._grad_of(p) for p in params]
-        opt._core.step_params(indices, grads)
-        self.stepped.update(indices)
+        key = tuple(sorted(positions))  # the same bucket is the same key, whatever order its grads came in
+        grads = None
+        if opt._direct and self.options.clip_grad_norm_per_param is None:  # read in C++
+            try:
+                grads = _core.TorchGrads(opt.param_groups, opt._core.param_groups, key)
+            except _core.ParamMoved:  # p.data = t since: step t, as torch does
+                opt._rebind()
+                grads = _core.TorchGrads(opt.param_groups, opt._core.param_groups, key)
+            if not grads.complete():  # a grad dropped since its hook (by another hook): skipped
+                grads = None
+        if grads is None:
+            key, grads = self.checked_grads(key)
+            if not key:
+                return
+        params = self.params
+        stepping = [params[i] for i in key]
+        opt._core._step_subset(key, grads)
+        self.stepped.update(key)
         # Written in place: autograd's saved copies of the params are stale now, as after torch's
         # own in-place step (a second backward through a retained graph raises torch's error).
-        torch._C._increment_version(params)
+        torch._C._increment_version(stepping)
         if not self.options.keep_grads:
-            for p in params:
+            for p in stepping:
                 p.grad = None
+
+    def checked_grads(self, key: tuple[int, ...]) -> tuple[tuple[int, ...], list]:
+        """The params of ``key`` that have a grad, and their grads as the core takes them, read
+        through Python (each clipped first, with clip_grad_norm_per_param)."""
+        opt, params = self.opt, self.params
+        key = tuple(i for i in key if params[i].grad is not None)
+        ptrs = self.ptrs
+        if any(params[i].data_ptr() != ptrs[i] for i in key):  # p.data = t since: step t, as torch does
+            opt._rebind()
+            ptrs.update((i, params[i].data_ptr()) for i in key)
+        limit = self.options.clip_grad_norm_per_param
+        if limit is not None:
+            for i in key:
+                torch.nn.utils.clip_grad_norm_(params[i], limit, foreach=False)
+        return key, [opt._grad_of(params[i]) for i in key]
 
     # ----- step() and zero_grad() of the training loop ------------------------------------------
     def boundary(self, what: str) -> None:

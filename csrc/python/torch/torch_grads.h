@@ -25,7 +25,10 @@ class TorchGrads {
   // core's (their NumPy views), in step. Each real CPU param's memory is checked to be still its
   // view's (the same data, dtype and size, inside its storage): ParamMoved, naming the param,
   // after `p.data = ...`, `p.set_(...)` or a storage resize.
-  TorchGrads(pybind11::sequence torch_groups, pybind11::sequence core_groups);
+  // positions (None: every param): the params to read, by their positions in group order, in
+  // that order (a bucket of the step inside the backward); IndexError for one out of range.
+  TorchGrads(pybind11::sequence torch_groups, pybind11::sequence core_groups,
+             pybind11::object positions = pybind11::none());
   ~TorchGrads();
   TorchGrads(const TorchGrads&) = delete;
   TorchGrads& operator=(const TorchGrads&) = delete;
@@ -38,7 +41,9 @@ class TorchGrads {
   pybind11::object object(size_t i) const;
 
  private:
-  void read(pybind11::sequence torch_groups, pybind11::sequence core_groups);
+  void read(pybind11::sequence torch_groups, pybind11::sequence core_groups, pybind11::object positions);
+  // Reads param p (its view `view`, listed at `position`).
+  void read_one(PyObject* p, PyObject* view, size_t position);
   std::vector<pybind11::object> params_;
   std::vector<torch_abi::Handle> tensors_;  // owned; null: no grad, or read as an object
   std::vector<pybind11::object> objects_;   // the grads read through Python (subclasses, shim off)
