@@ -2,8 +2,9 @@
 # CI, ARM with Python: pyoptk's Python module cross-built for aarch64 and its bit-hash test
 # (tests/test_step_bits.py, NumPy API: every element-wise algorithm x dtype x storage option, six
 # steps, on every ISA and thread count) run by an arm64 CPython under qemu-aarch64, against the same
-# recorded hashes x86 meets; and flush mode (FPCR.FZ/FZ16 for the step, in the caller and the
-# OpenMP workers, given back after: tests/test_float_env.py's flush tests). The interpreter and its libraries are Debian's arm64 packages
+# recorded hashes x86 meets; flush mode (FPCR.FZ/FZ16 for the step, in the caller and the
+# OpenMP workers, given back after: tests/test_float_env.py's flush tests); and block-quantized
+# state (the quantizer and each algorithm's quantized step against the NumPy reference). The interpreter and its libraries are Debian's arm64 packages
 # (unpacked, not installed); NumPy, ml_dtypes, threadpoolctl, pytest and hypothesis are PyPI's
 # aarch64 wheels. qemu runs with 256-bit SVE, so the ISAs tested are scalar, neon and sve256.
 # Needs .ci/arm.sh's cross compiler and qemu, and a venv with pybind11 active (its CMake files).
@@ -55,5 +56,7 @@ cd "$work/run"
 PYTHONPATH=$work/site qemu-aarch64 -L "$root" -cpu max,sve-default-vector-length=32 "$python" -c \
   'import pyoptk; isas = pyoptk.available_isas(); print("ci/arm-python: ISAs", isas); assert isas == ["scalar", "neon", "sve256"], isas'
 PYTHONPATH=$work/site qemu-aarch64 -L "$root" -cpu max,sve-default-vector-length=32 "$python" -m pytest \
-  -q -p no:cacheprovider tests/test_step_bits.py tests/test_float_env.py -k "not torch and not test_subnormals_give"
+  -q -p no:cacheprovider tests/test_step_bits.py tests/test_float_env.py tests/test_quantize_isa.py \
+  tests/test_quantized_state.py \
+  -k "step_bits_unchanged_on_every_isa or flush_mode or quantize_isa or dequantize_step_quantize or matches_reference"
 echo "ci/arm-python: build $((built - started)) s, tests $(( $(date +%s) - built )) s"
