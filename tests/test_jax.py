@@ -234,9 +234,11 @@ def test_refusals():
         tx.step(params, bad, tx.init(params))
 
 
-def test_import_error_without_jax():
+def test_import_error_without_jax(tmp_path):
+    # Run outside the checkout: from its root, `python -c` would import the unbuilt source tree.
     code = "import sys; sys.modules['jax'] = None\nimport pyoptk\ntry:\n import pyoptk.jax\nexcept ImportError as e:\n print(e)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path).stdout
     assert "pyoptk.jax needs JAX and optax" in out
     code = "import sys, pyoptk; print('jax' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=tmp_path).stdout.strip() == "False"

@@ -20,6 +20,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 
@@ -117,8 +118,10 @@ print(rss() - before, hwm() - before)
 def state_memory(name: str, total: int) -> tuple[int, int]:
     """(resident bytes the optimizer's state added, peak resident bytes above the start) of one
     AdamW step in a fresh process."""
+    # From a neutral directory: run from a checkout's root, `python -c` would import its unbuilt
+    # source tree instead of the installed package.
     out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, name, str(total)], capture_output=True, text=True,
-                         check=True).stdout.split()
+                         check=True, cwd=tempfile.gettempdir()).stdout.split()
     return int(out[0]), int(out[1])
 
 
