@@ -74,7 +74,7 @@ def deepspeed_steppers(torch, total: int) -> dict:
         return {}
     out = {}
     for name, (dtype, state, master, _) in LAYOUTS.items():
-        if master:  # DeepSpeed keeps no master copy of a bf16 param
+        if master or (dtype == F32 and state != F32):  # no master copy; no state narrower than the param
             continue
         params, grads = make_arrays(total, "one", dtype, 0), make_arrays(total, "one", dtype, 1)
         out[f"deepspeed {name}"] = _deepspeed("adam", ALGOS["adam"], params, grads, fp32_state=state == F32)
