@@ -76,7 +76,9 @@ def test_a_rank_that_dies_ends_the_job_instead_of_hanging(how, runner):
     assert done.returncode != 0
     assert "unreachable" not in done.stdout
     if how == "raise":
-        assert "the user's code failed on the last rank" in done.stderr
+        # The raising rank's traceback is shown. Not asserted: its last line (the message), which
+        # hydra sometimes drops, forwarding output no more once MPI_Abort has ended the job.
+        assert "Traceback (most recent call last)" in done.stderr and "distributed_worker.py" in done.stderr
 
 
 def test_the_readme_example_trains_on_2_ranks(tmp_path):
