@@ -30,7 +30,7 @@ import pyoptk
 import pyoptk.torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_models import models as torch_models  # noqa: E402
+from torch_models import models as torch_models, set_up, training_step  # noqa: E402
 
 LR = 1e-3
 
@@ -111,24 +111,8 @@ def all_models(rows):
     return out
 
 
-def training_step(model, opt, x):
-    opt.zero_grad(set_to_none=True)
-    model(x).square().mean().backward()
-    opt.step()
-
-
 def measure(make_model, make_input, threads, rounds):
-    torch.set_num_threads(threads)
-    pyoptk.set_num_threads(threads)
-    torch.manual_seed(0)
-    x = make_input()
-    setups = {}
-    for name, make_opt in IMPLS.items():
-        torch.manual_seed(0)
-        model = make_model()
-        opt = make_opt(list(model.parameters()))
-        training_step(model, opt, x)  # state and plans built
-        setups[name] = (model, opt)
+    x, setups = set_up(make_model, make_input, IMPLS, threads)
     times = {n: [] for n in IMPLS}
     for _ in range(rounds):
         for name, (model, opt) in setups.items():  # interleaved: one measurement of each per round

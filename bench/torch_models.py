@@ -91,19 +91,32 @@ def models():
             ("ResNet-style CNN", cnn, lambda: torch.randn(8, 3, 32, 32))]
 
 
-def measure(make_model, make_input, threads, rounds, step_reps):
+def training_step(model, opt, x):
+    opt.zero_grad(set_to_none=True)
+    model(x).square().mean().backward()
+    opt.step()
+
+
+def set_up(make_model, make_input, impls, threads):
+    """The input and, per implementation, a fresh model (same seed) and its optimizer after one
+    backward and step (state and plans built), at ``threads`` threads for torch and pyoptk."""
     torch.set_num_threads(threads)
     pyoptk.set_num_threads(threads)
     torch.manual_seed(0)
     x = make_input()
     setups = {}
-    for name, make_opt in IMPLS.items():
+    for name, make_opt in impls.items():
         torch.manual_seed(0)
         model = make_model()
-        opt = make_opt(model.parameters())
-        model(x).square().mean().backward()
-        opt.step()  # state and plans built
+        opt = make_opt(list(model.parameters()))
+        model(x).square().mean().backward()  # no zero_grad: the roofline probe has none
+        opt.step()
         setups[name] = (model, opt)
+    return x, setups
+
+
+def measure(make_model, make_input, threads, rounds, step_reps):
+    x, setups = set_up(make_model, make_input, IMPLS, threads)
     step_t = {n: [] for n in IMPLS}
     train_t = {n: [] for n in IMPLS}
     for _ in range(rounds):
@@ -115,9 +128,7 @@ def measure(make_model, make_input, threads, rounds, step_reps):
             if name == ROOFLINE:
                 continue
             t0 = time.perf_counter()
-            opt.zero_grad(set_to_none=True)
-            model(x).square().mean().backward()
-            opt.step()
+            training_step(model, opt, x)
             train_t[name].append(time.perf_counter() - t0)
     return {n: (statistics.median(step_t[n]), statistics.median(train_t[n]) if train_t[n] else None)
             for n in IMPLS}
