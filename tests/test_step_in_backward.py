@@ -5,6 +5,7 @@ element-wise algorithm and storage option, a scheduler's lr writes and a checkpo
 middle), on 1 and 2 threads; and what this mode cannot do the same way is refused."""
 from __future__ import annotations
 
+import contextlib
 import json
 import warnings
 
@@ -317,13 +318,45 @@ def test_refusals():
         opt.step()
 
 
-def test_grad_scaler_is_refused_clearly():
+@pytest.mark.parametrize("outputs", ["tensor", "list", "generator"])
+def test_grad_scaler_is_refused_before_any_param_is_stepped(outputs):
     model = _small()
-    opt = pt.Adam(model.parameters(), step_in_backward=True)
+    opt = pt.Adam(model.parameters(), step_in_backward=pt.InBackward(bucket_bytes=0))
+    before = [p.detach().clone() for p in model.parameters()]
     scaler = torch.amp.GradScaler("cpu", init_scale=4.0)
-    scaler.scale(model(torch.randn(3, 4)).sum()).backward()
-    with pytest.raises(RuntimeError, match="GradScaler"):
+    loss = model(torch.randn(3, 4)).sum()
+    with pytest.raises(RuntimeError, match="GradScaler.*refused before any param is stepped"):
+        if outputs == "tensor":
+            scaler.scale(loss).backward()
+        elif outputs == "list":
+            scaler.scale([loss])[0].backward()
+        else:
+            next(iter(scaler.scale(iter([loss])))).backward()
+    assert all(torch.equal(p, b) for p, b in zip(model.parameters(), before))  # nothing stepped
+    assert not opt.state
+    with pytest.raises(RuntimeError, match="GradScaler"):  # and at scaler.step, as before
         scaler.step(opt)
+    # The mark ends with its backward: an unscaled backward after it steps.
+    model(torch.randn(3, 4)).sum().backward()
+    assert not all(torch.equal(p, b) for p, b in zip(model.parameters(), before))
+
+
+def test_a_disabled_grad_scaler_is_the_ordinary_loop():
+    model, ref = _small(), _small()
+    ref.load_state_dict(model.state_dict())
+    opt = pt.Adam(model.parameters(), step_in_backward=True)
+    ref_opt = pt.Adam(ref.parameters())
+    scaler = torch.amp.GradScaler("cpu", enabled=False)
+    x = torch.randn(3, 4)
+    for _ in range(3):
+        with pytest.warns(UserWarning) if _ == 0 else contextlib.nullcontext():
+            scaler.scale(model(x).sum()).backward()
+            scaler.step(opt)
+        scaler.update()
+        ref(x).sum().backward()
+        ref_opt.step()
+        ref_opt.zero_grad()
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), ref.parameters()))
 
 
 def test_a_new_optimizer_over_the_params_takes_them_over():

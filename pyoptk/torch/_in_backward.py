@@ -11,6 +11,7 @@ found_inf (known only after the whole backward), an all-reduce the mode was not 
 """
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 import weakref
@@ -75,6 +76,48 @@ def options(value: Any) -> InBackward | None:
     raise TypeError(f"step_in_backward must be True, False or a pyoptk.torch.InBackward, got {type(value).__name__}")
 
 
+# ----- GradScaler: known at the first node of a scaled loss's backward -------------------------
+# A hook sees a scaled grad like any other, and the backward's first hook would step with it. So
+# torch.amp.GradScaler.scale is wrapped (once, when the first optimizer is armed; what it returns
+# is unchanged): the scaled outputs' grad_fn gets a pre-hook, which runs before any node below it,
+# so before any param's hook, and marks its backward (autograd's graph task id: a backward that
+# raised leaves no stale mark on the next one).
+_scaled_task = -1
+
+
+def _mark_scaled(grad_outputs: Any) -> None:
+    global _scaled_task
+    _scaled_task = torch._C._current_graph_task_id()
+
+
+def _in_scaled_backward() -> bool:
+    return _scaled_task >= 0 and _scaled_task == torch._C._current_graph_task_id()
+
+
+def _mark(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        if value.grad_fn is not None:
+            value.grad_fn.register_prehook(_mark_scaled)
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(map(_mark, value))
+    return map(_mark, value)  # another iterable (GradScaler returns a lazy map): marked as it is read
+
+
+def _watch_grad_scaler() -> None:
+    original = torch.amp.GradScaler.scale
+    if getattr(original, "_pyoptk_marks", False):
+        return
+
+    @functools.wraps(original)
+    def scale(self: torch.amp.GradScaler, outputs: Any) -> Any:
+        scaled = original(self, outputs)
+        return scaled if scaled is outputs else _mark(scaled)  # a disabled scaler returns outputs as they are
+
+    scale._pyoptk_marks = True  # type: ignore[attr-defined]
+    torch.amp.GradScaler.scale = scale  # type: ignore[method-assign]
+
+
 _OWNER = "_pyoptk_step_in_backward"  # on each hooked param: (its stepper, weakly; the hook's handle)
 
 
@@ -105,6 +148,7 @@ class BackwardStepper:
         refusal = opt.core_class.step_params_refusal
         if refusal is not None or opt.closure_driven:
             raise TypeError(f"{type(opt).__name__} cannot step inside the backward: {refusal}")
+        _watch_grad_scaler()
         self.opt = opt
         self.options = opts
         # Pending params are stepped once this many bytes of them are; DDP's: all at the end.
@@ -156,6 +200,8 @@ class BackwardStepper:
 
     def begin(self) -> None:
         """The first grad of a backward: the checks, and the callback at its end."""
+        if _in_scaled_backward():
+            self.refuse_amp()
         opts = self.options
         if not opts.after_ddp and torch.distributed.is_available() and torch.distributed.is_initialized() \
                 and torch.distributed.get_world_size() > 1:
@@ -271,4 +317,5 @@ class BackwardStepper:
         raise RuntimeError(
             f"torch.amp.GradScaler with {type(self.opt).__name__}(step_in_backward=...): whether a grad is inf or "
             "NaN is known only after the whole backward, but this mode steps each param during it (with the "
-            "scaled grads). Use the ordinary mode with GradScaler, or bfloat16 autocast, which needs no scaler")
+            "scaled grads; refused before any param is stepped). Use the ordinary mode with GradScaler, or "
+            "bfloat16 autocast, which needs no scaler")
