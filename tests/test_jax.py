@@ -102,6 +102,33 @@ def test_jit_equals_eager(name):
         np.testing.assert_array_equal(np.array(a), np.array(b))
 
 
+@pytest.mark.parametrize("name,dtype,precision", [("adamw", jnp.float32, {}), ("sgd_momentum", jnp.float32, {}),
+                                                   ("nadam", jnp.float32, {}),
+                                                   ("lion", jnp.bfloat16, dict(master_weights=True))])
+def test_donated_steps_keep_their_plan_bit_for_bit(name, dtype, precision):
+    """Donated, every step writes the same buffers: the handler keeps the plan it checked on the
+    first call (and collapses buffers of 4 MiB and more into huge pages on the second); the
+    params and state stay bit for bit the NumPy API's, step 1's fresh-state mode included."""
+    rng = np.random.default_rng(3)
+    params = {"big": jnp.asarray(rng.standard_normal(1 << 20), dtype), **tree(dtype)}
+    tx = FACTORIES[name](**precision)
+    leaves = [np.array(p) for p in jax.tree.leaves(params)]
+    opt = numpy_twin(tx, leaves, precision)
+    step = jax.jit(tx.step, donate_argnums=(0, 2))
+    state = tx.init(params)
+    grads = grads_seq(params, STEPS)
+    grads[3] = grads[2]  # the same grad buffers twice in a row, too
+    for g in grads:
+        params, state = step(params, g, state)
+        opt.step([np.array(x) for x in jax.tree.leaves(g)])
+    for got, want in zip(jax.tree.leaves(params), leaves):
+        np.testing.assert_array_equal(np.array(got).view(np.uint8), want.view(np.uint8))
+    sd = pj.to_state_dict(tx, state)
+    for i, want in opt.state_dict()["state"].items():
+        for key, value in want.items():
+            np.testing.assert_array_equal(np.asarray(sd["state"][i][key]), np.asarray(value), err_msg=key)
+
+
 def pointers(*trees):
     return [x.unsafe_buffer_pointer() for x in jax.tree.leaves(trees)]
 

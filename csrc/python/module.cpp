@@ -135,6 +135,7 @@ PYBIND11_MODULE(_core, m) {
   m.attr("_C_API") = py::capsule(c_api(), PYOPTK_CAPSULE_NAME);
   // pyoptk.jax's XLA FFI handler (csrc/jax/), registered with jax.ffi.register_ffi_target.
   m.attr("_xla_step_handler") = py::capsule(xla_step_handler());
+  m.attr("_xla_noop_handler") = py::capsule(xla_noop_handler());
 #ifdef PYOPTK_WITH_CUDA
   gpu::bind_cuda(m);
 #endif

@@ -11,6 +11,9 @@ from .. import _core
 
 TARGET = "pyoptk_step"
 jax.ffi.register_ffi_target(TARGET, _core._xla_step_handler, platform="cpu", api_version=1)
+# The same call frame, checked and left untouched: bench/jax_step.py's dispatch baseline.
+NOOP_TARGET = "pyoptk_noop"
+jax.ffi.register_ffi_target(NOOP_TARGET, _core._xla_noop_handler, platform="cpu", api_version=1)
 
 
 def refuse_non_cpu(arrays: Sequence[Any]) -> None:
@@ -23,7 +26,8 @@ def refuse_non_cpu(arrays: Sequence[Any]) -> None:
 
 
 def step_call(attrs: dict[str, Any], dynamic: jax.Array, count: jax.Array, scalars: jax.Array,
-              leaves: Sequence[Sequence[jax.Array]], grads: Sequence[jax.Array]) -> tuple[jax.Array, list[list[jax.Array]]]:
+              leaves: Sequence[Sequence[jax.Array]], grads: Sequence[jax.Array],
+              target: str = TARGET) -> tuple[jax.Array, list[list[jax.Array]]]:
     """One fused step. ``leaves[i]``: leaf i's written arrays (param, its states, its master copy),
     each aliased to its result; returns the new scalars and the new arrays in the same layout."""
     operands: list[Any] = [dynamic, count, scalars]
@@ -37,7 +41,7 @@ def step_call(attrs: dict[str, Any], dynamic: jax.Array, count: jax.Array, scala
                 aliases[len(operands) - 1] = len(results)
                 results.append(jax.ShapeDtypeStruct(a.shape, a.dtype))
     refuse_non_cpu(operands)
-    out = jax.ffi.ffi_call(TARGET, results, input_output_aliases=aliases)(*operands, **attrs)
+    out = jax.ffi.ffi_call(target, results, input_output_aliases=aliases)(*operands, **attrs)
     new_scalars, rest = out[0], list(out[1:])
     grouped, at = [], 0
     for arrays in leaves:

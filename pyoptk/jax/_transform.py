@@ -110,6 +110,10 @@ class Fused:
     # ----- the step -----
     def step(self, params: Any, grads: Any, state: PyoptkState) -> tuple[Any, PyoptkState]:
         """New params and state from one fused call (params and state aliased: donate them)."""
+        return self.call(params, grads, state, _ffi.TARGET)
+
+    def call(self, params: Any, grads: Any, state: PyoptkState, target: str) -> tuple[Any, PyoptkState]:
+        """step() through the FFI handler ``target`` (_ffi.NOOP_TARGET: the same call, nothing done)."""
         if not isinstance(state, PyoptkState):
             raise TypeError(f"pyoptk.jax.{self.cls_name}: state must be the PyoptkState its init returned")
         p_leaves, treedef = jax.tree_util.tree_flatten(params)
@@ -129,7 +133,7 @@ class Fused:
                   for i, (p, m) in enumerate(zip(p_leaves, m_leaves))]
         attrs = _ffi.static_attrs(self.kernel.name, self.mode, self.fresh_mode, self.hyper, slots, len(p_leaves),
                                   [m is not None for m in m_leaves], self.precision.stochastic_rounding, self.key0)
-        scalars, new = _ffi.step_call(attrs, dynamic, state.count, state.scalars, arrays, g_leaves)
+        scalars, new = _ffi.step_call(attrs, dynamic, state.count, state.scalars, arrays, g_leaves, target)
         n = len(self.state_names)
         new_params = treedef.unflatten([a[0] for a in new])
         states = {name: treedef.unflatten([a[1 + k] for a in new]) for k, name in enumerate(self.state_names)}
