@@ -40,11 +40,12 @@ def _f64_bits(x: Any) -> jax.Array:
     if not isinstance(x, jax.Array):
         return jnp.asarray(np.float64(x).reshape(1).view(np.uint32))
     b = jax.lax.bitcast_convert_type(jnp.asarray(x, jnp.float32), jnp.uint32)
-    exponent, mantissa = (b >> 23) & 0xFF, b & 0x7FFFFF
-    normal = exponent != 0  # 1 - 1/b1 < 0 for 0 < b1 < 1: normal; zero/denormal read as 0
-    hi = (b & 0x80000000) | jnp.where(normal, ((exponent + 896) << 20) | (mantissa >> 3), 0)
-    lo = jnp.where(normal, mantissa << 29, 0)
-    return jnp.stack([lo, hi]).astype(jnp.uint32)
+    u = jnp.uint32
+    exponent, mantissa = (b >> u(23)) & u(0xFF), b & u(0x7FFFFF)
+    normal = exponent != u(0)  # 1 - 1/b1 < 0 for 0 < b1 < 1: normal; zero/denormal read as 0
+    hi = (b & u(0x80000000)) | jnp.where(normal, ((exponent + u(896)) << u(20)) | (mantissa >> u(3)), u(0))
+    lo = jnp.where(normal, mantissa << u(29), u(0))
+    return jnp.stack([lo, hi])
 
 
 class _ScheduleFreeFused(Fused):
