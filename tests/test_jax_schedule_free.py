@@ -284,6 +284,8 @@ def test_refusals():
         pj.schedule_free_adamw(1e-2, b1=1.0)
     with pytest.raises(ValueError, match="0 < momentum < 1|Invalid momentum"):
         pj.schedule_free_sgd(0.1, b1=0.0)
+    with pytest.raises(ValueError, match="schedule_free_adamw"):
+        pj.from_class("ScheduleFreeAdamW", 1e-2)
     params = tree()
     adamw = pj.adamw(1e-2)
     with pytest.raises(TypeError, match="needs the ScheduleFreeState"):
