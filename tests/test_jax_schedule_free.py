@@ -1,8 +1,12 @@
 """pyoptk.jax's schedule-free: the params-returning step bit for bit against pyoptk's NumPy API
-(ScheduleFreeAdamW / ScheduleFreeSGD, warmup, weight decay, r), jit == eager, eval params bit for
-bit against the NumPy API's eval(), trajectories against optax.contrib's schedule-free, state_dict
-both ways, composition (chain, inject_hyperparams, an lr schedule), in place under donation, and
-refusals (16-bit params, another state given to eval, state_dtype)."""
+(ScheduleFreeAdamW / ScheduleFreeSGD, warmup, weight decay, r; float32, and float64 under x64),
+jit == eager, eval params bit for bit against the NumPy API's eval(), trajectories against
+optax.contrib's schedule-free, state_dict both ways, composition (chain, inject_hyperparams, an lr
+schedule), in place under donation, and refusals (16-bit params, another state given to eval,
+state_dtype)."""
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -72,6 +76,34 @@ def test_jit_equals_eager(name):
     _, jitted, js, _, _ = run_both(CASES[name], jit=True)
     for a, b in zip(jax.tree.leaves((eager, es)), jax.tree.leaves((jitted, js))):
         np.testing.assert_array_equal(np.array(a), np.array(b))
+
+
+FLOAT64 = """
+import jax
+jax.config.update("jax_enable_x64", True)
+import jax.numpy as jnp, numpy as np, pyoptk.jax as pj
+rng = np.random.default_rng(0)
+params = {"w": jnp.asarray(rng.standard_normal((5, 7))), "b": jnp.asarray(rng.standard_normal(37))}
+for tx in (pj.schedule_free_adamw(1e-2, warmup_steps=3, weight_decay=0.1), pj.schedule_free_sgd(0.1, warmup_steps=3)):
+    leaves = [np.array(p) for p in jax.tree.leaves(params)]
+    opt, state, p = tx.fused.cls(leaves, **tx.fused.kwargs), tx.init(params), params
+    for _ in range(10):
+        g = jax.tree.map(lambda x: jnp.asarray(rng.standard_normal(x.shape)), p)
+        p, state = jax.jit(tx.step)(p, g, state)
+        opt.step([np.array(x) for x in jax.tree.leaves(g)])
+    assert all(a.dtype == np.float64 and np.array_equal(np.array(a), b) for a, b in zip(jax.tree.leaves(p), leaves))
+    x = jax.jit(pj.schedule_free_eval_params)(state, p)
+    opt.eval()
+    assert all(np.array_equal(np.array(a), b) for a, b in zip(jax.tree.leaves(x), leaves))
+print("ok")
+"""
+
+
+def test_float64_bit_for_bit_with_x64(tmp_path):
+    """float64 params (JAX's x64, switched on in a child process: it is global): the step and
+    eval in double, bit for bit the NumPy API's."""
+    out = subprocess.run([sys.executable, "-c", FLOAT64], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
 def test_eval_before_any_step_is_the_params():
