@@ -22,16 +22,20 @@ _NONE = float("nan")
 class Kernel:
     """One compiled op: its flag bits, state names and coefficient names."""
 
-    def __init__(self, name: str):
+    def __init__(self, name: str, keys: Mapping[str, tuple[str, int | None] | None] | None = None):
+        """``keys``: where a flavour of the op keeps hyper-parameters elsewhere than by their name
+        (schedule-free SGD's beta1 is its ``momentum``), None for one it has not (read as 0)."""
         info = _REGISTRY[name]
         self.name = name
         self.flag_bits: dict[str, int] = dict(info["flags"])
         self.states: list[tuple[str, int]] = [tuple(s) for s in info["states"]]
         self.coeff_names: list[str] = list(info["coeffs"])
         self.hyper_names: list[str] = list(info["hyper"])  # empty: no C++ coefficient function
-        # Where a param group keeps each: (group key, index in a pair or None).
         self.scalar_names: list[str] = list(info["scalars"])
-        self.hyper_keys = [_PAIRS.get(name, (name, None)) for name in self.hyper_names]
+        # Where a param group keeps each: (group key, index in a pair or None), or None.
+        keys = keys or {}
+        self.hyper_keys = [keys[name] if name in keys else _PAIRS.get(name, (name, None))
+                           for name in self.hyper_names]
 
     def mode(self, **flags: bool) -> int:
         """Mode bits for the given flags (unknown flag names are a programming error)."""
@@ -39,7 +43,7 @@ class Kernel:
 
     def hyper(self, h: Mapping) -> tuple:
         """The C++ coefficient function's hyper-parameters, read from a param group's dict."""
-        values = (h[key] if i is None else h[key][i] for key, i in self.hyper_keys)
+        values = (0.0 if k is None else h[k[0]] if k[1] is None else h[k[0]][k[1]] for k in self.hyper_keys)
         return tuple(_NONE if v is None else v for v in values)
 
     def coeffs(self, h: Mapping, step: int, *scalars: float) -> dict[str, float]:

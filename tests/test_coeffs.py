@@ -165,6 +165,26 @@ def asgd_next_eta_mu(h, step):
     return f32(lr / ((1 + lambd * lr * step) ** h["alpha"])), f32(1 / max(1, step - h["t0"]))
 
 
+def schedule_free_advance(h):
+    k = h["k"]
+    warmup = h["warmup_steps"]
+    lr = h["lr"] * ((k + 1) / warmup if k < warmup else 1.0)
+    lr_max = max(lr, h["lr_max"])
+    weight = ((k + 1) ** h["r"]) * (lr_max ** h["weight_lr_power"])
+    return dict(k=k + 1, scheduled_lr=lr, lr_max=lr_max, weight_sum=h["weight_sum"] + weight)
+
+
+def schedule_free(h):
+    weight = (h["k"] ** h["r"]) * (h["lr_max"] ** h["weight_lr_power"])
+    ckp1 = weight / h["weight_sum"] if h["weight_sum"] != 0 else 0.0
+    lr = h["scheduled_lr"]
+    beta1 = h["betas"][0] if "betas" in h else h["momentum"]
+    beta2 = h["betas"][1] if "betas" in h else 0.0
+    return {"beta2": beta2, "one_minus_beta2": 1 - beta2, "inv_bias_correction2": 1 / (1 - beta2 ** h["k"]),
+            "eps": h.get("eps", 0.0), "weight_decay": h["weight_decay"], "ckp1": ckp1,
+            "y_coeff": lr * (beta1 * (1 - ckp1) - 1), "neg_lr": -lr}
+
+
 # ----- hyper-parameter draws: torch's defaults, round values, and random ones ----------------
 def draws(make, count=40, seed=0):
     rng = np.random.default_rng(seed)
@@ -265,6 +285,34 @@ def test_asgd_coefficients_and_eta_mu_are_the_former_python_bits():
             assert bits(new) == bits([eta, mu]), (h, step)
 
 
+def test_schedule_free_coefficients_and_schedule_are_the_former_python_bits():
+    """The schedule (warmup, lr_max, weight_sum) and coefficients of both flavours, from the
+    group state the NumPy API keeps, against the former Python; lr changes midway (a scheduler)."""
+    from pyoptk.optim.schedule_free import _advance_group, _coeffs
+
+    def make(r):
+        h = {"lr": u(r, 1e-4, 2.0, 0.0025), "weight_decay": u(r, 1e-6, 0.5, 0.0),
+             "warmup_steps": 0 if r is None else [0, int(r.integers(1, 50)), u(r, 0.5, 80, 0)][int(r.integers(3))],
+             "r": 0.0 if r is None else [0.0, 1, u(r, 0.01, 2, 0)][int(r.integers(3))],
+             "weight_lr_power": 2.0 if r is None else [2, u(r, 0, 4, 0)][int(r.integers(2))],
+             "k": 0, "lr_max": -1.0, "weight_sum": 0.0, "scheduled_lr": 0.0, "train_mode": True}
+        if r is None or r.random() < 0.5:
+            return dict(h, betas=(beta(r, 0.9), beta(r, 0.999)), eps=u(r, 1e-12, 1e-2, 1e-8))
+        return dict(h, momentum=beta(r, 0.9))
+
+    for h in draws(make):
+        mine = legacy = h
+        for step in range(1, 300):
+            if step == 150:
+                mine, legacy = dict(mine, lr=mine["lr"] / 3), dict(legacy, lr=legacy["lr"] / 3)
+            legacy = dict(legacy, **schedule_free_advance(legacy))
+            mine = dict(mine, **_advance_group(mine))
+            for key in ("k", "scheduled_lr", "lr_max", "weight_sum"):
+                assert bits([mine[key]]) == bits([legacy[key]]), (h, step, key)
+            got, want = _coeffs(mine), schedule_free(legacy)
+            assert bits(got.values()) == bits(want[n] for n in Kernel("schedule_free").coeff_names), (h, step)
+
+
 def test_adopt_coefficients_are_the_former_python_bits():
     """The default clip (PowerClip(0.25), computed in C++) is the former ``step ** 0.25``; None
     clips nothing; any other function of the step is still called (the Python override)."""
@@ -287,9 +335,10 @@ def test_adopt_coefficients_are_the_former_python_bits():
 
 def test_every_optimizer_op_with_python_coefficients_has_them_in_cpp():
     registry = _core.registry()
-    for name in [*SIMPLE, "nadam", "asgd", "adopt"]:
+    for name in [*SIMPLE, "nadam", "asgd", "adopt", "schedule_free"]:
         assert registry[name]["hyper"], name
     assert registry["nadam"]["scalars"] == ["mu_product"]
+    assert registry["schedule_free"]["scalars"] == ["lr_max", "weight_sum"]
     assert registry["asgd"]["scalars"] == ["eta", "mu"]
     assert registry["stream"]["hyper"] == []
 

@@ -46,6 +46,8 @@ FACTORIES = {
     "adadelta": lambda **k: pj.from_class("Adadelta", 1.0, rho=0.9, **k),
     "rprop": lambda **k: pj.from_class("Rprop", 1e-2, **k),
     "asgd": lambda **k: pj.from_class("ASGD", 1e-2, **k),
+    "schedule_free_adamw": lambda **k: pj.schedule_free_adamw(1e-2, warmup_steps=3, weight_decay=0.1, **k),
+    "schedule_free_sgd": lambda **k: pj.schedule_free_sgd(0.1, warmup_steps=3, weight_decay=0.01, **k),
 }
 
 
@@ -197,6 +199,11 @@ OPTAX = {
     "lion": (lambda: pj.lion(1e-3), lambda: optax.lion(1e-3), 1e-5),
     "adopt": (lambda: pj.adopt(1e-2), lambda: optax.contrib.adopt(1e-2, clip_value_fn=lambda c: (c + 1) ** 0.25), 1e-6),
     "ademamix": (lambda: pj.ademamix(1e-2), lambda: optax.contrib.ademamix(1e-2), 4e-6),
+    # without warmup (optax's base optimizer counts its warmup a step later: test_jax_schedule_free.py)
+    "schedule_free_adamw": (lambda: pj.schedule_free_adamw(1e-2, weight_decay=0.1),
+                            lambda: optax.contrib.schedule_free_adamw(1e-2, weight_decay=0.1), 1e-6),
+    "schedule_free_sgd": (lambda: pj.schedule_free_sgd(0.1, weight_decay=0.01),
+                          lambda: optax.contrib.schedule_free_sgd(0.1, weight_decay=0.01), 1e-6),
 }
 
 

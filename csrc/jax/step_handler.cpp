@@ -5,8 +5,9 @@
 //
 // Operands: hyper_dynamic f32[n] (hyper-parameters given as arrays: a schedule's learning rate,
 // optax.inject_hyperparams' values), count s32[] (steps done), scalars u32[2 * num_scalars] (the
-// op's per-param scalar state as float64 bits: x64 need not be on), then per leaf: param, grad,
-// each state of the mode, and the float32 master copy under master weights.
+// op's per-param scalar state as float64 bits: x64 need not be on; for an op without host
+// coefficients, its coefficients instead: the lerp of pyoptk.jax.schedule_free_eval_params), then
+// per leaf: param, grad, each state of the mode, and the float32 master copy under master weights.
 // Results: scalars, then per leaf: param, states, master copy (each aliased to its operand).
 // Attributes: op (string), mode, fresh_mode (bits added on step 1), hyper (f64[num_hypers]: the
 // static values), dynamic (i64[n]: the hyper slot of each dynamic value), leaves, master
@@ -262,7 +263,10 @@ void execute(const CallFrame& frame) {
   const AttrReader attrs(frame.attrs);
   Layout l;
   l.op = op_id(attrs.string("op"));
-  const OpInfo& info = op_with_coeffs(kOpInfo[l.op].name);
+  const OpInfo& info = kOpInfo[l.op];
+  // An op without a host coefficient function takes its coefficients in the scalars operand.
+  const bool host = info.coeffs != nullptr;
+  const int num_scalars = host ? info.num_scalars : info.num_coeffs;
   l.master = attrs.array<int64_t>("master", kS64);
   if (static_cast<int64_t>(l.master.size()) != attrs.integer("leaves")) {
     throw Refusal("attribute 'master' needs one flag per leaf");
@@ -286,17 +290,21 @@ void execute(const CallFrame& frame) {
   const int64_t done = count.dtype == kS32 ? *static_cast<const int32_t*>(count.data)
                                            : *static_cast<const int64_t*>(count.data);
   const int64_t step = done + 1;
-  if (scalars_in.dtype != kU32 || numel(scalars_in) != 2 * info.num_scalars || numel(scalars_out) != numel(scalars_in)) {
-    throw Refusal(std::string(info.name) + ": scalars must be uint32[" + std::to_string(2 * info.num_scalars) + "]");
+  if (scalars_in.dtype != kU32 || numel(scalars_in) != 2 * num_scalars || numel(scalars_out) != numel(scalars_in)) {
+    throw Refusal(std::string(info.name) + ": scalars must be uint32[" + std::to_string(2 * num_scalars) + "]");
   }
 
   // Coefficients and the scalar state after this step (written once the update ran).
-  double scalars[8] = {};
-  if (info.num_scalars > 8) throw Refusal(std::string(info.name) + " keeps more scalar state than the handler holds");
-  std::memcpy(scalars, scalars_in.data, sizeof(double) * static_cast<size_t>(info.num_scalars));
-  if (step == 1) update_scalars(info, ScalarPhase::kInit, hyper.data(), 0, scalars);
+  double scalars[kMaxCoeffs] = {};
+  if (num_scalars > kMaxCoeffs) throw Refusal(std::string(info.name) + " keeps more scalar state than the handler holds");
+  std::memcpy(scalars, scalars_in.data, sizeof(double) * static_cast<size_t>(num_scalars));
   double values[kMaxCoeffs];
-  step_coeffs(info, hyper.data(), step, scalars, values);
+  if (host) {
+    if (step == 1) update_scalars(info, ScalarPhase::kInit, hyper.data(), 0, scalars);
+    step_coeffs(info, hyper.data(), step, scalars, values);
+  } else {
+    std::memcpy(values, scalars, sizeof(values));
+  }
   const CoeffBlock block = coeff_block(info, values, static_cast<size_t>(info.num_coeffs));
 
   l.mode = static_cast<int>(attrs.integer("mode") | (step == 1 ? attrs.integer("fresh_mode") : 0));
@@ -314,7 +322,7 @@ void execute(const CallFrame& frame) {
   kept->plan.prepare(l.grads.data(), &block, 1, options, prepared);
   prepared.run();
   keep(std::move(kept));
-  std::memcpy(scalars_out.data, scalars, sizeof(double) * static_cast<size_t>(info.num_scalars));
+  std::memcpy(scalars_out.data, scalars, sizeof(double) * static_cast<size_t>(num_scalars));
 }
 
 // The checks every call frame passes first, and XLA's metadata query answered. Returns the error

@@ -21,7 +21,9 @@ except ImportError as _error:  # pragma: no cover - exercised where JAX is absen
 from ._algorithms import (adagrad, adam, adamax, adamw, ademamix, adan, adopt, from_class, lion, nadam, radam,
                           rmsprop, sgd)
 from ._checkpoint import from_state_dict, to_state_dict
+from ._schedule_free import ScheduleFreeState, schedule_free_adamw, schedule_free_eval_params, schedule_free_sgd
 from ._transform import FusedTransformation, PyoptkState
 
 __all__ = ["sgd", "adam", "adamw", "adagrad", "rmsprop", "adamax", "nadam", "radam", "lion", "adan", "adopt",
-           "ademamix", "from_class", "FusedTransformation", "PyoptkState", "to_state_dict", "from_state_dict"]
+           "ademamix", "from_class", "FusedTransformation", "PyoptkState", "to_state_dict", "from_state_dict",
+           "schedule_free_adamw", "schedule_free_sgd", "schedule_free_eval_params", "ScheduleFreeState"]

@@ -175,6 +175,7 @@ def from_class(name: str, learning_rate: Any, **kwargs: Any) -> FusedTransformat
     precision options: ``from_class("Adadelta", 1.0, rho=0.9)``."""
     rows = {e.name: e for e in optim.ALGORITHMS if e.elementwise}
     if name not in rows:
-        raise ValueError(f"pyoptk.jax.from_class: '{name}' is not an element-wise algorithm ({sorted(rows)})")
+        raise ValueError(f"pyoptk.jax.from_class: '{name}' is not an element-wise algorithm ({sorted(rows)}; "
+                         "schedule-free: pyoptk.jax.schedule_free_adamw / schedule_free_sgd)")
     precision = {k: kwargs.pop(k) for k in list(kwargs) if k in _NO_PRECISION}
     return make(rows[name].cls, learning_rate, kwargs, precision)

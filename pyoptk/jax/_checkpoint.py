@@ -24,16 +24,19 @@ def to_state_dict(tx: FusedTransformation, state: PyoptkState) -> dict[str, Any]
         else [None] * (len(leaves[0]) if leaves else 0)
     count = int(state.count)
     scalars = np.asarray(state.scalars).view(np.float64)
+    scalar_state = dict(zip(fused.kernel.scalar_names, map(float, scalars)))
+    group_state = fused.group_state(count, scalar_state) if fused.scalars_in_group else None
     per_param = {}
     for i in range(len(masters)):
         entry: dict[str, Any] = {"step": count} if fused.has_step else {}
         for name, ls in zip(names, leaves):
             entry[name] = np.array(ls[i])
-        entry.update(zip(fused.kernel.scalar_names, map(float, scalars)))
+        if group_state is None:
+            entry.update(scalar_state)
         if masters[i] is not None:
             entry[MASTER_KEY] = np.array(masters[i])
         per_param[i] = entry
-    group = dict(fused.group, params=list(range(len(masters))))
+    group = dict(fused.group, **(group_state or {}), params=list(range(len(masters))))
     out = {"state": per_param, "param_groups": [group]}
     if not fused.precision.default:
         out["precision"] = fused.precision.to_dict(count if fused.precision.stochastic_rounding else 0)
@@ -55,16 +58,24 @@ def from_state_dict(tx: FusedTransformation, params: Any, state_dict: dict[str, 
     if len(steps) > 1:
         raise ValueError(f"the params were stepped different numbers of times ({sorted(steps)}): one count per tree")
     names = fused.kernel.scalar_names
-    rows = {tuple(float(saved[i][n]) for n in names) for i in saved}
-    if len(rows) > 1:
-        raise ValueError("the params' scalar states differ: one scalar state per tree")
-    if fused.has_step:
-        count = int(steps.pop()) if steps else 0
-    elif count is None:
-        if fused.state_names and saved:
-            raise ValueError(f"pyoptk.jax.from_state_dict: {fused.cls_name}'s state keeps no step count; pass count= "
-                             "(the steps done)")
-        count = 0
+    if fused.scalars_in_group:  # the group keeps them, and the count
+        groups = state_dict["param_groups"]
+        if len(groups) != 1:
+            raise ValueError(f"pyoptk.jax.from_state_dict: {fused.cls_name} keeps its scalar state per param group; "
+                             f"the state_dict has {len(groups)} groups (one tree is one group)")
+        count, row = fused.from_group(groups[0])
+        rows = {row}
+    else:
+        rows = {tuple(float(saved[i][n]) for n in names) for i in saved}
+        if len(rows) > 1:
+            raise ValueError("the params' scalar states differ: one scalar state per tree")
+        if fused.has_step:
+            count = int(steps.pop()) if steps else 0
+        elif count is None:
+            if fused.state_names and saved:
+                raise ValueError(f"pyoptk.jax.from_state_dict: {fused.cls_name}'s state keeps no step count; pass "
+                                 "count= (the steps done)")
+            count = 0
     scalars = np.asarray(rows.pop() if rows else (), np.float64).view(np.uint32)
     states = {n: treedef.unflatten([jnp.asarray(saved[i][n], dtype=l.dtype)
                                     for i, l in enumerate(treedef.flatten_up_to(template.states[n]))])
@@ -74,4 +85,4 @@ def from_state_dict(tx: FusedTransformation, params: Any, state_dict: dict[str, 
         master = jax.tree.map(lambda m, i: None if m is None else jnp.asarray(saved[i][MASTER_KEY], jnp.float32),
                               template.master, treedef.unflatten(list(range(len(leaves)))),
                               is_leaf=lambda x: x is None)
-    return PyoptkState(jnp.asarray(count, jnp.int32), jnp.asarray(scalars), states, master)
+    return fused.wrap(PyoptkState(jnp.asarray(count, jnp.int32), jnp.asarray(scalars), states, master))

@@ -57,8 +57,7 @@ class Fused:
             static[key] = value
         self.kwargs = dict(lr=learning_rate, **static)  # the NumPy-API class's arguments (tests build its twin)
         opt = cls([np.zeros(1, np.float32)], **self.kwargs, **precision)
-        if not opt._kernel_coeffs() or type(opt).step is not Optimizer.step:
-            raise ValueError(f"pyoptk.jax: {cls.__name__} is not an element-wise step with C++ coefficients")
+        self.check_class(opt)
         group = opt.param_groups[0]
         kernel = self.kernel = opt.kernel
         self.cls, self.cls_name = cls, cls.__name__
@@ -84,6 +83,21 @@ class Fused:
         self.dynamic_values = list(dynamic.values())
         # Stochastic rounding: step t's key is rounding_key(t - 1), the handler adds the steps done.
         self.key0 = self.precision.rounding_key(0) if self.precision.stochastic_rounding else 0
+
+    def check_class(self, opt: Optimizer) -> None:
+        """Refuses a class whose step is not one kernel with C++ coefficients (the handler's)."""
+        if not opt._kernel_coeffs() or type(opt).step is not Optimizer.step:
+            raise ValueError(f"pyoptk.jax: {type(opt).__name__} is not an element-wise step with C++ coefficients")
+
+    # ----- checkpoints (_checkpoint.py) -----
+    # The NumPy API keeps the op's scalar state per param (NAdam's mu_product, beside the step); a
+    # subclass whose class keeps it, and the count, in the param group says so and converts them
+    # (group_state(count, scalars) -> the group's entries; from_group(group) -> count, scalars).
+    scalars_in_group = False
+
+    def wrap(self, state: PyoptkState) -> Any:
+        """The transformation's state from a PyoptkState (the same here)."""
+        return state
 
     # ----- state -----
     def keeps_master(self, p: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
+from .. import _core
 from .._arrays import HOST
 from .._kernels import FusedStep, Kernel
 from .._typing import Array, Betas, Closure, Grads, Params
@@ -13,13 +14,19 @@ from ._common import check_betas, check_bool, check_nonneg, functional_step
 
 __all__ = ["ScheduleFreeSGD", "ScheduleFreeAdamW", "schedule_free_sgd", "schedule_free_adamw"]
 
+# One op, two flavours: AdamW reads the group's betas and eps; SGD its momentum as beta1, and
+# no beta2 nor eps (read as 0: 1 - 0^k = 1).
 KERNEL = Kernel("schedule_free")
+SGD_KERNEL = Kernel("schedule_free", keys={"beta1": ("momentum", None), "beta2": None, "eps": None})
 LERP = Kernel("muon_momentum")  # mode 0: p = lerp(p, g, w), here p = lerp(p, z, w)
 
-# The schedule's scalar state, kept in each param group as the reference keeps it (and so in
-# state_dict()["param_groups"]): k steps taken, the warmed-up lr of the last step, its running
-# max, and the sum of the averaging weights.
-_GROUP_STATE = dict(k=0, train_mode=True, weight_sum=0.0, lr_max=-1.0, scheduled_lr=0.0)
+# The schedule's state, kept in each param group as the reference keeps it (and so in
+# state_dict()["param_groups"]): k steps taken, train_mode, the op's scalar state (ops/schedule_free.h:
+# the sum of the averaging weights weight_sum, the warmed-up lr's running max lr_max, as its
+# init_scalars sets them: they read no hyper-parameter) and the warmed-up lr of the last step.
+_INIT_SCALARS = dict(zip(KERNEL.scalar_names, _core.scalars(KERNEL.name, "init", (0.0,) * len(KERNEL.hyper_names), 0, ())))
+_GROUP_STATE = dict(k=0, train_mode=True, weight_sum=_INIT_SCALARS["weight_sum"], lr_max=_INIT_SCALARS["lr_max"],
+                    scheduled_lr=0.0)
 
 
 def _beta1(h: Mapping[str, Any]) -> float:
@@ -52,33 +59,27 @@ def _mode(h: Mapping[str, Any]) -> int:
     return KERNEL.mode(weight_decay=h["weight_decay"] != 0, adam="betas" in h)
 
 
+def _kernel(h: Mapping[str, Any]) -> Kernel:
+    return KERNEL if "betas" in h else SGD_KERNEL
+
+
 def _advance_group(h: Mapping[str, Any]) -> dict[str, Any]:
-    """The group's schedule state after one more step (the reference's order: warmed-up lr, its
-    running max, the weight (k+1)^r lr_max^power added to the sum)."""
-    k = h["k"]
-    warmup = h["warmup_steps"]
-    lr = h["lr"] * ((k + 1) / warmup if k < warmup else 1.0)
-    lr_max = max(lr, h["lr_max"])
-    weight = ((k + 1) ** h["r"]) * (lr_max ** h["weight_lr_power"])
-    return dict(k=k + 1, scheduled_lr=lr, lr_max=lr_max, weight_sum=h["weight_sum"] + weight)
+    """The group's schedule state after one more step: the op's advance_scalars (C++) and, for
+    the record, the step's warmed-up lr its coefficients used."""
+    kernel, k = _kernel(h), h["k"] + 1
+    lr_max, weight_sum = kernel.scalars("advance", h, k, h["lr_max"], h["weight_sum"])
+    lr = -kernel.coeffs(h, k, lr_max, weight_sum)["neg_lr"]
+    return dict(k=k, scheduled_lr=lr, lr_max=lr_max, weight_sum=weight_sum)
 
 
-def _ckp1(h: Mapping[str, Any]) -> float:
-    """c_{k+1} = weight / weight_sum of the step just advanced (0 when both are 0, as the reference)."""
-    weight = (h["k"] ** h["r"]) * (h["lr_max"] ** h["weight_lr_power"])
-    return weight / h["weight_sum"] if h["weight_sum"] != 0 else 0.0
-
-
-def _coeffs(h: Mapping[str, Any]) -> dict[str, float]:
-    """Coefficients from the group's hyper-params and its schedule state, already advanced."""
-    lr, ckp1, beta1 = h["scheduled_lr"], _ckp1(h), _beta1(h)
-    beta2 = h["betas"][1] if "betas" in h else 0.0
-    return {"beta2": beta2, "one_minus_beta2": 1 - beta2, "inv_bias_correction2": 1 / (1 - beta2 ** h["k"]),
-            "eps": h.get("eps", 0.0), "weight_decay": h["weight_decay"], "ckp1": ckp1,
-            "y_coeff": lr * (beta1 * (1 - ckp1) - 1), "neg_lr": -lr}
+def _coeffs(h: Mapping[str, Any]) -> Mapping[str, float]:
+    """Coefficients from the group's hyper-params and its schedule state, already advanced
+    (the op's host function, C++)."""
+    return _kernel(h).coeffs(h, h["k"], h["lr_max"], h["weight_sum"])
 
 
 ALGORITHM = Algorithm(KERNEL, _check, _mode, _coeffs, coeff_state=())
+SGD_ALGORITHM = Algorithm(SGD_KERNEL, _check, _mode, _coeffs, coeff_state=())
 
 
 class _ScheduleFree(FusedOptimizer):
@@ -93,6 +94,9 @@ class _ScheduleFree(FusedOptimizer):
 
     def __init__(self, params: Params, defaults: dict[str, Any]) -> None:
         super().__init__(params, {**defaults, **_GROUP_STATE})
+
+    def _scalar_state_names(self) -> list[str]:
+        return []  # the op's scalar state is the group's schedule, kept in param_groups
 
     def _state_init(self, name: str, group: dict[str, Any]) -> float | None:
         return None if name == "z" else 0.0
@@ -166,6 +170,8 @@ class ScheduleFreeSGD(_ScheduleFree):
     bit-identical to ``schedulefree.SGDScheduleFree`` (foreach=False) in float32 and float64, as
     tested over 30 steps with warmup and weight decay.
     """
+
+    algorithm = SGD_ALGORITHM
 
     def __init__(self, params: Params, lr: float = 1.0, momentum: float = 0.9, weight_decay: float = 0,
                  warmup_steps: int = 0, r: float = 0.0, weight_lr_power: float = 2.0) -> None:
