@@ -175,13 +175,24 @@ inline void load_evens_odds(const bf16_t* p, Vec<float>& even, Vec<float>& odd) 
   even = _mm256_castsi256_ps(_mm256_slli_epi32(x, 16));
   odd = _mm256_castsi256_ps(_mm256_and_si256(x, _mm256_set1_epi32(int(0xffff0000u))));
 }
-// Its inverse with cvt::f32_to_bf16's rounding: the odd lanes' results are already in place (the
-// high halves), the even ones shift down; no pack or permute.
+// Its inverse with cvt::f32_to_bf16's rounding, in 16-bit lanes: the 16 high halves in order
+// (the odd lanes' are in place, the even ones shift down), incremented where the low half plus
+// 0x7fff plus the kept lowest bit carries: the top bit of vpavgw(low, 0x7ffe + lowest bit), which
+// computes (low + 0x7ffe + lowest bit + 1) >> 1 without losing the carry. No pack or permute.
 inline void store_evens_odds(bf16_t* p, Vec<float> even, Vec<float> odd) {
-  const bool nans = any_nan(even.v, odd.v);
-  const __m256i e = _mm256_srli_epi32(bf16_rounded(even.v, bf16_rne_add(even.v), nans), 16);
-  const __m256i o = _mm256_and_si256(bf16_rounded(odd.v, bf16_rne_add(odd.v), nans), _mm256_set1_epi32(int(0xffff0000u)));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm256_or_si256(e, o));
+  const __m256i e = _mm256_castps_si256(even.v), o = _mm256_castps_si256(odd.v);
+  __m256i h;
+  if (__builtin_expect(any_nan(even.v, odd.v), 0)) {
+    const __m256i re = bf16_rounded(even.v, bf16_rne_add(even.v), true);
+    const __m256i ro = bf16_rounded(odd.v, bf16_rne_add(odd.v), true);
+    h = _mm256_blend_epi16(_mm256_srli_epi32(re, 16), ro, 0xAA);
+  } else {
+    const __m256i high = _mm256_blend_epi16(_mm256_srli_epi32(e, 16), o, 0xAA);
+    const __m256i low = _mm256_blend_epi16(e, _mm256_slli_epi32(o, 16), 0xAA);
+    const __m256i k = _mm256_or_si256(_mm256_and_si256(high, _mm256_set1_epi16(1)), _mm256_set1_epi16(0x7ffe));
+    h = _mm256_add_epi16(high, _mm256_srli_epi16(_mm256_avg_epu16(low, k), 15));
+  }
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), h);
 }
 
 }  // namespace PYOPTK_ISA_NS
