@@ -73,3 +73,26 @@ def test_mixed_adam_deepspeed_peer_in_its_three_layouts():
     rows = bench.make_steppers("adam", 1000, "one", bench.dtype_of("bfloat16"), ["deepspeed"], state_dtype="float32")
     assert "deepspeed" in rows and np.dtype(bench.dtype_of("bfloat16")).itemsize == 2
     rows["deepspeed"]()
+
+
+def test_adam_layouts_runs_every_16bit_layout_against_its_probe(tmp_path, monkeypatch, capsys):
+    """bench/adam_layouts.py (issue #23's before/after table): every layout, its bytes, a probe for
+    each layout without master weights, and the ratio to float32."""
+    import pathlib
+    import sys
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "adam_layouts.py"
+    spec = importlib.util.spec_from_file_location("adam_layouts", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "rows.json"
+    monkeypatch.setattr(sys, "argv", ["adam_layouts.py", "--size", "1000", "--threads", "1", "--reps", "1",
+                                      "--json", str(out)])
+    module.main()
+    rows = {r["layout"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == set(module.LAYOUTS)
+    for name, r in rows.items():
+        assert r["bytes_per_element"] == module.LAYOUTS[name][3]
+        assert (r["pct_of_roofline"] is None) == module.LAYOUTS[name][2], name  # master weights: no probe
+    assert rows["fp32"]["speedup_vs_fp32"] == 1.0
+    assert "| all-bf16 | 14 |" in capsys.readouterr().out

@@ -254,15 +254,28 @@ void StepPlan::take(size_t i, const GradRef& g, PreparedStep& out) {
   }
 }
 
+const char* kernel_path_name(KernelPath path) {
+  switch (path) {
+    case KernelPath::kDirect: return "direct";
+    case KernelPath::kFused: return "fused";
+    case KernelPath::kStaged:
+    case KernelPath::kStagedRounding:
+    case KernelPath::kStagedScaled:
+    case KernelPath::kStagedQuantized:
+    case KernelPath::kStagedNoLayout: return "staged";
+  }
+  return "";
+}
+
 const char* kernel_path_text(KernelPath path) {
   switch (path) {
-    case KernelPath::kDirect: return "direct: every array in the dtype the kernel computes in";
-    case KernelPath::kFused: return "fused: 16-bit arrays converted in registers by the layout's own kernel";
-    case KernelPath::kStaged: return "staged: the grad comes in another dtype than the param";
-    case KernelPath::kStagedRounding: return "staged: stochastic rounding draws per element in the scratch block";
-    case KernelPath::kStagedScaled: return "staged: the grads are divided by grad_scale as they are read";
-    case KernelPath::kStagedQuantized: return "staged: block-quantized state, dequantized and requantized per block";
-    case KernelPath::kStagedNoLayout: return "staged: no fused kernel for this layout on the active ISA";
+    case KernelPath::kDirect: return "every array in the dtype the kernel computes in";
+    case KernelPath::kFused: return "16-bit arrays converted in registers by the layout's own kernel";
+    case KernelPath::kStaged: return "the grad comes in another dtype than the param";
+    case KernelPath::kStagedRounding: return "stochastic rounding draws per element in the scratch block";
+    case KernelPath::kStagedScaled: return "the grads are divided by grad_scale as they are read";
+    case KernelPath::kStagedQuantized: return "block-quantized state, dequantized and requantized per block";
+    case KernelPath::kStagedNoLayout: return "no fused kernel for this layout on the active ISA";
   }
   return "";
 }

@@ -54,7 +54,7 @@ struct StepOptions {
   int threads = 0;  // 0: pyoptk's setting
 };
 
-// How the last step ran an entry, and why (kernel_path_text says it in words).
+// How the last step ran an entry (kernel_path_name names the kernel, kernel_path_text says why).
 enum class KernelPath : uint8_t {
   kDirect,         // every array in the dtype the op computes in: its span function as is
   kFused,          // 16-bit arrays converted in registers by a fused layout's span function
@@ -64,7 +64,8 @@ enum class KernelPath : uint8_t {
   kStagedQuantized,  // a block-quantized state
   kStagedNoLayout,   // the active ISA has no fused kernel for this (param, grad, states, master) layout
 };
-const char* kernel_path_text(KernelPath path);
+const char* kernel_path_name(KernelPath path);  // "direct", "fused" or "staged"
+const char* kernel_path_text(KernelPath path);  // why, in words
 
 // The checked tasks of one step, ready to run (they point into it: it stays where it is made).
 struct PreparedStep {

@@ -172,8 +172,7 @@ std::vector<std::tuple<int64_t, std::string, std::string>> Plan::kernel_paths() 
   std::vector<std::tuple<int64_t, std::string, std::string>> out;
   for (size_t i = 0; i < core_.size(); ++i) {
     const StepPlan::Entry& e = core_.entry(i);
-    const std::string text = kernel_path_text(e.path);
-    out.emplace_back(e.index, text.substr(0, text.find(':')), text.substr(text.find(':') + 2));
+    out.emplace_back(e.index, kernel_path_name(e.path), kernel_path_text(e.path));
   }
   return out;
 }

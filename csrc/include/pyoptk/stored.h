@@ -32,11 +32,17 @@ inline void store_lanes(Stored<kDtype>* p, Vec<float> v, int n) {
 #endif
 }
 
-#ifdef PYOPTK_SIMD_HAS_BF16_CVT
-// Two vectors round in one instruction (the lane header's store_pair): the span loop steps two
-// vectors at a time over bfloat16 arrays.
+#ifdef PYOPTK_SIMD_HAS_BF16_PAIRS
+// Two vectors round at once (the lane header's store_pair, cheaper than two one at a time): the
+// span loop steps two vectors at a time over bfloat16 arrays.
 template <>
 struct NarrowsInPairs<bf16_t> : std::true_type {};
+#endif
+#ifdef PYOPTK_SIMD_HAS_BF16_EVENS_ODDS
+// Two vectors of bfloat16 convert cheapest as evens and odds (the lane header's load_evens_odds /
+// store_evens_odds): the span loop holds them so where every array of the span is bfloat16.
+template <>
+struct SplitsPairs<bf16_t> : std::true_type {};
 #endif
 
 }  // namespace PYOPTK_ISA_NS

@@ -9,11 +9,13 @@
 
 // What this lane header provides beyond Vec (named, so shared headers test features, not ISAs):
 // PYOPTK_SIMD_HAS_HALF_LANES: Half, load16/store16, widen_lanes/narrow_lanes for bf16_t and f16_t,
-// narrow_sr_lanes for bf16_t. PYOPTK_SIMD_HAS_BF16_CVT (built with -mavx512bf16): store_pair
-// rounds two float32 vectors to bfloat16 in one instruction.
+// narrow_sr_lanes for bf16_t. PYOPTK_SIMD_HAS_BF16_CVT (built with -mavx512bf16): the BF16
+// conversion instructions, and with them PYOPTK_SIMD_HAS_BF16_PAIRS: store_pair rounds two float32
+// vectors to bfloat16 in one instruction.
 #define PYOPTK_SIMD_HAS_HALF_LANES 1
 #ifdef __AVX512BF16__
 #define PYOPTK_SIMD_HAS_BF16_CVT 1
+#define PYOPTK_SIMD_HAS_BF16_PAIRS 1
 #endif
 
 namespace pyoptk {

@@ -44,7 +44,7 @@ void narrow_n(const float* src, S* dst, int64_t n) {
 #ifdef PYOPTK_SIMD_HAS_HALF_LANES
   if constexpr (HasLanes<S>::value) {
     constexpr int kLanes = Vec<float>::kLanes;
-#ifdef PYOPTK_SIMD_HAS_BF16_CVT
+#ifdef PYOPTK_SIMD_HAS_BF16_PAIRS
     if constexpr (std::is_same<S, bf16_t>::value) {
       for (; i + 2 * kLanes <= n; i += 2 * kLanes) {
         store_pair(dst + i, Vec<float>::load(src + i), Vec<float>::load(src + i + kLanes));
