@@ -75,24 +75,31 @@ def test_mixed_adam_deepspeed_peer_in_its_three_layouts():
     rows["deepspeed"]()
 
 
-def test_adam_layouts_runs_every_16bit_layout_against_its_probe(tmp_path, monkeypatch, capsys):
-    """bench/adam_layouts.py (issue #23's before/after table): every layout, its bytes, a probe for
-    each layout without master weights, and the ratio to float32."""
-    import pathlib
+def test_mixed_adam_runs_every_16bit_layout_against_its_probe(tmp_path, monkeypatch, capsys):
+    """Every layout (float16 ones included), its bytes, a probe for each layout without master
+    weights, and the ratio to float32; --no-peers runs pyoptk alone (issue #23's before/after)."""
     import sys
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "bench" / "adam_layouts.py"
-    spec = importlib.util.spec_from_file_location("adam_layouts", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _mixed_adam()
     out = tmp_path / "rows.json"
-    monkeypatch.setattr(sys, "argv", ["adam_layouts.py", "--size", "1000", "--threads", "1", "--reps", "1",
+    monkeypatch.setattr(sys, "argv", ["mixed_adam", "--size", "1000", "--threads", "1", "--reps", "1", "--no-peers",
                                       "--json", str(out)])
     module.main()
-    rows = {r["layout"]: r for r in json.loads(out.read_text())["rows"]}
-    assert set(rows) == set(module.LAYOUTS)
-    for name, r in rows.items():
-        assert r["bytes_per_element"] == module.LAYOUTS[name][3]
-        assert (r["pct_of_roofline"] is None) == module.LAYOUTS[name][2], name  # master weights: no probe
-    assert rows["fp32"]["speedup_vs_fp32"] == 1.0
-    assert "| all-bf16 | 14 |" in capsys.readouterr().out
+    rows = {r["impl"]: r for r in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {f"pyoptk {n}" for n in module.LAYOUTS} | \
+        {f"roofline {n}" for n, (_, _, master, _) in module.LAYOUTS.items() if not master}
+    for name, (_, _, master, nbytes) in module.LAYOUTS.items():
+        r = rows[f"pyoptk {name}"]
+        assert r["bytes_per_element"] == nbytes
+        assert (r["pct_of_roofline"] is None) == master, name  # master weights: no probe
+    assert rows["pyoptk fp32"]["speedup_vs_pyoptk_fp32"] == 1.0
+    assert "| pyoptk all-f16 | 14 |" in capsys.readouterr().out
+
+
+def test_mixed_adam_refuses_an_unknown_layout(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setattr(sys, "argv", ["mixed_adam", "--layouts", "all-bf16,bf8"])
+    with pytest.raises(SystemExit):
+        _mixed_adam().main()
+    assert "unknown layout(s) ['bf8']" in capsys.readouterr().err
