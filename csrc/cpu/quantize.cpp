@@ -20,6 +20,7 @@ void make_search(const QuantMap& map, QuantSearch& s) {
     const double mid = (double(map.values[j]) + double(map.values[j + 1])) / 2;
     float t = static_cast<float>(mid);
     if (double(t) > mid) t = std::nextafter(t, -std::numeric_limits<float>::infinity());
+    s.threshold[j] = t;
     const uint32_t key = quant_order_key(t);
     const uint32_t b = key >> (32 - kQuantKeyBits);
     if (t == 0.0f || count[b] != 0) std::abort();  // a map whose buckets need more comparisons

@@ -64,6 +64,7 @@ constexpr uint32_t kQuantLowMask = (uint32_t{1} << (32 - kQuantKeyBits)) - 1;
 
 struct QuantSearch {
   uint32_t bucket[kQuantBuckets];
+  float threshold[255];  // t[j], ascending, map.size - 1 of them (the per-ISA 4-bit search compares with these)
 };
 const QuantSearch& quant_search(const QuantMap& map);
 

@@ -1,9 +1,13 @@
 // Compiled once per ISA next to convert.cpp: quantize.h's dequantize and nearest-rounding quantize
-// for the staging layer, vectorized where the ISA has gathers (AVX2, and AVX-512 through the same
-// code), else quantize.cpp's scalar reference itself. Bit-identical to the reference: absmax is a
-// max (exact in any order), v = x / absmax an IEEE division per lane, the code the same table
-// lookup and integer comparison as quant_nearest, the dequantized
-// value the same float32 product.
+// for the staging layer, vectorized on AVX2 (and AVX-512 through the same code), else quantize.cpp's
+// scalar reference itself. Bit-identical to the reference: absmax is a max (exact in any order),
+// v = x / absmax an IEEE division per lane, the code the count of rounded-down midpoints below v
+// (the reference's bucket lookup for 8-bit maps; for 4-bit ones a binary search over the 15
+// thresholds held in registers), the dequantized value the same float32 product.
+//
+// Zen 3 (measured, bench/RESULTS.md): an 8-lane gather costs ~15 cycles, so only the 8-bit
+// search gathers (one lookup per element is unavoidable there); the 8-bit map is read by scalar
+// loads (3 per cycle), the 4-bit one by register permutes.
 #include "kernel_table.h"
 #include "quantize.h"
 
@@ -52,10 +56,16 @@ void dequantize_isa(const QuantMap& map, const uint8_t* codes, const float* scal
     const __m256 vscale = _mm256_set1_ps(scale);
     const int64_t at = first + b;
     int64_t i = 0;
-    for (; i + 8 <= len; i += 8) {
-      const __m256i code = load_codes(codes, map.bits, at + i);
-      const __m256 entry = map.bits == 8 ? _mm256_i32gather_ps(m, code, 4) : entry16(low, high, code);
-      _mm256_storeu_ps(out + b + i, _mm256_mul_ps(entry, vscale));
+    if (map.bits == 8) {
+      for (; i + 8 <= len; i += 8) {  // eight codes in one load, eight scalar loads of the map
+        uint64_t word;
+        std::memcpy(&word, codes + at + i, 8);
+        for (int k = 0; k < 8; ++k) out[b + i + k] = m[(word >> (8 * k)) & 255] * scale;
+      }
+    } else {
+      for (; i + 8 <= len; i += 8) {
+        _mm256_storeu_ps(out + b + i, _mm256_mul_ps(entry16(low, high, load_codes(codes, map.bits, at + i)), vscale));
+      }
     }
     for (; i < len; ++i) out[b + i] = m[code_at(codes, map.bits, at + i)] * scale;
   }
@@ -97,9 +107,38 @@ inline __m256i nearest8(const QuantSearch& s, __m256 v) {
   return _mm256_and_si256(code, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_ORD_Q)));
 }
 
-void quantize_isa(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
-                  float* scales) {
+// The 4-bit search: #{j : t[j] < v} over 15 ascending thresholds by four comparisons, each
+// against the threshold its lane has reached (a permute of the next level's nodes); NaN compares
+// false everywhere: code 0, as the reference.
+struct Tree16 {
+  __m256 root, level2, level3, level4;
+  explicit Tree16(const float* t)
+      : root(_mm256_set1_ps(t[7])),
+        level2(_mm256_setr_ps(t[3], t[11], 0, 0, 0, 0, 0, 0)),
+        level3(_mm256_setr_ps(t[1], t[5], t[9], t[13], 0, 0, 0, 0)),
+        level4(_mm256_setr_ps(t[0], t[2], t[4], t[6], t[8], t[10], t[12], t[14])) {}
+};
+
+inline __m256i above(__m256 v, __m256 t, int step) {
+  return _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_GT_OQ)), _mm256_set1_epi32(step));
+}
+
+inline __m256i nearest16(const Tree16& tree, __m256 v) {
+  __m256i i = above(v, tree.root, 8);
+  i = _mm256_or_si256(i, above(v, _mm256_permutevar8x32_ps(tree.level2, _mm256_srli_epi32(i, 3)), 4));
+  i = _mm256_or_si256(i, above(v, _mm256_permutevar8x32_ps(tree.level3, _mm256_srli_epi32(i, 2)), 2));
+  return _mm256_add_epi32(i, above(v, _mm256_permutevar8x32_ps(tree.level4, _mm256_srli_epi32(i, 1)), 1));
+}
+
+template <int kBits>
+void quantize_bits(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
+                   float* scales) {
   const QuantSearch& s = quant_search(map);
+  const Tree16 tree(s.threshold);  // used by 4-bit maps only
+  const auto nearest = [&](__m256 v) {
+    if constexpr (kBits == 8) return nearest8(s, v);
+    else return nearest16(tree, v);
+  };
   for (int64_t b = 0; b < n; b += block) {
     const int64_t len = n - b < block ? n - b : block;
     const float* x = in + b;
@@ -113,12 +152,12 @@ void quantize_isa(const QuantMap& map, const float* in, int block, int64_t first
     const int64_t at = first + b;
     int64_t i = 0;
     for (; i + 32 <= len; i += 32) {  // 32 codes: packed to bytes, in order
-      const __m256i c0 = nearest8(s, scaled(i)), c1 = nearest8(s, scaled(i + 8));
-      const __m256i c2 = nearest8(s, scaled(i + 16)), c3 = nearest8(s, scaled(i + 24));
+      const __m256i c0 = nearest(scaled(i)), c1 = nearest(scaled(i + 8));
+      const __m256i c2 = nearest(scaled(i + 16)), c3 = nearest(scaled(i + 24));
       const __m256i bytes = _mm256_permutevar8x32_epi32(
           _mm256_packus_epi16(_mm256_packus_epi32(c0, c1), _mm256_packus_epi32(c2, c3)),
           _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-      if (map.bits == 8) {
+      if (kBits == 8) {
         _mm256_storeu_si256(reinterpret_cast<__m256i*>(codes + at + i), bytes);
       } else {  // 16-bit word j holds codes 2j (low byte) and 2j + 1: one byte, low nibble first
         const __m256i pairs = _mm256_and_si256(_mm256_or_si256(bytes, _mm256_srli_epi16(bytes, 4)), _mm256_set1_epi16(0xff));
@@ -127,12 +166,17 @@ void quantize_isa(const QuantMap& map, const float* in, int block, int64_t first
       }
     }
     const auto code = [&](int64_t j) { return uint8_t(quant_nearest(s, zero ? 0.0f : x[j] / absmax)); };
-    if (map.bits == 8) {
+    if (kBits == 8) {
       for (; i < len; ++i) codes[at + i] = code(i);
     } else {  // at + i is even: whole bytes, the last one maybe half (the array's end)
       for (; i < len; i += 2) codes[(at + i) >> 1] = uint8_t(code(i) | (i + 1 < len ? code(i + 1) << 4 : 0));
     }
   }
+}
+
+void quantize_isa(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
+                  float* scales) {
+  (map.bits == 8 ? quantize_bits<8> : quantize_bits<4>)(map, in, block, first, n, codes, scales);
 }
 
 constexpr QuantFns kQuantFns = {&dequantize_isa, &quantize_isa};
