@@ -5,9 +5,9 @@
 // (the reference's bucket lookup for 8-bit maps; for 4-bit ones a binary search over the 15
 // thresholds held in registers), the dequantized value the same float32 product.
 //
-// Zen 3 (measured, bench/RESULTS.md): an 8-lane gather costs ~15 cycles, so only the 8-bit
-// search gathers (one lookup per element is unavoidable there); the 8-bit map is read by scalar
-// loads (3 per cycle), the 4-bit one by register permutes.
+// No gathers: Zen 3's 8-lane vpgatherdd costs ~15 cycles (bench/RESULTS.md), more than eight
+// scalar loads. The 8-bit search's one lookup per element and the 8-bit map are read by scalar
+// loads; the 4-bit map and thresholds are held in registers (permutes).
 #include "kernel_table.h"
 #include "quantize.h"
 
@@ -94,13 +94,26 @@ inline float absmax_of(const float* x, int64_t n) {
   return any_nan ? std::numeric_limits<float>::quiet_NaN() : out;
 }
 
-// quant_nearest on eight lanes: the bucket's word by one gather, one unsigned comparison of the
+// table[index] for eight lanes by scalar loads inserted into the lanes: on Zen 3 a fifth faster
+// than one vpgatherdd (bench/RESULTS.md, third session).
+inline __m256i lookup8(const uint32_t* table, __m256i index) {
+  const __m128i low = _mm256_castsi256_si128(index), high = _mm256_extracti128_si256(index, 1);
+  const auto four = [table](__m128i i) {
+    const uint64_t a = static_cast<uint64_t>(_mm_cvtsi128_si64(i)), b = static_cast<uint64_t>(_mm_extract_epi64(i, 1));
+    __m128i w = _mm_cvtsi32_si128(static_cast<int>(table[static_cast<uint32_t>(a)]));
+    w = _mm_insert_epi32(w, static_cast<int>(table[a >> 32]), 1);
+    w = _mm_insert_epi32(w, static_cast<int>(table[static_cast<uint32_t>(b)]), 2);
+    return _mm_insert_epi32(w, static_cast<int>(table[b >> 32]), 3);
+  };
+  return _mm256_setr_m128i(four(low), four(high));
+}
+
+// quant_nearest on eight lanes: the bucket's word by one lookup, one unsigned comparison of the
 // low key bits (both below 2^16: a signed one is the same); NaN lanes code 0.
 inline __m256i nearest8(const QuantSearch& s, __m256 v) {
   const __m256i u = _mm256_castps_si256(v);
   const __m256i key = _mm256_xor_si256(u, _mm256_or_si256(_mm256_srai_epi32(u, 31), _mm256_set1_epi32(int(0x80000000u))));
-  const __m256i word = _mm256_i32gather_epi32(reinterpret_cast<const int*>(s.bucket),
-                                               _mm256_srli_epi32(key, 32 - kQuantKeyBits), 4);
+  const __m256i word = lookup8(s.bucket, _mm256_srli_epi32(key, 32 - kQuantKeyBits));
   const __m256i low = _mm256_set1_epi32(int(kQuantLowMask));
   const __m256i above = _mm256_cmpgt_epi32(_mm256_and_si256(key, low), _mm256_and_si256(word, _mm256_set1_epi32(0xffff)));
   const __m256i code = _mm256_sub_epi32(_mm256_srli_epi32(word, 16), above);
@@ -145,10 +158,10 @@ void quantize_bits(const QuantMap& map, const float* in, int block, int64_t firs
     const float absmax = absmax_of(x, len);
     scales[(first + b) / block] = absmax;
     const bool zero = absmax == 0.0f;
-    const __m256 vabsmax = _mm256_set1_ps(absmax);
-    const auto scaled = [&](int64_t i) {
-      return zero ? _mm256_setzero_ps() : _mm256_div_ps(_mm256_loadu_ps(x + i), vabsmax);
-    };
+    // v = x / absmax, or +0 for all when absmax is 0: a mask rather than a branch per vector
+    const __m256 divisor = _mm256_set1_ps(zero ? 1.0f : absmax);
+    const __m256 keep = _mm256_castsi256_ps(_mm256_set1_epi32(zero ? 0 : -1));
+    const auto scaled = [&](int64_t i) { return _mm256_and_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), divisor), keep); };
     const int64_t at = first + b;
     int64_t i = 0;
     for (; i + 32 <= len; i += 32) {  // 32 codes: packed to bytes, in order
