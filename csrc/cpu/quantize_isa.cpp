@@ -1,9 +1,10 @@
-// Compiled once per ISA next to convert.cpp: quantize.h's dequantize and nearest-rounding quantize
-// for the staging layer, vectorized on AVX2 (and AVX-512 through the same code), else quantize.cpp's
-// scalar reference itself. Bit-identical to the reference: absmax is a max (exact in any order),
+// Compiled once per ISA next to convert.cpp: quantize.h's dequantize and quantize (nearest or
+// stochastic codes) for the staging layer, vectorized on AVX2 (and AVX-512 through the same
+// code), else quantize.cpp's scalar reference itself. Bit-identical to the reference: absmax is a max (exact in any order),
 // v = x / absmax an IEEE division per lane, the code the count of rounded-down midpoints below v
 // (the reference's bucket lookup for 8-bit maps; for 4-bit ones a binary search over the 15
-// thresholds held in registers), the dequantized value the same float32 product.
+// thresholds held in registers), a stochastic code the same float32 operations on the same
+// random bits, the dequantized value the same float32 product.
 //
 // No gathers: Zen 3's 8-lane vpgatherdd costs ~15 cycles (bench/RESULTS.md), more than eight
 // scalar loads. The 8-bit search's one lookup per element and the 8-bit map are read by scalar
@@ -143,30 +144,60 @@ inline __m256i nearest16(const Tree16& tree, __m256 v) {
   return _mm256_add_epi32(i, above(v, _mm256_permutevar8x32_ps(tree.level4, _mm256_srli_epi32(i, 1)), 1));
 }
 
-template <int kBits>
+// stochastic_code (quantize.h) on eight lanes, from their nearest codes: the entry at or below v
+// (lo), then up with probability (v - m[lo]) / (m[lo+1] - m[lo]) by the lane's 24 random bits;
+// below the map's first entry 0, at its last entry that one. NaN lanes: nearest code 0, every
+// comparison false: 0, as the reference.
+template <class Entry>
+inline __m256i stochastic8(const Entry& entry, int size, __m256 v, __m256i nearest, const uint32_t* random24) {
+  const __m256i lo = _mm256_add_epi32(nearest, _mm256_castps_si256(_mm256_cmp_ps(entry(nearest), v, _CMP_GT_OQ)));
+  const __m256i below = _mm256_min_epi32(_mm256_max_epi32(lo, _mm256_setzero_si256()), _mm256_set1_epi32(size - 2));
+  const __m256 low = entry(below), high = entry(_mm256_add_epi32(below, _mm256_set1_epi32(1)));
+  const __m256 up = _mm256_div_ps(_mm256_sub_ps(v, low), _mm256_sub_ps(high, low));
+  const __m256 draw = _mm256_mul_ps(
+      _mm256_cvtepi32_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(random24))), _mm256_set1_ps(0x1p-24f));
+  const __m256i raised = _mm256_sub_epi32(lo, _mm256_castps_si256(_mm256_cmp_ps(draw, up, _CMP_LT_OQ)));
+  const __m256i inside = _mm256_cmpgt_epi32(_mm256_set1_epi32(size - 1), lo);  // lo < size - 1
+  return _mm256_max_epi32(_mm256_blendv_epi8(lo, raised, inside), _mm256_setzero_si256());  // lo = -1: 0
+}
+
+template <int kBits, bool kStochastic>
 void quantize_bits(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
-                   float* scales) {
+                   float* scales, uint64_t key) {
   const QuantSearch& s = quant_search(map);
   const Tree16 tree(s.threshold);  // used by 4-bit maps only
-  const auto nearest = [&](__m256 v) {
-    if constexpr (kBits == 8) return nearest8(s, v);
-    else return nearest16(tree, v);
+  const float* m = map.values;
+  const __m256 low16 = _mm256_loadu_ps(m), high16 = kBits == 8 ? low16 : _mm256_loadu_ps(m + 8);
+  const auto entry = [&](__m256i code) {
+    if constexpr (kBits == 8) return _mm256_castsi256_ps(lookup8(reinterpret_cast<const uint32_t*>(m), code));
+    else return entry16(low16, high16, code);
   };
+  alignas(32) uint32_t random24[kMaxQuantBlock];
   for (int64_t b = 0; b < n; b += block) {
     const int64_t len = n - b < block ? n - b : block;
     const float* x = in + b;
     const float absmax = absmax_of(x, len);
     scales[(first + b) / block] = absmax;
     const bool zero = absmax == 0.0f;
+    const int64_t at = first + b;
+    const uint64_t block_key = kStochastic ? code_block_key(key, at) : 0;
+    if (kStochastic) {
+      for (int64_t i = 0; i < len; ++i) random24[i] = code_random24(block_key, at + i);
+    }
     // v = x / absmax, or +0 for all when absmax is 0: a mask rather than a branch per vector
     const __m256 divisor = _mm256_set1_ps(zero ? 1.0f : absmax);
     const __m256 keep = _mm256_castsi256_ps(_mm256_set1_epi32(zero ? 0 : -1));
-    const auto scaled = [&](int64_t i) { return _mm256_and_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), divisor), keep); };
-    const int64_t at = first + b;
+    const auto code8 = [&](int64_t i) {
+      const __m256 v = _mm256_and_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), divisor), keep);
+      __m256i c;
+      if constexpr (kBits == 8) c = nearest8(s, v);
+      else c = nearest16(tree, v);
+      if constexpr (kStochastic) c = stochastic8(entry, map.size, v, c, random24 + i);
+      return c;
+    };
     int64_t i = 0;
     for (; i + 32 <= len; i += 32) {  // 32 codes: packed to bytes, in order
-      const __m256i c0 = nearest(scaled(i)), c1 = nearest(scaled(i + 8));
-      const __m256i c2 = nearest(scaled(i + 16)), c3 = nearest(scaled(i + 24));
+      const __m256i c0 = code8(i), c1 = code8(i + 8), c2 = code8(i + 16), c3 = code8(i + 24);
       const __m256i bytes = _mm256_permutevar8x32_epi32(
           _mm256_packus_epi16(_mm256_packus_epi32(c0, c1), _mm256_packus_epi32(c2, c3)),
           _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
@@ -178,7 +209,10 @@ void quantize_bits(const QuantMap& map, const float* in, int block, int64_t firs
         _mm_storeu_si128(reinterpret_cast<__m128i*>(codes + ((at + i) >> 1)), _mm256_castsi256_si128(packed));
       }
     }
-    const auto code = [&](int64_t j) { return uint8_t(quant_nearest(s, zero ? 0.0f : x[j] / absmax)); };
+    const auto code = [&](int64_t j) {  // the tail at the array's end: the reference's own functions
+      const float v = zero ? 0.0f : x[j] / absmax;
+      return uint8_t(kStochastic ? stochastic_code(map, s, v, random24[j]) : quant_nearest(s, v));
+    };
     if (kBits == 8) {
       for (; i < len; ++i) codes[at + i] = code(i);
     } else {  // at + i is even: whole bytes, the last one maybe half (the array's end)
@@ -188,20 +222,17 @@ void quantize_bits(const QuantMap& map, const float* in, int block, int64_t firs
 }
 
 void quantize_isa(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
-                  float* scales) {
-  (map.bits == 8 ? quantize_bits<8> : quantize_bits<4>)(map, in, block, first, n, codes, scales);
+                  float* scales, bool stochastic, uint64_t key) {
+  const auto run = map.bits == 8 ? (stochastic ? quantize_bits<8, true> : quantize_bits<8, false>)
+                                 : (stochastic ? quantize_bits<4, true> : quantize_bits<4, false>);
+  run(map, in, block, first, n, codes, scales, key);
 }
 
 constexpr QuantFns kQuantFns = {&dequantize_isa, &quantize_isa};
 
 #else
 
-void quantize_nearest(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
-                      float* scales) {
-  pyoptk::quantize(map, in, block, first, n, codes, scales);
-}
-
-constexpr QuantFns kQuantFns = {&pyoptk::dequantize, &quantize_nearest};
+constexpr QuantFns kQuantFns = {&pyoptk::dequantize, &pyoptk::quantize};
 
 #endif
 
