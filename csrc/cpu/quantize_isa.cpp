@@ -30,9 +30,8 @@ inline int code_at(const uint8_t* codes, int bits, int64_t e) {
   return bits == 8 ? codes[e] : (codes[e >> 1] >> ((e & 1) * 4)) & 15;
 }
 
-// Eight codes from element e (a multiple of 8) as int32 lanes.
-inline __m256i load_codes(const uint8_t* codes, int bits, int64_t e) {
-  if (bits == 8) return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(codes + e)));
+// Eight 4-bit codes from element e (a multiple of 8) as int32 lanes.
+inline __m256i load_nibbles(const uint8_t* codes, int64_t e) {
   uint32_t word;
   std::memcpy(&word, codes + (e >> 1), 4);
   const __m256i bytes = _mm256_set1_epi32(static_cast<int>(word));
@@ -65,7 +64,7 @@ void dequantize_isa(const QuantMap& map, const uint8_t* codes, const float* scal
       }
     } else {
       for (; i + 8 <= len; i += 8) {
-        _mm256_storeu_ps(out + b + i, _mm256_mul_ps(entry16(low, high, load_codes(codes, map.bits, at + i)), vscale));
+        _mm256_storeu_ps(out + b + i, _mm256_mul_ps(entry16(low, high, load_nibbles(codes, at + i)), vscale));
       }
     }
     for (; i < len; ++i) out[b + i] = m[code_at(codes, map.bits, at + i)] * scale;
