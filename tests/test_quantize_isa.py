@@ -25,7 +25,8 @@ def _hard_values(qmap: np.ndarray, sign: str) -> np.ndarray:
 
 
 def _blocks(x: np.ndarray, rng) -> np.ndarray:
-    """The values in blocks whose absmax is 1 (so v = x exactly), then scaled blocks, and a tail."""
+    """The values in blocks whose absmax is 1 (so v = x exactly), then scaled blocks, blocks of +0
+    and of -0, and a tail."""
     finite = x[np.isfinite(x) & (np.abs(x) <= 1)]
     rows = []
     for start in range(0, finite.size, BLOCK - 1):
@@ -36,7 +37,9 @@ def _blocks(x: np.ndarray, rng) -> np.ndarray:
     plain = np.concatenate(rows)
     scaled = (plain * np.float32(3.7e-5)).astype(np.float32)
     odd = rng.permutation(x)  # non-finite and > 1 values, blocks of every kind
-    return np.concatenate([plain, scaled, odd, plain[:37]])  # an odd tail
+    zero = np.zeros(2 * BLOCK, np.float32)
+    zero[BLOCK:] = -0.0  # blocks whose absmax is 0: every v is +0
+    return np.concatenate([plain, scaled, zero, odd, plain[:37]])  # an odd tail
 
 
 @pytest.mark.parametrize("map_id", range(4))
@@ -64,3 +67,28 @@ def test_isa_quantizer_matches_the_reference_on_midpoints(map_id, kernel_config)
             st = opt.state[opt.param_groups[0]["params"][0]]
             assert st[state].tobytes() == want_codes.tobytes(), (isa, threads)
             assert st[state + SCALES].tobytes() == want_scales.tobytes(), (isa, threads)
+
+
+@pytest.mark.parametrize("map_id", range(4))
+def test_isa_stochastic_codes_match_the_scalar_isa(map_id, kernel_config):
+    """Stochastic codes (vectorized on AVX2 and AVX-512) on the same hard values, the map's ends
+    (v = +-1, v below the first entry) and non-finite blocks included: every ISA and thread count
+    gives the scalar ISA's codes, which test_quantized_state.py holds to the NumPy reference."""
+    bits, sign = MAPS[map_id]
+    x = _blocks(_hard_values(map_of(bits, sign), sign), np.random.default_rng(10 + map_id))
+    name, kw, state = ("SGD", dict(lr=0.0, momentum=0.9), "momentum_buffer") if sign == "signed" else \
+        ("Adagrad", dict(lr=0.0), "sum")
+    grad = x if sign == "signed" else np.sqrt(x).astype(np.float32)
+    got = {}
+    for isa in pyoptk.available_isas():
+        for threads in (1, 2):
+            kernel_config(isa, threads)
+            opt = getattr(pyoptk, name)([np.zeros_like(grad)], **kw, state_dtype=f"int{bits}", min_8bit_size=0,
+                                        block_size=BLOCK, stochastic_codes=True, seed=3)
+            with np.errstate(invalid="ignore"):
+                opt.step([grad.copy()])
+            st = opt.state[opt.param_groups[0]["params"][0]]
+            got[isa, threads] = st[state].tobytes(), st[state + SCALES].tobytes()
+    want = got["scalar", 1]
+    for key, value in got.items():
+        assert value == want, key

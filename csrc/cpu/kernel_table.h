@@ -33,13 +33,13 @@ struct ConvertFns {
 };
 
 struct QuantMap;  // quantize.h
-// Block-quantized state on one ISA (csrc/cpu/quantize_isa.cpp): quantize.h's dequantize and its
-// quantize with nearest rounding (the staging layer's; stochastic codes run the reference).
+// Block-quantized state on one ISA (csrc/cpu/quantize_isa.cpp): quantize.h's dequantize and
+// quantize (nearest or stochastic codes), the same bits as the reference.
 struct QuantFns {
   void (*dequantize)(const QuantMap& map, const uint8_t* codes, const float* scales, int block, int64_t first,
                      int64_t n, float* out);
   void (*quantize)(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
-                   float* scales);
+                   float* scales, bool stochastic, uint64_t key);
 };
 
 // The storage kinds of a fused layout: the span loop reads and writes them in registers

@@ -20,6 +20,7 @@ void make_search(const QuantMap& map, QuantSearch& s) {
     const double mid = (double(map.values[j]) + double(map.values[j + 1])) / 2;
     float t = static_cast<float>(mid);
     if (double(t) > mid) t = std::nextafter(t, -std::numeric_limits<float>::infinity());
+    s.threshold[j] = t;
     const uint32_t key = quant_order_key(t);
     const uint32_t b = key >> (32 - kQuantKeyBits);
     if (t == 0.0f || count[b] != 0) std::abort();  // a map whose buckets need more comparisons
@@ -103,17 +104,6 @@ void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, 
   }
 }
 
-// The code of v rounded stochastically with 24 random bits: between the entries around it.
-inline int stochastic_code(const QuantMap& map, const QuantSearch& s, float v, uint32_t random24) {
-  if (v != v) return 0;
-  const int c = quant_nearest(s, v);
-  const int lo = map.values[c] > v ? c - 1 : c;  // the entry at or below v
-  if (lo < 0) return 0;
-  if (lo == map.size - 1) return lo;
-  const float up = (v - map.values[lo]) / (map.values[lo + 1] - map.values[lo]);
-  return float(random24) * 0x1p-24f < up ? lo + 1 : lo;
-}
-
 void quantize(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
               float* scales, bool stochastic, uint64_t key) {
   const QuantSearch& s = quant_search(map);
@@ -131,11 +121,8 @@ void quantize(const QuantMap& map, const float* in, int block, int64_t first, in
     }
     const int64_t at = first + b;
     if (stochastic) {
-      const uint64_t block_key = mix64(key ^ (static_cast<uint64_t>(at) >> 32));  // a block never crosses 2^32
-      for (int64_t i = 0; i < len; ++i) {
-        const uint32_t random24 = static_cast<uint32_t>(mix64(block_key ^ static_cast<uint64_t>(at + i)) >> 40);
-        c[i] = uint8_t(stochastic_code(map, s, v[i], random24));
-      }
+      const uint64_t block_key = code_block_key(key, at);
+      for (int64_t i = 0; i < len; ++i) c[i] = uint8_t(stochastic_code(map, s, v[i], code_random24(block_key, at + i)));
     } else {
       for (int64_t i = 0; i < len; ++i) c[i] = uint8_t(quant_nearest(s, v[i]));
     }

@@ -2,8 +2,8 @@
 // defines every bit, written once and compiled once (plain scalar C++, outside the per-ISA
 // units): the reference. The staging layer (staging.h) dequantizes a block of codes into its
 // float32 scratch, runs the op's float32 span, and requantizes it while it is still in L1: one
-// pass over memory, through the ISA's QuantFns (quantize_isa.cpp: the same lookups, vectorized,
-// the same codes; tests/test_quantize_isa.py), or this reference for stochastic codes.
+// pass over memory, through the ISA's QuantFns (quantize_isa.cpp: the same search and the same
+// float32 operations, vectorized, the same codes; tests/test_quantize_isa.py).
 //
 // Definition (README, "Quantized state"): for each block of `block` consecutive elements (the
 // last one may be shorter) absmax = max |x| (the quiet NaN 0x7fc00000 if any x is NaN); v = x / absmax (float32
@@ -64,6 +64,7 @@ constexpr uint32_t kQuantLowMask = (uint32_t{1} << (32 - kQuantKeyBits)) - 1;
 
 struct QuantSearch {
   uint32_t bucket[kQuantBuckets];
+  float threshold[255];  // t[j], ascending, map.size - 1 of them (the per-ISA 4-bit search compares with these)
 };
 const QuantSearch& quant_search(const QuantMap& map);
 
@@ -74,13 +75,6 @@ inline uint32_t quant_order_key(float f) {
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
-inline int quant_nearest(const QuantSearch& s, float v) {
-  const uint32_t key = quant_order_key(v);
-  const uint32_t word = s.bucket[key >> (32 - kQuantKeyBits)];
-  const int code = int(word >> 16) + int((key & kQuantLowMask) > (word & 0xffffu));
-  return v == v ? code : 0;  // NaN: 0
-}
-
 // The 64-bit mixer (splitmix64's finaliser) that folds seeds, counters and indices into keys.
 inline uint64_t mix64(uint64_t x) {
   x ^= x >> 30;
@@ -88,6 +82,33 @@ inline uint64_t mix64(uint64_t x) {
   x ^= x >> 27;
   x *= 0x94d049bb133111ebull;
   return x ^ (x >> 31);
+}
+
+inline int quant_nearest(const QuantSearch& s, float v) {
+  const uint32_t key = quant_order_key(v);
+  const uint32_t word = s.bucket[key >> (32 - kQuantKeyBits)];
+  const int code = int(word >> 16) + int((key & kQuantLowMask) > (word & 0xffffu));
+  return v == v ? code : 0;  // NaN: 0
+}
+
+// Stochastic codes (quantize's definition above): the key of a block starting at element `at`,
+// and element e's 24 random bits from it.
+inline uint64_t code_block_key(uint64_t key, int64_t at) {
+  return mix64(key ^ (static_cast<uint64_t>(at) >> 32));  // a block never crosses 2^32
+}
+inline uint32_t code_random24(uint64_t block_key, int64_t e) {
+  return static_cast<uint32_t>(mix64(block_key ^ static_cast<uint64_t>(e)) >> 40);
+}
+
+// The code of v rounded stochastically with 24 random bits: between the entries around it.
+inline int stochastic_code(const QuantMap& map, const QuantSearch& s, float v, uint32_t random24) {
+  if (v != v) return 0;
+  const int c = quant_nearest(s, v);
+  const int lo = map.values[c] > v ? c - 1 : c;  // the entry at or below v
+  if (lo < 0) return 0;
+  if (lo == map.size - 1) return lo;
+  const float up = (v - map.values[lo]) / (map.values[lo + 1] - map.values[lo]);
+  return float(random24) * 0x1p-24f < up ? lo + 1 : lo;
 }
 
 }  // namespace pyoptk

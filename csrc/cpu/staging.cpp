@@ -73,11 +73,9 @@ void run_staged(const Task& task, int64_t begin, int64_t n) {
       if (k == 1 || !staged[k]) continue;
       const float* result = reinterpret_cast<const float*>(scratch[k]);
       const QuantSlot& q = st.quant[k];
-      if (q.map != nullptr && st.stochastic_codes) {
-        quantize(*q.map, result, q.block, at, m, reinterpret_cast<uint8_t*>(task.ptrs[k]), q.scales, true,
-                 mix64(st.code_key ^ static_cast<uint64_t>(k)));
-      } else if (q.map != nullptr) {
-        st.qfn->quantize(*q.map, result, q.block, at, m, reinterpret_cast<uint8_t*>(task.ptrs[k]), q.scales);
+      if (q.map != nullptr) {
+        st.qfn->quantize(*q.map, result, q.block, at, m, reinterpret_cast<uint8_t*>(task.ptrs[k]), q.scales,
+                         st.stochastic_codes, mix64(st.code_key ^ static_cast<uint64_t>(k)));
       } else {
         store_narrow(st, k, st.dtype[k], result, task.ptrs[k] + at * item_size(st.dtype[k]), at, m);
       }
