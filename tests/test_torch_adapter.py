@@ -352,6 +352,8 @@ def test_refusals_change_nothing():
         pt.Adam([torch.nn.Parameter(torch.zeros(3))], lr=-1)
     with pytest.raises(TypeError, match="can only optimize Tensors"):
         pt.SGD([np.zeros(3)], lr=0.1)
+    with pytest.raises(ValueError, match="param 0 is on the meta device; pyoptk.torch steps CPU tensors"):
+        pt.AdamW([torch.nn.Parameter(torch.zeros(3, device="meta"))])
     p = torch.nn.Parameter(torch.zeros(4))
     opt = pt.Adam([p], lr=0.1)
     p.grad = torch.ones(4)

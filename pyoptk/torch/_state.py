@@ -36,8 +36,11 @@ def param_view(p: torch.Tensor, where: str) -> Any:
         raise TypeError(f"{where} is a {type(p).__name__}, a tensor subclass with its own dispatch (FSDP2's "
                         "fully_shard makes DTensors): pyoptk.torch steps plain tensors; use torch.optim for these, "
                         "or shard with DDP / ZeroRedundancyOptimizer, which work with pyoptk.torch")
-    if p.device.type != "cpu":
+    if p.device.type == "cuda":
         return p.detach()
+    if p.device.type != "cpu":  # meta, mps, xpu...: no kernels of pyoptk's run there
+        raise ValueError(f"{where} is on the {p.device.type} device; pyoptk.torch steps CPU tensors (and CUDA "
+                         "ones, in a build with pyoptk's CUDA kernels)")
     if not p.is_contiguous():
         raise ValueError(f"{where} is not contiguous; pyoptk updates params in place and never through a copy "
                          "(make it contiguous before building the model's optimizer)")
