@@ -2,7 +2,9 @@
 bench/torch_models.py's 200 x Linear(64, 64)), with ordinary grads, with a fraction of subnormal
 grads, with grads whose squares underflow (~1e-20), and with subnormal state; pyoptk in its
 default (IEEE) mode and with pyoptk.set_flush_denormal(True), torch fused with and without
-torch.set_flush_denormal(True) when torch is installed. Interleaved round by round, medians.
+torch.set_flush_denormal(True) when torch is installed. Interleaved round by round, medians. With
+torch, one more scenario: the grads of that model after one backward (bench/torch_models.py's
+inputs and seed), whose subnormals cluster by layer and whose squares fall below the normal range.
 
     python bench/subnormal.py [--fraction 0.13] [--size 832000] [--threads 1] [--rounds 9]
 """
@@ -29,8 +31,19 @@ def scenarios(n: int, fraction: float, rng: np.random.Generator) -> dict[str, tu
     hit = rng.random(n) < fraction
     subnormal = np.where(hit, rng.standard_normal(n) * 1e-40, ordinary).astype(np.float32)
     underflow = np.where(hit, rng.standard_normal(n) * 1e-20, ordinary).astype(np.float32)
-    return {"ordinary": (ordinary, 0.0), f"{fraction:.0%} subnormal grads": (subnormal, 0.0),
-            f"{fraction:.0%} grads ~1e-20": (underflow, 0.0), "subnormal state": (ordinary * 0, 1e-39)}
+    out = {"ordinary": (ordinary, 0.0), f"{fraction:.0%} subnormal grads": (subnormal, 0.0),
+           f"{fraction:.0%} grads ~1e-20": (underflow, 0.0), "subnormal state": (ordinary * 0, 1e-39)}
+    if torch is not None:
+        out["200 x Linear(64, 64)'s grads"] = (np.resize(linear_stack_grads(), n), 0.0)
+    return out
+
+
+def linear_stack_grads() -> np.ndarray:
+    """The grads of 200 x Linear(64, 64) after one backward, flattened (bench/torch_models.py's)."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(200)])
+    model(torch.randn(32, 64)).square().mean().backward()
+    return torch.cat([p.grad.flatten() for p in model.parameters()]).numpy()
 
 
 def pyoptk_step(grad: np.ndarray, state0: float, flush: bool):
@@ -40,7 +53,10 @@ def pyoptk_step(grad: np.ndarray, state0: float, flush: bool):
     for value in opt.state[p].values():
         if isinstance(value, np.ndarray):
             value[...] = state0
-    return lambda: (pyoptk.set_flush_denormal(flush), opt.step([grad]))
+    # The calling thread back to IEEE first: torch.set_flush_denormal(True) (the torch rows) sets
+    # this thread's FTZ/DAZ, and pyoptk's default mode computes in its caller's mode.
+    return lambda: (torch is not None and torch.set_flush_denormal(False), pyoptk.set_flush_denormal(flush),
+                    opt.step([grad]))
 
 
 def torch_step(grad: np.ndarray, state0: float, flush: bool):

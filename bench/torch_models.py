@@ -7,7 +7,9 @@ Implementations are interleaved round by round in one process; medians over roun
 ratio to torch fused. Beside them runs the memory roofline of the same step: pyoptk's stream
 probe over arrays shaped like the model's, with AdamW's bytes. Its time bounds every
 implementation's (the % column), and torch fused's time over it is the largest ratio to torch
-fused that any step with these bytes can reach on this machine.
+fused that any step with these bytes can reach on this machine. The line above each table counts
+the grads that are subnormal and those whose squares are (or underflow): IEEE arithmetic on them
+costs extra on x86 (bench/subnormal.py measures it on this model's grads), the probe's 1e-3 grads do not.
 Usage: python bench/torch_models.py [--rounds 7] [--json out.json]
 """
 import argparse
@@ -91,6 +93,17 @@ def models():
             ("ResNet-style CNN", cnn, lambda: torch.randn(8, 3, 32, 32))]
 
 
+def subnormal_grads(make_model, make_input):
+    """Percent of the grads of one backward that are subnormal, and whose squares are (or underflow
+    to zero): where IEEE arithmetic meets subnormal numbers in AdamW's exp_avg and exp_avg_sq."""
+    torch.manual_seed(0)
+    model, x = make_model(), make_input()
+    model(x).square().mean().backward()
+    g = torch.cat([p.grad.flatten() for p in model.parameters()]).abs()
+    tiny = torch.finfo(torch.float32).tiny
+    return 100 * ((g > 0) & (g < tiny)).float().mean().item(), 100 * ((g > 0) & (g * g < tiny)).float().mean().item()
+
+
 def training_step(model, opt, x):
     opt.zero_grad(set_to_none=True)
     model(x).square().mean().backward()
@@ -145,11 +158,13 @@ def main():
     for label, make_model, make_input in models():
         m = make_model()
         tensors, elements = len(list(m.parameters())), sum(p.numel() for p in m.parameters())
+        subnormal, squares = subnormal_grads(make_model, make_input)
         for threads in args.threads:
             res = measure(make_model, make_input, threads, args.rounds, args.step_reps)
             fused, roof = res["torch fused"], res[ROOFLINE][0]
             print(f"\n{label}: {tensors} tensors, {elements} elements, {threads} thread(s); "
-                  f"roofline {28 * elements / roof / 1e9:.1f} GB/s, so at most {fused[0] / roof:.2f}x torch fused")
+                  f"roofline {28 * elements / roof / 1e9:.1f} GB/s, so at most {fused[0] / roof:.2f}x torch fused; "
+                  f"grads {subnormal:.1f}% subnormal, {squares:.1f}% with squares below the normal range")
             print("| AdamW | step alone (ms) | vs torch fused | % of roofline | training step (ms) | vs torch fused |")
             print("|---|---|---|---|---|---|")
             for name, (s, t) in res.items():
