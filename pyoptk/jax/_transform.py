@@ -58,6 +58,10 @@ class Fused:
             elif not _static(value) and value is not None and not callable(value):
                 dynamic[(key, None)], value = value, _PLACEHOLDER
             static[key] = value
+        for key, value in precision.items():  # they pick the state's layout: fixed when the step is traced
+            if isinstance(value, jax.Array):
+                raise ValueError(f"pyoptk.jax.{cls.__name__}: '{key}' cannot be an array; pass a Python value "
+                                 f"(with optax.inject_hyperparams: static_args=('{key}',))")
         self.kwargs = dict(lr=learning_rate, **static)  # the NumPy-API class's arguments (tests build its twin)
         self.precision_kwargs = dict(precision)  # and its precision arguments (checkpoints load through it)
         opt = cls([np.zeros(1, np.float32)], **self.kwargs, **precision)
