@@ -7,7 +7,9 @@ as the step (same operands, aliases and attributes) to a handler that does nothi
 XLA's per-operand work for a custom call). A step's time less the FFI no-op's is the handler's
 own work, what the NumPy API's time compares with; less the jit no-op's, it also carries the
 custom call's cost in XLA. Each thread count runs in a child process pinned to that many cores
-(XLA's own thread pool and pyoptk's both see them).
+(XLA's own thread pool and pyoptk's both see them). Beside them, the modes optax cannot express:
+bfloat16 params with stochastic rounding or master weights, and block-quantized state
+(``state_dtype="int8"`` / ``"int4"``, float32 params) with the NumPy API's step in the same mode.
 
     flock /tmp/pyoptk-bench.lock python bench/jax_step.py [--reps 15]
 """
@@ -73,6 +75,8 @@ def child(threads: int, reps: int) -> None:
 
         numpy_params = [p.copy() for p in host]
         opt = pyoptk.AdamW(numpy_params, lr=1e-3, weight_decay=1e-4)
+        quantized = {bits: pyoptk.AdamW([p.copy() for p in host], lr=1e-3, weight_decay=1e-4, state_dtype=bits)
+                     for bits in ("int8", "int4")}
         # The NumPy API's step right after a JAX dispatch over a tree like this one (less the jit
         # no-op's median below): the caches as a jitted step finds them, its kernels' fair peer.
         after_dispatch = noop(ffi=False)
@@ -95,6 +99,11 @@ def child(threads: int, reps: int) -> None:
             "pyoptk.jax step bf16 + bf16 state + SR": jitted(
                 pj.adamw(1e-3, stochastic_rounding=True, state_dtype="bfloat16"), True, jnp.bfloat16),
             "pyoptk.jax step bf16 + master weights": jitted(pj.adamw(1e-3, master_weights=True), True, jnp.bfloat16),
+            # Block-quantized state (every leaf here is past min_8bit_size), beside the NumPy API's.
+            "pyoptk NumPy API int8 state": lambda: quantized["int8"].step(host_grads),
+            "pyoptk.jax step int8 state": jitted(pj.adamw(1e-3, state_dtype="int8"), True),
+            "pyoptk NumPy API int4 state": lambda: quantized["int4"].step(host_grads),
+            "pyoptk.jax step int4 state": jitted(pj.adamw(1e-3, state_dtype="int4"), True),
         }
         samples = time_steps(steppers, reps, min_time=0.2)
         med = {k: statistics.median(v) for k, v in samples.items()}
@@ -107,10 +116,12 @@ def child(threads: int, reps: int) -> None:
                 t -= jit_noop
             net = net_ffi if fused else net_jit if net_jit is not None else t
             spread = (max(samples[name]) - min(samples[name])) / t * 100
-            roof = f"{100 * med['roofline'] / net:.0f}%" if "bf16" not in name and "no-op" not in name else "-"
+            # (the roofline probe moves float32 Adam's bytes: no percentage for the other layouts)
+            roof = f"{100 * med['roofline'] / net:.0f}%" if not any(k in name for k in ("bf16", "no-op", "state")) \
+                else "-"
             cells = [f"{x * 1e3:.3f}" if x is not None else "-" for x in (t, net_jit, net_ffi)]
             print(f"| {layout} | {threads} | {name} | {' | '.join(cells)} | {roof} | {spread:.0f}% |", flush=True)
-        del steppers, opt
+        del steppers, opt, quantized
 
 
 def main() -> None:
