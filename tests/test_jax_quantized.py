@@ -15,8 +15,9 @@ import jax.numpy as jnp  # noqa: E402
 import pyoptk  # noqa: E402
 import pyoptk.jax as pj  # noqa: E402
 from pyoptk._quant import NO_4BIT, QMAP, SCALES, map_of  # noqa: E402
+from test_jax import FACTORIES as ALL_FACTORIES, numpy_twin, pointers  # noqa: E402
+from test_jax import run_both as jax_run_both  # noqa: E402
 
-STEPS = 4
 # min_8bit_size 100: "big" (1025: odd, a block tail in 8 and 4 bits) and "w" (35 x 7) quantized,
 # "s" (3) kept float32, as the NumPy API keeps a small tensor.
 SMALL = dict(min_8bit_size=100)
@@ -33,42 +34,17 @@ def grads_seq(params, n, seed=1):
     return [jax.tree.map(lambda p: jnp.asarray(rng.standard_normal(p.shape), p.dtype), params) for _ in range(n)]
 
 
-# Every factory whose NumPy-API class has a quantized form (schedule-free has none: refused below).
-FACTORIES = {
-    "sgd_momentum": lambda **k: pj.sgd(0.05, momentum=0.9, nesterov=True, weight_decay=0.01, **k),
-    "adam": lambda **k: pj.adam(1e-2, amsgrad=True, **k),
-    "adamw": lambda **k: pj.adamw(1e-2, weight_decay=0.1, **k),
-    "adagrad": lambda **k: pj.adagrad(1e-2, **k),
-    "rmsprop": lambda **k: pj.rmsprop(1e-2, momentum=0.5, **k),
-    "rmsprop_centered": lambda **k: pj.rmsprop(1e-2, centered=True, momentum=0.5, **k),
-    "adamax": lambda **k: pj.adamax(1e-2, **k),
-    "nadam": lambda **k: pj.nadam(1e-2, **k),
-    "radam": lambda **k: pj.radam(1e-2, **k),
-    "lion": lambda **k: pj.lion(1e-3, **k),
-    "adan": lambda **k: pj.adan(1e-2, weight_decay=0.02, **k),
-    "adopt": lambda **k: pj.adopt(1e-2, **k),
-    "ademamix": lambda **k: pj.ademamix(1e-2, t_alpha=10, t_beta3=10, **k),
-    "adadelta": lambda **k: pj.from_class("Adadelta", 1.0, rho=0.9, **k),
-    "rprop": lambda **k: pj.from_class("Rprop", 1e-2, **k),
-    "asgd": lambda **k: pj.from_class("ASGD", 1e-2, **k),
-}
+# Every factory whose NumPy-API class has a quantized form (schedule-free has none: refused below;
+# SGD without momentum keeps no state); test_jax's RMSprop is centered (square_avg stays float32):
+# uncentered too.
+FACTORIES = {k: v for k, v in ALL_FACTORIES.items() if not k.startswith("schedule_free") and k != "sgd"}
+FACTORIES["rmsprop_uncentered"] = lambda **k: pj.rmsprop(1e-2, momentum=0.5, **k)
 
 
-def numpy_twin(tx, leaves, precision):
-    return tx.fused.cls(leaves, **tx.fused.kwargs, **precision)
-
-
-def run_both(make, dtype, precision, jit=False, steps=STEPS):
-    params = tree(dtype)
-    tx = make(**precision)
-    leaves = [np.array(p) for p in jax.tree.leaves(params)]
-    opt = numpy_twin(tx, leaves, precision)
-    step = jax.jit(tx.step) if jit else tx.step
-    state = tx.init(params)
-    for g in grads_seq(params, steps):
-        params, state = step(params, g, state)
-        opt.step([np.array(x) for x in jax.tree.leaves(g)])
-    return params, state, leaves, opt, tx
+def run_both(make, dtype, precision, jit=False):
+    """test_jax's run (the JAX step and the NumPy API's, side by side) over this file's tree, and
+    the transformation (to_state_dict reads its layout)."""
+    return (*jax_run_both(make, dtype, precision, jit, make_tree=tree), make(**precision))
 
 
 def assert_same_as_numpy(params, state, leaves, opt, tx):
@@ -163,10 +139,6 @@ def test_init_under_jit_is_the_numpy_apis_initial_state(make, bits):
                 continue
             got = jax.tree.leaves(state.states[key], is_leaf=lambda x: x is None)[i]
             assert np.array(got).tobytes() == np.asarray(value).tobytes(), (i, key)
-
-
-def pointers(*trees):
-    return [x.unsafe_buffer_pointer() for x in jax.tree.leaves(trees)]
 
 
 @pytest.mark.parametrize("state_dtype", ["int8", "int4"])
