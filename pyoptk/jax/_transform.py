@@ -11,9 +11,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._precision import is_low_precision
+from .._precision import CODE_STREAM, is_low_precision
 from ..optimizer import Optimizer
-from .._precision import CODE_STREAM
 from . import _ffi
 from ._quantized import SCALES, QuantLayout
 
@@ -178,14 +177,14 @@ class Fused:
                                   code_key=self.precision.step_key(0), code_stream=CODE_STREAM)
         scalars, new = _ffi.step_call(attrs, dynamic, state.count, state.scalars, arrays, g_leaves, target)
         new_params = treedef.unflatten([a[0] for a in new])
-        states: dict[str, list] = {}
+        states: dict[str, list] = {k: [] for k in state.states}
         masters = []
-        for i, a in enumerate(new):
+        for i, a in enumerate(new):  # each leaf's results in the order of its operands
             at = iter(a[1:])
             for name, q in zip(self.state_names, q_leaves):
-                states.setdefault(name, []).append(next(at))
+                states[name].append(next(at))
                 if name in self.quant.names:
-                    states.setdefault(name + SCALES, []).append(next(at) if q[i] is not None else None)
+                    states[name + SCALES].append(next(at) if q[i] is not None else None)
             masters.append(next(at, None))
         master = treedef.unflatten(masters) if state.master is not None else None
         return new_params, PyoptkState(state.count + 1, scalars,
