@@ -245,6 +245,21 @@ def test_state_serializes_as_a_pytree():
         assert np.array(x).tobytes() == np.array(y).tobytes()
 
 
+def test_composes_with_masked_and_multi_steps():
+    """optax.masked: the masked-out leaf has no state; MultiSteps: one real step per two calls."""
+    params = tree()
+    tx = optax.MultiSteps(optax.masked(pj.adamw(1e-2, state_dtype="int4", **SMALL),
+                                       {"big": True, "w": False, "s": [True]}), 2)
+    state = tx.init(params)
+    step = jax.jit(lambda p, g, s: (lambda u, s: (optax.apply_updates(p, u), s))(*tx.update(g, s, p)))
+    for g in grads_seq(params, 4):
+        params, state = step(params, g, state)
+    inner = state.inner_opt_state.inner_state
+    assert int(inner.count) == 2 and inner.states["exp_avg"]["big"].dtype == jnp.uint8
+    assert inner.states["exp_avg"]["s"][0].dtype == jnp.float32 and inner.states["exp_avg_absmax"]["s"][0] is None
+    assert isinstance(inner.states["exp_avg_absmax"]["w"], optax.MaskedNode)
+
+
 def test_composes_with_inject_hyperparams_and_apply_if_finite():
     params = tree()
     with pytest.raises(ValueError, match="static_args=\\('min_8bit_size'"):  # a number: injected as an array
