@@ -7,7 +7,10 @@ as the step (same operands, aliases and attributes) to a handler that does nothi
 XLA's per-operand work for a custom call). A step's time less the FFI no-op's is the handler's
 own work, what the NumPy API's time compares with; less the jit no-op's, it also carries the
 custom call's cost in XLA. Each thread count runs in a child process pinned to that many cores
-(XLA's own thread pool and pyoptk's both see them).
+(XLA's own thread pool and pyoptk's both see them). Beside them, the modes optax cannot express:
+bfloat16 params with stochastic rounding or master weights, and block-quantized state
+(``state_dtype="int8"`` / ``"int4"``, float32 params) with the NumPy API's step in the same mode,
+each net of the two no-ops over its own layout (codes and scales are 50% more operands).
 
     flock /tmp/pyoptk-bench.lock python bench/jax_step.py [--reps 15]
 """
@@ -58,8 +61,8 @@ def child(threads: int, reps: int) -> None:
                 jax.block_until_ready(box[0])
             return run
 
-        def noop(ffi):
-            tx = pj.adamw(1e-3)
+        def noop(ffi, state_dtype=None):
+            tx = pj.adamw(1e-3, state_dtype=state_dtype)
             box = [fresh(), tx.init(fresh())]
             if ffi:
                 step = jax.jit(lambda p, g, s: tx.fused.call(p, g, s, NOOP_TARGET), donate_argnums=(0, 2))
@@ -73,17 +76,20 @@ def child(threads: int, reps: int) -> None:
 
         numpy_params = [p.copy() for p in host]
         opt = pyoptk.AdamW(numpy_params, lr=1e-3, weight_decay=1e-4)
-        # The NumPy API's step right after a JAX dispatch over a tree like this one (less the jit
-        # no-op's median below): the caches as a jitted step finds them, its kernels' fair peer.
-        after_dispatch = noop(ffi=False)
 
-        def numpy_after_dispatch():
-            after_dispatch()
-            opt.step(host_grads)
+        def after_dispatch(numpy_step, state_dtype=None):
+            """The NumPy API's step right after a JAX dispatch over a tree like this one (less the
+            jit no-op's median below): the caches as a jitted step finds them, its kernels' fair peer."""
+            dispatch = noop(False, state_dtype)
+
+            def run():
+                dispatch()
+                numpy_step()
+            return run
         steppers = {
             "roofline": _stream(2, [p.copy() for p in host], host_grads),
             "pyoptk NumPy API": lambda: opt.step(host_grads),
-            "pyoptk NumPy API after a jit no-op": numpy_after_dispatch,
+            "pyoptk NumPy API after a jit no-op": after_dispatch(lambda: opt.step(host_grads)),
             "jit no-op": noop(ffi=False),
             "FFI no-op": noop(ffi=True),
             "pyoptk.jax step": jitted(pj.adamw(1e-3), fused=True),
@@ -96,21 +102,36 @@ def child(threads: int, reps: int) -> None:
                 pj.adamw(1e-3, stochastic_rounding=True, state_dtype="bfloat16"), True, jnp.bfloat16),
             "pyoptk.jax step bf16 + master weights": jitted(pj.adamw(1e-3, master_weights=True), True, jnp.bfloat16),
         }
+        # Block-quantized state (every leaf here is past min_8bit_size) beside the NumPy API's, each
+        # net of dispatch baselines over its own layout (codes and scales: 50% more operands).
+        quantized = {bits: pyoptk.AdamW([p.copy() for p in host], lr=1e-3, weight_decay=1e-4, state_dtype=bits)
+                     for bits in ("int8", "int4")}
+        for bits, q in quantized.items():
+            steppers.update({
+                f"jit no-op {bits} state": noop(False, bits),
+                f"FFI no-op {bits} state": noop(True, bits),
+                f"pyoptk NumPy API {bits} state": lambda q=q: q.step(host_grads),
+                f"pyoptk NumPy API {bits} state after a jit no-op": after_dispatch(lambda q=q: q.step(host_grads), bits),
+                f"pyoptk.jax step {bits} state": jitted(pj.adamw(1e-3, state_dtype=bits), True),
+            })
         samples = time_steps(steppers, reps, min_time=0.2)
         med = {k: statistics.median(v) for k, v in samples.items()}
-        jit_noop, ffi_noop = med["jit no-op"], med["FFI no-op"]
         for name, t in med.items():
+            state_layout = next((f" {b} state" for b in quantized if f"{b} state" in name), "")
+            jit_noop, ffi_noop = med["jit no-op" + state_layout], med["FFI no-op" + state_layout]
             fused = name.startswith("pyoptk.jax")
             net_jit = t - jit_noop if fused or name.startswith("optax") else None
             net_ffi = t - ffi_noop if fused else None
-            if name == "pyoptk NumPy API after a jit no-op":
+            if name.endswith("after a jit no-op"):
                 t -= jit_noop
             net = net_ffi if fused else net_jit if net_jit is not None else t
             spread = (max(samples[name]) - min(samples[name])) / t * 100
-            roof = f"{100 * med['roofline'] / net:.0f}%" if "bf16" not in name and "no-op" not in name else "-"
+            # (the roofline probe moves float32 Adam's bytes: no percentage for the other layouts)
+            roof = f"{100 * med['roofline'] / net:.0f}%" if not any(k in name for k in ("bf16", "no-op", "state")) \
+                else "-"
             cells = [f"{x * 1e3:.3f}" if x is not None else "-" for x in (t, net_jit, net_ffi)]
             print(f"| {layout} | {threads} | {name} | {' | '.join(cells)} | {roof} | {spread:.0f}% |", flush=True)
-        del steppers, opt
+        del steppers, opt, quantized
 
 
 def main() -> None:

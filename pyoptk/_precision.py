@@ -23,6 +23,7 @@ PARAM_DTYPES = (np.dtype(np.float32), np.dtype(np.float64), BFLOAT16, FLOAT16)
 _STATE_DTYPES = {None: None, "float32": np.dtype(np.float32), "bfloat16": BFLOAT16}
 _QUANTIZED = {"int8": 8, "int4": 4}  # block-quantized state (_quant.py): float32 arithmetic
 MASTER_KEY = "master_param"  # torch-style name of the float32 copy of a 16-bit param
+CODE_STREAM = 0xC0DE5C0DE5  # stochastic codes' keys: the step's key XOR this, a stream apart from rounding's
 
 
 def is_low_precision(dtype: Any) -> bool:
@@ -106,12 +107,16 @@ class Precision:
         """The key of a step's stochastic codes (None: nearest), a stream apart from rounding_key's."""
         if self.quant is None or not self.quant.stochastic:
             return None
-        return (self.seed * 0x9E3779B97F4A7C15 + rounding_step) % 2 ** 64 ^ 0xC0DE5C0DE5
+        return self.step_key(rounding_step) ^ CODE_STREAM
 
     def rounding_key(self, rounding_step: int) -> Optional[int]:
         """The stochastic-rounding key of a step (None: round to nearest even)."""
         if not self.stochastic_rounding:
             return None
+        return self.step_key(rounding_step)
+
+    def step_key(self, rounding_step: int) -> int:
+        """The key a step draws from (seed, rounding step): consecutive steps, consecutive keys."""
         return (self.seed * 0x9E3779B97F4A7C15 + rounding_step) % 2 ** 64
 
     def to_dict(self, rounding_step: int) -> dict[str, Any]:

@@ -56,8 +56,8 @@ def numpy_twin(tx, leaves, precision):
     return tx.fused.cls(leaves, **tx.fused.kwargs, **precision)
 
 
-def run_both(make, dtype, precision, jit=False):
-    params = tree(dtype)
+def run_both(make, dtype, precision, jit=False, make_tree=tree):
+    params = make_tree(dtype)
     tx = make(**precision)
     leaves = [np.array(p) for p in jax.tree.leaves(params)]
     opt = numpy_twin(tx, leaves, precision)

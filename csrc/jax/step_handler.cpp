@@ -7,12 +7,17 @@
 // optax.inject_hyperparams' values), count s32[] (steps done), scalars u32[2 * num_scalars] (the
 // op's per-param scalar state as float64 bits: x64 need not be on; for an op without host
 // coefficients, its coefficients instead: the lerp of pyoptk.jax.schedule_free_eval_params), then
-// per leaf: param, grad, each state of the mode, and the float32 master copy under master weights.
-// Results: scalars, then per leaf: param, states, master copy (each aliased to its operand).
+// per leaf: param, grad, each state of the mode (a block-quantized one as its uint8 codes, then
+// its float32 scales), and the float32 master copy under master weights.
+// Results: scalars, then per leaf: param, states (codes, scales), master copy (each aliased to its
+// operand).
 // Attributes: op (string), mode, fresh_mode (bits added on step 1), hyper (f64[num_hypers]: the
 // static values), dynamic (i64[n]: the hyper slot of each dynamic value), leaves, master
-// (i64[leaves]: 1 where the leaf has a float32 master copy), stochastic, rounding_key (the key of
-// step 1; step t's is rounding_key + t - 1, as _precision.py draws them).
+// (i64[leaves]: 1 where the leaf has a float32 master copy), quant (i64[leaves * states of the
+// mode]: per leaf, per state in order, its quantization map (quantize.h's QuantMapId), -1 for a
+// plain array), block (elements per scale), stochastic, rounding_key (the key of step 1; step t's
+// is rounding_key + t - 1, as _precision.py draws them), stochastic_codes, code_key, code_stream
+// (step t's code key is (code_key + t - 1) ^ code_stream, _precision.py's code_key).
 #include "step_handler.h"
 
 #include <cstdio>
@@ -142,6 +147,8 @@ struct Layout {
   int op = 0;
   int mode = 0;
   std::vector<int64_t> master;    // per leaf: 1 where it has a float32 master copy
+  std::vector<int64_t> quant;     // per leaf, per state of the mode: its map, or -1
+  int64_t block = 0;              // elements per scale of the quantized states
   std::vector<Written> written;   // per leaf: param, the mode's states, the master copy
   std::vector<GradRef> grads;     // per leaf
   std::vector<int64_t> key;       // op, mode, master flags, each written result's address, dtype, shape
@@ -154,7 +161,10 @@ void read_operands(const CallFrame& frame, const OpInfo& info, Layout& l) {
   l.key.reserve(3 + static_cast<size_t>(leaves) * (1 + 4 * (2 + kMaxStates)));
   l.key.assign({l.op, l.mode, leaves});
   l.key.insert(l.key.end(), l.master.begin(), l.master.end());
+  l.key.insert(l.key.end(), l.quant.begin(), l.quant.end());
+  l.key.push_back(l.block);
   int64_t in = 3, out = 1;
+  size_t q = 0;
   const auto write = [&](const char* role, int64_t leaf) {
     const Written w{&buffer(frame.args, in++, "operands"), &buffer(frame.rets, out++, "results")};
     check_result(w, role, leaf);
@@ -166,7 +176,11 @@ void read_operands(const CallFrame& frame, const OpInfo& info, Layout& l) {
     write("param", leaf);
     const Buffer& grad = buffer(frame.args, in++, "operands");
     for (int k = 0; k < info.num_states; ++k) {
-      if (state_present(info, k, l.mode)) write(info.state_names[k], leaf);
+      if (!state_present(info, k, l.mode)) continue;
+      write(info.state_names[k], leaf);
+      if (l.quant[q++] < 0) continue;
+      if (l.written.back().out->dtype != kU8) throw Refusal(who(leaf, info.state_names[k]) + ": its codes must be uint8");
+      write(info.state_names[k], leaf);  // its scales
     }
     if (l.master[static_cast<size_t>(leaf)] != 0) write("master_param", leaf);
     GradRef g;
@@ -193,7 +207,7 @@ struct KeptPlan {
 };
 
 void build_plan(const OpInfo& info, const Layout& l, StepPlan& plan) {
-  size_t w = 0;
+  size_t w = 0, q = 0;
   for (size_t leaf = 0; leaf < l.master.size(); ++leaf) {
     EntrySpec spec;
     spec.index = static_cast<int64_t>(leaf);
@@ -203,6 +217,12 @@ void build_plan(const OpInfo& info, const Layout& l, StepPlan& plan) {
       if (!state_present(info, k, l.mode)) continue;
       spec.states[k] = array_of(*l.written[w++].out);
       spec.given[k] = true;
+      const int64_t map = l.quant[q++];
+      if (map >= 0) {  // the engine's quantized state: codes in states[k], scales beside them
+        spec.quant[k].map = static_cast<int>(map);
+        spec.quant[k].block = static_cast<int>(l.block);
+        spec.quant[k].scales = array_of(*l.written[w++].out);
+      }
     }
     if (l.master[leaf] != 0) {  // the kernel updates the float32 copy and writes the 16-bit param from it
       spec.mirror = spec.param;
@@ -308,6 +328,13 @@ void execute(const CallFrame& frame) {
   const CoeffBlock block = coeff_block(info, values, static_cast<size_t>(info.num_coeffs));
 
   l.mode = static_cast<int>(attrs.integer("mode") | (step == 1 ? attrs.integer("fresh_mode") : 0));
+  l.quant = attrs.array<int64_t>("quant", kS64);
+  l.block = attrs.integer("block");
+  int64_t states = 0;
+  for (int k = 0; k < info.num_states; ++k) states += state_present(info, k, l.mode) ? 1 : 0;
+  if (static_cast<int64_t>(l.quant.size()) != states * static_cast<int64_t>(l.master.size())) {
+    throw Refusal("attribute 'quant' needs one map per leaf and state of the mode");
+  }
   read_operands(frame, info, l);
   std::unique_ptr<KeptPlan> kept = take_kept(l.key);
   if (kept == nullptr) {
@@ -318,6 +345,9 @@ void execute(const CallFrame& frame) {
   StepOptions options;
   options.stochastic = attrs.integer("stochastic") != 0;
   options.rounding_key = static_cast<uint64_t>(attrs.integer("rounding_key")) + static_cast<uint64_t>(done);
+  options.stochastic_codes = attrs.integer("stochastic_codes") != 0;
+  options.code_key = (static_cast<uint64_t>(attrs.integer("code_key")) + static_cast<uint64_t>(done)) ^
+                     static_cast<uint64_t>(attrs.integer("code_stream"));
   PreparedStep prepared;
   kept->plan.prepare(l.grads.data(), &block, 1, options, prepared);
   prepared.run();

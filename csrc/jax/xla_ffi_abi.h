@@ -54,7 +54,7 @@ struct Api {
 };
 
 // Data types (XLA_FFI_DataType): the ones a step reads.
-enum DataType : int { kPred = 1, kS32 = 4, kS64 = 5, kU32 = 8, kF16 = 10, kF32 = 11, kF64 = 12, kBF16 = 16 };
+enum DataType : int { kPred = 1, kS32 = 4, kS64 = 5, kU8 = 6, kU32 = 8, kF16 = 10, kF32 = 11, kF64 = 12, kBF16 = 16 };
 
 struct Buffer {
   size_t struct_size;

@@ -1,5 +1,8 @@
 """A pyoptk.jax state to and from the NumPy API's ``state_dict`` (torch's layout: per param index
-its step, state arrays, scalar state and master copy), leaves in ``jax.tree_util`` order."""
+its step, state arrays, scalar state and master copy; a quantized state as its codes, ``_absmax``
+scales and ``_qmap`` map), leaves in ``jax.tree_util`` order. Loading goes through the NumPy
+API's own loader (a twin optimizer over the leaves' shapes): its checks, and its conversions
+(a float32 checkpoint quantized, a quantized one dequantized, re-coded to another map or block)."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,6 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._precision import MASTER_KEY
+from .._quant import QMAP
+from ._quantized import SCALES
 from ._transform import FusedTransformation, PyoptkState
 
 __all__ = ["to_state_dict", "from_state_dict"]
@@ -20,6 +25,8 @@ def to_state_dict(tx: FusedTransformation, state: PyoptkState) -> dict[str, Any]
     fused = tx.fused
     names = fused.state_names
     leaves = [jax.tree_util.tree_leaves(state.states[n]) for n in names]
+    scales = {n: jax.tree_util.tree_leaves(state.states[n + SCALES], is_leaf=lambda x: x is None)
+              for n in fused.quant.names}
     masters = jax.tree_util.tree_leaves(state.master, is_leaf=lambda x: x is None) if state.master is not None \
         else [None] * (len(leaves[0]) if leaves else 0)
     count = int(state.count)
@@ -31,6 +38,9 @@ def to_state_dict(tx: FusedTransformation, state: PyoptkState) -> dict[str, Any]
         entry: dict[str, Any] = {"step": count} if fused.has_step else {}
         for name, ls in zip(names, leaves):
             entry[name] = np.array(ls[i])
+            scale = scales[name][i] if name in scales else None
+            if scale is not None:
+                entry.update({name + SCALES: np.array(scale), name + QMAP: fused.quant.qmap(name)})
         if group_state is None:
             entry.update(scalar_state)
         if masters[i] is not None:
@@ -39,7 +49,7 @@ def to_state_dict(tx: FusedTransformation, state: PyoptkState) -> dict[str, Any]
     group = dict(fused.group, **(group_state or {}), params=list(range(len(masters))))
     out = {"state": per_param, "param_groups": [group]}
     if not fused.precision.default:
-        out["precision"] = fused.precision.to_dict(count if fused.precision.stochastic_rounding else 0)
+        out["precision"] = fused.precision.to_dict(count if fused.precision.draws else 0)
     return out
 
 
@@ -77,12 +87,23 @@ def from_state_dict(tx: FusedTransformation, params: Any, state_dict: dict[str, 
                                  "count= (the steps done)")
             count = 0
     scalars = np.asarray(rows.pop() if rows else (), np.float64).view(np.uint32)
-    states = {n: treedef.unflatten([jnp.asarray(saved[i][n], dtype=l.dtype)
-                                    for i, l in enumerate(treedef.flatten_up_to(template.states[n]))])
-              for n in fused.state_names}
+    loaded = _loaded(fused, leaves, state_dict)
+    states = {}
+    for key, template_leaves in template.states.items():
+        # The twin quantizes the leaves the init does (one rule): codes and scales where it has them.
+        states[key] = treedef.unflatten([None if want is None else jnp.asarray(entry[key]).reshape(want.shape)
+                                         for want, entry in zip(treedef.flatten_up_to(template_leaves), loaded)])
     master = None
     if template.master is not None:
-        master = jax.tree.map(lambda m, i: None if m is None else jnp.asarray(saved[i][MASTER_KEY], jnp.float32),
-                              template.master, treedef.unflatten(list(range(len(leaves)))),
-                              is_leaf=lambda x: x is None)
+        master = treedef.unflatten([None if m is None else jnp.asarray(entry[MASTER_KEY], jnp.float32)
+                                    for m, entry in zip(treedef.flatten_up_to(template.master), loaded)])
     return fused.wrap(PyoptkState(jnp.asarray(count, jnp.int32), jnp.asarray(scalars), states, master))
+
+
+def _loaded(fused: Any, leaves: list, state_dict: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each leaf's state as the NumPy API's load_state_dict makes it from ``state_dict``: its
+    arrays in this transformation's dtypes, quantized or dequantized as its settings say."""
+    twin = fused.cls([np.empty(p.shape, p.dtype) for p in leaves], **fused.kwargs, **fused.precision_kwargs)
+    twin._saved_block = (state_dict.get("precision") or {}).get("block_size")
+    group = twin.param_groups[0]
+    return [twin._load_param_state(i, p, group, state_dict["state"][i]) for i, p in enumerate(group["params"])]

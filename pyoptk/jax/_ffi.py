@@ -28,8 +28,8 @@ def refuse_non_cpu(arrays: Sequence[Any]) -> None:
 def step_call(attrs: dict[str, Any], dynamic: jax.Array, count: jax.Array, scalars: jax.Array,
               leaves: Sequence[Sequence[jax.Array]], grads: Sequence[jax.Array],
               target: str = TARGET) -> tuple[jax.Array, list[list[jax.Array]]]:
-    """One fused step. ``leaves[i]``: leaf i's written arrays (param, its states, its master copy),
-    each aliased to its result; returns the new scalars and the new arrays in the same layout."""
+    """One fused step. ``leaves[i]``: leaf i's written arrays (param, its states (a quantized
+    one's codes, then scales), its master copy), each aliased to its result; returns the new scalars and the new arrays in the same layout."""
     operands: list[Any] = [dynamic, count, scalars]
     results: list[Any] = [jax.ShapeDtypeStruct(scalars.shape, scalars.dtype)]
     aliases = {2: 0}
@@ -50,10 +50,19 @@ def step_call(attrs: dict[str, Any], dynamic: jax.Array, count: jax.Array, scala
     return new_scalars, grouped
 
 
+def _key(value: int) -> np.int64:
+    """A uint64 key as the int64 attribute of the same bits."""
+    return np.uint64(value).astype(np.int64)
+
+
 def static_attrs(op: str, mode: int, fresh_mode: int, hyper: Sequence[float], dynamic_slots: Sequence[int],
-                 leaves: int, master: Sequence[bool], stochastic: bool, rounding_key: int) -> dict[str, Any]:
-    """The handler's attributes (step_handler.cpp's header names them)."""
+                 leaves: int, master: Sequence[bool], stochastic: bool, rounding_key: int, *,
+                 quant: Sequence[int] = (), block: int = 0, stochastic_codes: bool = False, code_key: int = 0,
+                 code_stream: int = 0) -> dict[str, Any]:
+    """The handler's attributes (step_handler.cpp's header names them). ``quant``: per leaf, per
+    state of the mode, its quantization map id or -1 (a plain array); ``block``: their block size."""
     return dict(op=op, mode=np.int64(mode), fresh_mode=np.int64(fresh_mode),
                 hyper=np.asarray(hyper, np.float64), dynamic=np.asarray(dynamic_slots, np.int64),
                 leaves=np.int64(leaves), master=np.asarray(master, np.int64).reshape(-1), stochastic=np.int64(stochastic),
-                rounding_key=np.uint64(rounding_key).astype(np.int64))
+                rounding_key=_key(rounding_key), quant=np.asarray(quant, np.int64).reshape(-1), block=np.int64(block),
+                stochastic_codes=np.int64(stochastic_codes), code_key=_key(code_key), code_stream=_key(code_stream))

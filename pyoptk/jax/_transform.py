@@ -11,9 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from .._precision import is_low_precision
+from .._precision import CODE_STREAM, is_low_precision
 from ..optimizer import Optimizer
 from . import _ffi
+from ._quantized import SCALES, QuantLayout
 
 __all__ = ["PyoptkState", "FusedTransformation", "make"]
 
@@ -27,7 +28,8 @@ class PyoptkState(NamedTuple):
     """The state of a pyoptk.jax transformation: a pytree of jax.Arrays (checkpoint it as any)."""
     count: jax.Array    # int32: steps done
     scalars: jax.Array  # uint32[2 * n]: the op's per-param scalar state (NAdam's mu_product) as float64 bits
-    states: dict        # state name -> a pytree shaped like the params
+    states: dict        # state name -> a pytree shaped like the params (quantized: codes, and scales
+                        # under name + "_absmax", None where a leaf keeps float32: _quantized.py)
     master: Any         # float32 copies of 16-bit params (master_weights; None for the others), or None
 
 
@@ -55,7 +57,12 @@ class Fused:
             elif not _static(value) and value is not None and not callable(value):
                 dynamic[(key, None)], value = value, _PLACEHOLDER
             static[key] = value
+        for key, value in precision.items():  # they pick the state's layout: fixed when the step is traced
+            if isinstance(value, jax.Array):
+                raise ValueError(f"pyoptk.jax.{cls.__name__}: '{key}' cannot be an array; pass a Python value "
+                                 f"(with optax.inject_hyperparams: static_args=('{key}',))")
         self.kwargs = dict(lr=learning_rate, **static)  # the NumPy-API class's arguments (tests build its twin)
+        self.precision_kwargs = dict(precision)  # and its precision arguments (checkpoints load through it)
         opt = cls([np.zeros(1, np.float32)], **self.kwargs, **precision)
         self.check_class(opt)
         group = opt.param_groups[0]
@@ -69,6 +76,7 @@ class Fused:
         self.fresh_mode = kernel.flag_bits[opt.fresh_state_flag] if fresh else 0
         self.state_init = {name: opt._state_init(name, group) for name in self.state_names}
         self.precision = opt.precision
+        self.quant = QuantLayout(opt.precision.quant, kernel, self.mode, self.state_names)
         self.has_step = opt.has_step
         self.hyper = [float(v) for v in kernel.hyper(group)]
         keys = kernel.hyper_keys
@@ -81,8 +89,11 @@ class Fused:
             slots.append(keys.index(key))
         self.dynamic_slots = slots
         self.dynamic_values = list(dynamic.values())
-        # Stochastic rounding: step t's key is rounding_key(t - 1), the handler adds the steps done.
+        # Stochastic rounding: step t's key is rounding_key(t - 1), the handler adds the steps done
+        # (and stochastic codes' code_key(t - 1) = step_key(t - 1) ^ CODE_STREAM).
         self.key0 = self.precision.rounding_key(0) if self.precision.stochastic_rounding else 0
+        quant = self.precision.quant
+        self.stochastic_codes = quant is not None and quant.stochastic
 
     def check_class(self, opt: Optimizer) -> None:
         """Refuses a class whose step is not one kernel with C++ coefficients (the handler's)."""
@@ -109,17 +120,27 @@ class Fused:
         for p in leaves:
             if not jnp.issubdtype(p.dtype, jnp.floating):
                 raise TypeError(f"pyoptk.jax.{self.cls_name}: params must be float arrays, got {p.dtype}")
+            self.precision.check_param(np.dtype(p.dtype), f"pyoptk.jax.{self.cls_name}: a param")
 
-        def new(name: str) -> Any:
-            value = self.state_init[name] or 0.0
-            return jax.tree.map(lambda p: jnp.full(p.shape, value, self.precision.state_dtype_for(p.dtype)), params)
+        def new(name: str, p: Any) -> tuple[Any, Any]:
+            """(the state's array or codes, its scales or None)."""
+            value = self.state_init[name] or 0.0  # uninitialised: the first step writes it all
+            if self.quant.sign(name, p.size) is None:
+                return jnp.full(p.shape, value, self.precision.state_dtype_for(p.dtype)), None
+            return self.quant.initial(name, p.size, value)
 
+        states = {}
+        for name in self.state_names:
+            pairs = jax.tree.map(lambda p: new(name, p), params)
+            states[name] = jax.tree.map(lambda p, pair: pair[0], params, pairs)
+            if name in self.quant.names:
+                states[name + SCALES] = jax.tree.map(lambda p, pair: pair[1], params, pairs)
         master = None
         if self.precision.master_weights:
             master = jax.tree.map(lambda p: p.astype(jnp.float32) if self.keeps_master(p) else None, params)
         return PyoptkState(count=jnp.zeros([], jnp.int32),
                            scalars=jnp.zeros([2 * len(self.kernel.scalar_names)], jnp.uint32),
-                           states={name: new(name) for name in self.state_names}, master=master)
+                           states=states, master=master)
 
     # ----- the step -----
     def step(self, params: Any, grads: Any, state: PyoptkState) -> tuple[Any, PyoptkState]:
@@ -133,6 +154,9 @@ class Fused:
         p_leaves, treedef = jax.tree_util.tree_flatten(params)
         g_leaves = treedef.flatten_up_to(grads)
         s_leaves = [treedef.flatten_up_to(state.states[name]) for name in self.state_names]
+        # Each state's scales per leaf (None: a float32 state there).
+        q_leaves = [treedef.flatten_up_to(state.states[name + SCALES]) if name in self.quant.names
+                    else [None] * len(p_leaves) for name in self.state_names]
         if state.master is None:
             m_leaves = [None] * len(p_leaves)
         else:
@@ -143,18 +167,28 @@ class Fused:
         slots = ([self.kernel.hyper_keys.index(("lr", None))] if self.schedule is not None else []) + self.dynamic_slots
         dynamic = jnp.stack([jnp.asarray(v, jnp.float32).reshape(()) for v in values]) if values \
             else jnp.zeros([0], jnp.float32)
-        arrays = [[p, *(s[i] for s in s_leaves), *([m] if m is not None else [])]
-                  for i, (p, m) in enumerate(zip(p_leaves, m_leaves))]
+        arrays = [[p, *(x for s, q in zip(s_leaves, q_leaves) for x in (s[i], q[i]) if x is not None),
+                   *([m] if m is not None else [])] for i, (p, m) in enumerate(zip(p_leaves, m_leaves))]
+        quant = [self.quant.map_id(name, p.size) if q[i] is not None else -1
+                 for i, p in enumerate(p_leaves) for name, q in zip(self.state_names, q_leaves)]
         attrs = _ffi.static_attrs(self.kernel.name, self.mode, self.fresh_mode, self.hyper, slots, len(p_leaves),
-                                  [m is not None for m in m_leaves], self.precision.stochastic_rounding, self.key0)
+                                  [m is not None for m in m_leaves], self.precision.stochastic_rounding, self.key0,
+                                  quant=quant, block=self.quant.block, stochastic_codes=self.stochastic_codes,
+                                  code_key=self.precision.step_key(0), code_stream=CODE_STREAM)
         scalars, new = _ffi.step_call(attrs, dynamic, state.count, state.scalars, arrays, g_leaves, target)
-        n = len(self.state_names)
         new_params = treedef.unflatten([a[0] for a in new])
-        states = {name: treedef.unflatten([a[1 + k] for a in new]) for k, name in enumerate(self.state_names)}
-        master = None
-        if state.master is not None:
-            master = treedef.unflatten([a[1 + n] if m is not None else None for a, m in zip(new, m_leaves)])
-        return new_params, PyoptkState(state.count + 1, scalars, states, master)
+        states: dict[str, list] = {k: [] for k in state.states}
+        masters = []
+        for i, a in enumerate(new):  # each leaf's results in the order of its operands
+            at = iter(a[1:])
+            for name, q in zip(self.state_names, q_leaves):
+                states[name].append(next(at))
+                if name in self.quant.names:
+                    states[name + SCALES].append(next(at) if q[i] is not None else None)
+            masters.append(next(at, None))
+        master = treedef.unflatten(masters) if state.master is not None else None
+        return new_params, PyoptkState(state.count + 1, scalars,
+                                       {k: treedef.unflatten(v) for k, v in states.items()}, master)
 
     def update(self, grads: Any, state: PyoptkState, params: Any = None) -> tuple[Any, PyoptkState]:
         """optax's form: updates = new params - params (the step writes a copy of the params)."""
