@@ -104,6 +104,39 @@ def test_jit_equals_eager(name):
         np.testing.assert_array_equal(np.array(a), np.array(b))
 
 
+@pytest.mark.parametrize("case", ["grad is the param", "grad is a state", "one array, two params"])
+def test_one_array_in_two_places_steps_as_under_jit(case):
+    """Values, not buffers: a grad that is the param's own array (or a state's), or one array given
+    as two params, steps eagerly as it does under jit (XLA copies what it must)."""
+    tx = pj.adamw(0.1, weight_decay=0.1)
+    a = jnp.linspace(-1.0, 1.0, 37, dtype=jnp.float32)
+    if case == "one array, two params":
+        params = {"p": a, "q": a}
+        grads = {"p": a * 0.5, "q": a * 0.25}
+    else:
+        params = {"p": a}
+    first = {k: v * 0.3 for k, v in params.items()}
+    state = tx.init(params)
+    params, state = tx.step(params, first, state)  # non-zero states
+    if case == "one array, two params":
+        params = {"p": params["p"], "q": params["p"]}  # equal after the first step: one array again
+    if case == "grad is the param":
+        grads = {"p": params["p"]}
+    elif case == "grad is a state":
+        grads = {"p": state.states["exp_avg"]["p"]}
+    eager = tx.step(params, grads, state)
+    jitted = jax.jit(tx.step)(params, grads, state)
+    for x, y in zip(jax.tree.leaves(eager), jax.tree.leaves(jitted)):
+        np.testing.assert_array_equal(np.array(x), np.array(y))
+    # and the NumPy API on separate copies of the same values
+    start = {"p": a, "q": a} if case == "one array, two params" else {"p": a}
+    twin = numpy_twin(tx, [np.array(v) for v in start.values()], {})
+    twin.step([np.array(first[k]) for k in start])
+    twin.step([np.array(g) for g in grads.values()])
+    for mine, theirs in zip(twin.param_groups[0]["params"], eager[0].values()):
+        np.testing.assert_array_equal(mine, np.array(theirs))
+
+
 @pytest.mark.parametrize("name,dtype,precision", [("adamw", jnp.float32, {}), ("sgd_momentum", jnp.float32, {}),
                                                    ("nadam", jnp.float32, {}),
                                                    ("lion", jnp.bfloat16, dict(master_weights=True))])

@@ -35,9 +35,9 @@ def step_call(attrs: dict[str, Any], dynamic: jax.Array, count: jax.Array, scala
     aliases = {2: 0}
     for arrays, grad in zip(leaves, grads):
         first, *rest = arrays
-        for a in (first, grad, *rest):
+        for k, a in enumerate((first, grad, *rest)):
             operands.append(a)
-            if a is not grad:
+            if k != 1:  # by position: the grad may be the very array of the param or of a state (eager)
                 aliases[len(operands) - 1] = len(results)
                 results.append(jax.ShapeDtypeStruct(a.shape, a.dtype))
     refuse_non_cpu(operands)
