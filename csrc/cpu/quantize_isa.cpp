@@ -2,7 +2,7 @@
 // stochastic codes) for the staging layer, vectorized on AVX2 (and AVX-512 through the same
 // code), else quantize.cpp's scalar reference itself. Bit-identical to the reference: absmax is a max (exact in any order),
 // v = x / absmax an IEEE division per lane, the code the count of rounded-down midpoints below v
-// (the reference's bucket lookup for 8-bit maps; for 4-bit ones a binary search over the 15
+// (the reference's bucket lookup for 8-bit maps; for 4-bit ones a two-level search over the 15
 // thresholds held in registers, or arithmetic on a uniform map), a stochastic code the same
 // float32 operations on the same random bits, the dequantized value the same float32 product.
 //
@@ -117,27 +117,32 @@ inline __m256i nearest8(const QuantSearch& s, __m256 v) {
   return _mm256_and_si256(code, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_ORD_Q)));
 }
 
-// The 4-bit search: #{j : t[j] < v} over 15 ascending thresholds by four comparisons, each
-// against the threshold its lane has reached (a permute of the next level's nodes); NaN compares
-// false everywhere: code 0, as the reference.
+// The 4-bit search: #{j : t[j] < v} over 15 ascending thresholds in two levels: three broadcast
+// comparisons (t[3], t[7], t[11]) count the quadrants below v, q; then v against the quadrant's own
+// three, t[4q], t[4q + 1], t[4q + 2], each an in-lane permute by q: the code is 4q plus those below
+// v. Six comparisons at depth two rather than a binary search's dependent four (bench/RESULTS.md,
+// fourth session). NaN compares false everywhere: code 0, as the reference. A comparison's mask is
+// -1: counts are subtracted.
 struct Tree16 {
-  __m256 root, level2, level3, level4;
+  __m256 t3, t7, t11, first, second, third;  // the last three: t[4q + k] for q = 0..3, in both lanes
   explicit Tree16(const float* t)
-      : root(_mm256_set1_ps(t[7])),
-        level2(_mm256_setr_ps(t[3], t[11], 0, 0, 0, 0, 0, 0)),
-        level3(_mm256_setr_ps(t[1], t[5], t[9], t[13], 0, 0, 0, 0)),
-        level4(_mm256_setr_ps(t[0], t[2], t[4], t[6], t[8], t[10], t[12], t[14])) {}
+      : t3(_mm256_set1_ps(t[3])),
+        t7(_mm256_set1_ps(t[7])),
+        t11(_mm256_set1_ps(t[11])),
+        first(_mm256_setr_ps(t[0], t[4], t[8], t[12], t[0], t[4], t[8], t[12])),
+        second(_mm256_setr_ps(t[1], t[5], t[9], t[13], t[1], t[5], t[9], t[13])),
+        third(_mm256_setr_ps(t[2], t[6], t[10], t[14], t[2], t[6], t[10], t[14])) {}
 };
 
-inline __m256i above(__m256 v, __m256 t, int step) {
-  return _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_GT_OQ)), _mm256_set1_epi32(step));
-}
+inline __m256i above(__m256 v, __m256 t) { return _mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_GT_OQ)); }
 
 inline __m256i nearest16(const Tree16& tree, __m256 v) {
-  __m256i i = above(v, tree.root, 8);
-  i = _mm256_or_si256(i, above(v, _mm256_permutevar8x32_ps(tree.level2, _mm256_srli_epi32(i, 3)), 4));
-  i = _mm256_or_si256(i, above(v, _mm256_permutevar8x32_ps(tree.level3, _mm256_srli_epi32(i, 2)), 2));
-  return _mm256_add_epi32(i, above(v, _mm256_permutevar8x32_ps(tree.level4, _mm256_srli_epi32(i, 1)), 1));
+  const __m256i q = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), above(v, tree.t3)),
+                                     _mm256_add_epi32(above(v, tree.t7), above(v, tree.t11)));
+  const __m256i inside = _mm256_add_epi32(above(v, _mm256_permutevar_ps(tree.first, q)),
+                                          _mm256_add_epi32(above(v, _mm256_permutevar_ps(tree.second, q)),
+                                                           above(v, _mm256_permutevar_ps(tree.third, q))));
+  return _mm256_sub_epi32(_mm256_slli_epi32(q, 2), inside);
 }
 
 // quant_nearest on a uniform map (QuantMap::uniform_step: entries (j + 1) * step, step = 2^-k, so
