@@ -121,8 +121,8 @@ inline __m256i nearest8(const QuantSearch& s, __m256 v) {
 // comparisons (t[3], t[7], t[11]) count the quadrants below v, q; then v against the quadrant's own
 // three, t[4q], t[4q + 1], t[4q + 2], each an in-lane permute by q: the code is 4q plus those below
 // v. Six comparisons at depth two rather than a binary search's dependent four (bench/RESULTS.md,
-// fourth session). NaN compares false everywhere: code 0, as the reference. A comparison's mask is
-// -1: counts are subtracted.
+// fourth session; every float checked: bench/quant_search_check.cpp). NaN compares false
+// everywhere: code 0, as the reference. A comparison's mask is -1: counts are subtracted.
 struct Tree16 {
   __m256 t3, t7, t11, first, second, third;  // the last three: t[4q + k] for q = 0..3, in both lanes
   explicit Tree16(const float* t)
@@ -151,7 +151,7 @@ inline __m256i nearest16(const Tree16& tree, __m256 v) {
 // One fma gives w - 1.5 exactly for w >= 0.75 (Sterbenz up to 3; above, on w's own grid); below
 // 0.75 its rounding stays under -0.75: code 0, as for every v under the first midpoint. NaN: the
 // conversion's INT_MIN, clamped to 0. v = x / absmax, so |v| <= 1 (or NaN): every such float gives
-// the reference's code (checked exhaustively, bench/RESULTS.md; tests/test_quantize_isa.py pins it).
+// the reference's code (every one checked: bench/quant_search_check.cpp; tests/test_quantize_isa.py).
 inline __m256i uniform8(float inverse_step, int size, __m256 v) {
   const __m256 w = _mm256_fmsub_ps(v, _mm256_set1_ps(inverse_step), _mm256_set1_ps(1.5f));
   const __m256i up = _mm256_cvttps_epi32(_mm256_ceil_ps(w));
