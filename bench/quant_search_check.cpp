@@ -1,7 +1,8 @@
 // The per-ISA 4-bit searches against the reference's bucket search (quantize.h, quant_nearest) on
 // every float32 v with |v| <= 1 and every NaN (v = x / absmax never leaves that range): the
-// two-level search (nearest16) on both 4-bit maps, the arithmetic one (uniform8) on the uniform
-// map. Not part of the build (~30 s on one core); from the checkout root, after the editable build:
+// two-level search (nearest16) on both 4-bit maps, the arithmetic one (nearest_uniform) on the
+// uniform map. Not part of the build (~30 s on one core); from the checkout root, after the
+// editable build:
 //
 //   g++ -O3 -std=gnu++17 -mavx2 -mfma -mf16c -ffp-contract=off -fno-math-errno -fno-trapping-math \
 //       -DPYOPTK_ISA_NS=avx2 -Icsrc/cpu -Icsrc/include -Ibuild/dev bench/quant_search_check.cpp \
@@ -31,7 +32,7 @@ int main() {
       _mm256_store_si256(reinterpret_cast<__m256i*>(by_tree), avx2::nearest16(tree, lanes));
       if (uniform) {
         _mm256_store_si256(reinterpret_cast<__m256i*>(by_arithmetic),
-                           avx2::uniform8(1.0f / map.uniform_step, map.size, lanes));
+                           avx2::nearest_uniform(1.0f / map.uniform_step, map.size, lanes));
       }
       for (int k = 0; k < 8; ++k) {
         if (std::fabs(v[k]) > 1.0f) continue;

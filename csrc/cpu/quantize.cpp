@@ -32,7 +32,8 @@ void make_search(const QuantMap& map, QuantSearch& s) {
     int exponent;
     if (std::frexp(step, &exponent) != 0.5f) std::abort();
     for (int j = 0; j < map.size; ++j) {
-      if (map.values[j] != float(j + 1) * step || (j < last && s.threshold[j] != (float(j) + 1.5f) * step)) std::abort();
+      const bool midpoint_off = j < last && s.threshold[j] != (float(j) + 1.5f) * step;
+      if (map.values[j] != float(j + 1) * step || midpoint_off) std::abort();
     }
   }
   int below = 0;

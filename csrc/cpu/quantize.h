@@ -31,7 +31,7 @@ struct QuantMap {
   const char* name;
   // Not 0 for a uniform map whose entries are (j + 1) * uniform_step, a power of two (checked
   // against `values` when its search is made): the per-ISA units find its nearest code by
-  // arithmetic instead of a search (quantize_isa.cpp, uniform8).
+  // arithmetic instead of a search (quantize_isa.cpp, nearest_uniform).
   float uniform_step;
 };
 const QuantMap& quant_map(int id);  // id in [0, kNumQuantMaps)

@@ -152,7 +152,7 @@ inline __m256i nearest16(const Tree16& tree, __m256 v) {
 // 0.75 its rounding stays under -0.75: code 0, as for every v under the first midpoint. NaN: the
 // conversion's INT_MIN, clamped to 0. v = x / absmax, so |v| <= 1 (or NaN): every such float gives
 // the reference's code (every one checked: bench/quant_search_check.cpp; tests/test_quantize_isa.py).
-inline __m256i uniform8(float inverse_step, int size, __m256 v) {
+inline __m256i nearest_uniform(float inverse_step, int size, __m256 v) {
   const __m256 w = _mm256_fmsub_ps(v, _mm256_set1_ps(inverse_step), _mm256_set1_ps(1.5f));
   const __m256i up = _mm256_cvttps_epi32(_mm256_ceil_ps(w));
   return _mm256_min_epi32(_mm256_max_epi32(up, _mm256_setzero_si256()), _mm256_set1_epi32(size - 1));
@@ -179,7 +179,7 @@ template <int kBits, bool kStochastic>
 void quantize_bits(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
                    float* scales, uint64_t key) {
   const QuantSearch& s = quant_search(map);
-  const Tree16 tree(s.threshold);  // used by 4-bit maps only
+  const Tree16 tree(s.threshold);  // used by the 4-bit maps that are not uniform
   const bool uniform = map.uniform_step != 0.0f;
   const float inverse_step = uniform ? 1.0f / map.uniform_step : 0.0f;  // a power of two: exact
   const float* m = map.values;
@@ -207,7 +207,7 @@ void quantize_bits(const QuantMap& map, const float* in, int block, int64_t firs
       const __m256 v = _mm256_and_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), divisor), keep);
       __m256i c;
       if constexpr (kBits == 8) c = nearest8(s, v);
-      else c = uniform ? uniform8(inverse_step, map.size, v) : nearest16(tree, v);
+      else c = uniform ? nearest_uniform(inverse_step, map.size, v) : nearest16(tree, v);
       if constexpr (kStochastic) c = stochastic8(entry, map.size, v, c, random24 + i);
       return c;
     };
