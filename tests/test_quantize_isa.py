@@ -19,7 +19,10 @@ BLOCK = 64
 def _hard_values(qmap: np.ndarray, sign: str) -> np.ndarray:
     mid = ((qmap[:-1].astype(np.float64) + qmap[1:]) / 2).astype(np.float32)
     near = np.concatenate([mid, np.nextafter(mid, np.float32(-2)), np.nextafter(mid, np.float32(2)), qmap])
-    tiny = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, 1e-30, 1.0, -1.0, np.inf, -np.inf, np.nan], np.float32)
+    # 0.046875 = 0.75 / 16: where the uniform 4-bit map's arithmetic search (w = 16 v - 1.5) stops being exact
+    edge = np.float32(0.046875)
+    tiny = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-38, 1e-30, 1.0, -1.0, np.inf, -np.inf, np.nan, edge,
+                     np.nextafter(edge, np.float32(0)), np.nextafter(edge, np.float32(1))], np.float32)
     x = np.concatenate([near, -near, tiny]).astype(np.float32)
     return np.abs(x) if sign == "unsigned" else x
 

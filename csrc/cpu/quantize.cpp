@@ -27,6 +27,15 @@ void make_search(const QuantMap& map, QuantSearch& s) {
     word[b] = key & kQuantLowMask;
     ++count[b];
   }
+  if (map.uniform_step != 0.0f) {  // the arithmetic search's premise, entry by entry and midpoint by midpoint
+    const float step = map.uniform_step;
+    int exponent;
+    if (std::frexp(step, &exponent) != 0.5f) std::abort();
+    for (int j = 0; j < map.size; ++j) {
+      const bool midpoint_off = j < last && s.threshold[j] != (float(j) + 1.5f) * step;
+      if (map.values[j] != float(j + 1) * step || midpoint_off) std::abort();
+    }
+  }
   int below = 0;
   for (int b = 0; b < kQuantBuckets; ++b) {
     s.bucket[b] = (uint32_t(below) << 16) | word[b];
@@ -35,10 +44,10 @@ void make_search(const QuantMap& map, QuantSearch& s) {
 }
 
 const QuantMap kMaps[kNumQuantMaps] = {
-    {qmaps::kSigned8, 256, 8, "signed 8-bit dynamic"},
-    {qmaps::kUnsigned8, 256, 8, "unsigned 8-bit dynamic"},
-    {qmaps::kSigned4, 16, 4, "signed 4-bit dynamic"},
-    {qmaps::kUnsigned4, 16, 4, "unsigned 4-bit linear without zero"},
+    {qmaps::kSigned8, 256, 8, "signed 8-bit dynamic", 0.0f},
+    {qmaps::kUnsigned8, 256, 8, "unsigned 8-bit dynamic", 0.0f},
+    {qmaps::kSigned4, 16, 4, "signed 4-bit dynamic", 0.0f},
+    {qmaps::kUnsigned4, 16, 4, "unsigned 4-bit linear without zero", 0x1p-4f},
 };
 
 }  // namespace
@@ -93,14 +102,7 @@ void dequantize(const QuantMap& map, const uint8_t* codes, const float* scales, 
     const int64_t len = n - b < block ? n - b : block;
     const float scale = scales[(first + b) / block];
     const int64_t at = first + b;
-    if (map.bits == 8) {
-      for (int64_t i = 0; i < len; ++i) out[b + i] = m[codes[at + i]] * scale;
-    } else {
-      for (int64_t i = 0; i < len; ++i) {
-        const int64_t e = at + i;
-        out[b + i] = m[(codes[e >> 1] >> ((e & 1) * 4)) & 15] * scale;
-      }
-    }
+    for (int64_t i = 0; i < len; ++i) out[b + i] = m[code_at(codes, map.bits, at + i)] * scale;
   }
 }
 

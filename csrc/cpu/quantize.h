@@ -29,6 +29,10 @@ struct QuantMap {
   int size;             // 256 or 16
   int bits;             // 8 or 4
   const char* name;
+  // Not 0 for a uniform map whose entries are (j + 1) * uniform_step, a power of two (checked
+  // against `values` when its search is made): the per-ISA units find its nearest code by
+  // arithmetic instead of a search (quantize_isa.cpp, nearest_uniform).
+  float uniform_step;
 };
 const QuantMap& quant_map(int id);  // id in [0, kNumQuantMaps)
 
@@ -38,6 +42,12 @@ constexpr bool valid_quant_block(int64_t block) {
 // Bytes of codes for n elements.
 inline int64_t quant_code_bytes(int map_bits, int64_t n) { return map_bits == 8 ? n : (n + 1) / 2; }
 inline int64_t quant_blocks(int64_t n, int64_t block) { return (n + block - 1) / block; }
+
+// The code of element e: 8-bit codes one per byte, 4-bit ones two per byte, element 2i in the low
+// nibble of byte i.
+inline int code_at(const uint8_t* codes, int bits, int64_t e) {
+  return bits == 8 ? codes[e] : (codes[e >> 1] >> ((e & 1) * 4)) & 15;
+}
 
 // Elements [first, first + n) of a quantized array (first a multiple of block; the range ends
 // on a block boundary or at the array's end): out = dequantized values.

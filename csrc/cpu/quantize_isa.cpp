@@ -2,9 +2,9 @@
 // stochastic codes) for the staging layer, vectorized on AVX2 (and AVX-512 through the same
 // code), else quantize.cpp's scalar reference itself. Bit-identical to the reference: absmax is a max (exact in any order),
 // v = x / absmax an IEEE division per lane, the code the count of rounded-down midpoints below v
-// (the reference's bucket lookup for 8-bit maps; for 4-bit ones a binary search over the 15
-// thresholds held in registers), a stochastic code the same float32 operations on the same
-// random bits, the dequantized value the same float32 product.
+// (the reference's bucket lookup for 8-bit maps; for 4-bit ones a two-level search over the 15
+// thresholds held in registers, or arithmetic on a uniform map), a stochastic code the same
+// float32 operations on the same random bits, the dequantized value the same float32 product.
 //
 // No gathers: Zen 3's 8-lane vpgatherdd costs ~15 cycles (bench/RESULTS.md), more than eight
 // scalar loads. The 8-bit search's one lookup per element and the 8-bit map are read by scalar
@@ -24,11 +24,6 @@ inline namespace PYOPTK_ISA_NS {
 namespace {
 
 #if defined(__AVX2__)
-
-// The element of a code array: 8-bit codes one per byte, 4-bit ones two per byte (quantize.h).
-inline int code_at(const uint8_t* codes, int bits, int64_t e) {
-  return bits == 8 ? codes[e] : (codes[e >> 1] >> ((e & 1) * 4)) & 15;
-}
 
 // Eight 4-bit codes from element e (a multiple of 8) as int32 lanes.
 inline __m256i load_nibbles(const uint8_t* codes, int64_t e) {
@@ -57,10 +52,12 @@ void dequantize_isa(const QuantMap& map, const uint8_t* codes, const float* scal
     const int64_t at = first + b;
     int64_t i = 0;
     if (map.bits == 8) {
-      for (; i + 8 <= len; i += 8) {  // eight codes in one load, eight scalar loads of the map
-        uint64_t word;
-        std::memcpy(&word, codes + at + i, 8);
-        for (int k = 0; k < 8; ++k) out[b + i + k] = m[(word >> (8 * k)) & 255] * scale;
+      for (; i + 8 <= len; i += 8) {  // eight codes in one load, eight scalar loads of the map, one product
+        uint64_t w;
+        std::memcpy(&w, codes + at + i, 8);
+        const __m256 entries = _mm256_setr_ps(m[w & 255], m[(w >> 8) & 255], m[(w >> 16) & 255], m[(w >> 24) & 255],
+                                              m[(w >> 32) & 255], m[(w >> 40) & 255], m[(w >> 48) & 255], m[w >> 56]);
+        _mm256_storeu_ps(out + b + i, _mm256_mul_ps(entries, vscale));
       }
     } else {
       for (; i + 8 <= len; i += 8) {
@@ -120,27 +117,45 @@ inline __m256i nearest8(const QuantSearch& s, __m256 v) {
   return _mm256_and_si256(code, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_ORD_Q)));
 }
 
-// The 4-bit search: #{j : t[j] < v} over 15 ascending thresholds by four comparisons, each
-// against the threshold its lane has reached (a permute of the next level's nodes); NaN compares
-// false everywhere: code 0, as the reference.
+// The 4-bit search: #{j : t[j] < v} over 15 ascending thresholds in two levels: three broadcast
+// comparisons (t[3], t[7], t[11]) count the quadrants below v, q; then v against the quadrant's own
+// three, t[4q], t[4q + 1], t[4q + 2], each an in-lane permute by q: the code is 4q plus those below
+// v. Six comparisons at depth two rather than a binary search's dependent four (bench/RESULTS.md,
+// fourth session; every float checked: bench/quant_search_check.cpp). NaN compares false
+// everywhere: code 0, as the reference. A comparison's mask is -1: counts are subtracted.
 struct Tree16 {
-  __m256 root, level2, level3, level4;
+  __m256 t3, t7, t11, first, second, third;  // the last three: t[4q + k] for q = 0..3, in both lanes
   explicit Tree16(const float* t)
-      : root(_mm256_set1_ps(t[7])),
-        level2(_mm256_setr_ps(t[3], t[11], 0, 0, 0, 0, 0, 0)),
-        level3(_mm256_setr_ps(t[1], t[5], t[9], t[13], 0, 0, 0, 0)),
-        level4(_mm256_setr_ps(t[0], t[2], t[4], t[6], t[8], t[10], t[12], t[14])) {}
+      : t3(_mm256_set1_ps(t[3])),
+        t7(_mm256_set1_ps(t[7])),
+        t11(_mm256_set1_ps(t[11])),
+        first(_mm256_setr_ps(t[0], t[4], t[8], t[12], t[0], t[4], t[8], t[12])),
+        second(_mm256_setr_ps(t[1], t[5], t[9], t[13], t[1], t[5], t[9], t[13])),
+        third(_mm256_setr_ps(t[2], t[6], t[10], t[14], t[2], t[6], t[10], t[14])) {}
 };
 
-inline __m256i above(__m256 v, __m256 t, int step) {
-  return _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_GT_OQ)), _mm256_set1_epi32(step));
-}
+inline __m256i above(__m256 v, __m256 t) { return _mm256_castps_si256(_mm256_cmp_ps(v, t, _CMP_GT_OQ)); }
 
 inline __m256i nearest16(const Tree16& tree, __m256 v) {
-  __m256i i = above(v, tree.root, 8);
-  i = _mm256_or_si256(i, above(v, _mm256_permutevar8x32_ps(tree.level2, _mm256_srli_epi32(i, 3)), 4));
-  i = _mm256_or_si256(i, above(v, _mm256_permutevar8x32_ps(tree.level3, _mm256_srli_epi32(i, 2)), 2));
-  return _mm256_add_epi32(i, above(v, _mm256_permutevar8x32_ps(tree.level4, _mm256_srli_epi32(i, 1)), 1));
+  const __m256i q = _mm256_sub_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), above(v, tree.t3)),
+                                     _mm256_add_epi32(above(v, tree.t7), above(v, tree.t11)));
+  const __m256i inside = _mm256_add_epi32(above(v, _mm256_permutevar_ps(tree.first, q)),
+                                          _mm256_add_epi32(above(v, _mm256_permutevar_ps(tree.second, q)),
+                                                           above(v, _mm256_permutevar_ps(tree.third, q))));
+  return _mm256_sub_epi32(_mm256_slli_epi32(q, 2), inside);
+}
+
+// quant_nearest on a uniform map (QuantMap::uniform_step: entries (j + 1) * step, step = 2^-k, so
+// midpoints (j + 1.5) * step, exact) by arithmetic: with w = v / step (exact), the count of
+// midpoints below v is #{j <= size - 2 : j < w - 1.5} = ceil(w - 1.5) clamped to [0, size - 1].
+// One fma gives w - 1.5 exactly for w >= 0.75 (Sterbenz up to 3; above, on w's own grid); below
+// 0.75 its rounding stays under -0.75: code 0, as for every v under the first midpoint. NaN: the
+// conversion's INT_MIN, clamped to 0. v = x / absmax, so |v| <= 1 (or NaN): every such float gives
+// the reference's code (every one checked: bench/quant_search_check.cpp; tests/test_quantize_isa.py).
+inline __m256i nearest_uniform(float inverse_step, int size, __m256 v) {
+  const __m256 w = _mm256_fmsub_ps(v, _mm256_set1_ps(inverse_step), _mm256_set1_ps(1.5f));
+  const __m256i up = _mm256_cvttps_epi32(_mm256_ceil_ps(w));
+  return _mm256_min_epi32(_mm256_max_epi32(up, _mm256_setzero_si256()), _mm256_set1_epi32(size - 1));
 }
 
 // stochastic_code (quantize.h) on eight lanes, from their nearest codes: the entry at or below v
@@ -164,7 +179,9 @@ template <int kBits, bool kStochastic>
 void quantize_bits(const QuantMap& map, const float* in, int block, int64_t first, int64_t n, uint8_t* codes,
                    float* scales, uint64_t key) {
   const QuantSearch& s = quant_search(map);
-  const Tree16 tree(s.threshold);  // used by 4-bit maps only
+  const Tree16 tree(s.threshold);  // used by the 4-bit maps that are not uniform
+  const bool uniform = map.uniform_step != 0.0f;
+  const float inverse_step = uniform ? 1.0f / map.uniform_step : 0.0f;  // a power of two: exact
   const float* m = map.values;
   const __m256 low16 = _mm256_loadu_ps(m), high16 = kBits == 8 ? low16 : _mm256_loadu_ps(m + 8);
   const auto entry = [&](__m256i code) {
@@ -190,7 +207,7 @@ void quantize_bits(const QuantMap& map, const float* in, int block, int64_t firs
       const __m256 v = _mm256_and_ps(_mm256_div_ps(_mm256_loadu_ps(x + i), divisor), keep);
       __m256i c;
       if constexpr (kBits == 8) c = nearest8(s, v);
-      else c = nearest16(tree, v);
+      else c = uniform ? nearest_uniform(inverse_step, map.size, v) : nearest16(tree, v);
       if constexpr (kStochastic) c = stochastic8(entry, map.size, v, c, random24 + i);
       return c;
     };
