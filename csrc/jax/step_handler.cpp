@@ -113,6 +113,15 @@ int64_t numel(const Buffer& b) {
   return n;
 }
 
+// Bytes per element: the storage dtype's; 1 for the uint8 codes of a quantized state (and for a
+// type the kernels do not store, refused when the plan is made).
+int64_t item_bytes(const Buffer& b) {
+  const int d = storage_dtype(b.dtype);
+  return d >= 0 ? item_size(d) : 1;
+}
+
+int64_t nbytes(const Buffer& b) { return numel(b) * item_bytes(b); }
+
 // A written array: its result buffer, holding its operand's values (XLA aliases the two: the
 // copy is a safeguard).
 struct Written {
@@ -124,10 +133,7 @@ void check_result(const Written& w, const char* role, int64_t leaf) {
   if (w.out->dtype != w.in->dtype || numel(*w.out) != numel(*w.in)) {
     throw Refusal(who(leaf, role) + ": its result does not match its operand");
   }
-  if (w.out->data != w.in->data) {
-    const int d = storage_dtype(w.out->dtype);
-    std::memcpy(w.out->data, w.in->data, static_cast<size_t>(numel(*w.out) * (d >= 0 ? item_size(d) : 1)));
-  }
+  if (w.out->data != w.in->data) std::memcpy(w.out->data, w.in->data, static_cast<size_t>(nbytes(*w.out)));
 }
 
 ArrayRef array_of(const Buffer& b) {
@@ -138,7 +144,7 @@ ArrayRef array_of(const Buffer& b) {
   a.shape = b.dims;
   a.ndim = static_cast<int>(b.rank);
   a.numel = numel(b);
-  a.itemsize = a.dtype >= 0 ? item_size(a.dtype) : 1;
+  a.itemsize = item_bytes(b);
   return a;
 }
 
@@ -262,10 +268,7 @@ void keep(std::unique_ptr<KeptPlan> kept) {
 // that XLA computes into the same place every step): worth turning into huge pages, once each.
 void prefer_huge_pages(const Layout& l, KeptPlan& kept) {
   if (kept.calls++ == 1) {
-    for (const Written& w : l.written) {
-      const int d = storage_dtype(w.out->dtype);
-      collapse_into_huge_pages(w.out->data, numel(*w.out) * (d >= 0 ? item_size(d) : 1));
-    }
+    for (const Written& w : l.written) collapse_into_huge_pages(w.out->data, nbytes(*w.out));
   }
   kept.last_grads.resize(l.grads.size(), nullptr);
   kept.huge_grads.resize(l.grads.size(), nullptr);
