@@ -15,9 +15,9 @@
 // static values), dynamic (i64[n]: the hyper slot of each dynamic value), leaves, master
 // (i64[leaves]: 1 where the leaf has a float32 master copy), quant (i64[leaves * states of the
 // mode]: per leaf, per state in order, its quantization map (quantize.h's QuantMapId), -1 for a
-// plain array), block (elements per scale), stochastic, rounding_key (the key of step 1; step t's
-// is rounding_key + t - 1, as _precision.py draws them), stochastic_codes, code_key, code_stream
-// (step t's code key is (code_key + t - 1) ^ code_stream, _precision.py's code_key).
+// plain array), block (elements per scale), step_key (the key step 1 draws from; step t's is
+// step_key + t - 1, as _precision.py's step_key), stochastic (its rounding key is step t's key),
+// stochastic_codes, code_stream (its codes' key is step t's key ^ code_stream, _precision.py's code_key).
 #include "step_handler.h"
 
 #include <cstdio>
@@ -347,10 +347,10 @@ void execute(const CallFrame& frame) {
   prefer_huge_pages(l, *kept);
   StepOptions options;
   options.stochastic = attrs.integer("stochastic") != 0;
-  options.rounding_key = static_cast<uint64_t>(attrs.integer("rounding_key")) + static_cast<uint64_t>(done);
+  const uint64_t step_key = static_cast<uint64_t>(attrs.integer("step_key")) + static_cast<uint64_t>(done);
+  options.rounding_key = step_key;
   options.stochastic_codes = attrs.integer("stochastic_codes") != 0;
-  options.code_key = (static_cast<uint64_t>(attrs.integer("code_key")) + static_cast<uint64_t>(done)) ^
-                     static_cast<uint64_t>(attrs.integer("code_stream"));
+  options.code_key = step_key ^ static_cast<uint64_t>(attrs.integer("code_stream"));
   PreparedStep prepared;
   kept->plan.prepare(l.grads.data(), &block, 1, options, prepared);
   prepared.run();

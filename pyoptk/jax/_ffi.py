@@ -56,13 +56,14 @@ def _key(value: int) -> np.int64:
 
 
 def static_attrs(op: str, mode: int, fresh_mode: int, hyper: Sequence[float], dynamic_slots: Sequence[int],
-                 leaves: int, master: Sequence[bool], stochastic: bool, rounding_key: int, *,
-                 quant: Sequence[int] = (), block: int = 0, stochastic_codes: bool = False, code_key: int = 0,
+                 leaves: int, master: Sequence[bool], stochastic: bool, step_key: int, *,
+                 quant: Sequence[int] = (), block: int = 0, stochastic_codes: bool = False,
                  code_stream: int = 0) -> dict[str, Any]:
-    """The handler's attributes (step_handler.cpp's header names them). ``quant``: per leaf, per
+    """The handler's attributes (step_handler.cpp's header names them). ``step_key``: the key step 1
+    draws from (its rounding key; its codes' key XOR ``code_stream``). ``quant``: per leaf, per
     state of the mode, its quantization map id or -1 (a plain array); ``block``: their block size."""
     return dict(op=op, mode=np.int64(mode), fresh_mode=np.int64(fresh_mode),
                 hyper=np.asarray(hyper, np.float64), dynamic=np.asarray(dynamic_slots, np.int64),
                 leaves=np.int64(leaves), master=np.asarray(master, np.int64).reshape(-1), stochastic=np.int64(stochastic),
-                rounding_key=_key(rounding_key), quant=np.asarray(quant, np.int64).reshape(-1), block=np.int64(block),
-                stochastic_codes=np.int64(stochastic_codes), code_key=_key(code_key), code_stream=_key(code_stream))
+                step_key=_key(step_key), quant=np.asarray(quant, np.int64).reshape(-1), block=np.int64(block),
+                stochastic_codes=np.int64(stochastic_codes), code_stream=_key(code_stream))

@@ -89,9 +89,9 @@ class Fused:
             slots.append(keys.index(key))
         self.dynamic_slots = slots
         self.dynamic_values = list(dynamic.values())
-        # Stochastic rounding: step t's key is rounding_key(t - 1), the handler adds the steps done
-        # (and stochastic codes' code_key(t - 1) = step_key(t - 1) ^ CODE_STREAM).
-        self.key0 = self.precision.rounding_key(0) if self.precision.stochastic_rounding else 0
+        # Step t draws from step_key(t - 1): the handler adds the steps done to step_key(0) (its
+        # rounding key, and its codes' key XOR CODE_STREAM, as rounding_key / code_key do).
+        self.key0 = self.precision.step_key(0)
         quant = self.precision.quant
         self.stochastic_codes = quant is not None and quant.stochastic
 
@@ -174,7 +174,7 @@ class Fused:
         attrs = _ffi.static_attrs(self.kernel.name, self.mode, self.fresh_mode, self.hyper, slots, len(p_leaves),
                                   [m is not None for m in m_leaves], self.precision.stochastic_rounding, self.key0,
                                   quant=quant, block=self.quant.block, stochastic_codes=self.stochastic_codes,
-                                  code_key=self.precision.step_key(0), code_stream=CODE_STREAM)
+                                  code_stream=CODE_STREAM)
         scalars, new = _ffi.step_call(attrs, dynamic, state.count, state.scalars, arrays, g_leaves, target)
         new_params = treedef.unflatten([a[0] for a in new])
         states: dict[str, list] = {k: [] for k in state.states}
