@@ -8,10 +8,14 @@ step) of AdamW on the three models of bench/torch_models.py and an embedding-dom
 - pyoptk.torch in backward: ``pyoptk.torch.AdamW(step_in_backward=True)``;
 - forward + backward alone (grads dropped, no optimizer): what the others add their step to.
 
-Timings are interleaved round by round in one process (medians over rounds); the optimizer's
-share of a training step is its time minus that of forward + backward alone. Peak RSS is each
-implementation's own process (a fresh one per model and implementation: its VmHWM after 3
-training steps). 1 and 2 threads. Run under the shared lock:
+Each implementation trains in a process of its own, as a user's run does (default): per round,
+one fresh process per implementation, in an order rotated round by round, warms up, then times
+``--steps`` training steps; it reports their median, its peak RSS (VmHWM) and its page faults per
+step. The table gives the medians over rounds. In one process the implementations would share
+glibc's heap: one's freed grads would serve another's allocations, which no single training run
+sees (``--in-process`` still measures that way, interleaved round by round, as the first tables
+in bench/RESULTS.md did). The optimizer's share of a training step is its time minus that of
+forward + backward alone. 1 and 2 threads. Run under the shared lock:
 
     flock /tmp/pyoptk-bench.lock python bench/step_in_backward.py [--rounds 7] [--json out.json]
 """
@@ -112,6 +116,7 @@ def all_models(rows):
 
 
 def measure(make_model, make_input, threads, rounds):
+    """In one process: the implementations interleaved round by round (``--in-process``)."""
     x, setups = set_up(make_model, make_input, IMPLS, threads)
     times = {n: [] for n in IMPLS}
     for _ in range(rounds):
@@ -122,14 +127,22 @@ def measure(make_model, make_input, threads, rounds):
     return {n: statistics.median(t) for n, t in times.items()}
 
 
-def peak_rss(model_index, impl, threads, rows):
-    """The peak resident memory (MiB) of a fresh process that builds the model and runs 3 training steps."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--rss", str(model_index), impl, str(threads), "--rows", str(rows)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return float(done.stdout.strip().splitlines()[-1])
+def isolated(model_index, threads, rounds, steps, rows):
+    """Per implementation: the medians over rounds of its own processes' (median step time, peak
+    RSS, page faults per step)."""
+    names = list(IMPLS)
+    runs = {n: [] for n in names}
+    for r in range(rounds):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            cmd = [sys.executable, os.path.abspath(__file__), "--child", str(model_index), name, str(threads),
+                   "--steps", str(steps), "--rows", str(rows)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {n: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for n, rs in runs.items()}
 
 
-def rss_child(model_index, impl, threads, rows):
+def child(model_index, impl, threads, steps, rows):
+    """One implementation's training run: a fresh model, 3 steps to warm up, then ``steps`` timed."""
     torch.set_num_threads(threads)
     pyoptk.set_num_threads(threads)
     label, make_model, make_input = all_models(rows)[model_index]
@@ -139,7 +152,30 @@ def rss_child(model_index, impl, threads, rows):
     opt = IMPLS[impl](list(model.parameters()))
     for _ in range(3):
         training_step(model, opt, x)
-    print(peak_of_this_process())
+    times = []
+    faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        training_step(model, opt, x)
+        times.append(time.perf_counter() - t0)
+    faults = (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults) / max(steps, 1)
+    print(json.dumps(dict(train_s=statistics.median(times) if times else None, peak_rss_mib=peak_of_this_process(),
+                          faults=faults)))
+
+
+def in_process(model_index, make_model, make_input, threads, rounds, rows, rss):
+    """``--in-process``: the timings interleaved in this process; peak RSS from a process each."""
+    times = measure(make_model, make_input, threads, rounds)
+    return {n: dict(train_s=t, peak_rss_mib=peak_rss(model_index, n, threads, rows) if rss else None, faults=None)
+            for n, t in times.items()}
+
+
+def peak_rss(model_index, impl, threads, rows):
+    """The peak resident memory (MiB) of a fresh process that builds the model and runs 3 training steps."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", str(model_index), impl, str(threads), "--steps", "0",
+           "--rows", str(rows)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mib"]
 
 
 def peak_of_this_process():
@@ -155,16 +191,19 @@ def peak_of_this_process():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--steps", type=int, default=20, help="timed training steps per process")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--rows", type=int, default=1_000_000)
-    ap.add_argument("--no-rss", action="store_true")
+    ap.add_argument("--in-process", action="store_true", help="time all implementations in this process")
+    ap.add_argument("--no-rss", action="store_true", help="with --in-process: no peak RSS processes")
     ap.add_argument("--json")
     ap.add_argument("--models", type=int, nargs="+", help="indices of the models to run (default: all)")
-    ap.add_argument("--rss", nargs=3)
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.rss:
-        return rss_child(int(args.rss[0]), args.rss[1], int(args.rss[2]), args.rows)
-    print(f"torch {torch.__version__}, pyoptk ISA {pyoptk.isa()}, {args.rounds} rounds")
+    if args.child:
+        return child(int(args.child[0]), args.child[1], int(args.child[2]), args.steps, args.rows)
+    how = "in one process" if args.in_process else f"a process per implementation and round, {args.steps} steps each"
+    print(f"torch {torch.__version__}, pyoptk ISA {pyoptk.isa()}, {args.rounds} rounds, {how}")
     out = []
     for index, (label, make_model, make_input) in enumerate(all_models(args.rows)):
         if args.models is not None and index not in args.models:
@@ -173,18 +212,24 @@ def main():
         tensors, elements = len(list(m.parameters())), sum(p.numel() for p in m.parameters())
         del m
         for threads in args.threads:
-            res = measure(make_model, make_input, threads, args.rounds)
-            rss = {n: None if args.no_rss else peak_rss(index, n, threads, args.rows) for n in IMPLS}
-            base = res[BASE]
+            if args.in_process:
+                res = in_process(index, make_model, make_input, threads, args.rounds, args.rows, not args.no_rss)
+            else:
+                res = isolated(index, threads, args.rounds, args.steps, args.rows)
+            base = res[BASE]["train_s"]
             print(f"\n{label}: {tensors} tensors, {elements} elements ({4 * elements / 2**20:.0f} MiB of float32 "
                   f"grads), {threads} thread(s)")
-            print("| AdamW | training step (ms) | optimizer's share (ms) | vs pyoptk.torch | peak RSS (MiB) |")
-            print("|---|---|---|---|---|")
-            for name, t in res.items():
+            print("| AdamW | training step (ms) | optimizer's share (ms) | vs pyoptk.torch | peak RSS (MiB) "
+                  "| page faults per step |")
+            print("|---|---|---|---|---|---|")
+            for name, r in res.items():
+                t = r["train_s"]
                 share = "–" if name == BASE else f"{(t - base) * 1e3:.2f}"
-                rss_text = "–" if rss[name] is None else f"{rss[name]:.0f}"
-                print(f"| {name} | {t * 1e3:.2f} | {share} | {res['pyoptk.torch'] / t:.2f}x | {rss_text} |")
-                out.append(dict(model=label, threads=threads, impl=name, train_s=t, peak_rss_mib=rss[name]))
+                rss_text = "–" if r["peak_rss_mib"] is None else f"{r['peak_rss_mib']:.0f}"
+                faults = "–" if r["faults"] is None else f"{r['faults']:.0f}"
+                print(f"| {name} | {t * 1e3:.2f} | {share} | {res['pyoptk.torch']['train_s'] / t:.2f}x | {rss_text} "
+                      f"| {faults} |")
+                out.append(dict(model=label, threads=threads, impl=name, **r))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
