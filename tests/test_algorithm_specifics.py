@@ -20,6 +20,29 @@ def test_adagrad_state_created_at_construction():
     assert opt.state[p]["step"] == 0
 
 
+def test_adagrad_state_created_for_every_group():
+    """Every group's params, as torch's __init__ makes it (pyoptk.torch's twin adds its groups
+    after the first one by one), and a later group's at add_param_group: a checkpoint taken before
+    the first step then resumes in torch.optim.Adagrad, whose step needs that state."""
+    torch = pytest.importorskip("torch")
+    import pyoptk.torch as pt
+
+    tp = [torch.nn.Parameter(torch.ones(3)) for _ in range(3)]
+    opt = pt.Adagrad([{"params": tp[:1]}, {"params": tp[1:2], "initial_accumulator_value": 0.5}])
+    assert [opt.state[p]["sum"].tolist() for p in tp[:2]] == [[0.0] * 3, [0.5] * 3]
+    opt.add_param_group({"params": tp[2:]})
+    assert opt.state[tp[2]]["step"] == 0 and len(opt.state_dict()["state"]) == 3
+    resumed = torch.optim.Adagrad([{"params": tp[:1]}, {"params": tp[1:2]}, {"params": tp[2:]}])
+    resumed.load_state_dict(opt.state_dict())
+    for p in tp:
+        p.grad = torch.ones(3)
+    resumed.step()
+    p = np.zeros(2)
+    numpy_opt = pyoptk.Adagrad([np.zeros(2)], initial_accumulator_value=0.25)
+    numpy_opt.add_param_group({"params": [p]})
+    assert numpy_opt.state[p]["step"] == 0 and numpy_opt.state[p]["sum"].tolist() == [0.25, 0.25]
+
+
 def test_rprop_lr_only_seeds_step_size():
     p = np.zeros(3)
     opt = pyoptk.Rprop([p], lr=0.1)

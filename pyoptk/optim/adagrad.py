@@ -50,12 +50,17 @@ class Adagrad(FusedOptimizer):
         check_torch_impl_args(foreach, fused, False, differentiable)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, maximize=maximize), **precision)
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state[p] = {"step": 0, **self._state_entries(["sum"], p, group)}
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's, and each new param's state made at once: torch's ``__init__`` makes it for the
+        params it is given (pyoptk.torch's twin adds its groups after the first through here), and
+        torch's step fails on a param added later, which has none."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for p in group["params"]:
+            self.state[p] = {"step": 0, **self._state_entries(["sum"], p, group)}
 
     def _state_init(self, name, group):
-        # Also used for params added later with add_param_group (torch would fail on them).
         return group["initial_accumulator_value"]
 
 
