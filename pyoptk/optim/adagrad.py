@@ -36,7 +36,9 @@ class Adagrad(FusedOptimizer):
         s \leftarrow s + g^2;\quad p \leftarrow p - \frac{\gamma}{1 + (t-1)\,\eta_{decay}}\,\frac{g}{\sqrt{s} + \epsilon}
 
     with ``g = ±g + weight_decay * p`` first. As in torch, the state (``step`` = 0 and ``sum`` =
-    initial_accumulator_value) is created at construction for every param.
+    initial_accumulator_value) is created at construction for every param, from the argument
+    (torch's rule: a group's own ``initial_accumulator_value`` does not change it), and for the
+    params of a group added later (which torch's step fails on).
 
     Numerics against torch: torch's operations in torch's order, with IEEE sqrt. torch's
     vectorised sqrt is not always correctly rounded, so results can differ in the last bit.
@@ -61,7 +63,8 @@ class Adagrad(FusedOptimizer):
             self.state[p] = {"step": 0, **self._state_entries(["sum"], p, group)}
 
     def _state_init(self, name, group):
-        return group["initial_accumulator_value"]
+        # torch's __init__ fills every group's sum with its own argument, not the group's value.
+        return self.defaults["initial_accumulator_value"]
 
 
 def adagrad(params, grads, state_sums, state_steps, *, lr: float, weight_decay: float, lr_decay: float,
