@@ -898,6 +898,9 @@ class Optimizer:
 
     def _load_param_state(self, key: Any, p: np.ndarray, group: dict, saved: dict) -> dict[str, Any]:
         arrays = self.kernel.state_names(self._group_mode(group))
+        # A state of the algorithm that the group's flags do not use now (momentum, amsgrad or
+        # centered turned off after it was made): torch keeps it, unused, and so does a step here.
+        arrays += [name for name, _ in self.kernel.states if name in saved and name not in arrays]
         scalars = self._scalar_state_names()
         master = self._keeps_master(p)
         expected = set(arrays) | set(scalars) | ({MASTER_KEY} if master else set())
