@@ -888,7 +888,8 @@ class Optimizer:
             if key not in by_index:
                 raise ValueError(f"state dict has state for param {key}, which no param group lists")
             p, group = by_index[key]
-            new_state[p] = self._load_param_state(key, p, group, saved)
+            if saved:  # an empty one is no state (SGD keeps one without momentum): the next step makes it
+                new_state[p] = self._load_param_state(key, p, group, saved)
         self.param_groups[:] = groups
         self.state = new_state
         # The stochastic-rounding counter resumes where it was (when the checkpoint has one).

@@ -228,3 +228,24 @@ def test_state_a_flag_no_longer_uses_is_loaded_and_kept(name, kw, off):
         tp.grad = torch.from_numpy(g.copy())
         topt.step()
     close(p, tp.numpy(), TORCH_OPTIM_TORCH_TOL[np.float64], "param")
+
+
+def test_sgd_without_momentum_state_loads_with_momentum():
+    """SGD keeps an empty state for a param stepped without momentum; a checkpoint taken after
+    momentum is turned on, before the next step, loads (an empty state is none: the buffer is
+    made at the next step, b = g, as torch makes it)."""
+    torch = pytest.importorskip("torch")
+    p, tp = np.ones(3), torch.ones(3, dtype=torch.float64)
+    opt, topt = pyoptk.SGD([p], lr=0.1), torch.optim.SGD([tp], lr=0.1, foreach=False)
+    for k, g in enumerate([np.array([1.0, -2.0, 0.5]), np.array([0.3, 0.2, -1.0]), np.array([2.0, 0.0, 1.0])]):
+        if k == 1:
+            for o in (opt, topt):
+                o.param_groups[0]["momentum"] = 0.9
+            fresh = pyoptk.SGD([p], lr=0.1)
+            fresh.load_state_dict(copy.deepcopy(opt.state_dict()))
+            opt = fresh
+        opt.step([g])
+        tp.grad = torch.from_numpy(g.copy())
+        topt.step()
+    assert np.array_equal(p, tp.numpy()) and np.array_equal(opt.state[p]["momentum_buffer"],
+                                                           topt.state[tp]["momentum_buffer"].numpy())
