@@ -268,12 +268,12 @@ def test_twins_follow_torch_optim(data):
     numpy = NumpyRun(getattr(pyoptk, name), groups, overrides, _numpy_kw(torch_kw(flags)), sched)
     runs = (ref, twin, numpy)
 
-    numpy_follows = True
+    numpy_follows = numpy_exact = True
 
     def compare(when):
         _compare(name, ref, twin, when, exact, tol)
         if numpy_follows:
-            _compare(name, twin, numpy, when + " (NumPy API against the twin)", True)
+            _compare(name, twin, numpy, when + " (NumPy API against the twin)", numpy_exact, tol)
 
     compare("at construction")
     for k in range(STEPS):
@@ -295,6 +295,11 @@ def test_twins_follow_torch_optim(data):
             # from_torch_state_dict makes a tensor lr a float (documented): the groups no longer
             # share torch's one tensor, which a scheduler's per-group values overwrite in turn.
             numpy_follows = numpy_follows and not (theirs and tensor_lr and sched and len(ref.opt.param_groups) > 1)
+            # And, scheduled after a reload, a tensor lr is 1 float32 ulp apart: torch's schedulers
+            # then compute in its dtype (their base lrs are the checkpoint's initial_lr, a tensor
+            # clone) and fill it rounded, where the NumPy API's lr is a float (from torch's
+            # checkpoint) or its base lrs floats, computed in double.
+            numpy_exact = numpy_exact and not (tensor_lr and sched)
             # torch's loader casts the 0-d float32 scalar states to the param dtype, so its resumed
             # float64 run differs from its uninterrupted one; pyoptk keeps them float32-rounded as
             # the uninterrupted run does (README, PyTorch: checkpoints): the reference does too.
