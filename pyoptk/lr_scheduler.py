@@ -21,6 +21,7 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
+from ._validate import is_scalar_array
 from .optimizer import Optimizer
 
 __all__ = [
@@ -46,7 +47,24 @@ def _per_group(name: str, optimizer: Optimizer, value: Any) -> list:
 
 
 def _group_values(optimizer: Optimizer, key: str) -> list:
-    return [group[key] for group in optimizer.param_groups]
+    return [_own_copy(group[key]) for group in optimizer.param_groups]
+
+
+def _set_lr(group: dict, lr: Any) -> None:
+    """torch's ``_update_param_group_val``: a 0-d array or tensor lr is written in place (rounded
+    to its dtype; the optimizer, and whoever else holds it, reads the new value), another replaced."""
+    if is_scalar_array(group["lr"]):
+        group["lr"][...] = lr
+    else:
+        group["lr"] = lr
+
+
+def _own_copy(lr: Any) -> Any:
+    """A 0-d array or tensor lr kept by a scheduler (``initial_lr``, ``base_lrs``, ``_last_lr``):
+    a copy, as torch clones it, so that writing the lr in place leaves it be."""
+    if not is_scalar_array(lr):
+        return lr
+    return lr.clone() if callable(getattr(lr, "clone", None)) else lr.copy()
 
 
 def _check_optimizer(optimizer: Any) -> None:
@@ -119,7 +137,7 @@ class LRScheduler:
         self.optimizer = optimizer
         if last_epoch == -1:
             for group in optimizer.param_groups:
-                group.setdefault("initial_lr", group["lr"])
+                group.setdefault("initial_lr", _own_copy(group["lr"]))
         else:
             for i, group in enumerate(optimizer.param_groups):
                 if "initial_lr" not in group:
@@ -191,7 +209,7 @@ class LRScheduler:
         if len(values) != len(groups):
             raise ValueError(f"{type(self).__name__} computed {len(values)} lrs for {len(groups)} param groups")
         for group, lr in zip(groups, values):
-            group["lr"] = lr
+            _set_lr(group, lr)
         self._last_lr = _group_values(self.optimizer, "lr")
 
     def __repr__(self) -> str:
@@ -469,7 +487,7 @@ class SequentialLR(_CompositeMixin, LRScheduler):
         self.last_epoch = last_epoch + 1
         self.optimizer = optimizer
         for group in optimizer.param_groups:
-            group["lr"] = group["initial_lr"]
+            _set_lr(group, group["initial_lr"])
         self.recursive_undo()
         first = self._schedulers[bisect_right(self._milestones, 0)]
         first._initial_step()
@@ -588,7 +606,7 @@ class ReduceLROnPlateau(LRScheduler):
             old = float(group["lr"])
             new = max(old * self.factor, floor)
             if old - new > self.eps:
-                group["lr"] = new
+                _set_lr(group, new)
 
     @property
     def in_cooldown(self) -> bool:
@@ -641,7 +659,7 @@ class CyclicLR(LRScheduler):
         base_lrs = _per_group("base_lr", optimizer, base_lr)
         if last_epoch == -1:
             for lr, group in zip(base_lrs, optimizer.param_groups):
-                group["lr"] = lr
+                _set_lr(group, lr)
         self.max_lrs = _per_group("max_lr", optimizer, max_lr)
         up = float(step_size_up)
         down = float(step_size_down) if step_size_down is not None else up

@@ -888,7 +888,8 @@ class Optimizer:
             if key not in by_index:
                 raise ValueError(f"state dict has state for param {key}, which no param group lists")
             p, group = by_index[key]
-            new_state[p] = self._load_param_state(key, p, group, saved)
+            if saved:  # an empty one is no state (SGD keeps one without momentum): the next step makes it
+                new_state[p] = self._load_param_state(key, p, group, saved)
         self.param_groups[:] = groups
         self.state = new_state
         # The stochastic-rounding counter resumes where it was (when the checkpoint has one).
@@ -898,6 +899,9 @@ class Optimizer:
 
     def _load_param_state(self, key: Any, p: np.ndarray, group: dict, saved: dict) -> dict[str, Any]:
         arrays = self.kernel.state_names(self._group_mode(group))
+        # A state of the algorithm that the group's flags do not use now (momentum, amsgrad or
+        # centered turned off after it was made): torch keeps it, unused, and so does a step here.
+        arrays += [name for name, _ in self.kernel.states if name in saved and name not in arrays]
         scalars = self._scalar_state_names()
         master = self._keeps_master(p)
         expected = set(arrays) | set(scalars) | ({MASTER_KEY} if master else set())

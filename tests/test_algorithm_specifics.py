@@ -20,6 +20,60 @@ def test_adagrad_state_created_at_construction():
     assert opt.state[p]["step"] == 0
 
 
+def test_adagrad_state_created_for_every_group():
+    """Every group's params, as torch's __init__ makes it (pyoptk.torch's twin adds its groups
+    after the first one by one), from the constructor's initial_accumulator_value (torch's, not
+    the group's), and a later group's at add_param_group: a checkpoint taken before the first
+    step then resumes in torch.optim.Adagrad, whose step needs that state."""
+    torch = pytest.importorskip("torch")
+    import pyoptk.torch as pt
+
+    tp = [torch.nn.Parameter(torch.ones(3)) for _ in range(3)]
+    groups = [{"params": tp[:1]}, {"params": tp[1:2], "initial_accumulator_value": 0.5}]
+    opt = pt.Adagrad(groups, initial_accumulator_value=0.25)
+    topt = torch.optim.Adagrad(groups, initial_accumulator_value=0.25)
+    assert [opt.state[p]["sum"].tolist() for p in tp[:2]] == [topt.state[p]["sum"].tolist() for p in tp[:2]] \
+        == [[0.25] * 3, [0.25] * 3]
+    opt.add_param_group({"params": tp[2:]})
+    assert opt.state[tp[2]]["step"] == 0 and len(opt.state_dict()["state"]) == 3
+    resumed = torch.optim.Adagrad([{"params": tp[:1]}, {"params": tp[1:2]}, {"params": tp[2:]}])
+    resumed.load_state_dict(opt.state_dict())
+    for p in tp:
+        p.grad = torch.ones(3)
+    resumed.step()
+    p = np.zeros(2)
+    numpy_opt = pyoptk.Adagrad([np.zeros(2)], initial_accumulator_value=0.25)
+    numpy_opt.add_param_group({"params": [p]})
+    assert numpy_opt.state[p]["step"] == 0 and numpy_opt.state[p]["sum"].tolist() == [0.25, 0.25]
+
+
+def test_sgd_nesterov_checked_at_construction_only_as_torch():
+    """torch refuses nesterov without momentum or with dampening in its arguments only; a group
+    may have them (given so, set by hand, or from a checkpoint): nesterov then acts on the buffer
+    alone (none without momentum), as torch's step does."""
+    torch = pytest.importorskip("torch")
+    with pytest.raises(ValueError, match="Nesterov momentum requires"):
+        pyoptk.SGD([np.zeros(2)], momentum=0.9, dampening=0.5, nesterov=True)
+    groups = lambda ps: [{"params": ps[:1]}, {"params": ps[1:2], "momentum": 0.0}, {"params": ps[2:]}]
+    params = [np.linspace(-1, 1, 5) for _ in range(3)]
+    tparams = [torch.tensor(p) for p in params]
+    opt = pyoptk.SGD(groups(params), lr=0.1, momentum=0.9, nesterov=True)
+    topt = torch.optim.SGD(groups(tparams), lr=0.1, momentum=0.9, nesterov=True, foreach=False)
+    for k in range(3):
+        if k == 1:
+            for o in (opt, topt):
+                o.param_groups[2]["dampening"] = 0.5
+        g = [np.full(5, k + 1.0), np.arange(5.0), -np.arange(5.0)]
+        opt.step(g)
+        for t, gi in zip(tparams, g):
+            t.grad = torch.tensor(gi)
+        topt.step()
+    sd = pyoptk.from_torch_state_dict(topt.state_dict())
+    pyoptk.SGD(groups([p.copy() for p in params]), lr=0.1, momentum=0.9, nesterov=True).load_state_dict(sd)
+    for p, t in zip(params, tparams):
+        np.testing.assert_allclose(p, t.numpy(), rtol=1e-15, atol=1e-15)
+
+
 def test_rprop_lr_only_seeds_step_size():
     p = np.zeros(3)
     opt = pyoptk.Rprop([p], lr=0.1)

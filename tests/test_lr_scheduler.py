@@ -537,3 +537,35 @@ def test_sequential_of_schedules_matches_parts():
 def test_schedule_bad_arguments(error, build):
     with pytest.raises(error):
         build()
+
+
+@pytest.mark.parametrize("name", ["StepLR", "OneCycleLR", "CyclicLR-triangular", "ReduceLROnPlateau", "SequentialLR"])
+def test_tensor_lr_written_in_place_as_torch(torch, name):
+    """A 0-d lr (array or tensor) is filled in place, as torch's schedulers fill a tensor lr: the
+    optimizer and whoever holds it read the value rounded to its dtype, ``initial_lr`` is a copy,
+    and groups that share the object (the constructor's lr) share its value, torch's bits."""
+    build = {
+        "StepLR": lambda M, o: M.StepLR(o, step_size=2, gamma=0.3),
+        "OneCycleLR": lambda M, o: M.OneCycleLR(o, max_lr=[0.05, 0.1], total_steps=12),
+        "CyclicLR-triangular": lambda M, o: M.CyclicLR(o, base_lr=0.001, max_lr=[0.1, 0.05], step_size_up=3),
+        "ReduceLROnPlateau": lambda M, o: M.ReduceLROnPlateau(o, patience=0, factor=0.3),
+        "SequentialLR": lambda M, o: M.SequentialLR(o, [M.ConstantLR(o, factor=0.5, total_iters=3),
+                                                        M.ExponentialLR(o, gamma=0.9)], milestones=[4]),
+    }[name]
+    lr = np.array(0.1, np.float32)
+    opt = pyoptk.SGD([{"params": [np.zeros(3)]}, {"params": [np.zeros(3)]}], lr=lr, momentum=0.9)
+    topt = torch.optim.SGD([{"params": [torch.zeros(3, requires_grad=True)]},
+                            {"params": [torch.zeros(3, requires_grad=True)]}], lr=torch.tensor(0.1), momentum=0.9)
+    ours, theirs = build(OURS, opt), build(torch_namespace(torch), topt)
+    for e in range(10):
+        prime(opt)
+        topt.step()
+        for s in (ours, theirs):
+            s.step(1.0) if name == "ReduceLROnPlateau" else s.step()
+        assert opt.param_groups[0]["lr"] is lr and opt.param_groups[1]["lr"] is lr
+        assert [float(g["lr"]) for g in opt.param_groups] == [float(g["lr"]) for g in topt.param_groups], e
+    if "initial_lr" in topt.param_groups[0]:
+        assert [float(g["initial_lr"]) for g in opt.param_groups] == [float(g["initial_lr"]) for g in topt.param_groups]
+    assert [float(v) for v in ours.get_last_lr()] == [float(v) for v in theirs.get_last_lr()]
+    lr[...] = 7.0  # what the scheduler reported is its own copy, as torch's
+    assert 7.0 not in [float(v) for v in ours.get_last_lr()]

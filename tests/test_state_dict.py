@@ -195,3 +195,57 @@ def test_torch_optims_state_dict_loads_and_continues(name, kw):
         close(a, t.detach().numpy(), TORCH_OPTIM_TORCH_TOL[np.float64], "param")
         for key, value in topt.state[t].items():
             close(opt.state[a][key], value.numpy(), TORCH_OPTIM_TORCH_TOL[np.float64], f"state {key}")
+
+
+@pytest.mark.parametrize("name, kw, off", [
+    ("SGD", dict(lr=0.1, momentum=0.9), dict(momentum=0.0)),
+    ("RMSprop", dict(lr=0.01, momentum=0.9), dict(momentum=0.0)),
+    ("RMSprop", dict(lr=0.01, centered=True), dict(centered=False)),
+    ("Adam", dict(lr=0.01, amsgrad=True), dict(amsgrad=False)),
+], ids=["SGD-momentum", "RMSprop-momentum", "RMSprop-centered", "Adam-amsgrad"])
+def test_state_a_flag_no_longer_uses_is_loaded_and_kept(name, kw, off):
+    """A state made while a flag was on and kept, unused, once it is turned off (as torch keeps
+    it): a checkpoint then, its own or torch's, loads, and the state is back in use with the flag."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    grads = [rng.standard_normal(5) for _ in range(4)]
+    p, tp = np.ones(5), torch.ones(5, dtype=torch.float64)
+    opt, topt = getattr(pyoptk, name)([p], **kw), getattr(torch.optim, name)([tp], foreach=False, **kw)
+    for k, g in enumerate(grads):
+        if k == 1:
+            for o in (opt, topt):
+                o.param_groups[0].update(off)
+        if k == 3:  # from a checkpoint of each, the flag back on
+            theirs = pyoptk.from_torch_state_dict(topt.state_dict())
+            for sd in (copy.deepcopy(opt.state_dict()), theirs):
+                fresh = getattr(pyoptk, name)([p.copy()], **kw)
+                fresh.load_state_dict(sd)
+                assert set(fresh.state[fresh.param_groups[0]["params"][0]]) == set(topt.state[tp])
+            opt.load_state_dict(copy.deepcopy(opt.state_dict()))
+            for o in (opt, topt):
+                o.param_groups[0].update(kw)
+        opt.step([g])
+        tp.grad = torch.from_numpy(g.copy())
+        topt.step()
+    close(p, tp.numpy(), TORCH_OPTIM_TORCH_TOL[np.float64], "param")
+
+
+def test_sgd_without_momentum_state_loads_with_momentum():
+    """SGD keeps an empty state for a param stepped without momentum; a checkpoint taken after
+    momentum is turned on, before the next step, loads (an empty state is none: the buffer is
+    made at the next step, b = g, as torch makes it)."""
+    torch = pytest.importorskip("torch")
+    p, tp = np.ones(3), torch.ones(3, dtype=torch.float64)
+    opt, topt = pyoptk.SGD([p], lr=0.1), torch.optim.SGD([tp], lr=0.1, foreach=False)
+    for k, g in enumerate([np.array([1.0, -2.0, 0.5]), np.array([0.3, 0.2, -1.0]), np.array([2.0, 0.0, 1.0])]):
+        if k == 1:
+            for o in (opt, topt):
+                o.param_groups[0]["momentum"] = 0.9
+            fresh = pyoptk.SGD([p], lr=0.1)
+            fresh.load_state_dict(copy.deepcopy(opt.state_dict()))
+            opt = fresh
+        opt.step([g])
+        tp.grad = torch.from_numpy(g.copy())
+        topt.step()
+    assert np.array_equal(p, tp.numpy()) and np.array_equal(opt.state[p]["momentum_buffer"],
+                                                           topt.state[tp]["momentum_buffer"].numpy())

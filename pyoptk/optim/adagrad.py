@@ -36,7 +36,9 @@ class Adagrad(FusedOptimizer):
         s \leftarrow s + g^2;\quad p \leftarrow p - \frac{\gamma}{1 + (t-1)\,\eta_{decay}}\,\frac{g}{\sqrt{s} + \epsilon}
 
     with ``g = ±g + weight_decay * p`` first. As in torch, the state (``step`` = 0 and ``sum`` =
-    initial_accumulator_value) is created at construction for every param.
+    initial_accumulator_value) is created at construction for every param, from the argument
+    (torch's rule: a group's own ``initial_accumulator_value`` does not change it), and for the
+    params of a group added later (which torch's step fails on).
 
     Numerics against torch: torch's operations in torch's order, with IEEE sqrt. torch's
     vectorised sqrt is not always correctly rounded, so results can differ in the last bit.
@@ -50,13 +52,19 @@ class Adagrad(FusedOptimizer):
         check_torch_impl_args(foreach, fused, False, differentiable)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, maximize=maximize), **precision)
-        for group in self.param_groups:
-            for p in group["params"]:
-                self.state[p] = {"step": 0, **self._state_entries(["sum"], p, group)}
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """torch's, and each new param's state made at once: torch's ``__init__`` makes it for the
+        params it is given (pyoptk.torch's twin adds its groups after the first through here), and
+        torch's step fails on a param added later, which has none."""
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        for p in group["params"]:
+            self.state[p] = {"step": 0, **self._state_entries(["sum"], p, group)}
 
     def _state_init(self, name, group):
-        # Also used for params added later with add_param_group (torch would fail on them).
-        return group["initial_accumulator_value"]
+        # torch's __init__ fills every group's sum with its own argument, not the group's value.
+        return self.defaults["initial_accumulator_value"]
 
 
 def adagrad(params, grads, state_sums, state_steps, *, lr: float, weight_decay: float, lr_decay: float,

@@ -20,13 +20,12 @@ def _check(h: Mapping[str, Any]) -> None:
     check_nonneg(h["weight_decay"], "weight_decay value")
     check_bool(h["nesterov"], "nesterov")
     check_bool(h["maximize"], "maximize")
-    if h["nesterov"] and (h["momentum"] <= 0 or h["dampening"] != 0):
-        raise ValueError("Nesterov momentum requires a momentum and zero dampening")
 
 
 def _mode(h: Mapping[str, Any]) -> int:
+    # Nesterov acts on the momentum buffer: without momentum it is plain SGD, as in torch's step.
     return KERNEL.mode(maximize=h["maximize"], weight_decay=h["weight_decay"] != 0,
-                       momentum=h["momentum"] != 0, nesterov=h["nesterov"])
+                       momentum=h["momentum"] != 0, nesterov=h["nesterov"] and h["momentum"] != 0)
 
 
 ALGORITHM = Algorithm(KERNEL, _check, _mode, coeff_state=())
@@ -56,6 +55,10 @@ class SGD(FusedOptimizer):
                  weight_decay: float = 0, nesterov: bool = False, *, maximize: bool = False,
                  foreach: Optional[bool] = None, differentiable: bool = False, fused: Optional[bool] = None, **precision: Any) -> None:
         check_torch_impl_args(foreach, fused, False, differentiable)
+        # torch checks this of its arguments only: a group, or a group changed later (a scheduler
+        # setting momentum, a checkpoint), may have nesterov without momentum, or with dampening.
+        if nesterov and (momentum <= 0 or dampening != 0):
+            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize), **precision)
 
