@@ -134,11 +134,16 @@ def isolated(model_index, threads, rounds, steps, rows):
     runs = {n: [] for n in names}
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            cmd = [sys.executable, os.path.abspath(__file__), "--child", str(model_index), name, str(threads),
-                   "--steps", str(steps), "--rows", str(rows)]
-            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            runs[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            runs[name].append(run_child(model_index, name, threads, steps, rows))
     return {n: {k: statistics.median(run[k] for run in rs) for k in rs[0]} for n, rs in runs.items()}
+
+
+def run_child(model_index, impl, threads, steps, rows):
+    """``child`` in a fresh process: its report."""
+    cmd = [sys.executable, os.path.abspath(__file__), "--child", str(model_index), impl, str(threads),
+           "--steps", str(steps), "--rows", str(rows)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def child(model_index, impl, threads, steps, rows):
@@ -172,10 +177,7 @@ def in_process(model_index, make_model, make_input, threads, rounds, rows, rss):
 
 def peak_rss(model_index, impl, threads, rows):
     """The peak resident memory (MiB) of a fresh process that builds the model and runs 3 training steps."""
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", str(model_index), impl, str(threads), "--steps", "0",
-           "--rows", str(rows)]
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["peak_rss_mib"]
+    return run_child(model_index, impl, threads, 0, rows)["peak_rss_mib"]
 
 
 def peak_of_this_process():
