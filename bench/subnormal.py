@@ -11,8 +11,10 @@ inputs and seed), whose subnormals cluster by layer and whose squares fall below
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import statistics
+import sys
 import time
 
 import numpy as np
@@ -23,6 +25,9 @@ try:
     import torch
 except ImportError:
     torch = None
+else:
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from torch_models import grads_of_one_backward, models as torch_models  # noqa: E402
 
 
 def scenarios(n: int, fraction: float, rng: np.random.Generator) -> dict[str, tuple[np.ndarray, float]]:
@@ -34,16 +39,9 @@ def scenarios(n: int, fraction: float, rng: np.random.Generator) -> dict[str, tu
     out = {"ordinary": (ordinary, 0.0), f"{fraction:.0%} subnormal grads": (subnormal, 0.0),
            f"{fraction:.0%} grads ~1e-20": (underflow, 0.0), "subnormal state": (ordinary * 0, 1e-39)}
     if torch is not None:
-        out["200 x Linear(64, 64)'s grads"] = (np.resize(linear_stack_grads(), n), 0.0)
+        _, make_model, make_input = torch_models()[0]  # 200 x Linear(64, 64)
+        out["200 x Linear(64, 64)'s grads"] = (np.resize(grads_of_one_backward(make_model, make_input).numpy(), n), 0.0)
     return out
-
-
-def linear_stack_grads() -> np.ndarray:
-    """The grads of 200 x Linear(64, 64) after one backward, flattened (bench/torch_models.py's)."""
-    torch.manual_seed(0)
-    model = torch.nn.Sequential(*[torch.nn.Linear(64, 64) for _ in range(200)])
-    model(torch.randn(32, 64)).square().mean().backward()
-    return torch.cat([p.grad.flatten() for p in model.parameters()]).numpy()
 
 
 def pyoptk_step(grad: np.ndarray, state0: float, flush: bool):

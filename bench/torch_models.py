@@ -93,13 +93,18 @@ def models():
             ("ResNet-style CNN", cnn, lambda: torch.randn(8, 3, 32, 32))]
 
 
-def subnormal_grads(make_model, make_input):
-    """Percent of the grads of one backward that are subnormal, and whose squares are (or underflow
-    to zero): where IEEE arithmetic meets subnormal numbers in AdamW's exp_avg and exp_avg_sq."""
+def grads_of_one_backward(make_model, make_input):
+    """The grads of a fresh model (seed 0) after one backward on its input, flattened into one tensor."""
     torch.manual_seed(0)
     model, x = make_model(), make_input()
     model(x).square().mean().backward()
-    g = torch.cat([p.grad.flatten() for p in model.parameters()]).abs()
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def subnormal_grads(make_model, make_input):
+    """Percent of the grads of one backward that are subnormal, and whose squares are (or underflow
+    to zero): where IEEE arithmetic meets subnormal numbers in AdamW's exp_avg and exp_avg_sq."""
+    g = grads_of_one_backward(make_model, make_input).abs()
     tiny = torch.finfo(torch.float32).tiny
     return 100 * ((g > 0) & (g < tiny)).float().mean().item(), 100 * ((g > 0) & (g * g < tiny)).float().mean().item()
 
